@@ -1,0 +1,89 @@
+// Names shared by the machines, the engine and the tests. Event types double as the
+// `event_trigger` of `state_change` events, so they read as what happened.
+
+export const RUN_STATES = ['idle', 'running', 'paused', 'completed', 'failed', 'cancelled'] as const;
+export type RunState = (typeof RUN_STATES)[number];
+
+export const STAGE_STATES = [
+  'pending',
+  'loading',
+  'running',
+  'pausing',
+  'paused',
+  'empty',
+  'completed',
+  'failed',
+] as const;
+export type StageState = (typeof STAGE_STATES)[number];
+
+/** Commands a person (or an API client) sends to a run; the run forwards them to its stage. */
+export type CommandEvent =
+  | { type: 'start_requested' }
+  | { type: 'pause_requested' }
+  | { type: 'resume_requested' }
+  | { type: 'cancel_requested' }
+  | { type: 'retry_requested' };
+
+export const COMMAND_EVENT = {
+  pause: 'pause_requested',
+  resume: 'resume_requested',
+  cancel: 'cancel_requested',
+  retry: 'retry_requested',
+} as const;
+
+/**
+ * What an item worker reports for one attempt. The stage decides what follows: count it,
+ * retry it after a backoff, or record it as failed after its last attempt.
+ */
+export type ItemOutcome =
+  | { outcome: 'done'; index: number; cost: number }
+  /** `at`: epoch ms of the failure, from the service's clock (machines own no clock). */
+  | { outcome: 'error'; index: number; error: string; at: number };
+
+/** A finished item, as the stage hands it to the service to record durably. */
+export interface ItemRecord {
+  stage: number;
+  index: number;
+  status: 'done' | 'failed';
+  attempts: number;
+  cost: number;
+  error: string | null;
+}
+
+export interface LoadOutcome {
+  total: number;
+  /** Epoch ms, from the service's clock: machines own no clock. */
+  loadedAt: number;
+}
+
+/** Stage → run notifications. */
+export type StageNotice =
+  | { type: 'stage_paused'; stage: number }
+  | { type: 'stage_failed'; stage: number; error: string };
+
+export function stageActorId(stage: number): `stage.${number}` {
+  return `stage.${stage}`;
+}
+
+export function itemActorId(index: number): `item.${number}` {
+  return `item.${index}`;
+}
+
+export function waitActorId(index: number): `wait.${number}` {
+  return `wait.${index}`;
+}
+
+/**
+ * Internal XState events mapped to the trigger names that appear in traces. Event types
+ * not listed (the command events) are their own trigger.
+ */
+export function triggerOf(eventType: string): string {
+  if (eventType === 'xstate.done.actor.loader') return 'items_loaded';
+  if (eventType === 'xstate.error.actor.loader') return 'load_failed';
+  if (eventType.startsWith('xstate.done.actor.item.')) return 'item_finished';
+  if (eventType.startsWith('xstate.error.actor.item.')) return 'item_fault';
+  if (eventType.startsWith('xstate.done.actor.wait.')) return 'retry_due';
+  if (eventType.startsWith('xstate.done.actor.stage.')) return 'stage_finished';
+  if (eventType === 'xstate.init') return 'restored';
+  return eventType;
+}

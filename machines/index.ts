@@ -1,0 +1,4 @@
+export * from './events.js';
+export * from './stage.machine.js';
+export * from './run.machine.js';
+export * from './statuses.js';

@@ -1,0 +1,110 @@
+import { assign, enqueueActions, setup } from 'xstate';
+import { stageActorId, type StageNotice } from './events.js';
+import { stageMachine, type StageSettings } from './stage.machine.js';
+
+export interface RunInput {
+  runId: string;
+  /** One entry per stage, in order. */
+  stages: StageSettings[];
+}
+
+export interface RunContext extends RunInput {
+  /** 1-based number of the stage the run is on (or finished last, while paused between stages). */
+  current: number;
+  pauseRequested: boolean;
+  error: string | null;
+}
+
+export type RunEvent =
+  | { type: 'start_requested' }
+  | { type: 'pause_requested' }
+  | { type: 'resume_requested' }
+  | { type: 'cancel_requested' }
+  | { type: 'retry_requested' }
+  | StageNotice;
+
+export const runMachine = setup({
+  types: {
+    context: {} as RunContext,
+    input: {} as RunInput,
+    events: {} as RunEvent,
+  },
+  actors: { stage: stageMachine },
+  actions: {
+    // Every stage exists from the start, `pending`, so the timeline shows them all.
+    spawnStages: enqueueActions(({ context, enqueue }) => {
+      context.stages.forEach((settings, i) => {
+        const stage = i + 1;
+        enqueue.spawnChild('stage', {
+          id: stageActorId(stage),
+          systemId: stageActorId(stage),
+          input: { runId: context.runId, stage, ...settings },
+        });
+      });
+    }),
+    startCurrent: enqueueActions(({ context, enqueue }) => {
+      enqueue.sendTo(stageActorId(context.current), { type: 'start_requested' });
+    }),
+    forward: enqueueActions(({ context, event, enqueue }) => {
+      enqueue.sendTo(stageActorId(context.current), { type: event.type } as RunEvent);
+    }),
+    advance: assign({ current: ({ context }) => context.current + 1 }),
+    /** Resuming after a pause that landed between stages starts the next one. */
+    resumeWork: enqueueActions(({ context, enqueue, self }) => {
+      const stage = self.getSnapshot().children[stageActorId(context.current)];
+      if (stage?.getSnapshot().status === 'done') {
+        enqueue.assign({ current: context.current + 1 });
+        enqueue.sendTo(stageActorId(context.current + 1), { type: 'start_requested' });
+      } else {
+        enqueue.sendTo(stageActorId(context.current), { type: 'resume_requested' });
+      }
+    }),
+  },
+  guards: {
+    isLastStage: ({ context }) => context.current >= context.stages.length,
+    pauseRequested: ({ context }) => context.pauseRequested,
+  },
+}).createMachine({
+  id: 'run',
+  context: ({ input }) => ({ ...input, current: 1, pauseRequested: false, error: null }),
+  initial: 'idle',
+  states: {
+    idle: {
+      on: {
+        start_requested: { target: 'running', actions: ['spawnStages', 'startCurrent'] },
+        cancel_requested: { target: 'cancelled' },
+      },
+    },
+    running: {
+      on: {
+        'xstate.done.actor.stage.*': [
+          { guard: 'isLastStage', target: 'completed' },
+          { guard: 'pauseRequested', target: 'paused' },
+          { actions: ['advance', 'startCurrent'] },
+        ],
+        stage_paused: { target: 'paused' },
+        stage_failed: { target: 'failed', actions: assign({ error: ({ event }) => event.error }) },
+        pause_requested: { actions: [assign({ pauseRequested: true }), 'forward'] },
+        resume_requested: { actions: [assign({ pauseRequested: false }), 'forward'] },
+        cancel_requested: { target: 'cancelled', actions: 'forward' },
+      },
+    },
+    paused: {
+      entry: assign({ pauseRequested: false }),
+      on: {
+        resume_requested: { target: 'running', actions: 'resumeWork' },
+        cancel_requested: { target: 'cancelled', actions: 'forward' },
+      },
+    },
+    failed: {
+      on: {
+        retry_requested: { target: 'running', actions: [assign({ error: null }), 'forward'] },
+        cancel_requested: { target: 'cancelled', actions: 'forward' },
+      },
+    },
+    // Terminal, but not `final`: a final root stops its children and drops their snapshots,
+    // and the stages' last states and counts are what a finished run is read for.
+    completed: {},
+    cancelled: {},
+  },
+});

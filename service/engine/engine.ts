@@ -1,0 +1,326 @@
+import { pino, type Logger } from 'pino';
+import { COMMAND_EVENT, isTerminalRunState, type RunContext } from '../../machines/index.js';
+import { RunstateError } from '../errors.js';
+import { isName, isRunId, isTrigger, runId as makeRunId } from '../ids.js';
+import { PipelineOptionsError, type AnyPipeline } from '../pipelines/types.js';
+import { StoreConflictError, type RunFilter, type RunRecord, type Store, type StoredEvent } from '../store/store.js';
+import { provideMachines, type ProvidedRunMachine } from './providers.js';
+import { RunHost } from './run-host.js';
+import { describeProcessing, describeRun, type ProcessingView, type RunView } from './view.js';
+
+export type Command = 'pause' | 'resume' | 'cancel' | 'retry' | 'close';
+export const COMMANDS: readonly Command[] = ['pause', 'resume', 'cancel', 'retry', 'close'];
+
+export interface EngineOptions {
+  store: Store;
+  pipelines: readonly AnyPipeline[];
+  /** [default: a silent logger] */
+  logger?: Logger;
+  /** Epoch ms. [default: Date.now] */
+  now?: () => number;
+}
+
+export interface StartRunRequest {
+  accountId: string;
+  siteId: string;
+  pipeline: string;
+  /** [default: 'manual'] */
+  trigger?: string;
+  options?: unknown;
+}
+
+export interface CommandRequest {
+  /** Who sent it: the token's name. */
+  by: string;
+  reason?: string | undefined;
+}
+
+export interface CommandResult {
+  /** False when the command changed nothing (pausing a paused run). */
+  accepted: boolean;
+  run: RunView;
+}
+
+/** Called once per durable batch, in seq order per run. */
+export type EventsListener = (run: RunRecord, events: readonly StoredEvent[]) => void;
+
+/**
+ * Hosts run actors, starts and commands them, and serves their views. Everything durable
+ * goes through the store; everything live is announced to `onEvents` listeners.
+ */
+export class Engine {
+  readonly #store: Store;
+  readonly #pipelines: ReadonlyMap<string, AnyPipeline>;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #machine: ProvidedRunMachine;
+  readonly #hosts = new Map<string, RunHost>();
+  readonly #listeners = new Set<EventsListener>();
+  readonly #retired = new Set<(runId: string) => void>();
+  #stopped = false;
+
+  constructor(opts: EngineOptions) {
+    this.#store = opts.store;
+    this.#pipelines = new Map(opts.pipelines.map((p) => [p.name, p]));
+    this.#log = opts.logger ?? pino({ level: 'silent' });
+    this.#now = opts.now ?? Date.now;
+    this.#machine = provideMachines((id) => this.#requireHost(id), this.#now);
+  }
+
+  get store(): Store {
+    return this.#store;
+  }
+
+  pipelines(): { name: string; description: string; stages: { number: number; key: string; name: string }[] }[] {
+    return [...this.#pipelines.values()].map((p) => ({
+      name: p.name,
+      description: p.description ?? '',
+      stages: p.stages.map((s, i) => ({ number: i + 1, key: s.key, name: s.name })),
+    }));
+  }
+
+  /** Subscribes to every durable batch of every run. Returns the unsubscribe function. */
+  onEvents(listener: EventsListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Runs hosted in memory right now. */
+  get hostedRuns(): number {
+    return this.#hosts.size;
+  }
+
+  async startRun(req: StartRunRequest): Promise<RunView> {
+    this.#assertRunning();
+    const pipeline = this.#pipelines.get(req.pipeline);
+    if (!pipeline) {
+      throw new RunstateError(
+        'UNKNOWN_PIPELINE',
+        `No pipeline named ${JSON.stringify(req.pipeline)}; registered: ${[...this.#pipelines.keys()].join(', ')}.`,
+      );
+    }
+    if (!isName(req.accountId)) throw new RunstateError('BAD_REQUEST', 'Expected `account_id` to be 1–64 letters, digits, `_`, `.` or `-`.');
+    if (!isName(req.siteId)) throw new RunstateError('BAD_REQUEST', 'Expected `site_id` to be 1–64 letters, digits, `_`, `.` or `-`.');
+    const trigger = req.trigger ?? 'manual';
+    if (!isTrigger(trigger)) throw new RunstateError('BAD_REQUEST', 'Expected `trigger` to be 1–32 lowercase letters, digits or `-`.');
+    const options = parseOptions(pipeline, req.options);
+
+    const createdAt = new Date(this.#now());
+    let record: RunRecord | undefined;
+    for (let attempt = 1; !record; attempt++) {
+      try {
+        record = await this.#store.createRun({
+          runId: makeRunId(createdAt, trigger, attempt),
+          accountId: req.accountId,
+          siteId: req.siteId,
+          pipeline: pipeline.name,
+          trigger,
+          options: (req.options ?? {}) as Record<string, unknown>,
+          createdAt: createdAt.toISOString(),
+        });
+      } catch (err) {
+        if (!(err instanceof StoreConflictError) || attempt >= 1000) throw err;
+      }
+    }
+    const host = this.#host(record, pipeline, options);
+    host.start();
+    await host.journal.flush();
+    return host.view();
+  }
+
+  /**
+   * Puts every run that may still do work back into memory: running runs go on where their
+   * last durable write left them (items in flight then are processed again, same
+   * idempotency key); paused and failed runs wait for a command.
+   */
+  async recover(): Promise<RunRecord[]> {
+    const recovered: RunRecord[] = [];
+    for (const record of await this.#store.listLiveRuns()) {
+      if (this.#hosts.has(record.runId)) continue;
+      const pipeline = this.#pipelines.get(record.pipeline);
+      if (!pipeline) {
+        this.#log.error({ runId: record.runId, pipeline: record.pipeline }, 'cannot recover run: its pipeline is not registered');
+        continue;
+      }
+      let options: unknown;
+      try {
+        options = pipeline.parseOptions(record.options);
+      } catch (err) {
+        this.#log.error({ err, runId: record.runId }, 'cannot recover run: its stored options no longer parse');
+        continue;
+      }
+      const host = this.#host(record, pipeline, options);
+      host.start();
+      recovered.push(record);
+      this.#log.info({ runId: record.runId, status: record.status, lastSeq: record.lastSeq }, 'run recovered');
+    }
+    return recovered;
+  }
+
+  async getRun(runId: string): Promise<RunView | undefined> {
+    const host = this.#hosts.get(runId);
+    if (host) return host.view();
+    if (!isRunId(runId)) return undefined;
+    const record = await this.#store.getRun(runId);
+    return record ? describeRun(record, this.#stagesOf(record)) : undefined;
+  }
+
+  /** The processing card's data; undefined for an unknown or closed run. */
+  async currentProcessing(runId: string): Promise<ProcessingView | undefined> {
+    const host = this.#hosts.get(runId);
+    if (host) return host.processing();
+    if (!isRunId(runId)) return undefined;
+    const record = await this.#store.getRun(runId);
+    if (!record || record.closedAt !== null) return undefined;
+    return describeProcessing(record, this.#stagesOf(record), () => undefined);
+  }
+
+  async listRuns(filter: RunFilter): Promise<RunView[]> {
+    const records = await this.#store.listRuns(filter);
+    return records.map((r) => this.#hosts.get(r.runId)?.view() ?? describeRun(r, this.#stagesOf(r)));
+  }
+
+  async command(runId: string, command: Command, req: CommandRequest): Promise<CommandResult> {
+    this.#assertRunning();
+    const host = this.#hosts.get(runId);
+    const record = host ? undefined : isRunId(runId) ? await this.#store.getRun(runId) : undefined;
+    if (!host && !record) throw new RunstateError('RUN_NOT_FOUND', `No run with id ${JSON.stringify(runId)}.`);
+    const state = host ? String(host.actor.getSnapshot().value) : record!.status;
+    const commandEvent = { event: 'command', command, by: req.by, ...(req.reason ? { reason: req.reason } : {}) };
+
+    if (command === 'close' || isTerminalRunState(state)) {
+      return this.#commandFinished(runId, state, command, commandEvent, host, record);
+    }
+    const live = host!;
+    const ctx = live.actor.getSnapshot().context as RunContext;
+    if (noOp(command, state, ctx)) return { accepted: false, run: live.view() };
+    const type = COMMAND_EVENT[command];
+    if (!live.actor.getSnapshot().can({ type })) {
+      throw new RunstateError('COMMAND_NOT_ALLOWED', `Cannot ${command} a run that is ${state}.`);
+    }
+    live.append(commandEvent);
+    live.actor.send({ type });
+    await live.journal.flush();
+    return { accepted: true, run: live.view() };
+  }
+
+  /** Resolves when the run has reached completed or cancelled and left memory (or already had). */
+  async whenRetired(runId: string): Promise<void> {
+    if (!this.#hosts.has(runId)) return;
+    await new Promise<void>((resolve) => {
+      const done = (id: string) => {
+        if (id !== runId) return;
+        this.#retired.delete(done);
+        resolve();
+      };
+      this.#retired.add(done);
+    });
+  }
+
+  /**
+   * Stops every run actor after writing what they recorded. Items in flight are aborted; they
+   * run again, with the same idempotency key, when the service starts next.
+   */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    const hosts = [...this.#hosts.values()];
+    await Promise.allSettled(hosts.map((h) => h.journal.flush()));
+    for (const h of hosts) h.stop();
+    this.#hosts.clear();
+  }
+
+  // --- internals -------------------------------------------------------------------------
+
+  #assertRunning(): void {
+    if (this.#stopped) throw new RunstateError('UNAVAILABLE');
+  }
+
+  #requireHost(runId: string): RunHost {
+    const host = this.#hosts.get(runId);
+    if (!host) throw new Error(`run ${runId} is not hosted by this engine`);
+    return host;
+  }
+
+  #stagesOf(record: RunRecord): { key: string; name: string }[] {
+    return this.#pipelines.get(record.pipeline)?.stages.map((s) => ({ key: s.key, name: s.name })) ?? [];
+  }
+
+  #host(record: RunRecord, pipeline: AnyPipeline, options: unknown): RunHost {
+    const host = new RunHost(record, pipeline, options, {
+      store: this.#store,
+      machine: this.#machine,
+      now: this.#now,
+      onAppended: (h, events) => this.#announce(h.record, events),
+      onFault: (h, err) => {
+        this.#log.error({ err, runId: h.runId }, 'run stopped: its events could not be written');
+        h.stop();
+        this.#hosts.delete(h.runId);
+      },
+      onRetired: (h) => {
+        this.#hosts.delete(h.runId);
+        for (const fn of [...this.#retired]) fn(h.runId);
+      },
+    });
+    this.#hosts.set(record.runId, host);
+    return host;
+  }
+
+  #announce(record: RunRecord, events: readonly StoredEvent[]): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(record, events);
+      } catch (err) {
+        this.#log.error({ err, runId: record.runId }, 'an events listener threw');
+      }
+    }
+  }
+
+  /** close, and commands on runs that are completed or cancelled. */
+  async #commandFinished(
+    runId: string,
+    state: string,
+    command: Command,
+    commandEvent: { event: string; [k: string]: unknown },
+    host: RunHost | undefined,
+    record: RunRecord | undefined,
+  ): Promise<CommandResult> {
+    const view = async () => (await this.getRun(runId))!;
+    if (command === 'cancel' && state === 'cancelled') return { accepted: false, run: await view() };
+    if (command !== 'close') throw new RunstateError('COMMAND_NOT_ALLOWED', `Cannot ${command} a run that is ${state}.`);
+    if (!isTerminalRunState(state)) {
+      throw new RunstateError('COMMAND_NOT_ALLOWED', `Cannot close a run that is ${state}: only completed or cancelled runs close.`);
+    }
+    const current = record ?? (await this.#store.getRun(runId))!;
+    if (current.closedAt !== null) return { accepted: false, run: await view() };
+    const closedAt = new Date(this.#now()).toISOString();
+    const event = { ...commandEvent, timestamp: closedAt };
+    if (host) {
+      await host.journal.write({ events: [event], closedAt });
+      host.record.closedAt = closedAt;
+    } else {
+      const res = await this.#store.commit(runId, { events: [event], closedAt });
+      this.#announce({ ...current, closedAt }, res.events);
+    }
+    return { accepted: true, run: await view() };
+  }
+}
+
+function noOp(command: Command, state: string, ctx: RunContext): boolean {
+  switch (command) {
+    case 'pause':
+      return state === 'paused' || (state === 'running' && ctx.pauseRequested);
+    case 'resume':
+      return state === 'running' && !ctx.pauseRequested;
+    default:
+      return false;
+  }
+}
+
+function parseOptions(pipeline: AnyPipeline, raw: unknown): unknown {
+  try {
+    return pipeline.parseOptions(raw);
+  } catch (err) {
+    if (err instanceof PipelineOptionsError) throw new RunstateError('INVALID_OPTIONS', err.message);
+    throw err;
+  }
+}

@@ -1,0 +1,298 @@
+import { createActor, type Actor, type InspectionEvent } from 'xstate';
+import {
+  isTerminalRunState,
+  triggerOf,
+  type ItemJob,
+  type ItemOutcome,
+  type ItemRecord,
+  type LoadOutcome,
+  type StageContext,
+} from '../../machines/index.js';
+import { errorMessage, formatElapsed } from '../format.js';
+import type { AnyPipeline, ItemContext, LoadContext, StageDefinition } from '../pipelines/types.js';
+import type { Item, NewEvent, RunRecord, Store, StoredEvent } from '../store/store.js';
+import { Journal } from './journal.js';
+import type { ProvidedRunMachine } from './providers.js';
+import { describeProcessing, describeRun, type ProcessingView, type RunView } from './view.js';
+
+export interface HostDeps {
+  store: Store;
+  machine: ProvidedRunMachine;
+  now: () => number;
+  onAppended: (host: RunHost, events: StoredEvent[]) => void;
+  onFault: (host: RunHost, err: unknown) => void;
+  /** The run reached completed or cancelled and everything about it is durable. */
+  onRetired: (host: RunHost) => void;
+}
+
+type RunActor = Actor<ProvidedRunMachine>;
+
+/**
+ * One run in memory: its actor, its journal, the stage items it works through, and the
+ * translation of every machine transition into `state_change` events.
+ */
+export class RunHost {
+  readonly record: RunRecord;
+  readonly pipeline: AnyPipeline;
+  readonly options: unknown;
+  readonly journal: Journal;
+  readonly #deps: HostDeps;
+  readonly #items = new Map<number, Item[]>();
+  /** Last state value seen per machine actor (by session id). */
+  readonly #states = new Map<string, string>();
+  #actor: RunActor | undefined;
+  #lastSeq: number;
+  #retiring = false;
+
+  constructor(record: RunRecord, pipeline: AnyPipeline, options: unknown, deps: HostDeps) {
+    this.record = record;
+    this.pipeline = pipeline;
+    this.options = options;
+    this.#deps = deps;
+    this.#lastSeq = record.lastSeq;
+    this.journal = new Journal({
+      store: deps.store,
+      runId: record.runId,
+      checkpoint: () => {
+        const actor = this.#requireActor();
+        const snap = actor.getSnapshot();
+        return { snapshot: actor.getPersistedSnapshot(), status: String(snap.value), error: snap.context.error };
+      },
+      onAppended: (events) => {
+        this.#lastSeq = events[events.length - 1]?.seq ?? this.#lastSeq;
+        deps.onAppended(this, events);
+      },
+      onFault: (err) => deps.onFault(this, err),
+    });
+  }
+
+  get runId(): string {
+    return this.record.runId;
+  }
+
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  get actor(): RunActor {
+    return this.#requireActor();
+  }
+
+  /** Creates the actor: fresh, or from the persisted snapshot when there is one. */
+  start(): void {
+    const input = { runId: this.runId, stages: this.#stageSettings() };
+    const inspect = (ev: InspectionEvent) => this.#inspect(ev);
+    const restored = this.record.snapshot !== null && this.record.snapshot !== undefined;
+    const actor = restored
+      ? createActor(this.#deps.machine, { input, snapshot: this.record.snapshot as never, inspect })
+      : createActor(this.#deps.machine, { input, inspect });
+    this.#actor = actor;
+    if (restored) this.#primeStates();
+    actor.start();
+    if (!restored) {
+      this.append({ event: 'run_started', trigger: this.record.trigger });
+      actor.send({ type: 'start_requested' });
+    }
+  }
+
+  stop(): void {
+    this.#actor?.stop();
+  }
+
+  /** Appends an event to the run's log (in the batch of the current cascade). */
+  append(fields: { event: string; [k: string]: unknown }): void {
+    this.journal.record({ ...fields, timestamp: new Date(this.#deps.now()).toISOString() } as NewEvent);
+  }
+
+  view(): RunView {
+    return describeRun(this.#liveRecord(), this.pipeline.stages, this.#lastSeq);
+  }
+
+  processing(): ProcessingView | undefined {
+    return describeProcessing(this.#liveRecord(), this.pipeline.stages, (stage) => this.#items.get(stage));
+  }
+
+  // --- what the machines call through the providers -------------------------------------
+
+  async loadItems(stage: number, signal: AbortSignal): Promise<LoadOutcome> {
+    let items = await this.#deps.store.getStageItems(this.runId, stage);
+    if (!items) {
+      const loaded = await this.#stageDef(stage).loadItems(this.#loadContext(stage, signal));
+      items = await this.#deps.store.saveStageItems(this.runId, stage, checkItems(loaded, stage));
+    }
+    this.#items.set(stage, items);
+    return { total: items.length, loadedAt: this.#deps.now() };
+  }
+
+  async processItem(job: ItemJob, signal: AbortSignal): Promise<ItemOutcome> {
+    const item = (await this.#itemsOf(job.stage))[job.index];
+    if (!item) throw new Error(`stage ${job.stage} has no item at position ${job.index}`);
+    const ctx: ItemContext<unknown> = {
+      ...this.#loadContext(job.stage, signal),
+      idempotencyKey: `${this.runId}:${job.stage}:${item.id}`,
+      attempt: job.attempt,
+    };
+    try {
+      const result = await this.#stageDef(job.stage).processItem(item, ctx);
+      const cost = Number(result?.cost ?? 0);
+      return { outcome: 'done', index: job.index, cost: Number.isFinite(cost) ? cost : 0 };
+    } catch (err) {
+      return { outcome: 'error', index: job.index, error: errorMessage(err), at: this.#deps.now() };
+    }
+  }
+
+  /** Called from the stage's `recordItem` action, inside the cascade that counts the item. */
+  recordItem(rec: ItemRecord): void {
+    const item = this.#items.get(rec.stage)?.[rec.index];
+    if (!item) throw new Error(`stage ${rec.stage} has no item at position ${rec.index}`);
+    const stage = this.#stageContext(rec.stage);
+    const total = stage?.total ?? 0;
+    const processed = (stage?.processed ?? 0) + 1;
+    const ref = { id: item.id, title: item.title };
+    const event =
+      rec.status === 'done'
+        ? { event: 'stage_item_processed', stage: rec.stage, processed, total, item: ref }
+        : { event: 'stage_item_failed', stage: rec.stage, processed, total, item: ref, attempts: rec.attempts, error: rec.error };
+    this.journal.record(
+      { ...event, timestamp: new Date(this.#deps.now()).toISOString() },
+      { stage: rec.stage, itemId: item.id, status: rec.status, attempts: rec.attempts, cost: rec.cost, error: rec.error },
+    );
+  }
+
+  // --- internals -------------------------------------------------------------------------
+
+  #requireActor(): RunActor {
+    if (!this.#actor) throw new Error(`run ${this.runId} has no actor yet`);
+    return this.#actor;
+  }
+
+  #liveRecord(): RunRecord {
+    const actor = this.#requireActor();
+    return { ...this.record, snapshot: actor.getPersistedSnapshot(), status: String(actor.getSnapshot().value) };
+  }
+
+  #stageDef(stage: number): StageDefinition<unknown> {
+    const def = this.pipeline.stages[stage - 1];
+    if (!def) throw new Error(`pipeline ${this.pipeline.name} has no stage ${stage}`);
+    return def;
+  }
+
+  async #itemsOf(stage: number): Promise<Item[]> {
+    const cached = this.#items.get(stage);
+    if (cached) return cached;
+    const stored = await this.#deps.store.getStageItems(this.runId, stage);
+    if (!stored) throw new Error(`stage ${stage} has not loaded its items`);
+    this.#items.set(stage, stored);
+    return stored;
+  }
+
+  #loadContext(stage: number, signal: AbortSignal): LoadContext<unknown> {
+    return {
+      runId: this.runId,
+      stage,
+      options: this.options,
+      signal,
+      log: (message: string) => this.append({ event: 'activity_log', stage, message: String(message) }),
+    };
+  }
+
+  #stageSettings() {
+    const retry = typeof this.pipeline.retry === 'function' ? this.pipeline.retry(this.options) : (this.pipeline.retry ?? {});
+    return this.pipeline.stages.map((def, i) => ({
+      concurrency: this.pipeline.concurrencyOf?.(this.options, i + 1) ?? def.concurrency ?? 1,
+      maxAttempts: retry.attempts ?? 3,
+      backoffMs: retry.backoffMs ?? 1000,
+      backoffMaxMs: retry.backoffMaxMs ?? 60_000,
+    }));
+  }
+
+  #stageContext(stage: number): StageContext | undefined {
+    const child = this.#actor?.getSnapshot().children[`stage.${stage}`];
+    return child?.getSnapshot().context as StageContext | undefined;
+  }
+
+  /** A restored actor's machines start where they were: no transition into that state is emitted. */
+  #primeStates(): void {
+    const snap = this.#requireActor().getSnapshot();
+    this.#states.set(this.#requireActor().sessionId, String(snap.value));
+    for (const child of Object.values(snap.children)) {
+      const value = (child?.getSnapshot() as { value?: unknown } | undefined)?.value;
+      if (child && typeof value === 'string') this.#states.set(child.sessionId, value);
+    }
+  }
+
+  #inspect(ev: InspectionEvent): void {
+    if (ev.type !== '@xstate.microstep') return;
+    const ref = ev.actorRef;
+    const isRoot = ev.rootId === ref.sessionId;
+    const stage = isRoot ? 0 : stageNumberOf((ref as { id?: string }).id ?? '');
+    if (!isRoot && stage === undefined) return;
+    const to = String((ev.snapshot as { value?: unknown }).value);
+    const from = this.#states.get(ref.sessionId) ?? (isRoot ? 'idle' : 'pending');
+    if (from === to) return;
+    this.#states.set(ref.sessionId, to);
+    const now = this.#deps.now();
+    this.append({
+      event: 'state_change',
+      machine_name: isRoot ? 'run' : `stage_${stage}`,
+      event_type: 'state_change',
+      payload: { from_state: from, to_state: to, event_trigger: triggerOf(ev.event.type), timestamp: now / 1000 },
+    });
+    if (isRoot) {
+      if (isTerminalRunState(to)) this.#retire();
+      return;
+    }
+    const ctx = (ev.snapshot as unknown as { context: StageContext }).context;
+    const def = this.#stageDef(stage!);
+    if (from === 'loading' && (to === 'running' || to === 'paused' || to === 'empty')) {
+      this.append({ event: 'stage_start', stage, stage_name: def.name, total_items: ctx.total ?? 0 });
+    }
+    if (to === 'completed' || to === 'empty') {
+      this.append({
+        event: 'stage_complete',
+        stage,
+        processed_count: ctx.processed,
+        failed_count: ctx.failed,
+        time_elapsed: formatElapsed(ctx.startedAt === null ? 0 : now - ctx.startedAt),
+        credits_used: Math.round(ctx.creditsUsed * 1e6) / 1e6,
+      });
+    }
+  }
+
+  #retire(): void {
+    if (this.#retiring) return;
+    this.#retiring = true;
+    // Called mid-cascade: the batch must close after the cascade, with the final snapshot.
+    new Promise<void>((resolve) => queueMicrotask(resolve))
+      .then(() => this.journal.flush())
+      .then(() => {
+        this.#actor?.stop();
+        this.#deps.onRetired(this);
+      })
+      .catch(() => {
+        // The fault was reported through onFault; the run is recovered from the store on restart.
+      });
+  }
+}
+
+function stageNumberOf(actorId: string): number | undefined {
+  if (!actorId.startsWith('stage.')) return undefined;
+  const n = Number(actorId.slice('stage.'.length));
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+/** Items a pipeline loaded must have an id and a title, and ids must be unique in the stage. */
+function checkItems(items: unknown, stage: number): Item[] {
+  if (!Array.isArray(items)) throw new Error(`loadItems of stage ${stage} returned ${typeof items}, expected an array`);
+  const seen = new Set<string>();
+  items.forEach((item: unknown, i) => {
+    const it = item as Partial<Item> | null;
+    if (!it || (typeof it.id !== 'string' && typeof it.id !== 'number') || typeof it.title !== 'string') {
+      throw new Error(`loadItems of stage ${stage}: item ${i} needs an \`id\` (string or number) and a \`title\` (string)`);
+    }
+    const key = String(it.id);
+    if (seen.has(key)) throw new Error(`loadItems of stage ${stage}: item id ${key} appears twice`);
+    seen.add(key);
+  });
+  return items as Item[];
+}

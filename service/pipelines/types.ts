@@ -1,0 +1,65 @@
+import type { Item } from '../store/store.js';
+
+export type { Item };
+
+/** What a stage's `loadItems` gets. */
+export interface LoadContext<O> {
+  runId: string;
+  stage: number;
+  options: O;
+  signal: AbortSignal;
+  /** Appends an `activity_log` event to the run. */
+  log(message: string): void;
+}
+
+/** What `processItem` gets for one attempt. */
+export interface ItemContext<O> extends LoadContext<O> {
+  /** `<run_id>:<stage>:<item_id>`: the same on every attempt and after a crash. */
+  idempotencyKey: string;
+  /** 1 on the first attempt. */
+  attempt: number;
+}
+
+export interface ItemResult {
+  /** AI credits (or any cost unit) the item used; summed into `credits_used`. */
+  cost?: number;
+}
+
+export interface StageDefinition<O = unknown> {
+  /** Machine-friendly name, reported as `stage_type`. */
+  key: string;
+  /** Display name, reported as `stage_name`. */
+  name: string;
+  /** Items in flight at once; options may override it. */
+  concurrency?: number;
+  loadItems(ctx: LoadContext<O>): Promise<Item[]>;
+  processItem(item: Item, ctx: ItemContext<O>): Promise<ItemResult | void>;
+}
+
+export interface RetryPolicy {
+  /** Attempts per item, the first included. */
+  attempts: number;
+  /** First backoff; doubles per attempt. */
+  backoffMs: number;
+  backoffMaxMs: number;
+}
+
+/**
+ * A pipeline a user plugs in: one module exporting one of these. `parseOptions` turns the
+ * `options` of `POST /runs` into `O`, throwing `PipelineOptionsError` naming the bad option.
+ */
+export interface PipelineDefinition<O = unknown> {
+  name: string;
+  description?: string;
+  stages: readonly StageDefinition<O>[];
+  parseOptions(raw: unknown): O;
+  /** Per-stage concurrency chosen by the options, when they choose it. */
+  concurrencyOf?(options: O, stage: number): number | undefined;
+  retry?: Partial<RetryPolicy> | ((options: O) => Partial<RetryPolicy>);
+}
+
+export class PipelineOptionsError extends Error {
+  readonly code = 'INVALID_OPTIONS';
+}
+
+export type AnyPipeline = PipelineDefinition<any>; // eslint-disable-line @typescript-eslint/no-explicit-any

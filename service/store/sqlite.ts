@@ -1,0 +1,336 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import {
+  LedgerConflictError,
+  StoreConflictError,
+  StoreNotFoundError,
+  type CommitBatch,
+  type CommitResult,
+  type Item,
+  type LedgerEntry,
+  type NewRun,
+  type RunFilter,
+  type RunRecord,
+  type Store,
+  type StoredEvent,
+} from './store.js';
+
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE runs (
+     run_id       TEXT PRIMARY KEY,
+     account_id   TEXT NOT NULL,
+     site_id      TEXT NOT NULL,
+     pipeline     TEXT NOT NULL,
+     trigger      TEXT NOT NULL,
+     machine_name TEXT,
+     options      TEXT NOT NULL,
+     status       TEXT NOT NULL,
+     error        TEXT,
+     snapshot     TEXT,
+     last_seq     INTEGER NOT NULL DEFAULT 0,
+     created_at   TEXT NOT NULL,
+     updated_at   TEXT NOT NULL,
+     closed_at    TEXT,
+     traced_seq   INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE INDEX runs_untraced ON runs (run_id) WHERE traced_seq < last_seq;
+   CREATE INDEX runs_by_site ON runs (site_id, created_at DESC);
+   CREATE INDEX runs_by_status ON runs (status);
+   CREATE TABLE events (
+     run_id    TEXT NOT NULL,
+     seq       INTEGER NOT NULL,
+     body      TEXT NOT NULL,
+     event_key TEXT,
+     PRIMARY KEY (run_id, seq)
+   ) WITHOUT ROWID;
+   CREATE UNIQUE INDEX events_by_key ON events (run_id, event_key) WHERE event_key IS NOT NULL;
+   CREATE TABLE stage_items (
+     run_id TEXT NOT NULL,
+     stage  INTEGER NOT NULL,
+     items  TEXT NOT NULL,
+     PRIMARY KEY (run_id, stage)
+   ) WITHOUT ROWID;
+   CREATE TABLE ledger (
+     position INTEGER PRIMARY KEY,
+     run_id   TEXT NOT NULL,
+     stage    INTEGER NOT NULL,
+     item_id  TEXT NOT NULL,
+     item     TEXT NOT NULL,
+     status   TEXT NOT NULL,
+     attempts INTEGER NOT NULL,
+     cost     REAL NOT NULL,
+     error    TEXT,
+     UNIQUE (run_id, stage, item_id)
+   );`,
+];
+
+interface RunRow {
+  run_id: string;
+  account_id: string;
+  site_id: string;
+  pipeline: string;
+  trigger: string;
+  machine_name: string | null;
+  options: string;
+  status: string;
+  error: string | null;
+  snapshot: string | null;
+  last_seq: number;
+  created_at: string;
+  updated_at: string;
+  closed_at: string | null;
+}
+
+export interface SqliteStoreOptions {
+  /** Database file; `:memory:` for a private in-memory store. */
+  filename: string;
+}
+
+/**
+ * The embedded default. better-sqlite3 is synchronous, so every method does its work in
+ * one transaction before the returned promise resolves; WAL lets readers run beside the writer.
+ */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  readonly #db: Database.Database;
+  readonly #stmt;
+  readonly #commitTx;
+
+  constructor(options: SqliteStoreOptions) {
+    if (options.filename !== ':memory:') mkdirSync(dirname(options.filename), { recursive: true });
+    this.#db = new Database(options.filename);
+    this.#db.pragma('journal_mode = WAL');
+    // NORMAL in WAL mode: a commit survives a process crash; only an OS crash may lose the last ones.
+    this.#db.pragma('synchronous = NORMAL');
+    this.#db.pragma('busy_timeout = 5000');
+    this.#migrate();
+    const db = this.#db;
+    this.#stmt = {
+      insertRun: db.prepare(
+        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, options, status, created_at, updated_at)
+         VALUES (@run_id, @account_id, @site_id, @pipeline, @trigger, @machine_name, @options, 'idle', @created_at, @created_at)`,
+      ),
+      getRun: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE run_id = ?'),
+      liveRuns: db.prepare<[], RunRow>(
+        `SELECT * FROM runs WHERE status IN ('idle', 'running', 'paused', 'failed') ORDER BY created_at`,
+      ),
+      bumpSeq: db.prepare<[number, string], { last_seq: number }>(
+        'UPDATE runs SET last_seq = last_seq + ? WHERE run_id = ? RETURNING last_seq',
+      ),
+      updateRun: db.prepare(
+        `UPDATE runs SET snapshot = COALESCE(@snapshot, snapshot), status = COALESCE(@status, status),
+           error = CASE WHEN @set_error THEN @error ELSE error END,
+           closed_at = COALESCE(@closed_at, closed_at), updated_at = @updated_at
+         WHERE run_id = @run_id`,
+      ),
+      insertEvent: db.prepare('INSERT INTO events (run_id, seq, body, event_key) VALUES (?, ?, ?, ?)'),
+      seqByKey: db.prepare<[string, string], { seq: number }>('SELECT seq FROM events WHERE run_id = ? AND event_key = ?'),
+      readEvents: db.prepare<[string, number, number], { body: string }>(
+        'SELECT body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+      ),
+      insertLedger: db.prepare(
+        `INSERT INTO ledger (run_id, stage, item_id, item, status, attempts, cost, error)
+         VALUES (@run_id, @stage, @item_id, @item, @status, @attempts, @cost, @error)
+         ON CONFLICT DO NOTHING`,
+      ),
+      ledger: db.prepare<[string], { item: string; stage: number; status: string; attempts: number; cost: number; error: string | null }>(
+        'SELECT item, stage, status, attempts, cost, error FROM ledger WHERE run_id = ? ORDER BY position',
+      ),
+      markTraced: db.prepare('UPDATE runs SET traced_seq = MAX(traced_seq, ?) WHERE run_id = ?'),
+      untraced: db.prepare<[], RunRow>('SELECT * FROM runs WHERE traced_seq < last_seq ORDER BY created_at'),
+      insertItems: db.prepare('INSERT INTO stage_items (run_id, stage, items) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
+      getItems: db.prepare<[string, number], { items: string }>('SELECT items FROM stage_items WHERE run_id = ? AND stage = ?'),
+    };
+    this.#commitTx = db.transaction((runId: string, batch: CommitBatch, now: string): CommitResult => {
+      const keys = batch.eventKeys ?? [];
+      const seqs: number[] = new Array<number>(batch.events.length);
+      const fresh: number[] = [];
+      batch.events.forEach((_, i) => {
+        const key = keys[i] ?? null;
+        const seen = key === null ? undefined : this.#stmt.seqByKey.get(runId, key);
+        if (seen) seqs[i] = seen.seq;
+        else fresh.push(i);
+      });
+      // A key repeated inside one batch is appended once.
+      const firstOfKey = new Map<string, number>();
+      const toAppend = fresh.filter((i) => {
+        const key = keys[i] ?? null;
+        if (key === null) return true;
+        if (firstOfKey.has(key)) return false;
+        firstOfKey.set(key, i);
+        return true;
+      });
+      const bumped = this.#stmt.bumpSeq.get(toAppend.length, runId);
+      if (!bumped) throw new StoreNotFoundError(`run ${runId} does not exist`);
+      let seq = bumped.last_seq - toAppend.length;
+      const appended: StoredEvent[] = [];
+      for (const i of toAppend) {
+        seq += 1;
+        const { event, ...rest } = batch.events[i]!;
+        const stored = { event, run_id: runId, seq, ...rest } as StoredEvent;
+        this.#stmt.insertEvent.run(runId, seq, JSON.stringify(stored), keys[i] ?? null);
+        seqs[i] = seq;
+        appended.push(stored);
+      }
+      for (const [i, key] of keys.entries()) {
+        if (key !== null && seqs[i] === undefined) seqs[i] = seqs[firstOfKey.get(key)!]!;
+      }
+      for (const entry of batch.ledger ?? []) {
+        const res = this.#stmt.insertLedger.run({
+          run_id: runId,
+          stage: entry.stage,
+          item_id: String(entry.itemId),
+          item: JSON.stringify(entry.itemId),
+          status: entry.status,
+          attempts: entry.attempts,
+          cost: entry.cost,
+          error: entry.error,
+        });
+        if (res.changes === 0) {
+          throw new LedgerConflictError(`item ${String(entry.itemId)} of stage ${entry.stage} is already recorded for run ${runId}`);
+        }
+      }
+      this.#stmt.updateRun.run({
+        run_id: runId,
+        snapshot: batch.snapshot === undefined ? null : JSON.stringify(batch.snapshot),
+        status: batch.status ?? null,
+        set_error: batch.error === undefined ? 0 : 1,
+        error: batch.error ?? null,
+        closed_at: batch.closedAt ?? null,
+        updated_at: now,
+      });
+      return { events: appended, seqs };
+    });
+  }
+
+  #migrate(): void {
+    this.#db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
+    const applied = new Set(
+      this.#db.prepare<[], { version: number }>('SELECT version FROM schema_migrations').all().map((r) => r.version),
+    );
+    MIGRATIONS.forEach((sql, i) => {
+      const version = i + 1;
+      if (applied.has(version)) return;
+      this.#db.transaction(() => {
+        this.#db.exec(sql);
+        this.#db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version, new Date().toISOString());
+      })();
+    });
+  }
+
+  async createRun(run: NewRun): Promise<RunRecord> {
+    try {
+      this.#stmt.insertRun.run({
+        run_id: run.runId,
+        account_id: run.accountId,
+        site_id: run.siteId,
+        pipeline: run.pipeline,
+        trigger: run.trigger,
+        machine_name: run.machineName ?? null,
+        options: JSON.stringify(run.options),
+        created_at: run.createdAt,
+      });
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+        throw new StoreConflictError(`run ${run.runId} already exists`);
+      }
+      throw err;
+    }
+    return toRecord(this.#stmt.getRun.get(run.runId)!);
+  }
+
+  async getRun(runId: string): Promise<RunRecord | undefined> {
+    const row = this.#stmt.getRun.get(runId);
+    return row ? toRecord(row) : undefined;
+  }
+
+  async listRuns(filter: RunFilter): Promise<RunRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.siteIds) {
+      if (filter.siteIds.length === 0) return [];
+      where.push(`site_id IN (${filter.siteIds.map(() => '?').join(', ')})`);
+      params.push(...filter.siteIds);
+    }
+    if (filter.accountId !== undefined) {
+      where.push('account_id = ?');
+      params.push(filter.accountId);
+    }
+    if (filter.status !== undefined) {
+      where.push('status = ?');
+      params.push(filter.status);
+    }
+    if (filter.open) where.push('closed_at IS NULL');
+    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+                 ORDER BY created_at DESC, run_id DESC LIMIT ?`;
+    params.push(filter.limit ?? 100);
+    return this.#db.prepare<unknown[], RunRow>(sql).all(...params).map(toRecord);
+  }
+
+  async listLiveRuns(): Promise<RunRecord[]> {
+    return this.#stmt.liveRuns.all().map(toRecord);
+  }
+
+  async commit(runId: string, batch: CommitBatch): Promise<CommitResult> {
+    return this.#commitTx(runId, batch, new Date().toISOString());
+  }
+
+  async readEvents(runId: string, afterSeq: number, limit = 10_000): Promise<StoredEvent[]> {
+    return this.#stmt.readEvents.all(runId, afterSeq, limit).map((r) => JSON.parse(r.body) as StoredEvent);
+  }
+
+  async saveStageItems(runId: string, stage: number, items: readonly Item[]): Promise<Item[]> {
+    return this.#db.transaction(() => {
+      this.#stmt.insertItems.run(runId, stage, JSON.stringify(items));
+      return JSON.parse(this.#stmt.getItems.get(runId, stage)!.items) as Item[];
+    })();
+  }
+
+  async getStageItems(runId: string, stage: number): Promise<Item[] | undefined> {
+    const row = this.#stmt.getItems.get(runId, stage);
+    return row ? (JSON.parse(row.items) as Item[]) : undefined;
+  }
+
+  async ledger(runId: string): Promise<LedgerEntry[]> {
+    return this.#stmt.ledger.all(runId).map((r) => ({
+      stage: r.stage,
+      itemId: JSON.parse(r.item) as LedgerEntry['itemId'],
+      status: r.status as LedgerEntry['status'],
+      attempts: r.attempts,
+      cost: r.cost,
+      error: r.error,
+    }));
+  }
+
+  async markTraced(runId: string, seq: number): Promise<void> {
+    this.#stmt.markTraced.run(seq, runId);
+  }
+
+  async listUntraced(): Promise<RunRecord[]> {
+    return this.#stmt.untraced.all().map(toRecord);
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+}
+
+function toRecord(row: RunRow): RunRecord {
+  return {
+    runId: row.run_id,
+    accountId: row.account_id,
+    siteId: row.site_id,
+    pipeline: row.pipeline,
+    trigger: row.trigger,
+    machineName: row.machine_name,
+    options: JSON.parse(row.options) as Record<string, unknown>,
+    status: row.status,
+    error: row.error,
+    snapshot: row.snapshot === null ? null : JSON.parse(row.snapshot),
+    lastSeq: row.last_seq,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    closedAt: row.closed_at,
+  };
+}

@@ -1,0 +1,126 @@
+// The storage contract. Every adapter (SQLite, Postgres) passes test/service/store/contract.ts.
+// The event log is the source of truth: `seq` is assigned per run inside the write that
+// appends, gap-free, together with the run's snapshot and ledger rows.
+
+export type ItemId = string | number;
+
+export interface Item {
+  id: ItemId;
+  title: string;
+  [key: string]: unknown;
+}
+
+export interface NewRun {
+  runId: string;
+  accountId: string;
+  siteId: string;
+  pipeline: string;
+  trigger: string;
+  options: Record<string, unknown>;
+  /** External runs only: the engine's machine name. */
+  machineName?: string | null;
+  createdAt: string;
+}
+
+export interface RunRecord extends NewRun {
+  machineName: string | null;
+  /** The run machine's state: idle, running, paused, completed, failed, cancelled. */
+  status: string;
+  error: string | null;
+  /** The run actor's persisted snapshot (children included), null before the first write. */
+  snapshot: unknown;
+  lastSeq: number;
+  updatedAt: string;
+  closedAt: string | null;
+}
+
+/** An event as the engine hands it over: everything but `run_id` and `seq`. */
+export interface NewEvent {
+  event: string;
+  timestamp: string;
+  [field: string]: unknown;
+}
+
+/** An event as stored and broadcast: DESIGN §3. */
+export interface StoredEvent extends NewEvent {
+  run_id: string;
+  seq: number;
+}
+
+export interface LedgerEntry {
+  stage: number;
+  itemId: ItemId;
+  status: 'done' | 'failed';
+  attempts: number;
+  cost: number;
+  error: string | null;
+}
+
+export interface CommitBatch {
+  events: NewEvent[];
+  /** Idempotency keys, one per event (null where none); an event whose key was seen is not appended again. */
+  eventKeys?: (string | null)[];
+  snapshot?: unknown;
+  status?: string;
+  error?: string | null;
+  ledger?: LedgerEntry[];
+  closedAt?: string;
+}
+
+export interface CommitResult {
+  /** The appended events, with their seqs, in order. */
+  events: StoredEvent[];
+  /** Per event of the batch: its seq, or the seq it was first appended with (repeated key). */
+  seqs: number[];
+}
+
+export interface RunFilter {
+  siteIds?: readonly string[];
+  accountId?: string;
+  status?: string;
+  /** Only runs not closed. */
+  open?: boolean;
+  limit?: number;
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Creates the run with `last_seq` 0. Throws `StoreConflictError` when the id exists. */
+  createRun(run: NewRun): Promise<RunRecord>;
+  getRun(runId: string): Promise<RunRecord | undefined>;
+  /** Newest first. */
+  listRuns(filter: RunFilter): Promise<RunRecord[]>;
+  /** Runs that may still do work: idle, running, paused, failed. */
+  listLiveRuns(): Promise<RunRecord[]>;
+  /**
+   * One atomic write: appends the events with the next seqs, updates the snapshot, status
+   * and closedAt, and inserts the ledger entries. A ledger entry that already exists for
+   * its (run, stage, item) is a `LedgerConflictError` and nothing is written.
+   * Throws `StoreNotFoundError` for an unknown run.
+   */
+  commit(runId: string, batch: CommitBatch): Promise<CommitResult>;
+  /** Events with seq > afterSeq, in seq order, at most `limit`. */
+  readEvents(runId: string, afterSeq: number, limit?: number): Promise<StoredEvent[]>;
+  /** Keeps the first list saved for a stage and returns the list that is kept. */
+  saveStageItems(runId: string, stage: number, items: readonly Item[]): Promise<Item[]>;
+  getStageItems(runId: string, stage: number): Promise<Item[] | undefined>;
+  /** The ledger of one run, every stage, in the order recorded. */
+  ledger(runId: string): Promise<LedgerEntry[]>;
+  /** The trace files of the run are known to hold every event up to `seq`. */
+  markTraced(runId: string, seq: number): Promise<void>;
+  /** Runs whose trace files may lag their event log: every run not marked traced up to its last seq. */
+  listUntraced(): Promise<RunRecord[]>;
+  close(): Promise<void>;
+}
+
+export class StoreConflictError extends Error {
+  readonly code = 'STORE_CONFLICT';
+}
+
+export class StoreNotFoundError extends Error {
+  readonly code = 'STORE_NOT_FOUND';
+}
+
+export class LedgerConflictError extends Error {
+  readonly code = 'LEDGER_CONFLICT';
+}

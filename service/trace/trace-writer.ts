@@ -1,0 +1,160 @@
+import { appendFile, mkdir, open, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { RunRecord, Store, StoredEvent } from '../store/store.js';
+import { HumanLog } from './human-log.js';
+
+export interface TraceWriterOptions {
+  /** `<data>`: files go under `<data>/logs/`. */
+  dataDir: string;
+  store: Store;
+  logger: Logger;
+}
+
+interface RunFiles {
+  dir: string;
+  tail: Promise<void>;
+  human: HumanLog;
+}
+
+const TERMINAL = new Set(['completed', 'cancelled']);
+
+/**
+ * Writes the plain files of DESIGN §3 from the event stream, after the events are durable:
+ * `run_trace.jsonl` (each line byte-for-byte the stored event), the human-readable
+ * `automation_run.log` and `stage_<n>.log`, and one line per finished run in
+ * `automation_diagnostic.log`. Writes for one run happen one after another, in seq order;
+ * nothing here slows an append down. After a crash, `repair` brings every trace that may lag
+ * its log back in line.
+ */
+export class TraceWriter {
+  readonly #opts: TraceWriterOptions;
+  readonly #runs = new Map<string, RunFiles>();
+  readonly #diagnostic: HumanLog;
+  #diagnosticTail: Promise<void> = Promise.resolve();
+
+  constructor(opts: TraceWriterOptions) {
+    this.#opts = opts;
+    this.#diagnostic = new HumanLog();
+  }
+
+  static runDir(dataDir: string, run: Pick<RunRecord, 'accountId' | 'siteId' | 'runId'>): string {
+    return join(dataDir, 'logs', run.accountId, run.siteId, run.runId);
+  }
+
+  /** Queues the events of one run for writing; returns at once. */
+  write(run: RunRecord, events: readonly StoredEvent[]): void {
+    const files = this.#files(run);
+    files.tail = files.tail
+      .then(() => this.#append(run, files, events))
+      .catch((err: unknown) => this.#opts.logger.error({ err, runId: run.runId }, 'writing the trace failed'));
+  }
+
+  /** Resolves once everything queued for the run (or for every run) is on disk. */
+  async flush(runId?: string): Promise<void> {
+    const files = runId === undefined ? [...this.#runs.values()] : [this.#runs.get(runId)].filter((f) => f !== undefined);
+    await Promise.all(files.map((f) => f.tail));
+    await this.#diagnosticTail;
+  }
+
+  /**
+   * Brings the trace of every run that may lag (every run not marked fully traced) up to its
+   * event log: a torn last line is cut off, the missing events are appended.
+   */
+  async repair(): Promise<number> {
+    const runs = await this.#opts.store.listUntraced();
+    for (const run of runs) {
+      const files = this.#files(run);
+      await files.tail;
+      const tracePath = join(files.dir, 'run_trace.jsonl');
+      const lastSeq = await lastTracedSeq(tracePath);
+      let after = lastSeq;
+      for (;;) {
+        const events = await this.#opts.store.readEvents(run.runId, after, 5000);
+        if (events.length === 0) break;
+        await this.#append(run, files, events);
+        after = events[events.length - 1]!.seq;
+      }
+      if (lastSeq === after && TERMINAL.has(run.status)) await this.#opts.store.markTraced(run.runId, run.lastSeq);
+    }
+    return runs.length;
+  }
+
+  #files(run: Pick<RunRecord, 'accountId' | 'siteId' | 'runId'>): RunFiles {
+    let files = this.#runs.get(run.runId);
+    if (!files) {
+      files = { dir: TraceWriter.runDir(this.#opts.dataDir, run), tail: Promise.resolve(), human: new HumanLog() };
+      this.#runs.set(run.runId, files);
+    }
+    return files;
+  }
+
+  async #append(run: RunRecord, files: RunFiles, events: readonly StoredEvent[]): Promise<void> {
+    await mkdir(files.dir, { recursive: true });
+    await appendFile(join(files.dir, 'run_trace.jsonl'), events.map((e) => `${JSON.stringify(e)}\n`).join(''));
+    const { run: runLines, stages } = files.human.format(events);
+    if (runLines) await appendFile(join(files.dir, 'automation_run.log'), runLines);
+    for (const [stage, lines] of stages) await appendFile(join(files.dir, `stage_${stage}.log`), lines);
+    const finished = events.find(
+      (e) => e.event === 'state_change' && e.machine_name === 'run' && TERMINAL.has(String((e.payload as { to_state?: unknown }).to_state)),
+    );
+    if (finished) {
+      await this.#writeDiagnostic(run, finished);
+      await this.#opts.store.markTraced(run.runId, events[events.length - 1]!.seq);
+      this.#runs.delete(run.runId);
+    }
+  }
+
+  async #writeDiagnostic(run: RunRecord, finished: StoredEvent): Promise<void> {
+    const ledger = await this.#opts.store.ledger(run.runId);
+    const line = this.#diagnostic.summary({
+      time: finished.timestamp,
+      runId: run.runId,
+      accountId: run.accountId,
+      siteId: run.siteId,
+      pipeline: run.pipeline,
+      status: String((finished.payload as { to_state?: unknown }).to_state),
+      processed: ledger.filter((l) => l.status === 'done').length,
+      failed: ledger.filter((l) => l.status === 'failed').length,
+      events: finished.seq,
+      durationMs: Date.parse(finished.timestamp) - Date.parse(run.createdAt),
+    });
+    const path = join(this.#opts.dataDir, 'logs', 'automation_diagnostic.log');
+    this.#diagnosticTail = this.#diagnosticTail.then(() => appendFile(path, line));
+    await this.#diagnosticTail;
+  }
+}
+
+/** The seq of the last whole line of a trace file (0 if none), after cutting off a torn last line. */
+async function lastTracedSeq(path: string): Promise<number> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw err;
+  }
+  try {
+    const { size } = await handle.stat();
+    if (size === 0) return 0;
+    const chunk = Math.min(size, 256 * 1024);
+    const buf = Buffer.alloc(chunk);
+    await handle.read(buf, 0, chunk, size - chunk);
+    const lastNewline = buf.lastIndexOf(0x0a);
+    if (lastNewline === -1 && chunk < size) throw new Error(`the last line of ${path} is longer than ${chunk} bytes`);
+    const wholeEnd = size - chunk + lastNewline + 1;
+    if (wholeEnd < size) {
+      await handle.close();
+      handle = undefined;
+      await truncate(path, wholeEnd);
+    }
+    if (lastNewline === -1) return 0;
+    const start = buf.lastIndexOf(0x0a, lastNewline - 1) + 1;
+    if (start === 0 && chunk < size) throw new Error(`the last line of ${path} is longer than ${chunk} bytes`);
+    const seq = (JSON.parse(buf.subarray(start, lastNewline).toString('utf8')) as { seq?: unknown }).seq;
+    if (typeof seq !== 'number') throw new Error(`the last line of ${path} has no seq`);
+    return seq;
+  } finally {
+    await handle?.close();
+  }
+}
