@@ -12,6 +12,8 @@ export interface RunContext extends RunInput {
   /** 1-based number of the stage the run is on (or finished last, while paused between stages). */
   current: number;
   pauseRequested: boolean;
+  /** Paused between stages: the current stage finished, the next starts on resume. */
+  betweenStages: boolean;
   error: string | null;
 }
 
@@ -50,10 +52,9 @@ export const runMachine = setup({
     }),
     advance: assign({ current: ({ context }) => context.current + 1 }),
     /** Resuming after a pause that landed between stages starts the next one. */
-    resumeWork: enqueueActions(({ context, enqueue, self }) => {
-      const stage = self.getSnapshot().children[stageActorId(context.current)];
-      if (stage?.getSnapshot().status === 'done') {
-        enqueue.assign({ current: context.current + 1 });
+    resumeWork: enqueueActions(({ context, enqueue }) => {
+      if (context.betweenStages) {
+        enqueue.assign({ current: context.current + 1, betweenStages: false });
         enqueue.sendTo(stageActorId(context.current + 1), { type: 'start_requested' });
       } else {
         enqueue.sendTo(stageActorId(context.current), { type: 'resume_requested' });
@@ -66,7 +67,7 @@ export const runMachine = setup({
   },
 }).createMachine({
   id: 'run',
-  context: ({ input }) => ({ ...input, current: 1, pauseRequested: false, error: null }),
+  context: ({ input }) => ({ ...input, current: 1, pauseRequested: false, betweenStages: false, error: null }),
   initial: 'idle',
   states: {
     idle: {
@@ -79,7 +80,7 @@ export const runMachine = setup({
       on: {
         'xstate.done.actor.stage.*': [
           { guard: 'isLastStage', target: 'completed' },
-          { guard: 'pauseRequested', target: 'paused' },
+          { guard: 'pauseRequested', target: 'paused', actions: assign({ betweenStages: true }) },
           { actions: ['advance', 'startCurrent'] },
         ],
         stage_paused: { target: 'paused' },
@@ -93,7 +94,7 @@ export const runMachine = setup({
       entry: assign({ pauseRequested: false }),
       on: {
         resume_requested: { target: 'running', actions: 'resumeWork' },
-        cancel_requested: { target: 'cancelled', actions: 'forward' },
+        cancel_requested: { target: 'cancelled', actions: [assign({ betweenStages: false }), 'forward'] },
       },
     },
     failed: {

@@ -228,6 +228,7 @@ export const stageMachine = setup({
     allDone: ({ context }) => context.total !== null && context.processed >= context.total,
     drained: ({ context }) => context.active.length === 0,
     loaded: ({ context }) => context.total !== null,
+    cancelled: ({ context }) => context.error === 'cancelled',
   },
 }).createMachine({
   id: 'stage',
@@ -310,6 +311,8 @@ export const stageMachine = setup({
     failed: {
       on: {
         retry_requested: [
+          // A cancelled stage stays cancelled.
+          { guard: 'cancelled' },
           { guard: 'loaded', target: 'running', actions: assign({ error: null }) },
           { target: 'loading', actions: assign({ error: null }) },
         ],

@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { createActor, fromPromise, type AnyActorRef, type SnapshotFrom } from 'xstate';
+import { runMachine, stageMachine, type StageContext } from '../../machines/index.js';
+import { allTransitions, transitionCollector } from '../helpers/coverage.js';
+import { edgePaths } from '../helpers/paths.js';
+
+type RunSnapshot = SnapshotFrom<typeof runMachine>;
+
+const STAGE = { concurrency: 1, maxAttempts: 2, backoffMs: 10, backoffMaxMs: 100 };
+const INPUT = { runId: 'run_20250101_000000_manual', stages: [STAGE, STAGE] };
+
+const never = fromPromise(() => new Promise<never>(() => {}));
+const runUnderTest = runMachine.provide({
+  actors: { stage: stageMachine.provide({ actors: { loadItems: never, processItem: never, wait: never } as never }) },
+});
+
+/** Commands, plus what the current stage can tell the run. */
+function eventsFor(snap: RunSnapshot) {
+  const { current } = snap.context;
+  return [
+    { type: 'start_requested' },
+    { type: 'pause_requested' },
+    { type: 'resume_requested' },
+    { type: 'cancel_requested' },
+    { type: 'retry_requested' },
+    { type: `xstate.done.actor.stage.${current}`, actorId: `stage.${current}`, output: { stage: current, processed: 1, failed: 0 } },
+    { type: 'stage_paused', stage: current },
+    { type: 'stage_failed', stage: current, error: 'source unavailable' },
+  ] as never[];
+}
+
+function serialize(snap: RunSnapshot): string {
+  const { current, pauseRequested, betweenStages, error } = snap.context;
+  return JSON.stringify([snap.value, current, pauseRequested, betweenStages, error]);
+}
+
+function stageOf(snap: RunSnapshot, n: number): { value: string; context: StageContext } | undefined {
+  const child = snap.children[`stage.${n}`] as AnyActorRef | undefined;
+  return child?.getSnapshot() as { value: string; context: StageContext } | undefined;
+}
+
+describe('run machine, model-based', () => {
+  const paths = edgePaths<RunSnapshot, never>(runUnderTest, { input: INPUT, events: eventsFor, serializeState: serialize });
+
+  it('reaches every state of the run', () => {
+    const reached = new Set(paths.flatMap((p) => p.steps.map((s) => String(s.state.value))));
+    expect([...reached].sort()).toEqual(['cancelled', 'completed', 'failed', 'idle', 'paused', 'running']);
+  });
+
+  it('keeps its promises on every path and takes every transition', () => {
+    const coverage = transitionCollector('run');
+    for (const path of paths) {
+      const actor = createActor(runUnderTest, { input: INPUT, inspect: coverage.inspect });
+      actor.start();
+      let prev = actor.getSnapshot();
+      let started = false;
+      for (const step of path.steps) {
+        actor.send(step.event);
+        const snap = actor.getSnapshot();
+        const ctx = snap.context;
+        const where = `${path.description} at ${String(snap.value)}`;
+        expect(serialize(snap), where).toBe(serialize(step.state));
+        expect(ctx.current, where).toBeGreaterThanOrEqual(prev.context.current);
+        expect(ctx.current, where).toBeLessThanOrEqual(INPUT.stages.length);
+        if (ctx.betweenStages) expect(snap.value, where).toBe('paused');
+        if (snap.value === 'paused') expect(ctx.pauseRequested, where).toBe(false);
+        if (snap.value === 'completed') expect(ctx.current, where).toBe(INPUT.stages.length);
+        started ||= prev.value === 'idle' && snap.value === 'running';
+        if (started) {
+          // Every stage exists from the start, so the timeline can show them all.
+          for (let n = 1; n <= INPUT.stages.length; n++) expect(stageOf(snap, n), `${where}: stage ${n}`).toBeDefined();
+          // Stages after the current one have not started.
+          for (let n = ctx.current + 1; n <= INPUT.stages.length; n++) expect(stageOf(snap, n)!.value, where).toBe('pending');
+        }
+        const stage = stageOf(snap, ctx.current);
+        // Commands reach the stage the run is on.
+        if (snap.value === 'running' && prev.value === 'idle') expect(stage!.value, where).toBe('loading');
+        if (snap.value === 'running' && ctx.pauseRequested && stage!.value === 'loading') {
+          expect(stage!.context.pauseRequested, where).toBe(true);
+        }
+        if (snap.value === 'cancelled' && prev.value !== 'cancelled' && stage && ['loading', 'running', 'pausing', 'paused'].includes(String(prev.children[`stage.${ctx.current}`]?.getSnapshot().value))) {
+          expect(stage.value, where).toBe('failed');
+          expect(stage.context.error, where).toBe('cancelled');
+        }
+        if (snap.value === 'failed') expect(ctx.error, where).toBe('source unavailable');
+        prev = snap;
+      }
+      actor.stop();
+    }
+    const missing = [...allTransitions(runMachine)].filter((t) => !coverage.taken.has(t));
+    expect(missing).toEqual([]);
+  });
+});

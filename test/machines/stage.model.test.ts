@@ -1,0 +1,165 @@
+import { describe, expect, it } from 'vitest';
+import { createActor, fromPromise, type SnapshotFrom } from 'xstate';
+import { stageMachine, type ItemRecord, type StageContext, type StageNotice } from '../../machines/index.js';
+import { describeProcessing } from '../../service/engine/view.js';
+import type { RunRecord } from '../../service/store/store.js';
+import { allTransitions, transitionCollector } from '../helpers/coverage.js';
+import { edgePaths } from '../helpers/paths.js';
+
+type StageSnapshot = SnapshotFrom<typeof stageMachine>;
+
+const INPUT = { runId: 'run_20250101_000000_manual', stage: 1, concurrency: 1, maxAttempts: 2, backoffMs: 10, backoffMaxMs: 100 };
+const ITEMS = [
+  { id: 11, title: 'first' },
+  { id: 12, title: 'second' },
+];
+
+const never = fromPromise(() => new Promise<never>(() => {}));
+
+/** The stage with effects that never finish on their own: the test sends their outcomes. */
+function stageUnderTest(records: ItemRecord[], notices: StageNotice[]) {
+  return stageMachine.provide({
+    actors: { loadItems: never, processItem: never, wait: never } as never,
+    actions: {
+      recordItem: (_, rec: ItemRecord) => void records.push(rec),
+      notifyParent: (_, notice: StageNotice) => void notices.push(notice),
+    },
+  });
+}
+
+/** Every event the stage can receive in a state, internal outcomes included. */
+function eventsFor(snap: StageSnapshot) {
+  const ctx = snap.context;
+  const events: { type: string; [k: string]: unknown }[] = [
+    { type: 'start_requested' },
+    { type: 'pause_requested' },
+    { type: 'resume_requested' },
+    { type: 'cancel_requested' },
+    { type: 'retry_requested' },
+  ];
+  if (snap.value === 'loading') {
+    events.push({ type: 'xstate.done.actor.loader', actorId: 'loader', output: { total: 0, loadedAt: 1000 } });
+    events.push({ type: 'xstate.done.actor.loader', actorId: 'loader', output: { total: ITEMS.length, loadedAt: 1000 } });
+    events.push({ type: 'xstate.error.actor.loader', actorId: 'loader', error: new Error('source unavailable') });
+  }
+  for (const a of ctx.active) {
+    const actorId = `item.${a.index}`;
+    events.push({ type: `xstate.done.actor.${actorId}`, actorId, output: { outcome: 'done', index: a.index, cost: 1.5 } });
+    events.push({ type: `xstate.done.actor.${actorId}`, actorId, output: { outcome: 'error', index: a.index, error: 'flaky', at: 2000 } });
+    events.push({ type: `xstate.error.actor.${actorId}`, actorId, error: new Error('store unavailable') });
+  }
+  for (const w of ctx.waiting) {
+    const actorId = `wait.${w.index}`;
+    events.push({ type: `xstate.done.actor.${actorId}`, actorId, output: undefined });
+  }
+  return events as never[];
+}
+
+function serialize(snap: StageSnapshot): string {
+  const { total, cursor, processed, failed, active, waiting, pauseRequested, error } = snap.context;
+  return JSON.stringify([snap.value, total, cursor, processed, failed, active, waiting, pauseRequested, error]);
+}
+
+function processingOf(snap: StageSnapshot) {
+  const record = {
+    runId: INPUT.runId,
+    status: 'running',
+    snapshot: { value: 'running', context: { current: 1 }, children: { 'stage.1': { snapshot: { value: snap.value, context: snap.context } } } },
+  } as unknown as RunRecord;
+  return describeProcessing(record, [{ key: 'k', name: 'Stage one' }], () => ITEMS)!;
+}
+
+describe('stage machine, model-based', () => {
+  // Events given here are used as they are; the model's default would keep only events whose
+  // type equals a descriptor, and `xstate.done.actor.item.0` is not `xstate.done.actor.item.*`.
+  const paths = edgePaths<StageSnapshot, never>(stageUnderTest([], []), { input: INPUT, events: eventsFor, serializeState: serialize });
+
+  it('reaches every state of the stage', () => {
+    expect(paths.length).toBeGreaterThan(100);
+    const reached = new Set(paths.flatMap((p) => p.steps.map((s) => String(s.state.value))));
+    expect([...reached].sort()).toEqual(['completed', 'empty', 'failed', 'loading', 'paused', 'pausing', 'pending', 'running']);
+  });
+
+  it('keeps its promises on every path and takes every transition', () => {
+    const coverage = transitionCollector('stage');
+    for (const path of paths) {
+      const records: ItemRecord[] = [];
+      const notices: StageNotice[] = [];
+      const actor = createActor(stageUnderTest(records, notices), { input: INPUT, inspect: coverage.inspect });
+      actor.start();
+      let prev = actor.getSnapshot();
+      let pausedAt: number | null = null;
+      for (const step of path.steps) {
+        const noticesBefore = notices.length;
+        actor.send(step.event);
+        const heard = notices.slice(noticesBefore);
+        const snap = actor.getSnapshot();
+        const ctx: StageContext = snap.context;
+        const where = `${path.description} at ${String(snap.value)}`;
+        // The SUT agrees with the model.
+        expect(serialize(snap), where).toBe(serialize(step.state));
+        // Progress never goes backwards and never passes the total.
+        expect(ctx.processed, where).toBeGreaterThanOrEqual(prev.context.processed);
+        if (ctx.total !== null) expect(ctx.processed, where).toBeLessThanOrEqual(ctx.total);
+        // Concurrency holds, retry waits included.
+        expect(ctx.active.length + ctx.waiting.length, where).toBeLessThanOrEqual(ctx.concurrency);
+        // Every finished item is recorded once, failed exactly when its last attempt failed.
+        expect(records.length, where).toBe(ctx.processed);
+        expect(new Set(records.map((r) => r.index)).size, where).toBe(records.length);
+        expect(records.filter((r) => r.status === 'failed').length, where).toBe(ctx.failed);
+        for (const r of records) {
+          if (r.status === 'failed') expect(r.attempts, where).toBe(INPUT.maxAttempts);
+        }
+        const view = processingOf(snap);
+        expect(view.stage_state, where).toBe(snap.value);
+        switch (snap.value) {
+          case 'loading':
+          case 'pending':
+            expect(view.percentage, where).toBe(0);
+            break;
+          case 'empty':
+            expect(ctx.total, where).toBe(0);
+            expect(view.percentage, where).toBe(100);
+            expect(view.total_items, where).toBe(0);
+            break;
+          case 'completed':
+            expect(ctx.processed, where).toBe(ctx.total);
+            expect(view.percentage, where).toBe(100);
+            expect(view.currently_processing, where).toEqual([]);
+            break;
+          case 'paused':
+            // Paused: nothing in flight, the progress it had is kept.
+            expect(ctx.active, where).toEqual([]);
+            expect(view.currently_processing, where).toEqual([]);
+            if (ctx.total) expect(view.percentage, where).toBe(Math.floor((100 * ctx.processed) / ctx.total));
+            if (pausedAt !== null) expect(ctx.processed, where).toBe(pausedAt);
+            pausedAt = ctx.processed;
+            break;
+          case 'failed':
+            expect(ctx.error, where).toBeTruthy();
+            expect(ctx.active, where).toEqual([]);
+            break;
+          default:
+            if (ctx.total) expect(view.percentage, where).toBe(Math.floor((100 * ctx.processed) / ctx.total));
+            expect(view.currently_processing.map((i) => i.id), where).toEqual(ctx.active.map((a) => ITEMS[a.index]!.id));
+        }
+        if (snap.value !== 'paused') pausedAt = null;
+        // The run hears of a pause and of a real failure, never of a cancel.
+        if (snap.value === 'paused' && prev.value !== 'paused') expect(heard, where).toEqual([{ type: 'stage_paused', stage: 1 }]);
+        else if (snap.value === 'failed' && prev.value !== 'failed' && ctx.error !== 'cancelled') {
+          expect(heard, where).toEqual([{ type: 'stage_failed', stage: 1, error: ctx.error }]);
+        } else expect(heard, where).toEqual([]);
+        prev = snap;
+      }
+      actor.stop();
+    }
+    const missing = [...allTransitions(stageMachine)].filter((t) => !coverage.taken.has(t));
+    expect(missing).toEqual([]);
+  });
+
+  it('backs off exponentially up to the cap', async () => {
+    const { backoffDelay } = await import('../../machines/index.js');
+    const policy = { backoffMs: 100, backoffMaxMs: 1000 };
+    expect([1, 2, 3, 4, 5].map((n) => backoffDelay(policy, n))).toEqual([100, 200, 400, 800, 1000]);
+  });
+});
