@@ -167,7 +167,8 @@ export class SqliteStore implements Store {
       const appended: StoredEvent[] = [];
       for (const i of toAppend) {
         seq += 1;
-        const { event, ...rest } = batch.events[i]!;
+        // run_id and seq are the store's to assign, whatever the caller's event carried.
+        const { event, run_id: _runId, seq: _seq, ...rest } = batch.events[i]!;
         const stored = { event, run_id: runId, seq, ...rest } as StoredEvent;
         this.#stmt.insertEvent.run(runId, seq, JSON.stringify(stored), keys[i] ?? null);
         seqs[i] = seq;

@@ -61,6 +61,7 @@ export class HumanLog {
 
   #emit(level: 'info' | 'warn' | 'error', time: string, msg: string): string | undefined {
     // Titles and errors come from pipelines: one event stays one line.
+    // eslint-disable-next-line no-control-regex -- stripping control characters is the point
     this.#logger[level]({ time }, msg.replace(/[\u0000-\u001f\u007f]+/g, ' '));
     const raw = this.#lines.shift();
     return raw === undefined ? undefined : prettify(raw);

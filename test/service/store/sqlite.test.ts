@@ -1,0 +1,96 @@
+import Database from 'better-sqlite3';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SqliteStore } from '../../../service/store/sqlite.js';
+import { activities, at, done, newRun, storeContract } from './contract.js';
+
+function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'runstate-sqlite-'));
+}
+
+storeContract('sqlite', async () => {
+  const dir = tempDir();
+  const store = new SqliteStore({ filename: path.join(dir, 'runstate.db') });
+  return {
+    store,
+    async cleanup() {
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe('SqliteStore', () => {
+  let dir: string;
+  let filename: string;
+  const opened: SqliteStore[] = [];
+
+  function open(): SqliteStore {
+    const store = new SqliteStore({ filename });
+    opened.push(store);
+    return store;
+  }
+
+  beforeEach(() => {
+    dir = tempDir();
+    filename = path.join(dir, 'data', 'runstate.db');
+  });
+
+  afterEach(async () => {
+    for (const store of opened.splice(0)) await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('creates the directory of its database file', () => {
+    open();
+    expect(fs.existsSync(filename)).toBe(true);
+  });
+
+  it('keeps runs, events, ledger, stage items and snapshot across a reopen', async () => {
+    const first = open();
+    await first.createRun(newRun('run_a', { createdAt: at(1) }));
+    await first.createRun(newRun('run_b', { createdAt: at(2) }));
+    await first.saveStageItems('run_a', 1, [{ id: 1, title: 'One' }, { id: 'x', title: 'X' }]);
+    await first.commit('run_a', {
+      events: activities(3),
+      eventKeys: ['k1', null, null],
+      snapshot: { value: 'running', context: { stage: 1 } },
+      status: 'running',
+      ledger: [done(1, 1), done(1, 'x', { status: 'failed', attempts: 3, error: 'timeout' })],
+    });
+    await first.markTraced('run_a', 3);
+    await first.commit('run_b', { events: activities(1), status: 'completed', closedAt: at(9) });
+    const eventsBefore = await first.readEvents('run_a', 0);
+    const runBefore = await first.getRun('run_a');
+    await first.close();
+
+    const second = open();
+    expect(await second.getRun('run_a')).toEqual(runBefore);
+    expect(runBefore).toMatchObject({ status: 'running', lastSeq: 3, snapshot: { value: 'running', context: { stage: 1 } } });
+    expect(await second.readEvents('run_a', 0)).toEqual(eventsBefore);
+    expect(await second.ledger('run_a')).toEqual([
+      done(1, 1),
+      done(1, 'x', { status: 'failed', attempts: 3, error: 'timeout' }),
+    ]);
+    expect(await second.getStageItems('run_a', 1)).toEqual([{ id: 1, title: 'One' }, { id: 'x', title: 'X' }]);
+    expect((await second.listUntraced()).map((r) => r.runId)).toEqual(['run_b']);
+    expect((await second.listRuns({ open: true })).map((r) => r.runId)).toEqual(['run_a']);
+
+    // Seqs and event keys carry on from the file, not from a fresh counter.
+    const res = await second.commit('run_a', { events: activities(2, 'after'), eventKeys: ['k1', 'k2'] });
+    expect(res.seqs).toEqual([1, 4]);
+  });
+
+  it('runs in WAL mode', async () => {
+    const store = open();
+    await store.createRun(newRun('run_a'));
+    const other = new Database(filename, { readonly: true });
+    try {
+      expect(other.pragma('journal_mode', { simple: true })).toBe('wal');
+    } finally {
+      other.close();
+    }
+  });
+});
