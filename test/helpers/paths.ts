@@ -21,7 +21,7 @@ export function edgePaths<S extends Snapshot<unknown>, E extends EventObject>(
     const steps = (p.steps as unknown as { event: E; state: S }[]).filter((s) => s.event.type !== 'xstate.init');
     shortest.set(options.serializeState(p.state as unknown as S), steps);
   }
-  const adjacency = getAdjacencyMap(machine, options as never) as Record<string, { transitions: Record<string, { event: unknown; state: unknown }> }>;
+  const adjacency = getAdjacencyMap(machine, options as never) as unknown as Record<string, { transitions: Record<string, { event: unknown; state: unknown }> }>;
   const paths: EdgePath<S, E>[] = [];
   Object.entries(adjacency).forEach(([from, { transitions }], i) => {
     // The traversal starts at the initial state, reached by no event.
