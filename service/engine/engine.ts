@@ -204,7 +204,10 @@ export class Engine {
     return { accepted: true, run: live.view() };
   }
 
-  /** Resolves when the run has reached completed or cancelled and left memory (or already had). */
+  /**
+   * Resolves when the run has left memory (or already had): it reached completed or cancelled,
+   * or a failed write stopped it.
+   */
   async whenRetired(runId: string): Promise<void> {
     if (!this.#hosts.has(runId)) return;
     await new Promise<void>((resolve) => {
@@ -252,17 +255,21 @@ export class Engine {
       now: this.#now,
       onAppended: (h, events) => this.#announce(h.record, events),
       onFault: (h, err) => {
+        // The store refused a write: what is durable stays as it was, and the run resumes from
+        // there when the service next starts. Holding it in memory would only drift further.
         this.#log.error({ err, runId: h.runId }, 'run stopped: its events could not be written');
         h.stop();
-        this.#hosts.delete(h.runId);
+        this.#release(h);
       },
-      onRetired: (h) => {
-        this.#hosts.delete(h.runId);
-        for (const fn of [...this.#retired]) fn(h.runId);
-      },
+      onRetired: (h) => this.#release(h),
     });
     this.#hosts.set(record.runId, host);
     return host;
+  }
+
+  #release(host: RunHost): void {
+    this.#hosts.delete(host.runId);
+    for (const fn of [...this.#retired]) fn(host.runId);
   }
 
   #announce(record: RunRecord, events: readonly StoredEvent[]): void {
