@@ -1,0 +1,92 @@
+import { appendFileSync, readFileSync, readdirSync, truncateSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { TraceWriter } from '../../../service/trace/trace-writer.js';
+import { engineOn, isTransition, tempDir } from '../../helpers/engine.js';
+import { gatedPipeline } from '../../helpers/gated.js';
+
+const ACME = { accountId: 'acme', siteId: 'site-5' };
+const silent = pino({ level: 'silent' });
+
+describe('trace files', () => {
+  let dir: ReturnType<typeof tempDir>;
+  beforeEach(() => {
+    dir = tempDir();
+  });
+  afterEach(() => dir.remove());
+
+  it('writes the JSONL trace, the run log, one log per stage and a diagnostic line', async () => {
+    const gate = gatedPipeline('gated', [2, 0, 1]);
+    const { engine, store, next } = engineOn(dir.path, [gate.pipeline]);
+    const traces = new TraceWriter({ dataDir: dir.path, store, logger: silent });
+    engine.onEvents((run, events) => traces.write(run, events));
+    const { run_id: id } = await engine.startRun({ ...ACME, pipeline: 'gated' });
+    await gate.finish();
+    await gate.inFlight(1);
+    await engine.command(id, 'pause', { by: 'ops-site-5', reason: 'provider outage' });
+    await gate.finish();
+    await next(isTransition('run', 'paused'));
+    await engine.command(id, 'resume', { by: 'ops-site-5' });
+    await gate.finish();
+    await engine.whenRetired(id);
+    await traces.flush();
+
+    const runDir = join(dir.path, 'logs', 'acme', 'site-5', id);
+    expect(readdirSync(runDir).sort()).toEqual(['automation_run.log', 'run_trace.jsonl', 'stage_1.log', 'stage_2.log', 'stage_3.log']);
+    const log = await store.readEvents(id, 0);
+    expect(readFileSync(join(runDir, 'run_trace.jsonl'), 'utf8')).toBe(log.map((e) => `${JSON.stringify(e)}\n`).join(''));
+
+    const runLog = readFileSync(join(runDir, 'automation_run.log'), 'utf8').trimEnd().split('\n');
+    expect(runLog).toHaveLength(log.length);
+    expect(runLog[0]).toMatch(new RegExp(`^\\[\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\.\\d{3}\\] INFO: Run ${id} started \\(trigger: manual\\)$`));
+    expect(runLog).toContainEqual(expect.stringContaining('Command pause by ops-site-5 (reason: provider outage)'));
+    expect(runLog).toContainEqual(expect.stringContaining('Stage 1: running → pausing (pause_requested)'));
+    expect(runLog).toContainEqual(expect.stringContaining('Stage 1: 2/2 processed #102 "item 1.2"'));
+    expect(runLog).toContainEqual(expect.stringContaining('Stage 1 complete: 2 processed, 0 failed in 0s, 2 credits'));
+
+    const stage2 = readFileSync(join(runDir, 'stage_2.log'), 'utf8');
+    expect(stage2).toContain('Stage 2: loading → empty (items_loaded)');
+    expect(stage2).not.toContain('Stage 1');
+    const diagnostic = readFileSync(join(dir.path, 'logs', 'automation_diagnostic.log'), 'utf8').trimEnd().split('\n');
+    expect(diagnostic).toHaveLength(1);
+    expect(diagnostic[0]).toContain(`${id} completed: gated for acme/site-5, 3 items processed, 0 failed, ${log.length} events`);
+    expect(await store.listUntraced()).toEqual([]);
+  });
+
+  it('keeps one event on one line whatever a title contains', async () => {
+    const { store } = engineOn(dir.path, []);
+    const run = await store.createRun({ runId: 'run_20250101_000000_manual', ...ACME, pipeline: 'p', trigger: 'manual', options: {}, createdAt: new Date().toISOString() });
+    const res = await store.commit(run.runId, {
+      events: [{ event: 'activity_log', message: 'line one\nINFO: forged line\r\n', timestamp: new Date().toISOString() }],
+    });
+    const traces = new TraceWriter({ dataDir: dir.path, store, logger: silent });
+    traces.write(run, res.events);
+    await traces.flush();
+    const text = readFileSync(join(TraceWriter.runDir(dir.path, run), 'automation_run.log'), 'utf8');
+    expect(text.trimEnd().split('\n')).toHaveLength(1);
+  });
+
+  it('repairs a trace left torn by a crash to match the event log', async () => {
+    const gate = gatedPipeline('gated', [3]);
+    const { engine, store } = engineOn(dir.path, [gate.pipeline]);
+    const traces = new TraceWriter({ dataDir: dir.path, store, logger: silent });
+    engine.onEvents((run, events) => traces.write(run, events));
+    const { run_id: id } = await engine.startRun({ ...ACME, pipeline: 'gated' });
+    await gate.finish();
+    await gate.inFlight(1);
+    await traces.flush();
+    const path = join(TraceWriter.runDir(dir.path, { ...ACME, runId: id }), 'run_trace.jsonl');
+    // A crash cut the last lines and left half a line behind.
+    const whole = readFileSync(path, 'utf8');
+    truncateSync(path, whole.lastIndexOf('\n', whole.length - 2) + 1);
+    appendFileSync(path, '{"event":"stage_item_proc');
+    expect(statSync(path).size).toBeLessThan(whole.length + 30);
+
+    const repaired = new TraceWriter({ dataDir: dir.path, store, logger: silent });
+    expect(await repaired.repair()).toBe(1);
+    const log = await store.readEvents(id, 0);
+    expect(readFileSync(path, 'utf8')).toBe(log.map((e) => `${JSON.stringify(e)}\n`).join(''));
+    await engine.stop();
+  });
+});
