@@ -57,6 +57,8 @@ export class Engine {
   readonly #hosts = new Map<string, RunHost>();
   readonly #listeners = new Set<EventsListener>();
   readonly #retired = new Set<(runId: string) => void>();
+  /** Next free suffix per `run_<date>_<time>_<trigger>`, so a burst of starts does not probe. */
+  readonly #suffixes = new Map<string, number>();
   #stopped = false;
 
   constructor(opts: EngineOptions) {
@@ -106,8 +108,11 @@ export class Engine {
     const options = parseOptions(pipeline, req.options);
 
     const createdAt = new Date(this.#now());
+    const base = makeRunId(createdAt, trigger);
     let record: RunRecord | undefined;
-    for (let attempt = 1; !record; attempt++) {
+    // Runs started in the same second take the next suffix; another instance may take one first.
+    const first = this.#suffixes.get(base) ?? 1;
+    for (let attempt = first; !record; attempt++) {
       try {
         record = await this.#store.createRun({
           runId: makeRunId(createdAt, trigger, attempt),
@@ -118,8 +123,10 @@ export class Engine {
           options: (req.options ?? {}) as Record<string, unknown>,
           createdAt: createdAt.toISOString(),
         });
+        if (this.#suffixes.size > 64) this.#suffixes.clear();
+        this.#suffixes.set(base, attempt + 1);
       } catch (err) {
-        if (!(err instanceof StoreConflictError) || attempt >= 1000) throw err;
+        if (!(err instanceof StoreConflictError) || attempt - first > 10_000) throw err;
       }
     }
     const host = this.#host(record, pipeline, options);

@@ -125,6 +125,10 @@ export class RunHost {
   }
 
   async processItem(job: ItemJob, signal: AbortSignal): Promise<ItemOutcome> {
+    // Every item starts on a fresh turn of the event loop. Items that finish at once would
+    // otherwise chain promise after promise (SQLite commits are synchronous) and starve
+    // timers and sockets (heartbeats, commands) until the whole stage is done.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     const item = (await this.#itemsOf(job.stage))[job.index];
     if (!item) throw new Error(`stage ${job.stage} has no item at position ${job.index}`);
     const ctx: ItemContext<unknown> = {

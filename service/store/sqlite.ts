@@ -115,14 +115,13 @@ export class SqliteStore implements Store {
       liveRuns: db.prepare<[], RunRow>(
         `SELECT * FROM runs WHERE status IN ('idle', 'running', 'paused', 'failed') ORDER BY created_at`,
       ),
-      bumpSeq: db.prepare<[number, string], { last_seq: number }>(
-        'UPDATE runs SET last_seq = last_seq + ? WHERE run_id = ? RETURNING last_seq',
-      ),
-      updateRun: db.prepare(
-        `UPDATE runs SET snapshot = COALESCE(@snapshot, snapshot), status = COALESCE(@status, status),
+      // One statement per commit: the seqs and the run's new state.
+      updateRun: db.prepare<Record<string, unknown>, { last_seq: number }>(
+        `UPDATE runs SET last_seq = last_seq + @appended,
+           snapshot = COALESCE(@snapshot, snapshot), status = COALESCE(@status, status),
            error = CASE WHEN @set_error THEN @error ELSE error END,
            closed_at = COALESCE(@closed_at, closed_at), updated_at = @updated_at
-         WHERE run_id = @run_id`,
+         WHERE run_id = @run_id RETURNING last_seq`,
       ),
       insertEvent: db.prepare('INSERT INTO events (run_id, seq, body, event_key) VALUES (?, ?, ?, ?)'),
       seqByKey: db.prepare<[string, string], { seq: number }>('SELECT seq FROM events WHERE run_id = ? AND event_key = ?'),
@@ -161,7 +160,16 @@ export class SqliteStore implements Store {
         firstOfKey.set(key, i);
         return true;
       });
-      const bumped = this.#stmt.bumpSeq.get(toAppend.length, runId);
+      const bumped = this.#stmt.updateRun.get({
+        run_id: runId,
+        appended: toAppend.length,
+        snapshot: batch.snapshot === undefined ? null : JSON.stringify(batch.snapshot),
+        status: batch.status ?? null,
+        set_error: batch.error === undefined ? 0 : 1,
+        error: batch.error ?? null,
+        closed_at: batch.closedAt ?? null,
+        updated_at: now,
+      });
       if (!bumped) throw new StoreNotFoundError(`run ${runId} does not exist`);
       let seq = bumped.last_seq - toAppend.length;
       const appended: StoredEvent[] = [];
@@ -192,15 +200,6 @@ export class SqliteStore implements Store {
           throw new LedgerConflictError(`item ${String(entry.itemId)} of stage ${entry.stage} is already recorded for run ${runId}`);
         }
       }
-      this.#stmt.updateRun.run({
-        run_id: runId,
-        snapshot: batch.snapshot === undefined ? null : JSON.stringify(batch.snapshot),
-        status: batch.status ?? null,
-        set_error: batch.error === undefined ? 0 : 1,
-        error: batch.error ?? null,
-        closed_at: batch.closedAt ?? null,
-        updated_at: now,
-      });
       return { events: appended, seqs };
     });
   }

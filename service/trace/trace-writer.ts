@@ -12,8 +12,13 @@ export interface TraceWriterOptions {
 }
 
 interface RunFiles {
+  run: RunRecord;
   dir: string;
-  tail: Promise<void>;
+  dirMade: boolean;
+  /** Events waiting to be written; a writer that falls behind writes them in one go. */
+  queued: StoredEvent[];
+  /** The drain in progress, if any. */
+  draining: Promise<void> | null;
   human: HumanLog;
 }
 
@@ -45,16 +50,30 @@ export class TraceWriter {
   /** Queues the events of one run for writing; returns at once. */
   write(run: RunRecord, events: readonly StoredEvent[]): void {
     const files = this.#files(run);
-    files.tail = files.tail
-      .then(() => this.#append(run, files, events))
-      .catch((err: unknown) => this.#opts.logger.error({ err, runId: run.runId }, 'writing the trace failed'));
+    files.queued.push(...events);
+    files.draining ??= this.#drain(files);
   }
 
   /** Resolves once everything queued for the run (or for every run) is on disk. */
   async flush(runId?: string): Promise<void> {
     const files = runId === undefined ? [...this.#runs.values()] : [this.#runs.get(runId)].filter((f) => f !== undefined);
-    await Promise.all(files.map((f) => f.tail));
+    await Promise.all(files.map((f) => f.draining));
     await this.#diagnosticTail;
+  }
+
+  async #drain(files: RunFiles): Promise<void> {
+    try {
+      while (files.queued.length > 0) {
+        const events = files.queued;
+        files.queued = [];
+        await this.#append(files, events);
+      }
+    } catch (err) {
+      this.#opts.logger.error({ err, runId: files.run.runId }, 'writing the trace failed');
+      files.queued = [];
+    } finally {
+      files.draining = null;
+    }
   }
 
   /**
@@ -65,14 +84,14 @@ export class TraceWriter {
     const runs = await this.#opts.store.listUntraced();
     for (const run of runs) {
       const files = this.#files(run);
-      await files.tail;
+      await files.draining;
       const tracePath = join(files.dir, 'run_trace.jsonl');
       const lastSeq = await lastTracedSeq(tracePath);
       let after = lastSeq;
       for (;;) {
         const events = await this.#opts.store.readEvents(run.runId, after, 5000);
         if (events.length === 0) break;
-        await this.#append(run, files, events);
+        await this.#append(files, events);
         after = events[events.length - 1]!.seq;
       }
       if (lastSeq === after && TERMINAL.has(run.status)) await this.#opts.store.markTraced(run.runId, run.lastSeq);
@@ -80,17 +99,28 @@ export class TraceWriter {
     return runs.length;
   }
 
-  #files(run: Pick<RunRecord, 'accountId' | 'siteId' | 'runId'>): RunFiles {
+  #files(run: RunRecord): RunFiles {
     let files = this.#runs.get(run.runId);
     if (!files) {
-      files = { dir: TraceWriter.runDir(this.#opts.dataDir, run), tail: Promise.resolve(), human: new HumanLog() };
+      files = {
+        run,
+        dir: TraceWriter.runDir(this.#opts.dataDir, run),
+        dirMade: false,
+        queued: [],
+        draining: null,
+        human: new HumanLog(),
+      };
       this.#runs.set(run.runId, files);
     }
     return files;
   }
 
-  async #append(run: RunRecord, files: RunFiles, events: readonly StoredEvent[]): Promise<void> {
-    await mkdir(files.dir, { recursive: true });
+  async #append(files: RunFiles, events: readonly StoredEvent[]): Promise<void> {
+    const { run } = files;
+    if (!files.dirMade) {
+      await mkdir(files.dir, { recursive: true });
+      files.dirMade = true;
+    }
     await appendFile(join(files.dir, 'run_trace.jsonl'), events.map((e) => `${JSON.stringify(e)}\n`).join(''));
     const { run: runLines, stages } = files.human.format(events);
     if (runLines) await appendFile(join(files.dir, 'automation_run.log'), runLines);
@@ -98,10 +128,12 @@ export class TraceWriter {
     const finished = events.find(
       (e) => e.event === 'state_change' && e.machine_name === 'run' && TERMINAL.has(String((e.payload as { to_state?: unknown }).to_state)),
     );
-    if (finished) {
-      await this.#writeDiagnostic(run, finished);
+    if (finished) await this.#writeDiagnostic(run, finished);
+    // After its terminal event a run only ever gets `close`: either one means the trace is whole.
+    if (finished || events.some((e) => e.event === 'command' && e.command === 'close')) {
       await this.#opts.store.markTraced(run.runId, events[events.length - 1]!.seq);
-      this.#runs.delete(run.runId);
+      // A finished run writes nothing more but `close`: that reopens its entry.
+      if (files.queued.length === 0) this.#runs.delete(run.runId);
     }
   }
 

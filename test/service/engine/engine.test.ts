@@ -301,6 +301,27 @@ describe('engine', () => {
     await expect(engine.command('nope', 'pause', { by: 'x' })).rejects.toMatchObject({ code: 'RUN_NOT_FOUND', status: 404 });
   });
 
+  it('lets the event loop turn while a stage of instant items goes through', async () => {
+    const instant = {
+      name: 'instant',
+      parseOptions: () => ({}),
+      stages: [{ key: 's', name: 'S', loadItems: async () => Array.from({ length: 300 }, (_, i) => ({ id: i, title: `i${i}` })), processItem: async () => {} }],
+    };
+    const { engine } = engineOn(dir.path, [instant]);
+    let turns = 0;
+    let running = true;
+    const spin = () => {
+      turns += 1;
+      if (running) setImmediate(spin);
+    };
+    const { run_id: id } = await engine.startRun({ ...ACME, pipeline: 'instant' });
+    setImmediate(spin);
+    await engine.whenRetired(id);
+    running = false;
+    // Timers, sockets and heartbeats get a turn between items, not only after the stage.
+    expect(turns).toBeGreaterThanOrEqual(250);
+  });
+
   it('gives runs started in the same second distinct ids', async () => {
     const gate = gatedPipeline('gated', [1]);
     const { engine } = engineOn(dir.path, [gate.pipeline]);
