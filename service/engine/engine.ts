@@ -18,6 +18,8 @@ export interface EngineOptions {
   logger?: Logger;
   /** Epoch ms. [default: Date.now] */
   now?: () => number;
+  /** Told how long each durable write took (seconds), for metrics. */
+  onWritten?: (seconds: number) => void;
 }
 
 export interface StartRunRequest {
@@ -54,6 +56,7 @@ export class Engine {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #machine: ProvidedRunMachine;
+  readonly #onWritten: ((seconds: number) => void) | undefined;
   readonly #hosts = new Map<string, RunHost>();
   readonly #listeners = new Set<EventsListener>();
   readonly #retired = new Set<(runId: string) => void>();
@@ -66,6 +69,7 @@ export class Engine {
     this.#pipelines = new Map(opts.pipelines.map((p) => [p.name, p]));
     this.#log = opts.logger ?? pino({ level: 'silent' });
     this.#now = opts.now ?? Date.now;
+    this.#onWritten = opts.onWritten;
     this.#machine = provideMachines((id) => this.#requireHost(id), this.#now);
   }
 
@@ -261,6 +265,7 @@ export class Engine {
       machine: this.#machine,
       now: this.#now,
       onAppended: (h, events) => this.#announce(h.record, events),
+      onWritten: this.#onWritten,
       onFault: (h, err) => {
         // The store refused a write: what is durable stays as it was, and the run resumes from
         // there when the service next starts. Holding it in memory would only drift further.

@@ -16,6 +16,8 @@ export interface JournalOptions {
   onAppended: (events: StoredEvent[]) => void;
   /** A write failed: the run can no longer make durable progress in this process. */
   onFault: (err: unknown) => void;
+  /** How long each durable write took, in seconds. */
+  onWritten?: (seconds: number) => void;
 }
 
 /**
@@ -77,7 +79,9 @@ export class Journal {
     const result = this.#tail.then(async () => {
       if (this.#faulted) throw new Error(`journal of run ${this.#opts.runId} stopped after a failed write`);
       try {
+        const started = performance.now();
         const res = await this.#opts.store.commit(this.#opts.runId, batch);
+        this.#opts.onWritten?.((performance.now() - started) / 1000);
         if (res.events.length > 0) this.#opts.onAppended(res.events);
         return res;
       } catch (err) {

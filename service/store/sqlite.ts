@@ -272,6 +272,11 @@ export class SqliteStore implements Store {
     return this.#stmt.liveRuns.all().map(toRecord);
   }
 
+  async countRunsByStatus(): Promise<Record<string, number>> {
+    const rows = this.#db.prepare<[], { status: string; n: number }>('SELECT status, COUNT(*) AS n FROM runs GROUP BY status').all();
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  }
+
   async commit(runId: string, batch: CommitBatch): Promise<CommitResult> {
     return this.#commitTx(runId, batch, new Date().toISOString());
   }

@@ -92,6 +92,8 @@ export interface Store {
   listRuns(filter: RunFilter): Promise<RunRecord[]>;
   /** Runs that may still do work: idle, running, paused, failed. */
   listLiveRuns(): Promise<RunRecord[]>;
+  /** How many runs are in each status (statuses with none are left out). */
+  countRunsByStatus(): Promise<Record<string, number>>;
   /**
    * One atomic write: appends the events with the next seqs, updates the snapshot, status
    * and closedAt, and inserts the ledger entries. A ledger entry that already exists for

@@ -182,6 +182,19 @@ export function storeContract(name: string, open: OpenStore): void {
       });
     });
 
+    describe('countRunsByStatus', () => {
+      it('counts runs per status and leaves out statuses with none', async () => {
+        expect(await store.countRunsByStatus()).toEqual({});
+        const statuses = ['running', 'running', 'paused', 'completed'];
+        for (const [i, status] of statuses.entries()) {
+          await store.createRun(newRun(`run_${i}`, { createdAt: at(i) }));
+          await store.commit(`run_${i}`, { events: [], status });
+        }
+        await store.createRun(newRun('run_new', { createdAt: at(9) }));
+        expect(await store.countRunsByStatus()).toEqual({ running: 2, paused: 1, completed: 1, idle: 1 });
+      });
+    });
+
     describe('commit', () => {
       beforeEach(async () => {
         await store.createRun(newRun('run_a'));

@@ -1,0 +1,74 @@
+import { isAbsolute, resolve } from 'node:path';
+
+/** The service's settings, read once from the environment by server.ts (DESIGN §8). */
+export interface Config {
+  /** [PORT=3000] 0 picks a free port. */
+  port: number;
+  /** [HOST=127.0.0.1] */
+  host: string;
+  /** [RUNSTATE_DATA=./data] SQLite database, admin token, trace files. Absolute. */
+  dataDir: string;
+  /** [DATABASE_URL] Postgres; SQLite in `dataDir` when unset. */
+  databaseUrl: string | null;
+  /** [RUNSTATE_ADMIN_TOKEN] generated and kept in `dataDir` when unset. */
+  adminToken: string | null;
+  /** [RUNSTATE_TOKENS_FILE] JSON list of `{token, name, account_id, site_ids}`. */
+  tokensFile: string | null;
+  /** [RUNSTATE_LOG_LEVEL=info] */
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** [RUNSTATE_SHUTDOWN_TIMEOUT_MS=10000] how long SIGTERM may take before the process exits anyway. */
+  shutdownTimeoutMs: number;
+  /** [RUNSTATE_BODY_LIMIT=65536] largest request body, in bytes. */
+  bodyLimit: number;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'INVALID_CONFIG';
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`Expected \`${name}\` to be a whole number, got ${JSON.stringify(raw)}.`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(`Expected \`${name}\` to be between ${min} and ${max}, got ${n}.`);
+  return n;
+}
+
+function text(env: NodeJS.ProcessEnv, name: string): string | null {
+  const raw = env[name];
+  return raw === undefined || raw.trim() === '' ? null : raw.trim();
+}
+
+/** Reads and validates the settings; a bad one is a `ConfigError` that names it. */
+export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Readonly<Config> {
+  const dataDir = text(env, 'RUNSTATE_DATA') ?? './data';
+  const databaseUrl = text(env, 'DATABASE_URL');
+  if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('Expected `DATABASE_URL` to be a postgres:// or postgresql:// URL.');
+  }
+  const adminToken = text(env, 'RUNSTATE_ADMIN_TOKEN');
+  if (adminToken !== null && adminToken.length < 16) {
+    throw new ConfigError('Expected `RUNSTATE_ADMIN_TOKEN` to be at least 16 characters.');
+  }
+  const logLevel = text(env, 'RUNSTATE_LOG_LEVEL') ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError(`Expected \`RUNSTATE_LOG_LEVEL\` to be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}.`);
+  }
+  const host = text(env, 'HOST') ?? '127.0.0.1';
+  if (/\s/.test(host)) throw new ConfigError(`Expected \`HOST\` to be a host name or address, got ${JSON.stringify(host)}.`);
+  const tokensFile = text(env, 'RUNSTATE_TOKENS_FILE');
+  return Object.freeze({
+    port: integer(env, 'PORT', 3000, 0, 65535),
+    host,
+    dataDir: isAbsolute(dataDir) ? dataDir : resolve(cwd, dataDir),
+    databaseUrl,
+    adminToken,
+    tokensFile: tokensFile === null ? null : resolve(cwd, tokensFile),
+    logLevel: logLevel as Config['logLevel'],
+    shutdownTimeoutMs: integer(env, 'RUNSTATE_SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
+    bodyLimit: integer(env, 'RUNSTATE_BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
+  });
+}
