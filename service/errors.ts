@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   NOT_FOUND: { status: 404, message: 'Not found.' },
   COMMAND_NOT_ALLOWED: { status: 409, message: "The run's state does not allow that command." },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Send the body as application/json.' },
   UNAVAILABLE: { status: 503, message: 'The service is shutting down.' },
   INTERNAL: { status: 500, message: 'Something went wrong on our side.' },
 } as const satisfies Record<string, { status: number; message: string }>;

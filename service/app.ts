@@ -1,0 +1,116 @@
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { TokenRegistry } from './auth/tokens.js';
+import type { Config } from './config.js';
+import type { Engine } from './engine/engine.js';
+import { RunstateError } from './errors.js';
+import { errorSchema, sendError } from './http.js';
+import type { Metrics } from './metrics.js';
+import { currentProcessingRoutes } from './routes/current-processing.js';
+import { runsRoutes } from './routes/runs.js';
+import type { Store } from './store/store.js';
+
+export interface AppDeps {
+  engine: Engine;
+  store: Store;
+  tokens: TokenRegistry;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+export const API_PREFIX = '/api/v1/automation';
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** Drops `token=` from a URL before it reaches a log line. */
+export function redactUrl(url: string): string {
+  return url.replace(/([?&]token=)[^&#]*/gi, '$1[redacted]');
+}
+
+/**
+ * The Fastify app with every route of DESIGN §4. It never listens: server.ts does, and tests
+ * use `app.inject` or listen on port 0 themselves.
+ */
+export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: config.bodyLimit,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
+  });
+  app.decorateRequest('principal', null);
+
+  // JSON only: a text body is a 415, not a confusing validation error.
+  app.removeContentTypeParser('text/plain');
+  // A POST with `Content-Type: application/json` and no body is a command without a reason.
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') done(null, null);
+    else json(request, body as string, done);
+  });
+
+  app.setErrorHandler((err: FastifyError | RunstateError, request, reply) => {
+    if (err instanceof RunstateError) return sendError(reply, err);
+    if (err.validation) return sendError(reply, new RunstateError('BAD_REQUEST', `${err.message}.`));
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, new RunstateError('PAYLOAD_TOO_LARGE', `The request body is over ${config.bodyLimit} bytes.`));
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return sendError(reply, new RunstateError('UNSUPPORTED_MEDIA_TYPE'));
+    if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+      return sendError(reply, new RunstateError('BAD_REQUEST', 'The body is not valid JSON.'));
+    }
+    if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+      return sendError(reply, new RunstateError('BAD_REQUEST', 'The request is not valid.'));
+    }
+    request.log.error({ err }, 'request failed');
+    return sendError(reply, new RunstateError('INTERNAL'));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, new RunstateError('NOT_FOUND', `No route for ${request.method} ${redactUrl(request.url).split('?')[0]}.`)),
+  );
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    deps.metrics.httpDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'runstate', version: '1', description: 'Multi-stage batch pipelines as XState actors (DESIGN §4).' },
+      components: { securitySchemes: { token: { type: 'apiKey', in: 'header', name: 'Authorization', description: '`Token <token>`' } } },
+      security: [{ token: [] }],
+    },
+  });
+
+  app.get('/healthz', { schema: { hide: true } }, async () => {
+    await deps.store.countRunsByStatus();
+    return { status: 'ok', store: deps.store.kind, runs_in_memory: deps.engine.hostedRuns };
+  });
+  app.get('/metrics', { schema: { hide: true } }, async (_, reply) => {
+    return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(
+    async (api) => {
+      api.addSchema({ $id: 'error', ...errorSchema });
+      api.addHook('onRequest', async (request) => {
+        const principal = deps.tokens.authenticate(TokenRegistry.fromHeader(request.headers.authorization));
+        if (!principal) throw new RunstateError('UNAUTHORIZED');
+        request.principal = principal;
+      });
+      await api.register(runsRoutes, { engine: deps.engine, store: deps.store });
+      await api.register(currentProcessingRoutes, { engine: deps.engine });
+    },
+    { prefix: API_PREFIX },
+  );
+  return app;
+}

@@ -1,0 +1,42 @@
+// What every route shares: the principal on the request, the error shape, access checks.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { canSeeSite, type Principal } from './auth/tokens.js';
+import { RunstateError } from './errors.js';
+import { isRunId } from './ids.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+}
+
+export function principalOf(request: FastifyRequest): Principal {
+  if (!request.principal) throw new RunstateError('UNAUTHORIZED');
+  return request.principal;
+}
+
+export function requireSite(principal: Principal, siteId: string): void {
+  if (!canSeeSite(principal, siteId)) throw new RunstateError('FORBIDDEN', `This token may not reach site ${JSON.stringify(siteId)}.`);
+}
+
+/** A run id from a path or query, checked before it reaches the store or the file system. */
+export function runIdParam(value: unknown): string {
+  if (!isRunId(value)) throw new RunstateError('INVALID_RUN_ID', `${JSON.stringify(String(value)).slice(0, 80)} is not a run id (run_<yyyymmdd>_<hhmmss>_<trigger>).`);
+  return value;
+}
+
+export function sendError(reply: FastifyReply, err: RunstateError): FastifyReply {
+  return reply.status(err.status).send({ error: { code: err.code, message: err.message } });
+}
+
+export const errorSchema = {
+  type: 'object',
+  properties: {
+    error: {
+      type: 'object',
+      properties: { code: { type: 'string' }, message: { type: 'string' } },
+      required: ['code', 'message'],
+    },
+  },
+  required: ['error'],
+} as const;

@@ -1,0 +1,152 @@
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { RUN_STATES } from '../../machines/index.js';
+import { COMMANDS, type Command, type Engine } from '../engine/engine.js';
+import { RunstateError } from '../errors.js';
+import { principalOf, requireSite, runIdParam } from '../http.js';
+import type { Store } from '../store/store.js';
+
+export interface RunsRoutesOptions {
+  engine: Engine;
+  store: Store;
+}
+
+const NAME = { type: 'string', minLength: 1, maxLength: 64 } as const;
+const runView = { type: 'object', additionalProperties: true, description: 'A run: status, machine state, stages with states and counts' } as const;
+
+const startBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['site_id', 'pipeline'],
+  properties: {
+    site_id: NAME,
+    pipeline: NAME,
+    trigger: { type: 'string', minLength: 1, maxLength: 32 },
+    account_id: { ...NAME, description: 'Admin token only: the account the run belongs to [default: "default"]' },
+    options: { type: 'object', description: 'Pipeline options (demo pipelines: seed, delay_ms, items_per_stage, fail_rate, concurrency, max_attempts, backoff_ms)' },
+  },
+} as const;
+
+const listQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    site_id: NAME,
+    status: { type: 'string', enum: [...RUN_STATES] },
+    open: { type: 'boolean', description: 'Only runs not closed' },
+    limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 },
+  },
+} as const;
+
+const commandBody = {
+  anyOf: [
+    { type: 'null' },
+    {
+      type: 'object',
+      additionalProperties: false,
+      properties: { reason: { type: 'string', maxLength: 500 } },
+    },
+  ],
+} as const;
+
+async function visibleRun(engine: Engine, principal: ReturnType<typeof principalOf>, rawId: unknown) {
+  const runId = runIdParam(rawId);
+  const run = await engine.getRun(runId);
+  if (!run) throw new RunstateError('RUN_NOT_FOUND', `No run with id ${runId}.`);
+  requireSite(principal, run.site_id);
+  return run;
+}
+
+/** `/runs`: start, list, read, command, and the trace (DESIGN §4). */
+export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: FastifyInstance, { engine, store }) => {
+  app.post<{ Body: { site_id: string; pipeline: string; trigger?: string; account_id?: string; options?: Record<string, unknown> } }>(
+    '/runs',
+    {
+      schema: {
+        summary: 'Start a run',
+        body: startBody,
+        response: { 201: { type: 'object', properties: { data: runView } } },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      const { site_id, pipeline, trigger, account_id, options } = request.body;
+      requireSite(principal, site_id);
+      if (!principal.admin && account_id !== undefined && account_id !== principal.accountId) {
+        throw new RunstateError('FORBIDDEN', 'This token may only start runs for its own account.');
+      }
+      const accountId = principal.accountId ?? account_id ?? 'default';
+      const run = await engine.startRun({ accountId, siteId: site_id, pipeline, trigger, options });
+      request.log.info({ runId: run.run_id, pipeline, siteId: site_id }, 'run started');
+      return reply.status(201).send({ data: run });
+    },
+  );
+
+  app.get<{ Querystring: { site_id?: string; status?: string; open?: boolean; limit: number } }>(
+    '/runs',
+    { schema: { summary: 'List runs, newest first', querystring: listQuery } },
+    async (request) => {
+      const principal = principalOf(request);
+      const { site_id, status, open, limit } = request.query;
+      if (site_id !== undefined) requireSite(principal, site_id);
+      const siteIds = site_id !== undefined ? [site_id] : principal.siteIds ? [...principal.siteIds] : undefined;
+      const runs = await engine.listRuns({ siteIds, status, open, limit });
+      return { data: runs };
+    },
+  );
+
+  app.get<{ Params: { run_id: string } }>('/runs/:run_id', { schema: { summary: 'One run' } }, async (request) => {
+    return { data: await visibleRun(engine, principalOf(request), request.params.run_id) };
+  });
+
+  app.post<{ Params: { run_id: string; command: string }; Body: { reason?: string } | null | undefined }>(
+    '/runs/:run_id/:command',
+    {
+      schema: {
+        summary: 'pause, resume, cancel, retry or close a run',
+        params: {
+          type: 'object',
+          properties: { run_id: { type: 'string' }, command: { type: 'string', enum: [...COMMANDS] } },
+          required: ['run_id', 'command'],
+        },
+        body: commandBody,
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const run = await visibleRun(engine, principal, request.params.run_id);
+      const reason = request.body?.reason;
+      const result = await engine.command(run.run_id, request.params.command as Command, { by: principal.name, reason });
+      if (result.accepted) request.log.info({ runId: run.run_id, command: request.params.command }, 'command accepted');
+      return { data: result.run, accepted: result.accepted };
+    },
+  );
+
+  app.get<{ Params: { run_id: string }; Querystring: { after_seq: number } }>(
+    '/runs/:run_id/trace',
+    {
+      schema: {
+        summary: 'The run’s events as JSONL, in seq order',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { after_seq: { type: 'integer', minimum: 0, default: 0 } },
+        },
+      },
+    },
+    async (request, reply) => {
+      const run = await visibleRun(engine, principalOf(request), request.params.run_id);
+      const runId = run.run_id;
+      async function* lines() {
+        let after = request.query.after_seq;
+        for (;;) {
+          const page = await store.readEvents(runId, after, 1000);
+          if (page.length === 0) return;
+          yield page.map((e) => `${JSON.stringify(e)}\n`).join('');
+          after = page[page.length - 1]!.seq;
+        }
+      }
+      return reply.type('application/x-ndjson; charset=utf-8').send(Readable.from(lines()));
+    },
+  );
+};

@@ -1,0 +1,113 @@
+// The service: the one module that reads process.env, listens, and handles signals.
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { buildApp, redactUrl } from './app.js';
+import { ADMIN_NAME, TokenRegistry, adminToken, readTokensFile, type Principal } from './auth/tokens.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { Engine } from './engine/engine.js';
+import { Metrics } from './metrics.js';
+import { demoPipelines } from './pipelines/index.js';
+import { SqliteStore } from './store/sqlite.js';
+import type { Store } from './store/store.js';
+import { TraceWriter } from './trace/trace-writer.js';
+
+function makeLogger(config: Config): Logger {
+  return pino({
+    level: config.logLevel,
+    serializers: {
+      // Never the Authorization header, never a `token=` in a URL.
+      req: (req: { method: string; url: string; id: string }) => ({ method: req.method, url: redactUrl(req.url), id: req.id }),
+    },
+  });
+}
+
+async function openStore(config: Config): Promise<Store> {
+  if (config.databaseUrl !== null) {
+    throw new ConfigError('`DATABASE_URL` is set, but this build has no Postgres store yet: unset it to use the embedded SQLite store.');
+  }
+  return new SqliteStore({ filename: join(config.dataDir, 'runstate.db') });
+}
+
+export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  let config: Readonly<Config>;
+  try {
+    config = loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`runstate: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = makeLogger(config);
+  const admin = adminToken(config.dataDir, config.adminToken);
+  const principals: { token: string; principal: Principal }[] = [
+    { token: admin.token, principal: { name: ADMIN_NAME, admin: true, accountId: null, siteIds: null } },
+    ...(config.tokensFile !== null ? readTokensFile(config.tokensFile) : []),
+  ];
+  const store = await openStore(config);
+  const metrics = new Metrics(store);
+  const engine = new Engine({
+    store,
+    pipelines: demoPipelines,
+    logger: log.child({ component: 'engine' }),
+    onWritten: (seconds) => metrics.appendSeconds.observe(seconds),
+  });
+  const traces = new TraceWriter({ dataDir: config.dataDir, store, logger: log.child({ component: 'traces' }) });
+  engine.onEvents((run, events) => {
+    traces.write(run, events);
+    metrics.observeEvents(events);
+  });
+
+  const repaired = await traces.repair();
+  const recovered = await engine.recover();
+  log.info({ repairedTraces: repaired, recoveredRuns: recovered.length, dataDir: config.dataDir, store: store.kind }, 'state recovered');
+
+  const app = await buildApp(config, { engine, store, tokens: new TokenRegistry(principals), metrics, logger: log });
+  const address = await app.listen({ port: config.port, host: config.host });
+  const { port } = app.server.address() as { port: number };
+  const shown = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  const base = `http://${shown.includes(':') ? `[${shown}]` : shown}:${port}`;
+  // As Jupyter does: the URL to open, with the admin token, on the console (not in the log).
+  process.stderr.write(
+    `\nrunstate is listening on ${address}\n` +
+      `${admin.created ? 'A new admin token was created and kept in the data directory.\n' : ''}` +
+      `Open ${base}/?token=${admin.token}\n\n`,
+  );
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      log.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown took too long; exiting anyway');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    force.unref();
+    (async () => {
+      await app.close(); // no new requests; in-flight ones finish
+      await engine.stop(); // everything recorded is durable; items in flight run again on restart
+      await traces.flush();
+      await store.close();
+      log.info('stopped');
+      process.exit(0);
+    })().catch((err: unknown) => {
+      log.error({ err }, 'shutdown failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+if (process.argv[1] === import.meta.filename) {
+  main().catch((err: unknown) => {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`runstate: ${err.message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`runstate: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  });
+}

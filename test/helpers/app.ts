@@ -1,0 +1,28 @@
+import { pino } from 'pino';
+import { buildApp } from '../../service/app.js';
+import { TokenRegistry } from '../../service/auth/tokens.js';
+import { Metrics } from '../../service/metrics.js';
+import type { AnyPipeline } from '../../service/pipelines/types.js';
+import { engineOn } from './engine.js';
+
+export const ADMIN = 'admin-token-0123456789abcdef';
+export const SITE5 = 'site5-token-0123456789abcdef';
+export const OTHER = 'other-token-0123456789abcdef';
+
+/** The app on a real SQLite store, with an admin token and two scoped ones. */
+export async function appOn(dir: string, pipelines: readonly AnyPipeline[]) {
+  const harness = engineOn(dir, pipelines);
+  const metrics = new Metrics(harness.store);
+  harness.engine.onEvents((_, events) => metrics.observeEvents(events));
+  const tokens = new TokenRegistry([
+    { token: ADMIN, principal: { name: 'admin', admin: true, accountId: null, siteIds: null } },
+    { token: SITE5, principal: { name: 'ops-site-5', admin: false, accountId: 'acme', siteIds: new Set(['site-5']) } },
+    { token: OTHER, principal: { name: 'ops-other', admin: false, accountId: 'globex', siteIds: new Set(['site-9']) } },
+  ]);
+  const app = await buildApp({ bodyLimit: 4096 }, { ...harness, tokens, metrics, logger: pino({ level: 'silent' }) });
+  return { ...harness, app, metrics };
+}
+
+export function auth(token: string) {
+  return { authorization: `Token ${token}` };
+}
