@@ -51,7 +51,7 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
   const json = app.getDefaultJsonParser('error', 'error');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body === '') done(null, null);
-    else json(request, body as string, done);
+    else void json(request, body as string, done);
   });
 
   app.setErrorHandler((err: FastifyError | RunstateError, request, reply) => {
