@@ -42,6 +42,10 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
+    // Errors the router raises before any route runs (a malformed URL): same shape as the rest.
+    frameworkErrors: (err, _request, reply) => {
+      sendError(reply, new RunstateError('BAD_REQUEST', err.code === 'FST_ERR_BAD_URL' ? 'The URL is not valid.' : 'The request is not valid.'));
+    },
   });
   app.decorateRequest('principal', null);
 
