@@ -231,6 +231,11 @@ export class Engine {
     });
   }
 
+  /** Resolves once everything every run has recorded so far is durable (and announced). */
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.#hosts.values()].map((h) => h.journal.flush()));
+  }
+
   /**
    * Stops every run actor after writing what they recorded. Items in flight are aborted; they
    * run again, with the same idempotency key, when the service starts next.

@@ -21,11 +21,12 @@ export interface JournalOptions {
 }
 
 /**
- * One run's durable log writer. Everything recorded during one synchronous cascade of the
- * actor system (a command, an item finishing, a timer) is closed into one batch at the end
- * of the cascade (a microtask later) and written in one store transaction, with the snapshot
- * read at that moment: snapshot, ledger and events never disagree. Batches are written one at
- * a time, in order, so `seq` follows the order in which things were recorded.
+ * One run's durable log writer. Everything recorded by the cascades of the actor system in
+ * one turn of the event loop (a command, items finishing, a timer) is closed into one batch
+ * at the end of that turn and written in one store transaction, with the snapshot read at
+ * that moment: snapshot, ledger and events never disagree, because nothing is recorded
+ * outside a cascade and every cascade is over when the batch closes. Batches are written one
+ * at a time, in order, so `seq` follows the order in which things were recorded.
  */
 export class Journal {
   readonly #opts: JournalOptions;
@@ -48,7 +49,9 @@ export class Journal {
     if (ledger) this.#ledger.push(ledger);
     if (!this.#scheduled) {
       this.#scheduled = true;
-      queueMicrotask(() => this.#close());
+      // At the end of this turn of the event loop: every cascade that runs until then (items
+      // finishing together) shares one transaction, and the snapshot is read after all of them.
+      setImmediate(() => this.#close());
     }
   }
 

@@ -266,7 +266,7 @@ export class RunHost {
     if (this.#retiring) return;
     this.#retiring = true;
     // Called mid-cascade: the batch must close after the cascade, with the final snapshot.
-    new Promise<void>((resolve) => queueMicrotask(resolve))
+    new Promise<void>((resolve) => setImmediate(resolve))
       .then(() => this.journal.flush())
       .then(() => {
         this.#actor?.stop();

@@ -24,6 +24,8 @@ describe('HTTP API under arbitrary input (fast-check)', () => {
     });
     runId = res.json().data.run_id;
     await gate.inFlight(1);
+    // From here the run only moves when a request moves it.
+    await h.engine.settle();
   });
   afterAll(async () => {
     await h.app.close();

@@ -139,6 +139,8 @@ describe('HTTP API', () => {
     it('answers 409 for a command the state does not allow and changes nothing', async () => {
       const run = await start();
       const url = `${API}/runs/${run.run_id}`;
+      await gate.inFlight(1);
+      await h.engine.settle();
       const before = h.events.length;
       expectError(await app.inject({ method: 'POST', url: `${url}/retry`, headers: auth(SITE5) }), 409, 'COMMAND_NOT_ALLOWED');
       expectError(await app.inject({ method: 'POST', url: `${url}/close`, headers: auth(SITE5) }), 409, 'COMMAND_NOT_ALLOWED');
@@ -250,6 +252,8 @@ describe('HTTP API', () => {
 
     it('keeps a site token to its own sites: read, command, list, start and current_processing', async () => {
       const run = await start();
+      await gate.inFlight(1);
+      await h.engine.settle();
       const before = h.events.length;
       const denied = [
         app.inject({ url: `${API}/runs/${run.run_id}`, headers: auth(OTHER) }),
