@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { TokenRegistry } from './auth/tokens.js';
 import type { Config } from './config.js';
 import type { Engine } from './engine/engine.js';
+import type { Hub } from './hub/hub.js';
 import { RunstateError } from './errors.js';
 import { errorSchema, sendError } from './http.js';
 import type { Metrics } from './metrics.js';
@@ -18,6 +21,8 @@ export interface AppDeps {
   tokens: TokenRegistry;
   metrics: Metrics;
   logger: Logger;
+  /** The WebSocket hub, served at `/ws` on the same port. */
+  hub?: Hub;
 }
 
 export const API_PREFIX = '/api/v1/automation';
@@ -93,6 +98,17 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
       security: [{ token: [] }],
     },
   });
+
+  const hub = deps.hub;
+  if (hub) {
+    // The upgrade is the hub's: token and origin are checked before a WebSocket opens.
+    const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => hub.handleUpgrade(req, socket, head);
+    app.server.on('upgrade', onUpgrade);
+    app.addHook('preClose', async () => {
+      app.server.off('upgrade', onUpgrade);
+      await hub.close();
+    });
+  }
 
   app.get('/healthz', { schema: { hide: true } }, async () => {
     await deps.store.countRunsByStatus();

@@ -20,6 +20,12 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** [RUNSTATE_BODY_LIMIT=65536] largest request body, in bytes. */
   bodyLimit: number;
+  /** [RUNSTATE_ALLOWED_ORIGINS] browser origins allowed on /ws besides the service's own, comma-separated. */
+  allowedOrigins: readonly string[];
+  /** [RUNSTATE_WS_QUEUE_BYTES=262144] what one WebSocket client may hold unread before it is evicted. */
+  wsQueueBytes: number;
+  /** [RUNSTATE_WS_SEND_TIMEOUT_MS=2000] a WebSocket whose writes do not drain this long is evicted. */
+  wsSendTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -40,6 +46,22 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
 function text(env: NodeJS.ProcessEnv, name: string): string | null {
   const raw = env[name];
   return raw === undefined || raw.trim() === '' ? null : raw.trim();
+}
+
+function origins(env: NodeJS.ProcessEnv): string[] {
+  const raw = text(env, 'RUNSTATE_ALLOWED_ORIGINS');
+  if (raw === null) return [];
+  return raw.split(',').map((o) => {
+    const origin = o.trim();
+    let url: URL;
+    try {
+      url = new URL(origin);
+    } catch {
+      throw new ConfigError(`Expected \`RUNSTATE_ALLOWED_ORIGINS\` to list origins like https://ops.example.com, got ${JSON.stringify(origin)}.`);
+    }
+    if (url.origin !== origin) throw new ConfigError(`Expected \`RUNSTATE_ALLOWED_ORIGINS\` entries to be bare origins (scheme://host[:port]), got ${JSON.stringify(origin)}.`);
+    return origin;
+  });
 }
 
 /** Reads and validates the settings; a bad one is a `ConfigError` that names it. */
@@ -70,5 +92,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Readonl
     logLevel: logLevel as Config['logLevel'],
     shutdownTimeoutMs: integer(env, 'RUNSTATE_SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
     bodyLimit: integer(env, 'RUNSTATE_BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
+    allowedOrigins: Object.freeze(origins(env)),
+    wsQueueBytes: integer(env, 'RUNSTATE_WS_QUEUE_BYTES', 256 * 1024, 16 * 1024, 64 * 1024 * 1024),
+    wsSendTimeoutMs: integer(env, 'RUNSTATE_WS_SEND_TIMEOUT_MS', 2000, 100, 60_000),
   });
 }

@@ -5,6 +5,7 @@ import { buildApp, redactUrl } from './app.js';
 import { ADMIN_NAME, TokenRegistry, adminToken, readTokensFile, type Principal } from './auth/tokens.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { Engine } from './engine/engine.js';
+import { Hub } from './hub/hub.js';
 import { Metrics } from './metrics.js';
 import { demoPipelines } from './pipelines/index.js';
 import { SqliteStore } from './store/sqlite.js';
@@ -54,7 +55,18 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     onWritten: (seconds) => metrics.appendSeconds.observe(seconds),
   });
   const traces = new TraceWriter({ dataDir: config.dataDir, store, logger: log.child({ component: 'traces' }) });
+  const tokens = new TokenRegistry(principals);
+  const hub = new Hub({
+    engine,
+    tokens,
+    logger: log.child({ component: 'hub' }),
+    registry: metrics.registry,
+    allowedOrigins: config.allowedOrigins,
+    queueBytes: config.wsQueueBytes,
+    sendTimeoutMs: config.wsSendTimeoutMs,
+  });
   engine.onEvents((run, events) => {
+    hub.publish(run, events);
     traces.write(run, events);
     metrics.observeEvents(events);
   });
@@ -63,7 +75,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const recovered = await engine.recover();
   log.info({ repairedTraces: repaired, recoveredRuns: recovered.length, dataDir: config.dataDir, store: store.kind }, 'state recovered');
 
-  const app = await buildApp(config, { engine, store, tokens: new TokenRegistry(principals), metrics, logger: log });
+  const app = await buildApp(config, { engine, store, tokens, metrics, logger: log, hub });
   const address = await app.listen({ port: config.port, host: config.host });
   const { port } = app.server.address() as { port: number };
   const shown = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;

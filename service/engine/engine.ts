@@ -176,6 +176,22 @@ export class Engine {
     return record ? describeRun(record, this.#stagesOf(record)) : undefined;
   }
 
+  /**
+   * The run as of its last durable write, with that write's seq: what a subscriber starts
+   * from before it follows the events after `seq`. Read from the store, where the snapshot and
+   * `last_seq` are written together, so view and seq always agree.
+   */
+  async durableView(runId: string): Promise<{ seq: number; run: RunView & { processing: ProcessingView | null } } | undefined> {
+    if (!isRunId(runId)) return undefined;
+    const record = await this.#store.getRun(runId);
+    if (!record) return undefined;
+    const stages = this.#stagesOf(record);
+    const current = (record.snapshot as { context?: { current?: number } } | null)?.context?.current ?? 1;
+    const items = this.#hosts.get(runId)?.cachedItems(current) ?? (await this.#store.getStageItems(runId, current));
+    const processing = record.closedAt === null ? describeProcessing(record, stages, (n) => (n === current ? items : undefined)) : undefined;
+    return { seq: record.lastSeq, run: { ...describeRun(record, stages), processing: processing ?? null } };
+  }
+
   /** The processing card's data; undefined for an unknown or closed run. */
   async currentProcessing(runId: string): Promise<ProcessingView | undefined> {
     const host = this.#hosts.get(runId);

@@ -114,6 +114,11 @@ export class RunHost {
     return describeProcessing(this.#liveRecord(), this.pipeline.stages, (stage) => this.#items.get(stage));
   }
 
+  /** A stage's items if this host has them in memory. */
+  cachedItems(stage: number): readonly Item[] | undefined {
+    return this.#items.get(stage);
+  }
+
   // --- what the machines call through the providers -------------------------------------
 
   async loadItems(stage: number, signal: AbortSignal): Promise<LoadOutcome> {

@@ -1,0 +1,120 @@
+import type { Duplex } from 'node:stream';
+import type { WebSocket } from 'ws';
+
+/** A message framed once for every client that gets it. */
+export interface Frame {
+  /** The WebSocket frame: header and payload, shared by every client's write. */
+  chunks: readonly Buffer[];
+  bytes: number;
+  /** performance.now() when the events in it were durably appended (for delivery latency). */
+  appendedAt: number | null;
+}
+
+export type EvictionReason = 'queue_full' | 'send_timeout' | 'pong_missed';
+
+export interface ClientOptions {
+  queueBytes: number;
+  onDelivered: (appendedAt: number) => void;
+}
+
+/**
+ * One connection's outbound side. Frames go straight to the socket while it drains; once the
+ * socket pushes back they wait here, up to `queueBytes` (what the socket itself holds counts
+ * too). The hub never waits on a client: `send` returns at once, and a client that cannot keep
+ * up is the hub's to evict, not the other clients' problem.
+ */
+export class Client {
+  readonly id: number;
+  readonly ws: WebSocket;
+  readonly socket: Duplex;
+  readonly #opts: ClientOptions;
+  #queue: Frame[] = [];
+  #queuedBytes = 0;
+  /** performance.now() since when the socket has been pushing back (null: it is not). */
+  #blockedSince: number | null = null;
+  lastPong: number;
+  lastPing = 0;
+  warned = false;
+  closed = false;
+  /** Token bucket for the client's own messages. */
+  tokens: number;
+  tokensAt: number;
+
+  constructor(id: number, ws: WebSocket, socket: Duplex, opts: ClientOptions, now: number, burst: number) {
+    this.id = id;
+    this.ws = ws;
+    this.socket = socket;
+    this.#opts = opts;
+    this.lastPong = now;
+    this.tokens = burst;
+    this.tokensAt = now;
+    socket.on('drain', () => this.#flush());
+  }
+
+  /** Bytes this client holds that the peer has not taken: our queue plus the socket's buffer. */
+  get pendingBytes(): number {
+    return this.#queuedBytes + this.socket.writableLength;
+  }
+
+  get blockedSince(): number | null {
+    return this.#blockedSince;
+  }
+
+  /** Queues a frame; false when that would pass the bound (the caller evicts). */
+  send(frame: Frame): boolean {
+    if (this.closed) return true;
+    if (this.#queue.length === 0 && !this.socket.writableNeedDrain) {
+      this.#write([frame]);
+      return this.pendingBytes <= this.#opts.queueBytes;
+    }
+    this.#queue.push(frame);
+    this.#queuedBytes += frame.bytes;
+    return this.pendingBytes <= this.#opts.queueBytes;
+  }
+
+  /** Resolves when the peer has taken most of what is pending (or the client is gone). */
+  async roomFor(bytes: number): Promise<void> {
+    while (!this.closed && this.pendingBytes + bytes > this.#opts.queueBytes / 2 && this.pendingBytes > 0) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.socket.off('drain', done);
+          this.socket.off('close', done);
+          resolve();
+        };
+        this.socket.on('drain', done);
+        this.socket.on('close', done);
+      });
+    }
+  }
+
+  /** Drops everything queued: the client is being evicted. */
+  release(): void {
+    this.closed = true;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+  }
+
+  #flush(): void {
+    this.#blockedSince = null;
+    if (this.closed || this.#queue.length === 0) return;
+    const frames = this.#queue;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.#write(frames);
+  }
+
+  /** Writes frames in one go (cork: one syscall for many small frames). */
+  #write(frames: readonly Frame[]): void {
+    const stamps = frames.flatMap((f) => (f.appendedAt === null ? [] : [f.appendedAt]));
+    this.socket.cork();
+    let ok = true;
+    frames.forEach((f, i) => {
+      f.chunks.forEach((chunk, j) => {
+        const last = i === frames.length - 1 && j === f.chunks.length - 1;
+        ok = this.socket.write(chunk, last && stamps.length > 0 ? () => stamps.forEach((t) => this.#opts.onDelivered(t)) : undefined);
+      });
+    });
+    this.socket.uncork();
+    if (!ok && this.#blockedSince === null) this.#blockedSince = performance.now();
+  }
+}

@@ -1,0 +1,71 @@
+import type { Socket } from 'node:net';
+import { WebSocket } from 'ws';
+
+export interface Msg {
+  type: string;
+  topic?: string;
+  seq?: number;
+  event?: { event: string; seq: number; [k: string]: unknown };
+  run?: Record<string, unknown>;
+  runs?: Record<string, unknown>[];
+  code?: string;
+  message?: string;
+}
+
+/** A test client on a real socket: keeps every message, can stop reading like a stalled browser. */
+export async function wsClient(url: string, headers: Record<string, string> = {}) {
+  const ws = new WebSocket(url, { headers });
+  const messages: Msg[] = [];
+  let pings = 0;
+  const waiters: { test: () => boolean; resolve: () => void }[] = [];
+  const check = () => {
+    for (const w of [...waiters]) {
+      if (w.test()) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  };
+  ws.on('message', (data) => {
+    messages.push(JSON.parse(String(data)) as Msg);
+    check();
+  });
+  ws.on('ping', () => (pings += 1));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: String(reason) })));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+    ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode })));
+  });
+  return {
+    ws,
+    messages,
+    closed,
+    get pings() {
+      return pings;
+    },
+    send(msg: unknown) {
+      ws.send(typeof msg === 'string' ? msg : JSON.stringify(msg));
+    },
+    /** Resolves once `test` holds over the messages received so far (now or later). */
+    until(test: (messages: Msg[]) => boolean): Promise<void> {
+      if (test(messages)) return Promise.resolve();
+      return new Promise((resolve) => waiters.push({ test: () => test(messages), resolve }));
+    },
+    events(topic?: string) {
+      return messages.filter((m) => m.type === 'event' && (topic === undefined || m.topic === topic));
+    },
+    /** Stops reading from the socket: the server's writes pile up in kernel buffers. */
+    stall() {
+      (ws as unknown as { _socket: Socket })._socket.pause();
+    },
+    unstall() {
+      (ws as unknown as { _socket: Socket })._socket.resume();
+    },
+    close() {
+      ws.terminate();
+    },
+  };
+}
+
+export type WsClient = Awaited<ReturnType<typeof wsClient>>;
