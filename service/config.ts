@@ -26,6 +26,8 @@ export interface Config {
   wsQueueBytes: number;
   /** [RUNSTATE_WS_SEND_TIMEOUT_MS=2000] a WebSocket whose writes do not drain this long is evicted. */
   wsSendTimeoutMs: number;
+  /** [RUNSTATE_INGEST_SOCKET] Unix socket for external engines' events; off when unset. */
+  ingestSocket: string | null;
 }
 
 export class ConfigError extends Error {
@@ -82,6 +84,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Readonl
   const host = text(env, 'HOST') ?? '127.0.0.1';
   if (/\s/.test(host)) throw new ConfigError(`Expected \`HOST\` to be a host name or address, got ${JSON.stringify(host)}.`);
   const tokensFile = text(env, 'RUNSTATE_TOKENS_FILE');
+  const ingestSocket = text(env, 'RUNSTATE_INGEST_SOCKET');
+  // sun_path is 108 bytes on Linux; a longer path fails at listen with a less helpful error.
+  if (ingestSocket !== null && Buffer.byteLength(resolve(cwd, ingestSocket)) > 107) {
+    throw new ConfigError('Expected `RUNSTATE_INGEST_SOCKET` to be a path of at most 107 bytes (a Unix socket limit).');
+  }
   return Object.freeze({
     port: integer(env, 'PORT', 3000, 0, 65535),
     host,
@@ -95,5 +102,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Readonl
     allowedOrigins: Object.freeze(origins(env)),
     wsQueueBytes: integer(env, 'RUNSTATE_WS_QUEUE_BYTES', 256 * 1024, 16 * 1024, 64 * 1024 * 1024),
     wsSendTimeoutMs: integer(env, 'RUNSTATE_WS_SEND_TIMEOUT_MS', 2000, 100, 60_000),
+    ingestSocket: ingestSocket === null ? null : resolve(cwd, ingestSocket),
   });
 }

@@ -6,6 +6,7 @@ import { ADMIN_NAME, TokenRegistry, adminToken, readTokensFile, type Principal }
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { Engine } from './engine/engine.js';
 import { Hub } from './hub/hub.js';
+import { IngestSocket } from './ingest/socket.js';
 import { Metrics } from './metrics.js';
 import { demoPipelines } from './pipelines/index.js';
 import { SqliteStore } from './store/sqlite.js';
@@ -76,6 +77,11 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   log.info({ repairedTraces: repaired, recoveredRuns: recovered.length, dataDir: config.dataDir, store: store.kind }, 'state recovered');
 
   const app = await buildApp(config, { engine, store, tokens, metrics, logger: log, hub });
+  const ingestSocket =
+    config.ingestSocket === null
+      ? null
+      : new IngestSocket({ path: config.ingestSocket, engine, tokens, logger: log.child({ component: 'ingest' }) });
+  await ingestSocket?.start();
   const address = await app.listen({ port: config.port, host: config.host });
   const { port } = app.server.address() as { port: number };
   const shown = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
@@ -98,6 +104,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     }, config.shutdownTimeoutMs);
     force.unref();
     (async () => {
+      await ingestSocket?.stop(); // engines reconnect and resend what was not acknowledged
       await app.close(); // no new requests; in-flight ones finish
       await engine.stop(); // everything recorded is durable; items in flight run again on restart
       await traces.flush();

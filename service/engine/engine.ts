@@ -4,6 +4,7 @@ import { RunstateError } from '../errors.js';
 import { isName, isRunId, isTrigger, runId as makeRunId } from '../ids.js';
 import { PipelineOptionsError, type AnyPipeline } from '../pipelines/types.js';
 import { StoreConflictError, type RunFilter, type RunRecord, type Store, type StoredEvent } from '../store/store.js';
+import { EXTERNAL_PIPELINE, ExternalRuns, describeExternal, describeExternalProcessing, initialExternalState } from './external.js';
 import { provideMachines, type ProvidedRunMachine } from './providers.js';
 import { RunHost } from './run-host.js';
 import { describeProcessing, describeRun, type ProcessingView, type RunView } from './view.js';
@@ -29,6 +30,8 @@ export interface StartRunRequest {
   /** [default: 'manual'] */
   trigger?: string;
   options?: unknown;
+  /** `pipeline: "external"` only: the name of the engine's machine (DESIGN §9). */
+  machineName?: string;
 }
 
 export interface CommandRequest {
@@ -62,6 +65,7 @@ export class Engine {
   readonly #retired = new Set<(runId: string) => void>();
   /** Next free suffix per `run_<date>_<time>_<trigger>`, so a burst of starts does not probe. */
   readonly #suffixes = new Map<string, number>();
+  readonly #external: ExternalRuns;
   #stopped = false;
 
   constructor(opts: EngineOptions) {
@@ -71,6 +75,12 @@ export class Engine {
     this.#now = opts.now ?? Date.now;
     this.#onWritten = opts.onWritten;
     this.#machine = provideMachines((id) => this.#requireHost(id), this.#now);
+    this.#external = new ExternalRuns({ store: this.#store, now: this.#now, logger: this.#log, announce: (r, e) => this.#announce(r, e) });
+  }
+
+  /** Runs whose machines run outside the service: their events come in through the ingest doors. */
+  get external(): ExternalRuns {
+    return this.#external;
   }
 
   get store(): Store {
@@ -98,8 +108,9 @@ export class Engine {
 
   async startRun(req: StartRunRequest): Promise<RunView> {
     this.#assertRunning();
+    const external = req.pipeline === EXTERNAL_PIPELINE;
     const pipeline = this.#pipelines.get(req.pipeline);
-    if (!pipeline) {
+    if (!pipeline && !external) {
       throw new RunstateError(
         'UNKNOWN_PIPELINE',
         `No pipeline named ${JSON.stringify(req.pipeline)}; registered: ${[...this.#pipelines.keys()].join(', ')}.`,
@@ -109,7 +120,11 @@ export class Engine {
     if (!isName(req.siteId)) throw new RunstateError('BAD_REQUEST', 'Expected `site_id` to be 1–64 letters, digits, `_`, `.` or `-`.');
     const trigger = req.trigger ?? 'manual';
     if (!isTrigger(trigger)) throw new RunstateError('BAD_REQUEST', 'Expected `trigger` to be 1–32 lowercase letters, digits or `-`.');
-    const options = parseOptions(pipeline, req.options);
+    if (external && (typeof req.machineName !== 'string' || !/^[A-Za-z0-9_.:-]{1,100}$/.test(req.machineName))) {
+      throw new RunstateError('BAD_REQUEST', 'An external run needs `machine_name`: 1–100 letters, digits, `_`, `.`, `:` or `-`.');
+    }
+    if (!external && req.machineName !== undefined) throw new RunstateError('BAD_REQUEST', '`machine_name` applies to external runs only.');
+    const options = pipeline ? parseOptions(pipeline, req.options) : (req.options ?? {});
 
     const createdAt = new Date(this.#now());
     const base = makeRunId(createdAt, trigger);
@@ -122,9 +137,10 @@ export class Engine {
           runId: makeRunId(createdAt, trigger, attempt),
           accountId: req.accountId,
           siteId: req.siteId,
-          pipeline: pipeline.name,
+          pipeline: pipeline?.name ?? EXTERNAL_PIPELINE,
           trigger,
           options: (req.options ?? {}) as Record<string, unknown>,
+          machineName: external ? req.machineName : null,
           createdAt: createdAt.toISOString(),
         });
         if (this.#suffixes.size > 64) this.#suffixes.clear();
@@ -132,6 +148,15 @@ export class Engine {
       } catch (err) {
         if (!(err instanceof StoreConflictError) || attempt - first > 10_000) throw err;
       }
+    }
+    if (!pipeline) {
+      // The engine outside reports the states; the run is running until it says otherwise.
+      const state = initialExternalState(req.machineName!);
+      const started = { event: 'run_started', trigger, machine_name: req.machineName, timestamp: createdAt.toISOString() };
+      const res = await this.#store.commit(record.runId, { events: [started], snapshot: state, status: state.status });
+      const stored = { ...record, snapshot: state, status: state.status, lastSeq: res.events.at(-1)!.seq };
+      this.#announce(stored, res.events);
+      return describeExternal(stored);
     }
     const host = this.#host(record, pipeline, options);
     host.start();
@@ -147,7 +172,7 @@ export class Engine {
   async recover(): Promise<RunRecord[]> {
     const recovered: RunRecord[] = [];
     for (const record of await this.#store.listLiveRuns()) {
-      if (this.#hosts.has(record.runId)) continue;
+      if (this.#hosts.has(record.runId) || record.pipeline === EXTERNAL_PIPELINE) continue;
       const pipeline = this.#pipelines.get(record.pipeline);
       if (!pipeline) {
         this.#log.error({ runId: record.runId, pipeline: record.pipeline }, 'cannot recover run: its pipeline is not registered');
@@ -173,7 +198,7 @@ export class Engine {
     if (host) return host.view();
     if (!isRunId(runId)) return undefined;
     const record = await this.#store.getRun(runId);
-    return record ? describeRun(record, this.#stagesOf(record)) : undefined;
+    return record ? this.#describe(record) : undefined;
   }
 
   /**
@@ -185,6 +210,10 @@ export class Engine {
     if (!isRunId(runId)) return undefined;
     const record = await this.#store.getRun(runId);
     if (!record) return undefined;
+    if (record.pipeline === EXTERNAL_PIPELINE) {
+      const processing = record.closedAt === null ? describeExternalProcessing(record) : undefined;
+      return { seq: record.lastSeq, run: { ...describeExternal(record), processing: processing ?? null } };
+    }
     const stages = this.#stagesOf(record);
     const current = (record.snapshot as { context?: { current?: number } } | null)?.context?.current ?? 1;
     const items = this.#hosts.get(runId)?.cachedItems(current) ?? (await this.#store.getStageItems(runId, current));
@@ -199,12 +228,13 @@ export class Engine {
     if (!isRunId(runId)) return undefined;
     const record = await this.#store.getRun(runId);
     if (!record || record.closedAt !== null) return undefined;
+    if (record.pipeline === EXTERNAL_PIPELINE) return describeExternalProcessing(record);
     return describeProcessing(record, this.#stagesOf(record), () => undefined);
   }
 
   async listRuns(filter: RunFilter): Promise<RunView[]> {
     const records = await this.#store.listRuns(filter);
-    return records.map((r) => this.#hosts.get(r.runId)?.view() ?? describeRun(r, this.#stagesOf(r)));
+    return records.map((r) => this.#hosts.get(r.runId)?.view() ?? this.#describe(r));
   }
 
   async command(runId: string, command: Command, req: CommandRequest): Promise<CommandResult> {
@@ -212,6 +242,10 @@ export class Engine {
     const host = this.#hosts.get(runId);
     const record = host ? undefined : isRunId(runId) ? await this.#store.getRun(runId) : undefined;
     if (!host && !record) throw new RunstateError('RUN_NOT_FOUND', `No run with id ${JSON.stringify(runId)}.`);
+    if (record?.pipeline === EXTERNAL_PIPELINE) {
+      const accepted = await this.#external.command(runId, command, req.by, req.reason);
+      return { accepted, run: (await this.getRun(runId))! };
+    }
     const state = host ? String(host.actor.getSnapshot().value) : record!.status;
     const commandEvent = { event: 'command', command, by: req.by, ...(req.reason ? { reason: req.reason } : {}) };
 
@@ -274,6 +308,10 @@ export class Engine {
     const host = this.#hosts.get(runId);
     if (!host) throw new Error(`run ${runId} is not hosted by this engine`);
     return host;
+  }
+
+  #describe(record: RunRecord): RunView {
+    return record.pipeline === EXTERNAL_PIPELINE ? describeExternal(record) : describeRun(record, this.#stagesOf(record));
   }
 
   #stagesOf(record: RunRecord): { key: string; name: string }[] {

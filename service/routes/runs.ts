@@ -24,6 +24,7 @@ const startBody = {
     trigger: { type: 'string', minLength: 1, maxLength: 32 },
     account_id: { ...NAME, description: 'Admin token only: the account the run belongs to [default: "default"]' },
     options: { type: 'object', description: 'Pipeline options (demo pipelines: seed, delay_ms, items_per_stage, fail_rate, concurrency, max_attempts, backoff_ms)' },
+    machine_name: { type: 'string', minLength: 1, maxLength: 100, description: 'With `pipeline: "external"`: the machine of the engine that reports this run' },
   },
 } as const;
 
@@ -59,7 +60,7 @@ async function visibleRun(engine: Engine, principal: ReturnType<typeof principal
 
 /** `/runs`: start, list, read, command, and the trace (DESIGN §4). */
 export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: FastifyInstance, { engine, store }) => {
-  app.post<{ Body: { site_id: string; pipeline: string; trigger?: string; account_id?: string; options?: Record<string, unknown> } }>(
+  app.post<{ Body: { site_id: string; pipeline: string; trigger?: string; account_id?: string; options?: Record<string, unknown>; machine_name?: string } }>(
     '/runs',
     {
       schema: {
@@ -70,13 +71,13 @@ export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: Fas
     },
     async (request, reply) => {
       const principal = principalOf(request);
-      const { site_id, pipeline, trigger, account_id, options } = request.body;
+      const { site_id, pipeline, trigger, account_id, options, machine_name } = request.body;
       requireSite(principal, site_id);
       if (!principal.admin && account_id !== undefined && account_id !== principal.accountId) {
         throw new RunstateError('FORBIDDEN', 'This token may only start runs for its own account.');
       }
       const accountId = principal.accountId ?? account_id ?? 'default';
-      const run = await engine.startRun({ accountId, siteId: site_id, pipeline, trigger, options });
+      const run = await engine.startRun({ accountId, siteId: site_id, pipeline, trigger, options, machineName: machine_name });
       request.log.info({ runId: run.run_id, pipeline, siteId: site_id }, 'run started');
       return reply.status(201).send({ data: run });
     },

@@ -281,6 +281,13 @@ export class SqliteStore implements Store {
     return this.#commitTx(runId, batch, new Date().toISOString());
   }
 
+  async eventKeys(runId: string): Promise<Map<string, number>> {
+    const rows = this.#db
+      .prepare<[string], { event_key: string; seq: number }>('SELECT event_key, seq FROM events WHERE run_id = ? AND event_key IS NOT NULL')
+      .all(runId);
+    return new Map(rows.map((r) => [r.event_key, r.seq]));
+  }
+
   async readEvents(runId: string, afterSeq: number, limit = 10_000): Promise<StoredEvent[]> {
     return this.#stmt.readEvents.all(runId, afterSeq, limit).map((r) => JSON.parse(r.body) as StoredEvent);
   }

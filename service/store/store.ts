@@ -101,6 +101,8 @@ export interface Store {
    * Throws `StoreNotFoundError` for an unknown run.
    */
   commit(runId: string, batch: CommitBatch): Promise<CommitResult>;
+  /** The idempotency keys a run's events were appended with, and the seq of each. */
+  eventKeys(runId: string): Promise<Map<string, number>>;
   /** Events with seq > afterSeq, in seq order, at most `limit`. */
   readEvents(runId: string, afterSeq: number, limit?: number): Promise<StoredEvent[]>;
   /** Keeps the first list saved for a stage and returns the list that is kept. */

@@ -24,7 +24,7 @@ export async function appOn(dir: string, pipelines: readonly AnyPipeline[], hubO
   const hub = new Hub({ engine: harness.engine, tokens, logger, registry: metrics.registry, ...hubOptions });
   harness.engine.onEvents((run, events) => hub.publish(run, events));
   const app = await buildApp({ bodyLimit: 4096 }, { ...harness, tokens, metrics, logger, hub });
-  return { ...harness, app, metrics, hub };
+  return { ...harness, app, metrics, hub, tokens };
 }
 
 export function auth(token: string) {

@@ -371,6 +371,15 @@ export function storeContract(name: string, open: OpenStore): void {
         expect(res.seqs).toEqual([1]);
         expect(res.events.map((e) => e.run_id)).toEqual(['run_b']);
       });
+
+      it('lists a run’s keys with the seq each was first appended with', async () => {
+        await store.createRun(newRun('run_b'));
+        expect(await store.eventKeys('run_a')).toEqual(new Map());
+        await store.commit('run_a', { events: activities(3), eventKeys: ['k1', null, 'k2'] });
+        await store.commit('run_a', { events: activities(1), eventKeys: ['k1'] });
+        await store.commit('run_b', { events: activities(1), eventKeys: ['k9'] });
+        expect(await store.eventKeys('run_a')).toEqual(new Map([['k1', 1], ['k2', 3]]));
+      });
     });
 
     describe('ledger', () => {
