@@ -1,4 +1,5 @@
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -279,6 +280,24 @@ describe('ingest: engines outside the service', () => {
     const internal = (await h.engine.startRun({ accountId: 'acme', siteId: 'site-5', pipeline: 'gated' })).run_id;
     expect((await h.app.inject({ method: 'POST', url: `${API}/runs/${internal}/events`, headers: auth(SITE5), payload: batch })).statusCode).toBe(409);
     expect((await h.store.getRun(runId))!.lastSeq).toBe(3);
+  });
+
+  it('runs the Python example of docs/ingest.md as written', async () => {
+    const runId = await externalRun();
+    const doc = readFileSync(join(import.meta.dirname, '../../../docs/ingest.md'), 'utf8');
+    const code = /```python\n([\s\S]*?)```/.exec(doc)![1]!
+      .replace('/run/runstate/ingest.sock', socketPath)
+      .replace('run_20251204_190332_manual', runId);
+    const out = await new Promise<string>((resolve, reject) => {
+      const py = spawn('python3', ['-c', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let text = '';
+      py.stdout.on('data', (d: Buffer) => (text += d.toString()));
+      py.stderr.on('data', (d: Buffer) => (text += d.toString()));
+      py.on('exit', (c) => (c === 0 ? resolve(text) : reject(new Error(`python3 exited with ${c}: ${text}`))));
+    });
+    expect(out).toBe('');
+    const log = await h.store.readEvents(runId, 0);
+    expect(log[1]).toMatchObject({ event: 'state_change', machine_name: 'face_processor', payload: { from_state: 'verifying_dimensions', to_state: 'detecting_faces' } });
   });
 
   it('refuses an external run without a machine name, and a machine name on an internal run', async () => {
