@@ -7,7 +7,7 @@ import { RunstateError } from '../errors.js';
 import { IngestError, type IngestEvent } from '../ingest/events.js';
 import type { NewEvent, RunRecord, Store, StoredEvent } from '../store/store.js';
 import type { ItemRef, ProcessingView, RunView } from './view.js';
-import { percentage } from './view.js';
+import { percentage, recordFields } from './view.js';
 
 export const EXTERNAL_PIPELINE = 'external';
 
@@ -73,21 +73,11 @@ export function describeExternal(record: RunRecord): RunView {
   const st = stateOf(record);
   const last = st.states.length - 1;
   return {
-    run_id: record.runId,
-    account_id: record.accountId,
-    site_id: record.siteId,
-    pipeline: record.pipeline,
-    machine_name: record.machineName,
-    trigger: record.trigger,
+    ...recordFields(record),
     status: st.status,
     state: st.states[last]?.name ?? null,
     current_stage: last >= 0 ? last + 1 : null,
     error: record.error,
-    options: record.options,
-    last_seq: record.lastSeq,
-    created_at: record.createdAt,
-    updated_at: record.updatedAt,
-    closed_at: record.closedAt,
     stages: st.states.map((s, i) => ({
       number: i + 1,
       name: s.name,

@@ -87,9 +87,8 @@ function stageState(run: PersistedActor<RunContext> | null, stage: number): stri
   return typeof value === 'string' ? value : 'pending';
 }
 
-export function describeRun(record: RunRecord, stages: readonly StageMeta[], lastSeq = record.lastSeq): RunView {
-  const snap = record.snapshot as PersistedActor<RunContext> | null;
-  const status = typeof snap?.value === 'string' ? snap.value : record.status;
+/** The fields of a run view that come straight from its record. */
+export function recordFields(record: RunRecord, lastSeq = record.lastSeq) {
   return {
     run_id: record.runId,
     account_id: record.accountId,
@@ -97,15 +96,23 @@ export function describeRun(record: RunRecord, stages: readonly StageMeta[], las
     pipeline: record.pipeline,
     machine_name: record.machineName,
     trigger: record.trigger,
-    status,
-    state: snap?.value ?? record.status,
-    current_stage: snap?.context ? snap.context.current : null,
-    error: snap?.context?.error ?? record.error,
     options: record.options,
     last_seq: lastSeq,
     created_at: record.createdAt,
     updated_at: record.updatedAt,
     closed_at: record.closedAt,
+  };
+}
+
+export function describeRun(record: RunRecord, stages: readonly StageMeta[], lastSeq = record.lastSeq): RunView {
+  const snap = record.snapshot as PersistedActor<RunContext> | null;
+  const status = typeof snap?.value === 'string' ? snap.value : record.status;
+  return {
+    ...recordFields(record, lastSeq),
+    status,
+    state: snap?.value ?? record.status,
+    current_stage: snap?.context ? snap.context.current : null,
+    error: snap?.context?.error ?? record.error,
     stages: stages.map((meta, i) => {
       const number = i + 1;
       const ctx = stageContext(snap, number);
