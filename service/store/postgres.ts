@@ -1,0 +1,504 @@
+import { Pool, TypeOverrides, types, type PoolClient } from 'pg';
+import {
+  LedgerConflictError,
+  StoreConflictError,
+  StoreNotFoundError,
+  type CommitBatch,
+  type CommitResult,
+  type Item,
+  type LedgerEntry,
+  type NewRun,
+  type RunFilter,
+  type RunRecord,
+  type Store,
+  type StoredEvent,
+} from './store.js';
+
+/**
+ * The channel every commit that appended events notifies, in the commit's own transaction, with
+ * the payload `<run_id>:<last_seq>`. Postgres delivers it only if the commit lands, after it is
+ * visible, and in commit order. It is a wake-up hint, not a message: a listener reads the events
+ * with `readEvents(runId, lastSeenSeq)`. Run ids may contain `:`, so split on the last one.
+ */
+export const EVENTS_CHANNEL = 'runstate_events';
+
+// Text columns that are compared or ordered use the "C" collation: byte order, as SQLite's
+// BINARY, whatever locale the database was created with. JSON is kept as text (not JSONB, which
+// reorders keys) so that an event's body is byte for byte the JSON of the event returned.
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE runs (
+     run_id       TEXT COLLATE "C" PRIMARY KEY,
+     account_id   TEXT COLLATE "C" NOT NULL,
+     site_id      TEXT COLLATE "C" NOT NULL,
+     pipeline     TEXT NOT NULL,
+     trigger      TEXT NOT NULL,
+     machine_name TEXT,
+     options      TEXT NOT NULL,
+     status       TEXT COLLATE "C" NOT NULL,
+     error        TEXT,
+     snapshot     TEXT,
+     last_seq     BIGINT NOT NULL DEFAULT 0,
+     created_at   TEXT COLLATE "C" NOT NULL,
+     updated_at   TEXT NOT NULL,
+     closed_at    TEXT,
+     traced_seq   BIGINT NOT NULL DEFAULT 0
+   );
+   CREATE INDEX runs_untraced ON runs (run_id) WHERE traced_seq < last_seq;
+   CREATE INDEX runs_by_site ON runs (site_id, created_at DESC);
+   CREATE INDEX runs_by_status ON runs (status);
+   CREATE TABLE events (
+     run_id    TEXT COLLATE "C" NOT NULL,
+     seq       BIGINT NOT NULL,
+     body      TEXT NOT NULL,
+     event_key TEXT COLLATE "C",
+     PRIMARY KEY (run_id, seq)
+   );
+   CREATE UNIQUE INDEX events_by_key ON events (run_id, event_key) WHERE event_key IS NOT NULL;
+   CREATE TABLE stage_items (
+     run_id TEXT COLLATE "C" NOT NULL,
+     stage  INTEGER NOT NULL,
+     items  TEXT NOT NULL,
+     PRIMARY KEY (run_id, stage)
+   );
+   CREATE TABLE ledger (
+     position BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+     run_id   TEXT COLLATE "C" NOT NULL,
+     stage    INTEGER NOT NULL,
+     item_id  TEXT COLLATE "C" NOT NULL,
+     item     TEXT NOT NULL,
+     status   TEXT NOT NULL,
+     attempts INTEGER NOT NULL,
+     cost     DOUBLE PRECISION NOT NULL,
+     error    TEXT,
+     UNIQUE (run_id, stage, item_id)
+   );`,
+];
+
+/** Taken by every instance that migrates, so that instances starting together apply each migration once. */
+const MIGRATION_LOCK = 7_262_111_906_245_441_536n; // 'runstate' in ASCII, as a bigint
+
+// BIGINT (seq, counts) comes back as a JS number rather than pg's default string: seqs stay far
+// below 2^53. Set on this store's connections only, not on pg's global parsers.
+const INT8_OID = 20;
+const typeParsers = new TypeOverrides(types);
+typeParsers.setTypeParser(INT8_OID, (value: string) => Number(value));
+
+const UNIQUE_VIOLATION = '23505';
+
+interface RunRow {
+  run_id: string;
+  account_id: string;
+  site_id: string;
+  pipeline: string;
+  trigger: string;
+  machine_name: string | null;
+  options: string;
+  status: string;
+  error: string | null;
+  snapshot: string | null;
+  last_seq: number;
+  created_at: string;
+  updated_at: string;
+  closed_at: string | null;
+}
+
+const RUN_COLUMNS = `run_id, account_id, site_id, pipeline, trigger, machine_name, options, status, error,
+                     snapshot, last_seq, created_at, updated_at, closed_at`;
+
+export interface PostgresStoreOptions {
+  /** Connections in the pool. [poolSize=10] */
+  poolSize?: number;
+  /**
+   * Called with an error of an idle pooled connection (the server restarted, the network
+   * dropped it). pg has already discarded that connection; the next query opens a new one.
+   * [onIdleError=ignore]
+   */
+  onIdleError?: (err: Error) => void;
+}
+
+const defaults: Required<PostgresStoreOptions> = {
+  poolSize: 10,
+  onIdleError: () => {},
+};
+
+/**
+ * Postgres, for when `DATABASE_URL` is set; several service instances may share one database.
+ *
+ * `seq` is assigned like SQLite's: `UPDATE runs SET last_seq = last_seq + n ... RETURNING` in the
+ * transaction that inserts the events, so the run's row lock serializes commits to one run,
+ * from this pool or any other, and a rolled-back commit leaves no gap. Every commit that appends
+ * events also sends `NOTIFY runstate_events, '<run_id>:<last_seq>'` ({@link EVENTS_CHANNEL}).
+ */
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  readonly #pool: Pool;
+  #closed = false;
+
+  private constructor(pool: Pool) {
+    this.#pool = pool;
+  }
+
+  /**
+   * Opens a pool on `connectionString` and applies the migrations not yet applied, in one
+   * transaction under an advisory lock, so instances starting at once do not race.
+   */
+  static async connect(connectionString: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    const opts: Required<PostgresStoreOptions> = {
+      poolSize: options.poolSize ?? defaults.poolSize,
+      onIdleError: options.onIdleError ?? defaults.onIdleError,
+    };
+    if (typeof connectionString !== 'string' || connectionString === '') {
+      throw new TypeError('Expected `connectionString` to be a non-empty string.');
+    }
+    if (!Number.isInteger(opts.poolSize) || opts.poolSize < 1) {
+      throw new TypeError(`Expected \`poolSize\` to be a positive integer, got ${String(opts.poolSize)}.`);
+    }
+    if (typeof opts.onIdleError !== 'function') {
+      throw new TypeError('Expected `onIdleError` to be a function.');
+    }
+    const pool = new Pool({
+      connectionString,
+      max: opts.poolSize,
+      types: typeParsers,
+      application_name: 'runstate',
+    });
+    // Without a listener, an idle connection's error would be an uncaught 'error' event.
+    pool.on('error', (err) => opts.onIdleError(err));
+    try {
+      await migrate(pool);
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+    return new PostgresStore(pool);
+  }
+
+  async createRun(run: NewRun): Promise<RunRecord> {
+    try {
+      const res = await this.#pool.query<RunRow>(
+        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, options, status, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'idle', $8, $8)
+         RETURNING ${RUN_COLUMNS}`,
+        [run.runId, run.accountId, run.siteId, run.pipeline, run.trigger, run.machineName ?? null, JSON.stringify(run.options), run.createdAt],
+      );
+      return toRecord(res.rows[0]!);
+    } catch (err) {
+      if (isUniqueViolation(err, 'runs_pkey')) throw new StoreConflictError(`run ${run.runId} already exists`);
+      throw err;
+    }
+  }
+
+  async getRun(runId: string): Promise<RunRecord | undefined> {
+    const res = await this.#pool.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM runs WHERE run_id = $1`, [runId]);
+    const row = res.rows[0];
+    return row ? toRecord(row) : undefined;
+  }
+
+  async listRuns(filter: RunFilter): Promise<RunRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const param = (value: unknown): string => {
+      params.push(value);
+      return `$${params.length}`;
+    };
+    if (filter.siteIds) {
+      if (filter.siteIds.length === 0) return [];
+      where.push(`site_id = ANY(${param([...filter.siteIds])}::text[])`);
+    }
+    if (filter.accountId !== undefined) where.push(`account_id = ${param(filter.accountId)}`);
+    if (filter.status !== undefined) where.push(`status = ${param(filter.status)}`);
+    if (filter.open) where.push('closed_at IS NULL');
+    const sql = `SELECT ${RUN_COLUMNS} FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+                 ORDER BY created_at DESC, run_id DESC LIMIT ${param(filter.limit ?? 100)}`;
+    const res = await this.#pool.query<RunRow>(sql, params);
+    return res.rows.map(toRecord);
+  }
+
+  async listLiveRuns(): Promise<RunRecord[]> {
+    const res = await this.#pool.query<RunRow>(
+      `SELECT ${RUN_COLUMNS} FROM runs WHERE status IN ('idle', 'running', 'paused', 'failed') ORDER BY created_at, run_id`,
+    );
+    return res.rows.map(toRecord);
+  }
+
+  async countRunsByStatus(): Promise<Record<string, number>> {
+    const res = await this.#pool.query<{ status: string; n: number }>('SELECT status, COUNT(*) AS n FROM runs GROUP BY status');
+    return Object.fromEntries(res.rows.map((r) => [r.status, r.n]));
+  }
+
+  async commit(runId: string, batch: CommitBatch): Promise<CommitResult> {
+    return this.#transaction((client) => commitIn(client, runId, batch, new Date().toISOString()));
+  }
+
+  async eventKeys(runId: string): Promise<Map<string, number>> {
+    const res = await this.#pool.query<{ event_key: string; seq: number }>(
+      'SELECT event_key, seq FROM events WHERE run_id = $1 AND event_key IS NOT NULL ORDER BY seq',
+      [runId],
+    );
+    return new Map(res.rows.map((r) => [r.event_key, r.seq]));
+  }
+
+  async readEvents(runId: string, afterSeq: number, limit = 10_000): Promise<StoredEvent[]> {
+    const res = await this.#pool.query<{ body: string }>(
+      'SELECT body FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3',
+      [runId, afterSeq, limit],
+    );
+    return res.rows.map((r) => JSON.parse(r.body) as StoredEvent);
+  }
+
+  async saveStageItems(runId: string, stage: number, items: readonly Item[]): Promise<Item[]> {
+    const json = JSON.stringify(items);
+    // Two statements, not one: after waiting on a concurrent first save, ON CONFLICT DO NOTHING
+    // skips the row, and only a new statement's snapshot sees the list that was kept.
+    const inserted = await this.#pool.query(
+      'INSERT INTO stage_items (run_id, stage, items) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
+      [runId, stage, json],
+    );
+    if (inserted.rowCount === 1) return JSON.parse(json) as Item[];
+    return (await this.getStageItems(runId, stage))!;
+  }
+
+  async getStageItems(runId: string, stage: number): Promise<Item[] | undefined> {
+    const res = await this.#pool.query<{ items: string }>('SELECT items FROM stage_items WHERE run_id = $1 AND stage = $2', [
+      runId,
+      stage,
+    ]);
+    const row = res.rows[0];
+    return row ? (JSON.parse(row.items) as Item[]) : undefined;
+  }
+
+  async ledger(runId: string): Promise<LedgerEntry[]> {
+    const res = await this.#pool.query<{ item: string; stage: number; status: string; attempts: number; cost: number; error: string | null }>(
+      'SELECT item, stage, status, attempts, cost, error FROM ledger WHERE run_id = $1 ORDER BY position',
+      [runId],
+    );
+    return res.rows.map((r) => ({
+      stage: r.stage,
+      itemId: JSON.parse(r.item) as LedgerEntry['itemId'],
+      status: r.status as LedgerEntry['status'],
+      attempts: r.attempts,
+      cost: r.cost,
+      error: r.error,
+    }));
+  }
+
+  async markTraced(runId: string, seq: number): Promise<void> {
+    await this.#pool.query('UPDATE runs SET traced_seq = GREATEST(traced_seq, $1) WHERE run_id = $2', [seq, runId]);
+  }
+
+  async listUntraced(): Promise<RunRecord[]> {
+    const res = await this.#pool.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM runs WHERE traced_seq < last_seq ORDER BY created_at, run_id`);
+    return res.rows.map(toRecord);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#pool.end();
+  }
+
+  async #transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.#pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK');
+      } catch (rollbackErr) {
+        // The connection is unusable; it must not go back to the pool. The first error is the one to report.
+        broken = rollbackErr as Error;
+      }
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+}
+
+async function migrate(pool: Pool): Promise<void> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    // Released at COMMIT or ROLLBACK, and by the server if this connection dies.
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK.toString()]);
+    await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
+    const applied = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+    for (const [i, sql] of MIGRATIONS.entries()) {
+      const version = i + 1;
+      if (applied.has(version)) continue;
+      await client.query(sql);
+      await client.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [version, new Date().toISOString()]);
+    }
+    await client.query('COMMIT');
+  } catch (err) {
+    try {
+      await client.query('ROLLBACK');
+    } catch (rollbackErr) {
+      broken = rollbackErr as Error;
+    }
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+async function commitIn(client: PoolClient, runId: string, batch: CommitBatch, now: string): Promise<CommitResult> {
+  const keys = batch.eventKeys ?? [];
+  const seqs: number[] = new Array<number>(batch.events.length);
+  const batchKeys = [...new Set(keys.slice(0, batch.events.length).filter((k): k is string => k !== null && k !== undefined))];
+
+  const seen = new Map<string, number>();
+  if (batchKeys.length > 0) {
+    // Lock the run before looking its keys up: a concurrent commit of the same key then either
+    // committed (and this lookup, a new statement, sees it) or waits behind this one.
+    const locked = await client.query('SELECT 1 FROM runs WHERE run_id = $1 FOR UPDATE', [runId]);
+    if (locked.rowCount === 0) throw new StoreNotFoundError(`run ${runId} does not exist`);
+    const res = await client.query<{ event_key: string; seq: number }>(
+      'SELECT event_key, seq FROM events WHERE run_id = $1 AND event_key = ANY($2::text[])',
+      [runId, batchKeys],
+    );
+    for (const row of res.rows) seen.set(row.event_key, row.seq);
+  }
+
+  // A key seen before is not appended again, and a key repeated inside the batch is appended once.
+  const firstOfKey = new Map<string, number>();
+  const toAppend: number[] = [];
+  batch.events.forEach((_, i) => {
+    const key = keys[i] ?? null;
+    if (key === null) {
+      toAppend.push(i);
+      return;
+    }
+    const seq = seen.get(key);
+    if (seq !== undefined) seqs[i] = seq;
+    else if (!firstOfKey.has(key)) {
+      firstOfKey.set(key, i);
+      toAppend.push(i);
+    }
+  });
+
+  const bumped = await client.query<{ last_seq: number }>(
+    `UPDATE runs SET last_seq = last_seq + $2,
+       snapshot = COALESCE($3::text, snapshot), status = COALESCE($4::text, status),
+       error = CASE WHEN $5::boolean THEN $6::text ELSE error END,
+       closed_at = COALESCE($7::text, closed_at), updated_at = $8
+     WHERE run_id = $1 RETURNING last_seq`,
+    [
+      runId,
+      toAppend.length,
+      batch.snapshot === undefined ? null : JSON.stringify(batch.snapshot),
+      batch.status ?? null,
+      batch.error !== undefined,
+      batch.error ?? null,
+      batch.closedAt ?? null,
+      now,
+    ],
+  );
+  const lastSeq = bumped.rows[0]?.last_seq;
+  if (lastSeq === undefined) throw new StoreNotFoundError(`run ${runId} does not exist`);
+
+  let seq = lastSeq - toAppend.length;
+  const appended: StoredEvent[] = [];
+  const bodies: string[] = [];
+  const eventSeqs: number[] = [];
+  const eventKeys: (string | null)[] = [];
+  for (const i of toAppend) {
+    seq += 1;
+    // run_id and seq are the store's to assign, whatever the caller's event carried.
+    const { event, run_id: _runId, seq: _seq, ...rest } = batch.events[i]!;
+    const stored = { event, run_id: runId, seq, ...rest } as StoredEvent;
+    bodies.push(JSON.stringify(stored));
+    eventSeqs.push(seq);
+    eventKeys.push(keys[i] ?? null);
+    seqs[i] = seq;
+    appended.push(stored);
+  }
+  for (const [i, key] of keys.slice(0, batch.events.length).entries()) {
+    if (key !== null && key !== undefined && seqs[i] === undefined) seqs[i] = seqs[firstOfKey.get(key)!]!;
+  }
+  if (appended.length > 0) {
+    await client.query(
+      `INSERT INTO events (run_id, seq, body, event_key)
+       SELECT $1, s, b, k FROM unnest($2::bigint[], $3::text[], $4::text[]) AS e (s, b, k)`,
+      [runId, eventSeqs, bodies, eventKeys],
+    );
+  }
+
+  const ledger = batch.ledger ?? [];
+  if (ledger.length > 0) {
+    // One statement; ON CONFLICT DO NOTHING also skips a row repeated inside it, so an entry
+    // missing from RETURNING is a conflict, with a row already there or earlier in the batch.
+    const res = await client.query<{ stage: number; item_id: string }>(
+      `INSERT INTO ledger (run_id, stage, item_id, item, status, attempts, cost, error)
+       SELECT $1, stage, item_id, item, status, attempts, cost, error
+       FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::int[], $7::float8[], $8::text[])
+         WITH ORDINALITY AS l (stage, item_id, item, status, attempts, cost, error, n)
+       ORDER BY n
+       ON CONFLICT DO NOTHING
+       RETURNING stage, item_id`,
+      [
+        runId,
+        ledger.map((e) => e.stage),
+        ledger.map((e) => String(e.itemId)),
+        ledger.map((e) => JSON.stringify(e.itemId)),
+        ledger.map((e) => e.status),
+        ledger.map((e) => e.attempts),
+        ledger.map((e) => e.cost),
+        ledger.map((e) => e.error),
+      ],
+    );
+    if (res.rowCount !== ledger.length) {
+      const conflicting = firstSkipped(ledger, res.rows);
+      throw new LedgerConflictError(
+        `item ${String(conflicting.itemId)} of stage ${conflicting.stage} is already recorded for run ${runId}`,
+      );
+    }
+  }
+
+  if (appended.length > 0) {
+    await client.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, `${runId}:${lastSeq}`]);
+  }
+  return { events: appended, seqs };
+}
+
+/** The first entry of the batch that the insert skipped: recorded before, in the table or earlier in the batch. */
+function firstSkipped(ledger: readonly LedgerEntry[], inserted: readonly { stage: number; item_id: string }[]): LedgerEntry {
+  const keyOf = (stage: number, itemId: string): string => `${stage}\u0000${itemId}`;
+  const insertedKeys = new Set(inserted.map((r) => keyOf(r.stage, r.item_id)));
+  const claimed = new Set<string>();
+  for (const entry of ledger) {
+    const key = keyOf(entry.stage, String(entry.itemId));
+    if (!insertedKeys.has(key) || claimed.has(key)) return entry;
+    claimed.add(key);
+  }
+  return ledger[0]!;
+}
+
+function isUniqueViolation(err: unknown, constraint: string): boolean {
+  const e = err as { code?: string; constraint?: string };
+  return e.code === UNIQUE_VIOLATION && e.constraint === constraint;
+}
+
+function toRecord(row: RunRow): RunRecord {
+  return {
+    runId: row.run_id,
+    accountId: row.account_id,
+    siteId: row.site_id,
+    pipeline: row.pipeline,
+    trigger: row.trigger,
+    machineName: row.machine_name,
+    options: JSON.parse(row.options) as Record<string, unknown>,
+    status: row.status,
+    error: row.error,
+    snapshot: row.snapshot === null ? null : JSON.parse(row.snapshot),
+    lastSeq: row.last_seq,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    closedAt: row.closed_at,
+  };
+}
