@@ -1,13 +1,16 @@
-import { Pool, TypeOverrides, types, type PoolClient } from 'pg';
+import { Client, Pool, TypeOverrides, types, type PoolClient } from 'pg';
 import {
   LedgerConflictError,
+  LeaseLostError,
   StoreConflictError,
   StoreNotFoundError,
+  type CommandOutcome,
   type CommitBatch,
   type CommitResult,
   type Item,
   type LedgerEntry,
   type NewRun,
+  type QueuedCommand,
   type RunFilter,
   type RunRecord,
   type Store,
@@ -72,6 +75,22 @@ const MIGRATIONS: readonly string[] = [
      error    TEXT,
      UNIQUE (run_id, stage, item_id)
    );`,
+  // Ownership (leases, fencing) and commands for runs another instance holds.
+  `ALTER TABLE runs ADD COLUMN owner TEXT COLLATE "C";
+   ALTER TABLE runs ADD COLUMN lease_until TIMESTAMPTZ;
+   CREATE INDEX runs_by_owner ON runs (owner);
+   CREATE TABLE commands (
+     id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+     run_id     TEXT COLLATE "C" NOT NULL,
+     command    TEXT NOT NULL,
+     by_name    TEXT NOT NULL,
+     reason     TEXT,
+     created_at TEXT NOT NULL,
+     taken_by   TEXT,
+     outcome    TEXT,
+     expired    BOOLEAN NOT NULL DEFAULT false
+   );
+   CREATE INDEX commands_pending ON commands (run_id) WHERE taken_by IS NULL AND NOT expired;`,
 ];
 
 /** Taken by every instance that migrates, so that instances starting together apply each migration once. */
@@ -100,10 +119,14 @@ interface RunRow {
   created_at: string;
   updated_at: string;
   closed_at: string | null;
+  owner: string | null;
 }
 
 const RUN_COLUMNS = `run_id, account_id, site_id, pipeline, trigger, machine_name, options, status, error,
-                     snapshot, last_seq, created_at, updated_at, closed_at`;
+                     snapshot, last_seq, created_at, updated_at, closed_at, owner`;
+const LIVE = `status IN ('idle', 'running', 'paused', 'failed')`;
+/** Channel of `enqueueCommand`'s wake-up hint. */
+export const COMMANDS_CHANNEL = 'runstate_commands';
 
 export interface PostgresStoreOptions {
   /** Connections in the pool. [poolSize=10] */
@@ -132,10 +155,12 @@ const defaults: Required<PostgresStoreOptions> = {
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly #pool: Pool;
+  readonly #url: string;
   #closed = false;
 
-  private constructor(pool: Pool) {
+  private constructor(pool: Pool, url: string) {
     this.#pool = pool;
+    this.#url = url;
   }
 
   /**
@@ -170,16 +195,28 @@ export class PostgresStore implements Store {
       await pool.end();
       throw err;
     }
-    return new PostgresStore(pool);
+    return new PostgresStore(pool, connectionString);
   }
 
   async createRun(run: NewRun): Promise<RunRecord> {
     try {
       const res = await this.#pool.query<RunRow>(
-        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, options, status, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'idle', $8, $8)
+        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, options, status, created_at, updated_at, owner, lease_until)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'idle', $8, $8, $9::text,
+                 CASE WHEN $9::text IS NULL THEN NULL ELSE now() + make_interval(secs => $10::float8 / 1000) END)
          RETURNING ${RUN_COLUMNS}`,
-        [run.runId, run.accountId, run.siteId, run.pipeline, run.trigger, run.machineName ?? null, JSON.stringify(run.options), run.createdAt],
+        [
+          run.runId,
+          run.accountId,
+          run.siteId,
+          run.pipeline,
+          run.trigger,
+          run.machineName ?? null,
+          JSON.stringify(run.options),
+          run.createdAt,
+          run.lease?.owner ?? null,
+          run.lease?.ms ?? 0,
+        ],
       );
       return toRecord(res.rows[0]!);
     } catch (err) {
@@ -291,6 +328,116 @@ export class PostgresStore implements Store {
     return res.rows.map(toRecord);
   }
 
+  async claimRuns(owner: string, leaseMs: number, limit: number, opts: { all?: boolean } = {}): Promise<RunRecord[]> {
+    // SKIP LOCKED: instances scanning at once each take different runs, none waits on another.
+    const res = await this.#pool.query<RunRow>(
+      `UPDATE runs SET owner = $1, lease_until = now() + make_interval(secs => $2::float8 / 1000)
+       WHERE run_id IN (SELECT run_id FROM runs
+                        WHERE ${LIVE} AND pipeline <> 'external'
+                          AND ($4::boolean OR owner IS NULL OR lease_until IS NULL OR lease_until <= now())
+                        ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+       RETURNING ${RUN_COLUMNS}`,
+      [owner, leaseMs, limit, opts.all === true],
+    );
+    return res.rows.map(toRecord).sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1));
+  }
+
+  async renewLeases(owner: string, leaseMs: number): Promise<string[]> {
+    const res = await this.#pool.query<{ run_id: string }>(
+      `UPDATE runs SET lease_until = now() + make_interval(secs => $2::float8 / 1000)
+       WHERE owner = $1 AND lease_until > now() AND ${LIVE} RETURNING run_id`,
+      [owner, leaseMs],
+    );
+    return res.rows.map((r) => r.run_id);
+  }
+
+  async releaseLeases(owner: string, runIds?: readonly string[]): Promise<void> {
+    await this.#pool.query(
+      'UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = $1 AND ($2::text[] IS NULL OR run_id = ANY($2::text[]))',
+      [owner, runIds === undefined ? null : [...runIds]],
+    );
+  }
+
+  async enqueueCommand(cmd: { runId: string; command: string; by: string; reason?: string | undefined }): Promise<number> {
+    const res = await this.#pool.query<{ id: number }>(
+      `WITH c AS (INSERT INTO commands (run_id, command, by_name, reason, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id)
+       SELECT id, pg_notify('${COMMANDS_CHANNEL}', $1) FROM c`,
+      [cmd.runId, cmd.command, cmd.by, cmd.reason ?? null, new Date().toISOString()],
+    );
+    return res.rows[0]!.id;
+  }
+
+  async takeCommands(owner: string): Promise<QueuedCommand[]> {
+    const res = await this.#pool.query<{ id: number; run_id: string; command: string; by_name: string; reason: string | null }>(
+      `UPDATE commands SET taken_by = $1
+       WHERE id IN (SELECT c.id FROM commands c JOIN runs r ON r.run_id = c.run_id
+                    WHERE r.owner = $1 AND c.taken_by IS NULL AND NOT c.expired
+                    ORDER BY c.id FOR UPDATE OF c SKIP LOCKED)
+       RETURNING id, run_id, command, by_name, reason`,
+      [owner],
+    );
+    return res.rows
+      .sort((a, b) => a.id - b.id)
+      .map((r) => ({ id: r.id, runId: r.run_id, command: r.command, by: r.by_name, reason: r.reason }));
+  }
+
+  async finishCommand(id: number, outcome: CommandOutcome): Promise<void> {
+    await this.#pool.query('UPDATE commands SET outcome = $2 WHERE id = $1', [id, JSON.stringify(outcome)]);
+  }
+
+  async commandOutcome(id: number): Promise<CommandOutcome | 'pending' | 'expired'> {
+    const res = await this.#pool.query<{ outcome: string | null; expired: boolean }>('SELECT outcome, expired FROM commands WHERE id = $1', [id]);
+    const row = res.rows[0];
+    if (!row || row.expired) return 'expired';
+    return row.outcome === null ? 'pending' : (JSON.parse(row.outcome) as CommandOutcome);
+  }
+
+  async expireCommand(id: number): Promise<boolean> {
+    const res = await this.#pool.query('UPDATE commands SET expired = true WHERE id = $1 AND taken_by IS NULL', [id]);
+    return (res.rowCount ?? 0) > 0;
+  }
+
+  /**
+   * LISTEN on a connection of its own (outside the pool). NOTIFY is a hint only: a listener
+   * that was disconnected missed some, so after every reconnect `onResync` says to re-read.
+   */
+  async listen(onAppended: (runId: string, lastSeq: number) => void, onResync: () => void): Promise<() => Promise<void>> {
+    let client: Client | null = null;
+    let stopped = false;
+    let attempt = 0;
+    const open = async (): Promise<void> => {
+      const c = new Client({ connectionString: this.#url, types: typeParsers, application_name: 'runstate-listen' });
+      c.on('notification', (n) => {
+        if (n.channel !== EVENTS_CHANNEL || !n.payload) return;
+        const cut = n.payload.lastIndexOf(':');
+        const seq = Number(n.payload.slice(cut + 1));
+        if (cut > 0 && Number.isSafeInteger(seq)) onAppended(n.payload.slice(0, cut), seq);
+      });
+      c.on('error', () => undefined);
+      c.on('end', () => {
+        client = null;
+        if (!stopped) setTimeout(() => void reopen(), Math.min(5000, 100 * 2 ** attempt++)).unref();
+      });
+      await c.connect();
+      await c.query(`LISTEN ${EVENTS_CHANNEL}`);
+      client = c;
+      attempt = 0;
+    };
+    const reopen = async () => {
+      try {
+        await open();
+        onResync();
+      } catch {
+        if (!stopped) setTimeout(() => void reopen(), Math.min(5000, 100 * 2 ** attempt++)).unref();
+      }
+    };
+    await open();
+    return async () => {
+      stopped = true;
+      await client?.end().catch(() => undefined);
+    };
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -387,7 +534,8 @@ async function commitIn(client: PoolClient, runId: string, batch: CommitBatch, n
        snapshot = COALESCE($3::text, snapshot), status = COALESCE($4::text, status),
        error = CASE WHEN $5::boolean THEN $6::text ELSE error END,
        closed_at = COALESCE($7::text, closed_at), updated_at = $8
-     WHERE run_id = $1 RETURNING last_seq`,
+     WHERE run_id = $1 AND ($9::text IS NULL OR (owner = $9::text AND lease_until > now()))
+     RETURNING last_seq`,
     [
       runId,
       toAppend.length,
@@ -397,10 +545,15 @@ async function commitIn(client: PoolClient, runId: string, batch: CommitBatch, n
       batch.error ?? null,
       batch.closedAt ?? null,
       now,
+      batch.owner ?? null,
     ],
   );
   const lastSeq = bumped.rows[0]?.last_seq;
-  if (lastSeq === undefined) throw new StoreNotFoundError(`run ${runId} does not exist`);
+  if (lastSeq === undefined) {
+    const exists = await client.query('SELECT 1 FROM runs WHERE run_id = $1', [runId]);
+    if (exists.rowCount) throw new LeaseLostError(`this instance no longer holds the lease of run ${runId}`);
+    throw new StoreNotFoundError(`run ${runId} does not exist`);
+  }
 
   let seq = lastSeq - toAppend.length;
   const appended: StoredEvent[] = [];
@@ -500,5 +653,6 @@ function toRecord(row: RunRow): RunRecord {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     closedAt: row.closed_at,
+    owner: row.owner ?? null,
   };
 }

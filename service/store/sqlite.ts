@@ -3,10 +3,13 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   LedgerConflictError,
+  LeaseLostError,
   StoreConflictError,
   StoreNotFoundError,
+  type CommandOutcome,
   type CommitBatch,
   type CommitResult,
+  type QueuedCommand,
   type Item,
   type LedgerEntry,
   type NewRun,
@@ -63,6 +66,22 @@ const MIGRATIONS: readonly string[] = [
      error    TEXT,
      UNIQUE (run_id, stage, item_id)
    );`,
+  // Ownership (leases, fencing) and commands for runs another instance holds: the same schema
+  // as Postgres, though with SQLite one instance is all there is.
+  `ALTER TABLE runs ADD COLUMN owner TEXT;
+   ALTER TABLE runs ADD COLUMN lease_until INTEGER;
+   CREATE TABLE commands (
+     id         INTEGER PRIMARY KEY,
+     run_id     TEXT NOT NULL,
+     command    TEXT NOT NULL,
+     by_name    TEXT NOT NULL,
+     reason     TEXT,
+     created_at TEXT NOT NULL,
+     taken_by   TEXT,
+     outcome    TEXT,
+     expired    INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE INDEX commands_pending ON commands (run_id) WHERE taken_by IS NULL AND expired = 0;`,
 ];
 
 interface RunRow {
@@ -80,6 +99,7 @@ interface RunRow {
   created_at: string;
   updated_at: string;
   closed_at: string | null;
+  owner: string | null;
 }
 
 export interface SqliteStoreOptions {
@@ -108,8 +128,8 @@ export class SqliteStore implements Store {
     const db = this.#db;
     this.#stmt = {
       insertRun: db.prepare(
-        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, options, status, created_at, updated_at)
-         VALUES (@run_id, @account_id, @site_id, @pipeline, @trigger, @machine_name, @options, 'idle', @created_at, @created_at)`,
+        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, options, status, created_at, updated_at, owner, lease_until)
+         VALUES (@run_id, @account_id, @site_id, @pipeline, @trigger, @machine_name, @options, 'idle', @created_at, @created_at, @owner, @lease_until)`,
       ),
       getRun: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE run_id = ?'),
       liveRuns: db.prepare<[], RunRow>(
@@ -121,8 +141,10 @@ export class SqliteStore implements Store {
            snapshot = COALESCE(@snapshot, snapshot), status = COALESCE(@status, status),
            error = CASE WHEN @set_error THEN @error ELSE error END,
            closed_at = COALESCE(@closed_at, closed_at), updated_at = @updated_at
-         WHERE run_id = @run_id RETURNING last_seq`,
+         WHERE run_id = @run_id AND (@owner IS NULL OR (owner = @owner AND lease_until > @now_ms))
+         RETURNING last_seq`,
       ),
+      exists: db.prepare<[string], { n: number }>('SELECT 1 AS n FROM runs WHERE run_id = ?'),
       insertEvent: db.prepare('INSERT INTO events (run_id, seq, body, event_key) VALUES (?, ?, ?, ?)'),
       seqByKey: db.prepare<[string, string], { seq: number }>('SELECT seq FROM events WHERE run_id = ? AND event_key = ?'),
       readEvents: db.prepare<[string, number, number], { body: string }>(
@@ -169,8 +191,13 @@ export class SqliteStore implements Store {
         error: batch.error ?? null,
         closed_at: batch.closedAt ?? null,
         updated_at: now,
+        owner: batch.owner ?? null,
+        now_ms: Date.now(),
       });
-      if (!bumped) throw new StoreNotFoundError(`run ${runId} does not exist`);
+      if (!bumped) {
+        if (this.#stmt.exists.get(runId)) throw new LeaseLostError(`this instance no longer holds the lease of run ${runId}`);
+        throw new StoreNotFoundError(`run ${runId} does not exist`);
+      }
       let seq = bumped.last_seq - toAppend.length;
       const appended: StoredEvent[] = [];
       for (const i of toAppend) {
@@ -230,6 +257,8 @@ export class SqliteStore implements Store {
         machine_name: run.machineName ?? null,
         options: JSON.stringify(run.options),
         created_at: run.createdAt,
+        owner: run.lease?.owner ?? null,
+        lease_until: run.lease ? Date.now() + run.lease.ms : null,
       });
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
@@ -323,6 +352,74 @@ export class SqliteStore implements Store {
     return this.#stmt.untraced.all().map(toRecord);
   }
 
+  async claimRuns(owner: string, leaseMs: number, limit: number, opts: { all?: boolean } = {}): Promise<RunRecord[]> {
+    const now = Date.now();
+    return this.#db
+      .prepare<unknown[], RunRow>(
+        `UPDATE runs SET owner = ?, lease_until = ?
+         WHERE run_id IN (SELECT run_id FROM runs
+                          WHERE status IN ('idle', 'running', 'paused', 'failed') AND pipeline <> 'external'
+                            AND (? OR owner IS NULL OR lease_until IS NULL OR lease_until <= ?)
+                          ORDER BY created_at LIMIT ?)
+         RETURNING *`,
+      )
+      .all(owner, now + leaseMs, opts.all ? 1 : 0, now, limit)
+      .map(toRecord);
+  }
+
+  async renewLeases(owner: string, leaseMs: number): Promise<string[]> {
+    const now = Date.now();
+    return this.#db
+      .prepare<[number, string, number], { run_id: string }>(
+        `UPDATE runs SET lease_until = ? WHERE owner = ? AND lease_until > ?
+           AND status IN ('idle', 'running', 'paused', 'failed') RETURNING run_id`,
+      )
+      .all(now + leaseMs, owner, now)
+      .map((r) => r.run_id);
+  }
+
+  async releaseLeases(owner: string, runIds?: readonly string[]): Promise<void> {
+    if (runIds === undefined) {
+      this.#db.prepare('UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = ?').run(owner);
+      return;
+    }
+    const release = this.#db.prepare('UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = ? AND run_id = ?');
+    this.#db.transaction(() => runIds.forEach((id) => release.run(owner, id)))();
+  }
+
+  async enqueueCommand(cmd: { runId: string; command: string; by: string; reason?: string | undefined }): Promise<number> {
+    const res = this.#db
+      .prepare('INSERT INTO commands (run_id, command, by_name, reason, created_at) VALUES (?, ?, ?, ?, ?)')
+      .run(cmd.runId, cmd.command, cmd.by, cmd.reason ?? null, new Date().toISOString());
+    return Number(res.lastInsertRowid);
+  }
+
+  async takeCommands(owner: string): Promise<QueuedCommand[]> {
+    return this.#db
+      .prepare<[string, string], { id: number; run_id: string; command: string; by_name: string; reason: string | null }>(
+        `UPDATE commands SET taken_by = ?
+         WHERE taken_by IS NULL AND expired = 0 AND run_id IN (SELECT run_id FROM runs WHERE owner = ?)
+         RETURNING id, run_id, command, by_name, reason`,
+      )
+      .all(owner, owner)
+      .sort((a, b) => a.id - b.id)
+      .map((r) => ({ id: r.id, runId: r.run_id, command: r.command, by: r.by_name, reason: r.reason }));
+  }
+
+  async finishCommand(id: number, outcome: CommandOutcome): Promise<void> {
+    this.#db.prepare('UPDATE commands SET outcome = ? WHERE id = ?').run(JSON.stringify(outcome), id);
+  }
+
+  async commandOutcome(id: number): Promise<CommandOutcome | 'pending' | 'expired'> {
+    const row = this.#db.prepare<[number], { outcome: string | null; expired: number }>('SELECT outcome, expired FROM commands WHERE id = ?').get(id);
+    if (!row || row.expired) return 'expired';
+    return row.outcome === null ? 'pending' : (JSON.parse(row.outcome) as CommandOutcome);
+  }
+
+  async expireCommand(id: number): Promise<boolean> {
+    return this.#db.prepare('UPDATE commands SET expired = 1 WHERE id = ? AND taken_by IS NULL').run(id).changes > 0;
+  }
+
   async close(): Promise<void> {
     if (this.#db.open) this.#db.close();
   }
@@ -344,5 +441,6 @@ function toRecord(row: RunRow): RunRecord {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     closedAt: row.closed_at,
+    owner: row.owner ?? null,
   };
 }

@@ -20,6 +20,8 @@ export interface NewRun {
   /** External runs only: the engine's machine name. */
   machineName?: string | null;
   createdAt: string;
+  /** Leases the new run to the instance that creates it. */
+  lease?: { owner: string; ms: number };
 }
 
 export interface RunRecord extends NewRun {
@@ -32,6 +34,8 @@ export interface RunRecord extends NewRun {
   lastSeq: number;
   updatedAt: string;
   closedAt: string | null;
+  /** The instance holding the run's lease, if any. */
+  owner: string | null;
 }
 
 /** An event as the engine hands it over: everything but `run_id` and `seq`. */
@@ -65,6 +69,11 @@ export interface CommitBatch {
   error?: string | null;
   ledger?: LedgerEntry[];
   closedAt?: string;
+  /**
+   * Fencing: write only while this instance holds the run's lease. A write by an owner whose
+   * lease expired or moved is a `LeaseLostError` and nothing is written.
+   */
+  owner?: string;
 }
 
 export interface CommitResult {
@@ -114,8 +123,49 @@ export interface Store {
   markTraced(runId: string, seq: number): Promise<void>;
   /** Runs whose trace files may lag their event log: every run not marked traced up to its last seq. */
   listUntraced(): Promise<RunRecord[]>;
+  // --- ownership: each live run is worked by one instance, which holds its lease -------------
+
+  /**
+   * Leases to `owner` up to `limit` live runs (idle, running, paused, failed; not external)
+   * that nobody holds: never leased, released, or whose lease expired. With `all`, every live
+   * run, leased or not: for a store only one instance uses (SQLite), at start.
+   */
+  claimRuns(owner: string, leaseMs: number, limit: number, opts?: { all?: boolean }): Promise<RunRecord[]>;
+  /** Extends `owner`'s unexpired leases of live runs; returns the runs it still holds. */
+  renewLeases(owner: string, leaseMs: number): Promise<string[]>;
+  /** Gives up `owner`'s leases (all, or of these runs) so another instance may claim them at once. */
+  releaseLeases(owner: string, runIds?: readonly string[]): Promise<void>;
+
+  // --- commands for runs another instance holds ----------------------------------------------
+
+  /** Queues a command for whoever holds the run; returns its id. */
+  enqueueCommand(cmd: { runId: string; command: string; by: string; reason?: string | undefined }): Promise<number>;
+  /** Takes the queued commands for runs `owner` holds, oldest first; each is taken once. */
+  takeCommands(owner: string): Promise<QueuedCommand[]>;
+  finishCommand(id: number, outcome: CommandOutcome): Promise<void>;
+  /** The outcome, `pending` while nobody has finished it, `expired` once given up on. */
+  commandOutcome(id: number): Promise<CommandOutcome | 'pending' | 'expired'>;
+  /** Gives up on a command nobody has taken yet; false if it was taken (its outcome will come). */
+  expireCommand(id: number): Promise<boolean>;
+
+  /**
+   * Hints that other instances appended events (Postgres LISTEN/NOTIFY); `onResync` after the
+   * listener reconnects, when hints may have been missed. Absent where one instance is all.
+   */
+  listen?(onAppended: (runId: string, lastSeq: number) => void, onResync: () => void): Promise<() => Promise<void>>;
+
   close(): Promise<void>;
 }
+
+export interface QueuedCommand {
+  id: number;
+  runId: string;
+  command: string;
+  by: string;
+  reason: string | null;
+}
+
+export type CommandOutcome = { accepted: boolean } | { error: { code: string; message: string } };
 
 export class StoreConflictError extends Error {
   readonly code = 'STORE_CONFLICT';
@@ -127,4 +177,9 @@ export class StoreNotFoundError extends Error {
 
 export class LedgerConflictError extends Error {
   readonly code = 'LEDGER_CONFLICT';
+}
+
+/** The writer no longer holds the run's lease: another instance has it. */
+export class LeaseLostError extends Error {
+  readonly code = 'LEASE_LOST';
 }
