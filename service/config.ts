@@ -28,6 +28,12 @@ export interface Config {
   wsSendTimeoutMs: number;
   /** [RUNSTATE_INGEST_SOCKET] Unix socket for external engines' events; off when unset. */
   ingestSocket: string | null;
+  /** [RUNSTATE_DB_POOL=10] Postgres connections per instance. */
+  dbPoolSize: number;
+  /** [RUNSTATE_LEASE_MS=10000] how long a run stays with an instance that stopped renewing its lease. */
+  leaseMs: number;
+  /** [RUNSTATE_INSTANCE_ID] this instance's name in leases; `<hostname>-<pid>-<random>` when unset. */
+  instanceId: string | null;
 }
 
 export class ConfigError extends Error {
@@ -103,5 +109,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Readonl
     wsQueueBytes: integer(env, 'RUNSTATE_WS_QUEUE_BYTES', 256 * 1024, 16 * 1024, 64 * 1024 * 1024),
     wsSendTimeoutMs: integer(env, 'RUNSTATE_WS_SEND_TIMEOUT_MS', 2000, 100, 60_000),
     ingestSocket: ingestSocket === null ? null : resolve(cwd, ingestSocket),
+    dbPoolSize: integer(env, 'RUNSTATE_DB_POOL', 10, 1, 1000),
+    leaseMs: integer(env, 'RUNSTATE_LEASE_MS', 10_000, 500, 3_600_000),
+    instanceId: text(env, 'RUNSTATE_INSTANCE_ID'),
   });
 }

@@ -9,6 +9,7 @@ import { Hub } from './hub/hub.js';
 import { IngestSocket } from './ingest/socket.js';
 import { Metrics } from './metrics.js';
 import { demoPipelines } from './pipelines/index.js';
+import { PostgresStore } from './store/postgres.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { TraceWriter } from './trace/trace-writer.js';
@@ -23,9 +24,12 @@ function makeLogger(config: Config): Logger {
   });
 }
 
-async function openStore(config: Config): Promise<Store> {
+async function openStore(config: Config, log: Logger): Promise<Store> {
   if (config.databaseUrl !== null) {
-    throw new ConfigError('`DATABASE_URL` is set, but this build has no Postgres store yet: unset it to use the embedded SQLite store.');
+    return PostgresStore.connect(config.databaseUrl, {
+      poolSize: config.dbPoolSize,
+      onIdleError: (err) => log.warn({ err }, 'an idle database connection failed; it is replaced on next use'),
+    });
   }
   return new SqliteStore({ filename: join(config.dataDir, 'runstate.db') });
 }
@@ -47,15 +51,21 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     { token: admin.token, principal: { name: ADMIN_NAME, admin: true, accountId: null, siteIds: null } },
     ...(config.tokensFile !== null ? readTokensFile(config.tokensFile) : []),
   ];
-  const store = await openStore(config);
+  const store = await openStore(config, log);
+  const shared = store.kind === 'postgres';
   const metrics = new Metrics(store);
+  const traces = new TraceWriter({ dataDir: config.dataDir, store, logger: log.child({ component: 'traces' }) });
   const engine = new Engine({
     store,
     pipelines: demoPipelines,
     logger: log.child({ component: 'engine' }),
     onWritten: (seconds) => metrics.appendSeconds.observe(seconds),
+    leaseMs: config.leaseMs,
+    ...(config.instanceId === null ? {} : { instanceId: config.instanceId }),
+    // A run taken over from another instance gets its trace file here brought up to the log
+    // before it appends to it. (With SQLite every untraced run is repaired at start, below.)
+    beforeResume: shared ? async (runs) => void (await traces.repair(runs)) : undefined,
   });
-  const traces = new TraceWriter({ dataDir: config.dataDir, store, logger: log.child({ component: 'traces' }) });
   const tokens = new TokenRegistry(principals);
   const hub = new Hub({
     engine,
@@ -65,6 +75,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     allowedOrigins: config.allowedOrigins,
     queueBytes: config.wsQueueBytes,
     sendTimeoutMs: config.wsSendTimeoutMs,
+    isLocal: (runId) => engine.isHosted(runId),
   });
   engine.onEvents((run, events) => {
     hub.publish(run, events);
@@ -72,9 +83,20 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     metrics.observeEvents(events);
   });
 
-  const repaired = await traces.repair();
+  const repaired = shared ? 0 : await traces.repair();
   const recovered = await engine.recover();
-  log.info({ repairedTraces: repaired, recoveredRuns: recovered.length, dataDir: config.dataDir, store: store.kind }, 'state recovered');
+  engine.start();
+  // Other instances' events reach this instance's WebSocket clients through the store.
+  const stopListening = await store.listen?.(
+    (runId, lastSeq) => {
+      if (!engine.isHosted(runId)) hub.remoteAppended(runId, lastSeq);
+    },
+    () => hub.resyncRemote(),
+  );
+  log.info(
+    { repairedTraces: repaired, recoveredRuns: recovered.length, dataDir: config.dataDir, store: store.kind, instance: engine.instanceId },
+    'state recovered',
+  );
 
   const app = await buildApp(config, { engine, store, tokens, metrics, logger: log, hub });
   const ingestSocket =
@@ -106,7 +128,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     (async () => {
       await ingestSocket?.stop(); // engines reconnect and resend what was not acknowledged
       await app.close(); // no new requests; in-flight ones finish
-      await engine.stop(); // everything recorded is durable; items in flight run again on restart
+      await stopListening?.();
+      await engine.stop(); // everything recorded is durable; leases released; items in flight run again
       await traces.flush();
       await store.close();
       log.info('stopped');

@@ -1,9 +1,12 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
 import { COMMAND_EVENT, isTerminalRunState, type RunContext } from '../../machines/index.js';
-import { RunstateError } from '../errors.js';
+import { RunstateError, type ErrorCode } from '../errors.js';
 import { isName, isRunId, isTrigger, runId as makeRunId } from '../ids.js';
 import { PipelineOptionsError, type AnyPipeline } from '../pipelines/types.js';
-import { StoreConflictError, type RunFilter, type RunRecord, type Store, type StoredEvent } from '../store/store.js';
+import { LeaseLostError, StoreConflictError, type QueuedCommand, type RunFilter, type RunRecord, type Store, type StoredEvent } from '../store/store.js';
 import { EXTERNAL_PIPELINE, ExternalRuns, describeExternal, describeExternalProcessing, initialExternalState } from './external.js';
 import { provideMachines, type ProvidedRunMachine } from './providers.js';
 import { RunHost } from './run-host.js';
@@ -21,6 +24,14 @@ export interface EngineOptions {
   now?: () => number;
   /** Told how long each durable write took (seconds), for metrics. */
   onWritten?: (seconds: number) => void;
+  /** This instance's name in run leases. [default: `<hostname>-<pid>-<random>`] */
+  instanceId?: string;
+  /** How long a run's lease lasts without renewal; another instance takes the run over after it. [10000] */
+  leaseMs?: number;
+  /** How long a command for a run another instance holds may wait for that instance. [5000] */
+  commandTimeoutMs?: number;
+  /** Called with runs this instance is about to resume (claimed at start or taken over), before they run. */
+  beforeResume?: (runs: readonly RunRecord[]) => Promise<void>;
 }
 
 export interface StartRunRequest {
@@ -66,6 +77,12 @@ export class Engine {
   /** Next free suffix per `run_<date>_<time>_<trigger>`, so a burst of starts does not probe. */
   readonly #suffixes = new Map<string, number>();
   readonly #external: ExternalRuns;
+  readonly #owner: string;
+  readonly #leaseMs: number;
+  readonly #commandTimeoutMs: number;
+  readonly #beforeResume: ((runs: readonly RunRecord[]) => Promise<void>) | undefined;
+  readonly #timers: NodeJS.Timeout[] = [];
+  #claiming: Promise<unknown> = Promise.resolve();
   #stopped = false;
 
   constructor(opts: EngineOptions) {
@@ -74,6 +91,11 @@ export class Engine {
     this.#log = opts.logger ?? pino({ level: 'silent' });
     this.#now = opts.now ?? Date.now;
     this.#onWritten = opts.onWritten;
+    this.#owner = opts.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.#leaseMs = opts.leaseMs ?? 10_000;
+    this.#commandTimeoutMs = opts.commandTimeoutMs ?? 5000;
+    this.#beforeResume = opts.beforeResume;
+    if (!Number.isFinite(this.#leaseMs) || this.#leaseMs < 100) throw new TypeError(`Expected \`leaseMs\` to be at least 100, got ${this.#leaseMs}.`);
     this.#machine = provideMachines((id) => this.#requireHost(id), this.#now);
     this.#external = new ExternalRuns({ store: this.#store, now: this.#now, logger: this.#log, announce: (r, e) => this.#announce(r, e) });
   }
@@ -99,6 +121,16 @@ export class Engine {
   onEvents(listener: EventsListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** This instance's name in run leases. */
+  get instanceId(): string {
+    return this.#owner;
+  }
+
+  /** Whether this instance works the run (and so announces its events itself). */
+  isHosted(runId: string): boolean {
+    return this.#hosts.has(runId);
   }
 
   /** Runs hosted in memory right now. */
@@ -142,6 +174,7 @@ export class Engine {
           options: (req.options ?? {}) as Record<string, unknown>,
           machineName: external ? req.machineName : null,
           createdAt: createdAt.toISOString(),
+          ...(external ? {} : { lease: { owner: this.#owner, ms: this.#leaseMs } }),
         });
         if (this.#suffixes.size > 64) this.#suffixes.clear();
         this.#suffixes.set(base, attempt + 1);
@@ -165,32 +198,95 @@ export class Engine {
   }
 
   /**
-   * Puts every run that may still do work back into memory: running runs go on where their
-   * last durable write left them (items in flight then are processed again, same
-   * idempotency key); paused and failed runs wait for a command.
+   * Takes over the runs nobody works and puts them back into memory: running runs go on
+   * where their last durable write left them (items in flight then run again, same
+   * idempotency key); paused and failed runs wait for a command. With SQLite this instance is
+   * the only one, so at start it takes every live run; with Postgres only runs whose lease
+   * expired or was released. Then keeps doing so (`start`).
    */
   async recover(): Promise<RunRecord[]> {
-    const recovered: RunRecord[] = [];
-    for (const record of await this.#store.listLiveRuns()) {
-      if (this.#hosts.has(record.runId) || record.pipeline === EXTERNAL_PIPELINE) continue;
-      const pipeline = this.#pipelines.get(record.pipeline);
-      if (!pipeline) {
-        this.#log.error({ runId: record.runId, pipeline: record.pipeline }, 'cannot recover run: its pipeline is not registered');
-        continue;
+    return this.#claim(this.#store.kind === 'sqlite');
+  }
+
+  /**
+   * Keeps this instance's leases alive, takes over runs whose owner died, and applies the
+   * commands other instances queue for runs held here. Call once, after `recover`.
+   */
+  start(): void {
+    const every = (ms: number, work: () => Promise<unknown>) => {
+      let busy = false;
+      const timer = setInterval(() => {
+        if (busy || this.#stopped) return;
+        busy = true;
+        work()
+          .catch((err: unknown) => this.#log.error({ err }, 'ownership task failed'))
+          .finally(() => (busy = false));
+      }, ms);
+      timer.unref();
+      this.#timers.push(timer);
+    };
+    every(Math.max(50, Math.floor(this.#leaseMs / 3)), () => this.#renew());
+    every(Math.max(50, Math.floor(this.#leaseMs / 2)), () => this.#claim(false));
+    every(200, () => this.#applyQueuedCommands());
+  }
+
+  async #claim(all: boolean): Promise<RunRecord[]> {
+    const run = async () => {
+      const claimed = (await this.#store.claimRuns(this.#owner, this.#leaseMs, 100, { all })).filter((r) => !this.#hosts.has(r.runId));
+      if (claimed.length === 0) return [];
+      await this.#beforeResume?.(claimed);
+      const resumed: RunRecord[] = [];
+      for (const record of claimed) {
+        if (this.#stopped) break;
+        const pipeline = this.#pipelines.get(record.pipeline);
+        let options: unknown;
+        try {
+          if (!pipeline) throw new Error(`pipeline ${record.pipeline} is not registered`);
+          options = pipeline.parseOptions(record.options);
+        } catch (err) {
+          this.#log.error({ err, runId: record.runId, pipeline: record.pipeline }, 'cannot resume run; releasing it');
+          await this.#store.releaseLeases(this.#owner, [record.runId]);
+          continue;
+        }
+        this.#host(record, pipeline, options).start();
+        resumed.push(record);
+        this.#log.info({ runId: record.runId, status: record.status, lastSeq: record.lastSeq, owner: this.#owner }, 'run resumed');
       }
-      let options: unknown;
-      try {
-        options = pipeline.parseOptions(record.options);
-      } catch (err) {
-        this.#log.error({ err, runId: record.runId }, 'cannot recover run: its stored options no longer parse');
-        continue;
-      }
-      const host = this.#host(record, pipeline, options);
-      host.start();
-      recovered.push(record);
-      this.#log.info({ runId: record.runId, status: record.status, lastSeq: record.lastSeq }, 'run recovered');
+      return resumed;
+    };
+    // One claim at a time: a run is hosted once.
+    const result = this.#claiming.then(run, run);
+    this.#claiming = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Renews the leases; a run whose lease was lost is another instance's now: let it go, write nothing. */
+  async #renew(): Promise<void> {
+    const held = new Set(await this.#store.renewLeases(this.#owner, this.#leaseMs));
+    for (const host of [...this.#hosts.values()]) {
+      if (held.has(host.runId) || isTerminalRunState(host.state)) continue;
+      this.#log.warn({ runId: host.runId, owner: this.#owner }, 'lease lost: another instance has the run');
+      host.stop();
+      this.#release(host);
     }
-    return recovered;
+  }
+
+  async #applyQueuedCommands(): Promise<void> {
+    for (const cmd of await this.#store.takeCommands(this.#owner)) {
+      await this.#store.finishCommand(cmd.id, await this.#applyQueued(cmd));
+    }
+  }
+
+  async #applyQueued(cmd: QueuedCommand) {
+    const host = this.#hosts.get(cmd.runId);
+    if (!host) return { error: { code: 'UNAVAILABLE', message: 'The run is between instances; try again.' } };
+    try {
+      const res = await this.#commandHosted(host, cmd.command as Command, { by: cmd.by, reason: cmd.reason ?? undefined });
+      return { accepted: res.accepted };
+    } catch (err) {
+      if (err instanceof RunstateError) return { error: { code: err.code, message: err.message } };
+      throw err;
+    }
   }
 
   async getRun(runId: string): Promise<RunView | undefined> {
@@ -240,29 +336,60 @@ export class Engine {
   async command(runId: string, command: Command, req: CommandRequest): Promise<CommandResult> {
     this.#assertRunning();
     const host = this.#hosts.get(runId);
-    const record = host ? undefined : isRunId(runId) ? await this.#store.getRun(runId) : undefined;
-    if (!host && !record) throw new RunstateError('RUN_NOT_FOUND', `No run with id ${JSON.stringify(runId)}.`);
-    if (record?.pipeline === EXTERNAL_PIPELINE) {
+    if (host) return this.#commandHosted(host, command, req);
+    const record = isRunId(runId) ? await this.#store.getRun(runId) : undefined;
+    if (!record) throw new RunstateError('RUN_NOT_FOUND', `No run with id ${JSON.stringify(runId)}.`);
+    if (record.pipeline === EXTERNAL_PIPELINE) {
       const accepted = await this.#external.command(runId, command, req.by, req.reason);
       return { accepted, run: (await this.getRun(runId))! };
     }
-    const state = host ? String(host.actor.getSnapshot().value) : record!.status;
-    const commandEvent = { event: 'command', command, by: req.by, ...(req.reason ? { reason: req.reason } : {}) };
-
-    if (command === 'close' || isTerminalRunState(state)) {
-      return this.#commandFinished(runId, state, command, commandEvent, host, record);
+    if (command === 'close' || isTerminalRunState(record.status)) {
+      return this.#commandFinished(runId, record.status, command, this.#commandEvent(command, req), undefined, record);
     }
-    const live = host!;
-    const ctx = live.actor.getSnapshot().context as RunContext;
-    if (noOp(command, state, ctx)) return { accepted: false, run: live.view() };
+    return this.#commandRemote(record, command, req);
+  }
+
+  #commandEvent(command: Command, req: CommandRequest) {
+    return { event: 'command', command, by: req.by, ...(req.reason ? { reason: req.reason } : {}) };
+  }
+
+  async #commandHosted(host: RunHost, command: Command, req: CommandRequest): Promise<CommandResult> {
+    const state = host.state;
+    if (command === 'close' || isTerminalRunState(state)) {
+      return this.#commandFinished(host.runId, state, command, this.#commandEvent(command, req), host, undefined);
+    }
+    const ctx = host.actor.getSnapshot().context as RunContext;
+    if (noOp(command, state, ctx)) return { accepted: false, run: host.view() };
     const type = COMMAND_EVENT[command];
-    if (!live.actor.getSnapshot().can({ type })) {
+    if (!host.actor.getSnapshot().can({ type })) {
       throw new RunstateError('COMMAND_NOT_ALLOWED', `Cannot ${command} a run that is ${state}.`);
     }
-    live.append(commandEvent);
-    live.actor.send({ type });
-    await live.journal.flush();
-    return { accepted: true, run: live.view() };
+    host.append(this.#commandEvent(command, req));
+    host.actor.send({ type });
+    await host.journal.flush();
+    return { accepted: true, run: host.view() };
+  }
+
+  /**
+   * A live run another instance holds (or nobody, for a moment after its owner died): the
+   * command is queued for the holder, which applies it and answers. Nothing is applied after
+   * the wait is given up.
+   */
+  async #commandRemote(record: RunRecord, command: Command, req: CommandRequest): Promise<CommandResult> {
+    const id = await this.#store.enqueueCommand({ runId: record.runId, command, by: req.by, reason: req.reason });
+    const deadline = performance.now() + this.#commandTimeoutMs;
+    for (;;) {
+      const outcome = await this.#store.commandOutcome(id);
+      if (outcome === 'expired') break;
+      if (outcome !== 'pending') {
+        if ('error' in outcome) throw new RunstateError(outcome.error.code as ErrorCode, outcome.error.message);
+        return { accepted: outcome.accepted, run: (await this.getRun(record.runId))! };
+      }
+      // Once taken, the holder answers: wait for it. Untaken past the deadline: give it up.
+      if (performance.now() > deadline && (await this.#store.expireCommand(id))) break;
+      await sleep(20);
+    }
+    throw new RunstateError('UNAVAILABLE', 'The instance that runs this run did not answer in time; nothing was done. Try again.');
   }
 
   /**
@@ -292,10 +419,14 @@ export class Engine {
    */
   async stop(): Promise<void> {
     this.#stopped = true;
+    for (const t of this.#timers) clearInterval(t);
+    await this.#claiming;
     const hosts = [...this.#hosts.values()];
     await Promise.allSettled(hosts.map((h) => h.journal.flush()));
     for (const h of hosts) h.stop();
     this.#hosts.clear();
+    // Another instance may take these runs over at once rather than after the lease runs out.
+    await this.#store.releaseLeases(this.#owner).catch((err: unknown) => this.#log.error({ err }, 'releasing leases failed'));
   }
 
   // --- internals -------------------------------------------------------------------------
@@ -321,14 +452,17 @@ export class Engine {
   #host(record: RunRecord, pipeline: AnyPipeline, options: unknown): RunHost {
     const host = new RunHost(record, pipeline, options, {
       store: this.#store,
+      owner: this.#owner,
       machine: this.#machine,
       now: this.#now,
       onAppended: (h, events) => this.#announce(h.record, events),
       onWritten: this.#onWritten,
       onFault: (h, err) => {
         // The store refused a write: what is durable stays as it was, and the run resumes from
-        // there when the service next starts. Holding it in memory would only drift further.
-        this.#log.error({ err, runId: h.runId }, 'run stopped: its events could not be written');
+        // there (here at the next start, or on the instance that took its lease). Holding it in
+        // memory would only drift further.
+        if (err instanceof LeaseLostError) this.#log.warn({ runId: h.runId }, 'lease lost: another instance has the run');
+        else this.#log.error({ err, runId: h.runId }, 'run stopped: its events could not be written');
         h.stop();
         this.#release(h);
       },

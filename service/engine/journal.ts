@@ -10,6 +10,8 @@ export interface RunCheckpoint {
 export interface JournalOptions {
   store: Store;
   runId: string;
+  /** The instance writing: every batch is fenced by its lease of the run. */
+  owner: string;
   /** Read when a batch closes, so the snapshot written agrees with the events in it. */
   checkpoint: () => RunCheckpoint;
   /** Called with each batch's events once they are durable, in seq order. */
@@ -64,13 +66,13 @@ export class Journal {
   /** Writes a batch of its own (after whatever is open), for callers that need its result. */
   async write(batch: Omit<CommitBatch, keyof RunCheckpoint>): Promise<CommitResult> {
     this.#close();
-    return this.#enqueue({ ...batch, ...this.#opts.checkpoint() });
+    return this.#enqueue({ ...batch, ...this.#opts.checkpoint(), owner: this.#opts.owner });
   }
 
   #close(): void {
     this.#scheduled = false;
     if (this.#events.length === 0 && this.#ledger.length === 0) return;
-    const batch: CommitBatch = { events: this.#events, ledger: this.#ledger, ...this.#opts.checkpoint() };
+    const batch: CommitBatch = { events: this.#events, ledger: this.#ledger, ...this.#opts.checkpoint(), owner: this.#opts.owner };
     this.#events = [];
     this.#ledger = [];
     this.#enqueue(batch).catch(() => {

@@ -17,6 +17,8 @@ import { describeProcessing, describeRun, type ProcessingView, type RunView } fr
 
 export interface HostDeps {
   store: Store;
+  /** This instance: the holder of the run's lease. */
+  owner: string;
   machine: ProvidedRunMachine;
   now: () => number;
   onAppended: (host: RunHost, events: StoredEvent[]) => void;
@@ -54,6 +56,7 @@ export class RunHost {
     this.journal = new Journal({
       store: deps.store,
       runId: record.runId,
+      owner: deps.owner,
       checkpoint: () => {
         const actor = this.#requireActor();
         const snap = actor.getSnapshot();
@@ -99,6 +102,11 @@ export class RunHost {
 
   stop(): void {
     this.#actor?.stop();
+  }
+
+  /** The run machine's state right now. */
+  get state(): string {
+    return String(this.#requireActor().getSnapshot().value);
   }
 
   /** Appends an event to the run's log (in the batch of the current cascade). */

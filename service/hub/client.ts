@@ -62,14 +62,30 @@ export class Client {
 
   /** Queues a frame; false when that would pass the bound (the caller evicts). */
   send(frame: Frame): boolean {
+    return this.sendAll([frame]);
+  }
+
+  /**
+   * Queues frames, in order, written together: one syscall for a batch rather than one per
+   * frame, which is most of what a broadcast costs. False when they would pass the bound (the
+   * caller evicts); then only the frames up to the one that crosses it are taken, so what the
+   * client holds stays within the bound plus one frame.
+   */
+  sendAll(frames: readonly Frame[]): boolean {
     if (this.closed) return true;
+    let room = this.#opts.queueBytes - this.pendingBytes;
+    let take = 0;
+    while (take < frames.length && room >= 0) room -= frames[take++]!.bytes;
+    const batch = take === frames.length ? frames : frames.slice(0, take);
     if (this.#queue.length === 0 && !this.socket.writableNeedDrain) {
-      this.#write([frame]);
-      return this.pendingBytes <= this.#opts.queueBytes;
+      this.#write(batch);
+    } else {
+      for (const f of batch) {
+        this.#queue.push(f);
+        this.#queuedBytes += f.bytes;
+      }
     }
-    this.#queue.push(frame);
-    this.#queuedBytes += frame.bytes;
-    return this.pendingBytes <= this.#opts.queueBytes;
+    return take === frames.length && this.pendingBytes <= this.#opts.queueBytes;
   }
 
   /** Resolves when the peer has taken most of what is pending (or the client is gone). */
@@ -85,6 +101,12 @@ export class Client {
         this.socket.on('close', done);
       });
     }
+  }
+
+  /** Takes `ms` the hub itself was not running off the client's pong and drain clocks. */
+  excuse(ms: number, now: number): void {
+    this.lastPong = Math.min(now, this.lastPong + ms);
+    if (this.#blockedSince !== null) this.#blockedSince = Math.min(now, this.#blockedSince + ms);
   }
 
   /** Drops everything queued: the client is being evicted. */

@@ -39,6 +39,11 @@ export interface HubOptions {
   siteIntervalMs?: number;
   /** [100] Topics one client may follow. */
   maxSubscriptions?: number;
+  /**
+   * Whether this instance works the run and so publishes its events itself. Events of other
+   * runs are read from the store on a hint (`remoteAppended`) and every second.
+   */
+  isLocal?: (runId: string) => boolean;
 }
 
 /** Live events held for one syncing subscriber at most; past that the replay re-reads them. */
@@ -73,16 +78,21 @@ const WS_PATH = '/ws';
  */
 export class Hub {
   readonly #opts: Required<Omit<HubOptions, 'allowedOrigins'>> & { allowedOrigins: readonly string[] };
+  /** Runs being read from the store for remote subscribers: run id → read again when done. */
+  readonly #pulling = new Map<string, boolean>();
   readonly #wss: ws.WebSocketServer;
   readonly #conns = new Map<Client, Conn>();
   /** Subscribers per topic name. */
   readonly #topics = new Map<string, Set<Conn>>();
-  /** Runs with changes site subscribers have not been told of: run id → site id. */
-  readonly #dirtyRuns = new Map<string, string>();
+  /** Runs with changes site subscribers have not been told of. */
+  readonly #dirtyRuns = new Set<string>();
   readonly #metrics: HubMetrics;
   readonly #timers: NodeJS.Timeout[] = [];
   #nextId = 1;
   #peakPending = 0;
+  /** How often the heartbeat runs, and when it last did. */
+  readonly #beat: number;
+  #lastBeat: number;
 
   constructor(opts: HubOptions) {
     this.#opts = {
@@ -95,6 +105,7 @@ export class Hub {
       messagesPerSecond: 20,
       siteIntervalMs: 250,
       maxSubscriptions: 100,
+      isLocal: () => true,
       ...opts,
     };
     for (const key of ['queueBytes', 'sendTimeoutMs', 'pingIntervalMs', 'pongTimeoutMs', 'maxPayload', 'messagesPerSecond', 'siteIntervalMs', 'maxSubscriptions'] as const) {
@@ -107,9 +118,12 @@ export class Hub {
       for (const c of this.#conns.keys()) n += c.pendingBytes;
       return n;
     });
-    const beat = Math.max(10, Math.min(250, this.#opts.pingIntervalMs / 4, this.#opts.sendTimeoutMs / 4));
-    this.#timers.push(setInterval(() => this.#heartbeat(), beat));
+    this.#beat = Math.max(10, Math.min(250, this.#opts.pingIntervalMs / 4, this.#opts.sendTimeoutMs / 4));
+    this.#lastBeat = performance.now();
+    this.#timers.push(setInterval(() => this.#heartbeat(), this.#beat));
     this.#timers.push(setInterval(() => this.#flushSites(), this.#opts.siteIntervalMs));
+    // NOTIFY is a hint; this catches whatever a hint did not bring.
+    this.#timers.push(setInterval(() => this.resyncRemote(), 1000));
     for (const t of this.#timers) t.unref();
   }
 
@@ -134,32 +148,82 @@ export class Hub {
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, socket, principal));
   }
 
-  /** The engine's durable batches, in seq order per run. */
-  publish(run: RunRecord, events: readonly StoredEvent[]): void {
+  /** The engine's durable batches, in seq order per run (repeats are skipped per subscriber). */
+  publish(run: Pick<RunRecord, 'runId'>, events: readonly StoredEvent[]): void {
     if (events.length === 0) return;
-    this.#dirtyRuns.set(run.runId, run.siteId);
+    this.#dirtyRuns.add(run.runId);
     const subs = this.#topics.get(`run:${run.runId}`);
     if (!subs || subs.size === 0) return;
     const appendedAt = performance.now();
-    for (const e of events) {
-      let frame: Frame | undefined;
-      for (const conn of subs) {
-        const sub = conn.subs.get(`run:${run.runId}`);
-        if (!sub) continue;
-        if (sub.syncing) {
+    const topic = `run:${run.runId}`;
+    // Framed once, on first need, and shared by every subscriber.
+    const frames: (Frame | undefined)[] = new Array<Frame | undefined>(events.length);
+    // Client by client, the whole batch in one write: a socket write per client per event is
+    // what limits fan-out to a thousand clients, not the framing.
+    for (const conn of subs) {
+      const sub = conn.subs.get(topic);
+      if (!sub) continue;
+      if (sub.syncing) {
+        for (const e of events) {
           if (sub.syncing.length >= SYNC_BUFFER) {
             sub.syncing = [];
             sub.overflowed = true;
           }
           sub.syncing.push(e);
-          continue;
         }
-        if (e.seq <= sub.seq) continue;
-        frame ??= this.#frame({ type: 'event', topic: `run:${run.runId}`, seq: e.seq, event: e }, appendedAt);
-        sub.seq = e.seq;
-        this.#send(conn, frame);
+        continue;
       }
+      const batch: Frame[] = [];
+      events.forEach((e, i) => {
+        if (e.seq <= sub.seq) return;
+        batch.push((frames[i] ??= this.#frame({ type: 'event', topic, seq: e.seq, event: e }, appendedAt)));
+        sub.seq = e.seq;
+      });
+      if (batch.length > 0) this.#sendAll(conn, batch);
     }
+  }
+
+  /** Another instance appended events to a run up to `lastSeq`. */
+  remoteAppended(runId: string, lastSeq: number): void {
+    this.#dirtyRuns.add(runId);
+    const subs = this.#topics.get(`run:${runId}`);
+    if (subs && [...subs].some((c) => (c.subs.get(`run:${runId}`)?.seq ?? lastSeq) < lastSeq)) this.#pull(runId);
+  }
+
+  /** Reads every followed run that another instance works, for events the hints missed. */
+  resyncRemote(): void {
+    for (const name of this.#topics.keys()) {
+      if (!name.startsWith('run:')) continue;
+      const runId = name.slice('run:'.length);
+      if (!this.#opts.isLocal(runId)) this.#pull(runId);
+    }
+  }
+
+  /** Publishes a remote run's events after the lowest seq any of its subscribers has. */
+  #pull(runId: string): void {
+    if (this.#pulling.has(runId)) {
+      this.#pulling.set(runId, true);
+      return;
+    }
+    this.#pulling.set(runId, false);
+    const work = async () => {
+      do {
+        this.#pulling.set(runId, false);
+        for (;;) {
+          // Subscribers still syncing read the store themselves; the rest say where to start.
+          const subs = [...(this.#topics.get(`run:${runId}`) ?? [])].map((c) => c.subs.get(`run:${runId}`)).filter((x): x is Subscription => x !== undefined && !x.syncing);
+          if (subs.length === 0) break;
+          const from = Math.min(...subs.map((x) => x.seq));
+          const page = await this.#opts.engine.store.readEvents(runId, from, REPLAY_PAGE * 5);
+          if (page.length === 0) break;
+          this.publish({ runId }, page);
+          if (page.length < REPLAY_PAGE * 5) break;
+        }
+      } while (this.#pulling.get(runId));
+    };
+    work()
+      .catch((err: unknown) => this.#opts.logger.error({ err, runId }, 'reading a remote run failed'))
+      .finally(() => this.#pulling.delete(runId));
   }
 
   async close(): Promise<void> {
@@ -220,7 +284,11 @@ export class Hub {
   }
 
   #send(conn: Conn, frame: Frame): void {
-    const ok = conn.client.send(frame);
+    this.#sendAll(conn, [frame]);
+  }
+
+  #sendAll(conn: Conn, frames: readonly Frame[]): void {
+    const ok = conn.client.sendAll(frames);
     this.#peakPending = Math.max(this.#peakPending, conn.client.pendingBytes);
     if (!ok) this.#evict(conn, 'queue_full');
   }
@@ -344,15 +412,15 @@ export class Hub {
     if (this.#dirtyRuns.size === 0) return;
     const dirty = [...this.#dirtyRuns];
     this.#dirtyRuns.clear();
-    for (const [runId, siteId] of dirty) {
-      const subs = this.#topics.get(`site:${siteId}`);
-      if (!subs || subs.size === 0) continue;
+    if (![...this.#topics.keys()].some((t) => t.startsWith('site:'))) return;
+    for (const runId of dirty) {
       this.#opts.engine
         .getRun(runId)
         .then((run) => {
-          if (!run) return;
-          const frame = this.#frame({ type: 'run', topic: `site:${siteId}`, seq: run.last_seq, run });
-          for (const conn of this.#topics.get(`site:${siteId}`) ?? []) this.#send(conn, frame);
+          const subs = run && this.#topics.get(`site:${run.site_id}`);
+          if (!run || !subs || subs.size === 0) return;
+          const frame = this.#frame({ type: 'run', topic: `site:${run.site_id}`, seq: run.last_seq, run });
+          for (const conn of subs) this.#send(conn, frame);
         })
         .catch((err: unknown) => this.#opts.logger.error({ err, runId }, 'site update failed'));
     }
@@ -363,9 +431,16 @@ export class Hub {
   /** Pings, and the checks that find slow clients whatever the event rate. */
   #heartbeat(): void {
     const now = performance.now();
+    // A tick this late means this process was busy, not reading: the pongs and drains that
+    // came in meanwhile are still unread (timers run before I/O), so that time is not the
+    // clients'. Without this, a 2 s stall of the hub's own loop evicts every healthy client.
+    const late = now - this.#lastBeat - this.#beat;
+    this.#lastBeat = now;
+    const excuse = late > this.#beat ? late : 0;
     for (const conn of [...this.#conns.values()]) {
       const c = conn.client;
       if (c.closed) continue;
+      if (excuse > 0) c.excuse(excuse, now);
       if (now - c.lastPong > this.#opts.pongTimeoutMs) {
         this.#evict(conn, 'pong_missed');
         continue;

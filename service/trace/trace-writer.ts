@@ -77,11 +77,11 @@ export class TraceWriter {
   }
 
   /**
-   * Brings the trace of every run that may lag (every run not marked fully traced) up to its
-   * event log: a torn last line is cut off, the missing events are appended.
+   * Brings the trace of every run that may lag (every run not marked fully traced, or the runs
+   * given) up to its event log: a torn last line is cut off, the missing events are appended.
    */
-  async repair(): Promise<number> {
-    const runs = await this.#opts.store.listUntraced();
+  async repair(only?: readonly RunRecord[]): Promise<number> {
+    const runs = only ?? (await this.#opts.store.listUntraced());
     for (const run of runs) {
       const files = this.#files(run);
       await files.draining;
