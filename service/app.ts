@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
+import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -24,6 +27,8 @@ export interface AppDeps {
   logger: Logger;
   /** The WebSocket hub, served at `/ws` on the same port. */
   hub?: Hub;
+  /** The dashboard's static export (web/out), served at `/`; none: API only. */
+  webRoot?: string | null;
 }
 
 export const API_PREFIX = '/api/v1/automation';
@@ -78,9 +83,24 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
     request.log.error({ err }, 'request failed');
     return sendError(reply, new RunstateError('INTERNAL'));
   });
-  app.setNotFoundHandler((request, reply) =>
-    sendError(reply, new RunstateError('NOT_FOUND', `No route for ${request.method} ${redactUrl(request.url).split('?')[0]}.`)),
-  );
+  const webRoot = deps.webRoot ?? null;
+  app.setNotFoundHandler((request, reply) => {
+    // The dashboard addresses runs by query (/run/?id=…); any other page a browser asks for
+    // gets the app shell rather than an error.
+    const wantsPage = request.method === 'GET' && !request.url.startsWith('/api/') && (request.headers.accept ?? '').includes('text/html');
+    if (webRoot !== null && wantsPage) {
+      const [path = '/', query] = request.url.split('?');
+      // `/run?id=…` is the page at `/run/`.
+      if (/^\/[a-z-]+$/.test(path) && existsSync(join(webRoot, path, 'index.html'))) {
+        return reply.redirect(`${path}/${query === undefined ? '' : `?${query}`}`);
+      }
+      return reply.type('text/html').sendFile('index.html', webRoot);
+    }
+    return sendError(reply, new RunstateError('NOT_FOUND', `No route for ${request.method} ${redactUrl(request.url).split('?')[0]}.`));
+  });
+  if (webRoot !== null) {
+    await app.register(fastifyStatic, { root: webRoot, prefix: '/', wildcard: true, index: 'index.html' });
+  }
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);

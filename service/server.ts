@@ -1,4 +1,5 @@
 // The service: the one module that reads process.env, listens, and handles signals.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { buildApp, redactUrl } from './app.js';
@@ -98,7 +99,10 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     'state recovered',
   );
 
-  const app = await buildApp(config, { engine, store, tokens, metrics, logger: log, hub });
+  const webRoot = join(import.meta.dirname, '..', 'web', 'out');
+  const hasWeb = existsSync(join(webRoot, 'index.html'));
+  if (!hasWeb) log.warn({ webRoot }, 'the dashboard is not built (npm run build:web): serving the API only');
+  const app = await buildApp(config, { engine, store, tokens, metrics, logger: log, hub, webRoot: hasWeb ? webRoot : null });
   const ingestSocket =
     config.ingestSocket === null
       ? null

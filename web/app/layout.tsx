@@ -1,0 +1,17 @@
+import type { ReactNode } from 'react';
+import './globals.css';
+
+export const metadata = { title: 'runstate', description: 'Pipelines as state machines, live' };
+
+export default function RootLayout({ children }: { children: ReactNode }) {
+  return (
+    <html lang="en">
+      <body>
+        <header className="top">
+          <a href="/" className="brand">runstate</a>
+        </header>
+        <main>{children}</main>
+      </body>
+    </html>
+  );
+}

@@ -1,0 +1,38 @@
+import type { ProcessingView, RunView } from './run-model';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The HTTP API, same origin, with the tab's token. */
+export function api(token: string) {
+  async function call<T>(path: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
+    const res = await fetch(`/api/v1/automation${path}`, {
+      method: init.method ?? 'GET',
+      headers: { authorization: `Token ${token}`, ...(init.body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      cache: 'no-store',
+    });
+    const json = (await res.json().catch(() => ({}))) as { data?: T; error?: { code: string; message: string } };
+    if (!res.ok) throw new ApiError(res.status, json.error?.code ?? 'HTTP', json.error?.message ?? res.statusText);
+    return json as T;
+  }
+  return {
+    runs: (siteId: string, status?: string) =>
+      call<{ data: RunView[] }>(`/runs?site_id=${encodeURIComponent(siteId)}${status ? `&status=${encodeURIComponent(status)}` : ''}`).then((r) => r.data),
+    run: (runId: string) => call<{ data: RunView }>(`/runs/${encodeURIComponent(runId)}`).then((r) => r.data),
+    processing: (runId: string) =>
+      call<{ data: (ProcessingView & { run_id: string }) | null }>(`/current_processing/?run_id=${encodeURIComponent(runId)}`).then((r) => r.data),
+    start: (body: { site_id: string; pipeline: string; options?: Record<string, unknown> }) =>
+      call<{ data: RunView }>('/runs', { method: 'POST', body }).then((r) => r.data),
+    command: (runId: string, command: string) => call<{ data: RunView; accepted: boolean }>(`/runs/${encodeURIComponent(runId)}/${command}`, { method: 'POST', body: {} }),
+  };
+}
+
+export type Api = ReturnType<typeof api>;

@@ -1,0 +1,66 @@
+'use client';
+import { useEffect, useRef, useState } from 'react';
+import type { StoredEvent } from '../lib/run-model';
+
+const ROW = 22;
+const HEIGHT = 320;
+const OVERSCAN = 8;
+
+function describe(e: StoredEvent): string {
+  const p = (e.payload ?? {}) as { from_state?: string; to_state?: string; event_trigger?: string };
+  switch (e.event) {
+    case 'state_change':
+      return `${String(e.machine_name)}: ${p.from_state ?? '∅'} → ${p.to_state} (${p.event_trigger})`;
+    case 'stage_item_processed':
+      return `stage ${String(e.stage)}: ${String(e.processed)}/${String(e.total)} ${(e.item as { title?: string } | undefined)?.title ?? ''}`;
+    case 'stage_item_failed':
+      return `stage ${String(e.stage)}: failed ${(e.item as { title?: string } | undefined)?.title ?? ''}: ${String(e.error)}`;
+    case 'stage_start':
+      return `stage ${String(e.stage)} started: ${String(e.total_items)} items`;
+    case 'stage_complete':
+      return `stage ${String(e.stage)} complete: ${String(e.processed_count)} processed, ${String(e.failed_count)} failed, ${String(e.time_elapsed)}`;
+    case 'command':
+      return `${String(e.command)} by ${String(e.by)}${e.reason ? ` (${String(e.reason)})` : ''}`;
+    case 'activity_log':
+      return String(e.message);
+    default:
+      return e.event;
+  }
+}
+
+/** The live event log: only the rows in view are rendered, so 100,000 events scroll smoothly. */
+export function EventLog({ events, onPick }: { events: readonly StoredEvent[]; onPick?: (e: StoredEvent) => void }) {
+  const box = useRef<HTMLDivElement>(null);
+  const [top, setTop] = useState(0);
+  const follow = useRef(true);
+  useEffect(() => {
+    const el = box.current;
+    if (el && follow.current) el.scrollTop = el.scrollHeight;
+  }, [events.length]);
+  const first = Math.max(0, Math.floor(top / ROW) - OVERSCAN);
+  const last = Math.min(events.length, Math.ceil((top + HEIGHT) / ROW) + OVERSCAN);
+  return (
+    <div
+      ref={box}
+      className="log"
+      role="log"
+      aria-label="Event log"
+      style={{ height: HEIGHT }}
+      onScroll={(ev) => {
+        const el = ev.currentTarget;
+        setTop(el.scrollTop);
+        follow.current = el.scrollTop + el.clientHeight >= el.scrollHeight - ROW;
+      }}
+    >
+      <div style={{ height: events.length * ROW, position: 'relative' }}>
+        {events.slice(first, last).map((e, k) => (
+          <div key={e.seq} className={`log-row log-${e.event}`} style={{ top: (first + k) * ROW, height: ROW }} data-seq={e.seq} onClick={() => onPick?.(e)}>
+            <span className="log-seq">{e.seq}</span>
+            <span className="log-time">{e.timestamp.slice(11, 19)}</span>
+            <span className="log-text">{describe(e)}</span>
+          </div>
+        ))}
+      </div>
+    </div>
+  );
+}
