@@ -42,16 +42,17 @@ for (let waited = 0; ; waited += 200) {
 try {
   if (!(existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === want)) {
     process.stderr.write('runstate: building the dashboard (web/)…\n');
-    const res = spawnSync(process.execPath, [join(root, 'node_modules', 'next', 'dist', 'bin', 'next'), 'build', web], {
+    const res = spawnSync(process.execPath, [join(root, 'node_modules', 'next', 'dist', 'bin', 'next'), 'build', '--webpack', web], {
       cwd: root,
       stdio: ['ignore', 'inherit', 'inherit'],
       env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' },
     });
     if (res.status !== 0) {
       process.stderr.write('runstate: the dashboard build failed; see above.\n');
-      process.exit(res.status ?? 1);
+      process.exitCode = res.status ?? 1;
+    } else {
+      writeFileSync(stamp, `${want}\n`);
     }
-    writeFileSync(stamp, `${want}\n`);
   }
 } finally {
   rmSync(lock, { recursive: true, force: true });

@@ -5,5 +5,11 @@ const config = {
   images: { unoptimized: true },
   reactStrictMode: true,
   typescript: { tsconfigPath: 'tsconfig.json' },
+  // Imports say `.js` (the service's TypeScript is Node ESM, and tests import these files
+  // from there); here they mean the `.ts`/`.tsx` source.
+  webpack(config) {
+    config.resolve.extensionAlias = { '.js': ['.ts', '.tsx', '.js'] };
+    return config;
+  },
 };
 export default config;

@@ -1,8 +1,8 @@
 'use client';
 import { useCallback, useEffect, useMemo, useState } from 'react';
-import { api as makeApi, type Api } from '../lib/api';
-import type { RunView } from '../lib/run-model';
-import { takeToken } from '../lib/token';
+import { api as makeApi, type Api } from '../lib/api.js';
+import type { RunView } from '../lib/run-model.js';
+import { takeToken } from '../lib/token.js';
 
 const STATUSES = ['', 'running', 'paused', 'failed', 'completed', 'cancelled'];
 const PIPELINES = ['content', 'face_processor', 'external'];

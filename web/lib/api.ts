@@ -1,4 +1,4 @@
-import type { ProcessingView, RunView } from './run-model';
+import type { ProcessingView, RunView } from './run-model.js';
 
 export class ApiError extends Error {
   constructor(

@@ -1,7 +1,7 @@
 // What the page knows of one run, and how each event moves it on. Pure: the same function
 // folds a replay and live events, so a page that reconnects ends where one that never left is.
-import type { ProcessingView, RunView } from '../../service/engine/view';
-import type { StoredEvent } from '../../service/store/store';
+import type { ProcessingView, RunView } from '../../service/engine/view.js';
+import type { StoredEvent } from '../../service/store/store.js';
 
 export type { ProcessingView, RunView, StoredEvent };
 

@@ -5,9 +5,9 @@
 // animation frame, so a burst of 1,000 events a second is one render a frame.
 import { useActorRef, useSelector } from '@xstate/react';
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { Api } from './api';
-import { connectionMachine, type ConnectionState } from './connection.machine';
-import { applyEvents, modelFrom, withProcessing, type ProcessingView, type RunModel, type RunView, type StoredEvent } from './run-model';
+import type { Api } from './api.js';
+import { connectionMachine, type ConnectionState } from './connection.machine.js';
+import { applyEvents, modelFrom, withProcessing, type ProcessingView, type RunModel, type RunView, type StoredEvent } from './run-model.js';
 
 const POLL_MS = 3000;
 const PROCESSING_REFRESH_MS = 500;

@@ -1,4 +1,4 @@
-import { CONNECTION_LABEL, type ConnectionState } from '../lib/connection.machine';
+import { CONNECTION_LABEL, type ConnectionState } from '../lib/connection.machine.js';
 
 /** Which state the connection is in, and since when: the page never pretends to be live. */
 export function ConnectionBadge({ state, since, now, stale, retryInMs }: { state: ConnectionState; since: number; now: number; stale: boolean; retryInMs: number }) {

@@ -1,4 +1,4 @@
-import type { ProcessingView, StoredEvent } from '../lib/run-model';
+import type { ProcessingView, StoredEvent } from '../lib/run-model.js';
 
 /** For troubleshooting: what the page was told, raw. */
 export function DebugPanel({ processing, events, connection }: { processing: ProcessingView | null; events: readonly StoredEvent[]; connection: unknown }) {

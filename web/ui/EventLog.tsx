@@ -1,6 +1,6 @@
 'use client';
 import { useEffect, useRef, useState } from 'react';
-import type { StoredEvent } from '../lib/run-model';
+import type { StoredEvent } from '../lib/run-model.js';
 
 const ROW = 22;
 const HEIGHT = 320;

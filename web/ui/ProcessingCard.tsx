@@ -1,4 +1,4 @@
-import type { ProcessingView, RunView } from '../lib/run-model';
+import type { ProcessingView, RunView } from '../lib/run-model.js';
 
 export interface ProcessingCardProps {
   run: RunView;

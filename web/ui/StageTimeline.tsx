@@ -1,4 +1,4 @@
-import type { RunView } from '../lib/run-model';
+import type { RunView } from '../lib/run-model.js';
 
 /** Every stage of the run with its machine state and counts. */
 export function StageTimeline({ run }: { run: RunView }) {

@@ -1,15 +1,15 @@
 'use client';
 import { useEffect, useMemo, useState } from 'react';
-import { api as makeApi } from '../../lib/api';
-import { allowedCommands } from '../../lib/run-model';
-import { takeToken } from '../../lib/token';
-import { useRunStream } from '../../lib/use-run-stream';
-import { ConnectionBadge } from '../../ui/ConnectionBadge';
-import { Controls } from '../../ui/Controls';
-import { DebugPanel } from '../../ui/DebugPanel';
-import { EventLog } from '../../ui/EventLog';
-import { ProcessingCard } from '../../ui/ProcessingCard';
-import { StageTimeline } from '../../ui/StageTimeline';
+import { api as makeApi } from '../../lib/api.js';
+import { allowedCommands } from '../../lib/run-model.js';
+import { takeToken } from '../../lib/token.js';
+import { useRunStream } from '../../lib/use-run-stream.js';
+import { ConnectionBadge } from '../../ui/ConnectionBadge.js';
+import { Controls } from '../../ui/Controls.js';
+import { DebugPanel } from '../../ui/DebugPanel.js';
+import { EventLog } from '../../ui/EventLog.js';
+import { ProcessingCard } from '../../ui/ProcessingCard.js';
+import { StageTimeline } from '../../ui/StageTimeline.js';
 
 function RunPage({ runId, token }: { runId: string; token: string }) {
   const api = useMemo(() => makeApi(token), [token]);
