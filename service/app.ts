@@ -90,8 +90,10 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
     const wantsPage = request.method === 'GET' && !request.url.startsWith('/api/') && (request.headers.accept ?? '').includes('text/html');
     if (webRoot !== null && wantsPage) {
       const [path = '/', query] = request.url.split('?');
-      // `/run?id=…` is the page at `/run/`.
-      if (/^\/[a-z-]+$/.test(path) && existsSync(join(webRoot, path, 'index.html'))) {
+      // A page is its directory's index.html: `/run/?id=…`; `/run?id=…` is sent there.
+      const page = /^\/([a-z-]+)\/?$/.exec(path)?.[1];
+      if (page !== undefined && existsSync(join(webRoot, page, 'index.html'))) {
+        if (path.endsWith('/')) return reply.type('text/html').sendFile(join(page, 'index.html'), webRoot);
         return reply.redirect(`${path}/${query === undefined ? '' : `?${query}`}`);
       }
       return reply.type('text/html').sendFile('index.html', webRoot);

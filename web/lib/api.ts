@@ -1,4 +1,4 @@
-import type { ProcessingView, RunView } from './run-model.js';
+import type { ProcessingView, RunView, StoredEvent } from './run-model.js';
 
 export class ApiError extends Error {
   constructor(
@@ -31,6 +31,18 @@ export function api(token: string) {
       call<{ data: (ProcessingView & { run_id: string }) | null }>(`/current_processing/?run_id=${encodeURIComponent(runId)}`).then((r) => r.data),
     start: (body: { site_id: string; pipeline: string; options?: Record<string, unknown> }) =>
       call<{ data: RunView }>('/runs', { method: 'POST', body }).then((r) => r.data),
+    /** The run's events after `afterSeq`, from the trace (JSONL). */
+    trace: async (runId: string, afterSeq: number) => {
+      const res = await fetch(`/api/v1/automation/runs/${encodeURIComponent(runId)}/trace?after_seq=${afterSeq}`, {
+        headers: { authorization: `Token ${token}` },
+        cache: 'no-store',
+      });
+      if (!res.ok) throw new ApiError(res.status, 'HTTP', res.statusText);
+      return (await res.text())
+        .split('\n')
+        .filter((l) => l.length > 0)
+        .map((l) => JSON.parse(l) as StoredEvent);
+    },
     command: (runId: string, command: string) => call<{ data: RunView; accepted: boolean }>(`/runs/${encodeURIComponent(runId)}/${command}`, { method: 'POST', body: {} }),
   };
 }

@@ -12,6 +12,8 @@ import { applyEvents, modelFrom, withProcessing, type ProcessingView, type RunMo
 const POLL_MS = 3000;
 const PROCESSING_REFRESH_MS = 500;
 const CACHE_EVENTS = 500;
+/** Events before a snapshot that the log shows: the rest stays in the trace. */
+const HISTORY_EVENTS = 2000;
 
 interface Cached {
   model: RunModel;
@@ -76,9 +78,10 @@ export function useRunStream(runId: string, token: string, api: Api): RunStream 
     }
   }, [api, runId]);
 
-  // The socket, while the machine says to connect.
+  // The socket, from `connecting` through `resyncing` and `live`; closed for anything else.
+  const socketWanted = state === 'connecting' || state === 'resyncing' || state === 'live';
   useEffect(() => {
-    if (state !== 'connecting') return;
+    if (!socketWanted) return;
     const proto = window.location.protocol === 'https:' ? 'wss' : 'ws';
     const ws = new WebSocket(`${proto}://${window.location.host}/ws?token=${encodeURIComponent(token)}`);
     let opened = false;
@@ -103,10 +106,22 @@ export function useRunStream(runId: string, token: string, api: Api): RunStream 
       if (m.type === 'snapshot' || m.type === 'reset') {
         const { processing, ...run } = m.run!;
         pending.current = [];
-        setModel((prev) => modelFrom(run, processing, m.seq!, m.type === 'reset' ? [] : (prev?.events ?? []).filter((e) => e.seq <= m.seq!)));
-        actor.send({ type: 'seq.applied', seq: m.seq! });
+        const at = m.seq!;
+        setModel((prev) => modelFrom(run, processing, at, m.type === 'reset' ? [] : (prev?.events ?? []).filter((e) => e.seq <= at)));
+        actor.send({ type: 'seq.applied', seq: at });
         markSynced();
         void refreshProcessing();
+        // The log shows what happened before the snapshot too (its last HISTORY_EVENTS).
+        void api.trace(runId, Math.max(0, at - HISTORY_EVENTS)).then(
+          (history) =>
+            setModel((cur) => {
+              if (!cur) return cur;
+              const have = new Set(cur.events.map((e) => e.seq));
+              const before = history.filter((e) => e.seq <= at && !have.has(e.seq));
+              return { ...cur, events: [...before, ...cur.events].sort((a, b) => a.seq - b.seq) };
+            }),
+          (err: Error) => setError(err.message),
+        );
       } else if (m.type === 'event' && m.event) {
         pending.current.push(m.event);
         frame.current ??= requestAnimationFrame(flush);
@@ -125,7 +140,7 @@ export function useRunStream(runId: string, token: string, api: Api): RunStream 
       ws.close();
       if (quiet) clearTimeout(quiet);
     };
-  }, [state, runId, token, actor, flush, refreshProcessing]);
+  }, [socketWanted, runId, token, actor, flush, refreshProcessing, api]);
 
   // Backoff and the occasional WebSocket retry while polling.
   useEffect(() => {

@@ -1,0 +1,133 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser } from '../helpers/browser.js';
+import { tempDir } from '../helpers/engine.js';
+import { startService, type ServiceProcess } from '../helpers/service-process.js';
+
+const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts', 'e2e');
+const API = '/api/v1/automation';
+
+describe('dashboard in a real browser (Debian Chromium)', () => {
+  const dir = tempDir('rs-e2e-');
+  let svc: ServiceProcess;
+  let browser: Browser;
+  let page: Page;
+
+  async function api(path: string, body?: unknown) {
+    const res = await fetch(`${svc.base}${API}${path}`, {
+      method: body === undefined ? 'GET' : 'POST',
+      headers: { authorization: `Token ${svc.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return (await res.json()) as { data: Record<string, unknown> };
+  }
+
+  const shot = (name: string) => page.locator('section[aria-label="Processing"]').screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+  const progress = async () => Number(await page.getByRole('progressbar').getAttribute('aria-valuenow'));
+  const cardState = () => page.locator('section[aria-label="Processing"]').getAttribute('data-state');
+  /** The log renders only rows in view; its full height says how many events the page holds. */
+  const eventsInLog = () => page.locator('[role="log"] > div').evaluate((el) => Math.round(el.getBoundingClientRect().height / 22));
+
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    svc = await startService(dir.path);
+    browser = await launchBrowser();
+    page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await svc?.stop();
+    dir.remove();
+  });
+
+  it('follows a run live: pause holds still, per-item progress, empty stages, offline and back, completion until Close', async () => {
+    // Three items in stage 1, an empty stage 2, and the run ends on an empty stage 5. Paused
+    // at once, so the page opens on a run that is holding still.
+    const options = { seed: 7, delay_ms: 500, items_per_stage: [3, 0, 2, 2, 0], concurrency: 1 };
+    const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'face_processor', options })).data.run_id as string;
+    await api(`/runs/${runId}/pause`, { reason: 'e2e' });
+    await page.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    // The token leaves the address bar at once.
+    await page.waitForURL((u) => !u.searchParams.has('token'));
+    await page.locator('[data-connection="live"]').waitFor();
+
+    // Paused: yellow, holding the progress the server has, Pause disabled and Resume enabled.
+    await page.waitForFunction(() => document.querySelector('section[aria-label="Processing"]')?.getAttribute('data-state') === 'paused');
+    const paused = (await api(`/runs/${runId}`)).data as { status: string; last_seq: number };
+    expect(paused.status).toBe('paused');
+    const card = (await api(`/current_processing/?run_id=${runId}`)).data as { percentage: number; processed_items: number };
+    expect(card.processed_items).toBeGreaterThanOrEqual(1);
+    expect(await progress()).toBe(card.percentage);
+    const background = await page.locator('section[aria-label="Processing"]').evaluate((el) => getComputedStyle(el).backgroundColor);
+    expect(background).toBe('rgb(255, 247, 219)');
+    expect(await page.getByRole('button', { name: 'Pause' }).isDisabled()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Resume' }).isEnabled()).toBe(true);
+    await shot('paused');
+    expect(((await api(`/runs/${runId}`)).data as { last_seq: number }).last_seq).toBe(paused.last_seq);
+
+    // Every value the bar takes from here on, with the stage it belongs to.
+    await page.evaluate(() => {
+      const w = window as unknown as { progress: [string, number][] };
+      w.progress = [];
+      const bar = document.querySelector('[role=progressbar]')!;
+      const stage = () => /Stage (\d+)/.exec(document.querySelector('.card-stage')?.textContent ?? '')?.[1] ?? '?';
+      new MutationObserver(() => w.progress.push([stage(), Number(bar.getAttribute('aria-valuenow'))])).observe(bar, { attributes: true, attributeFilter: ['aria-valuenow'] });
+    });
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await page.locator('[data-state="running"]').waitFor();
+    // For the picture: a moment with an item in flight (the README shows it).
+    await page.locator('.card-lists li').first().waitFor({ timeout: 5000 }).catch(() => undefined);
+    await shot('running');
+    // Stage 4 of 2 items: the bar moves per item; within a stage it never goes back.
+    await page.waitForFunction(() => (window as unknown as { progress: [string, number][] }).progress.some(([s, v]) => s === '4' && v === 50));
+    const steps = await page.evaluate(() => (window as unknown as { progress: [string, number][] }).progress);
+    for (const stage of ['1', '3', '4']) {
+      const values = steps.filter(([s]) => s === stage).map(([, v]) => v);
+      expect(values, `stage ${stage}: ${JSON.stringify(steps)}`).toEqual([...values].sort((a, b) => a - b));
+    }
+    // Stages 3 and 4 have two items each, hundreds of ms apart (seeded): each shows its half-way step.
+    expect(steps.filter(([s]) => s === '3').map(([, v]) => v)).toContain(50);
+
+    // Offline and back: the page says so, then catches up with no event missing.
+    await page.context().setOffline(true);
+    await page.locator('[data-connection="offline"]').waitFor();
+    await page.context().setOffline(false);
+    await page.locator('[data-connection="live"]').waitFor({ timeout: 20_000 });
+
+    // Completion: the last stage is empty; the card stays, at 100%, until Close.
+    await page.locator('[data-state="completed"]').waitFor({ timeout: 30_000 });
+    expect(await progress()).toBe(100);
+    await page.getByText('No items to process').first().waitFor();
+    const stages = await page.locator('[aria-label="Stages"] li').evaluateAll((els) => els.map((e) => e.getAttribute('data-stage-state')));
+    expect(stages).toEqual(['completed', 'empty', 'completed', 'completed', 'empty']);
+    const last = ((await api(`/runs/${runId}`)).data as { last_seq: number }).last_seq;
+    await page.waitForFunction((n) => Math.round((document.querySelector('[role="log"] > div')?.getBoundingClientRect().height ?? 0) / 22) === n, last);
+    expect(await eventsInLog()).toBe(last);
+    await shot('completed');
+    expect(await cardState()).toBe('completed');
+    await page.getByRole('button', { name: 'Close' }).first().click();
+    await page.waitForFunction(() => !document.querySelector('section[aria-label="Processing"] button'));
+    expect(((await api(`/runs/${runId}`)).data as { closed_at: string | null }).closed_at).not.toBeNull();
+  });
+
+  it('shows the last known state at once after a reload, marked stale until resynced', async () => {
+    const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options: { delay_ms: 50, items_per_stage: 2 } })).data.run_id as string;
+    await page.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    await page.locator('[data-connection="live"]').waitFor();
+    await page.waitForFunction((key) => localStorage.getItem(key) !== null, `runstate:run:${runId}`);
+    // After the reload no WebSocket gets through: what shows is the browser's copy, said to be stale.
+    await page.routeWebSocket(/\/ws/, (ws) => ws.close());
+    await page.reload();
+    await page.locator('section[aria-label="Processing"]').waitFor();
+    await page.locator('.stale').waitFor();
+    await shot('stale-after-reload');
+    // A fresh tab (no WebSocket blocked) starts from the same copy and resyncs to live.
+    const fresh = await browser.newPage();
+    await fresh.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    await fresh.locator('[data-connection="live"]').waitFor({ timeout: 20_000 });
+    expect(await fresh.locator('.stale').count()).toBe(0);
+    await fresh.close();
+  });
+});

@@ -1,0 +1,41 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+
+export interface ServiceProcess {
+  child: ChildProcess;
+  base: string;
+  token: string;
+  stop(): Promise<void>;
+}
+
+/** The service as `npm start` runs it (node service/server.ts), on a free port and the given data dir. */
+export async function startService(dataDir: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'service/server.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: '0', RUNSTATE_DATA: dataDir, RUNSTATE_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const url = await new Promise<URL>((resolve, reject) => {
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = /Open (http:\/\/\S+)/.exec(out);
+      if (m) resolve(new URL(m[1]!));
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    void exited.then(() => reject(new Error(`the service exited: ${out}`)));
+  });
+  return {
+    child,
+    base: url.origin,
+    token: url.searchParams.get('token')!,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
