@@ -83,6 +83,10 @@ export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: Fas
     },
   );
 
+  app.get('/pipelines', { schema: { summary: 'The pipelines runs can be started with' } }, async () => ({
+    data: [...engine.pipelines(), { name: 'external', description: 'Events from an engine outside the service (docs/ingest.md)', stages: [] }],
+  }));
+
   app.get<{ Querystring: { site_id?: string; status?: string; open?: boolean; limit: number } }>(
     '/runs',
     { schema: { summary: 'List runs, newest first', querystring: listQuery } },

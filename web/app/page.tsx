@@ -5,10 +5,12 @@ import type { RunView } from '../lib/run-model.js';
 import { takeToken } from '../lib/token.js';
 
 const STATUSES = ['', 'running', 'paused', 'failed', 'completed', 'cancelled'];
-const PIPELINES = ['content', 'face_processor', 'external'];
-
 function StartForm({ api, site, onStarted }: { api: Api; site: string; onStarted: (run: RunView) => void }) {
+  const [pipelines, setPipelines] = useState<string[]>([]);
   const [pipeline, setPipeline] = useState('content');
+  useEffect(() => {
+    api.pipelines().then((list) => setPipelines(list.map((p) => p.name)), () => setPipelines(['content', 'face_processor', 'external']));
+  }, [api]);
   const [options, setOptions] = useState('{"delay_ms": 400}');
   const [error, setError] = useState<string | null>(null);
   return (
@@ -32,7 +34,7 @@ function StartForm({ api, site, onStarted }: { api: Api; site: string; onStarted
         <label>
           Pipeline{' '}
           <select value={pipeline} onChange={(e) => setPipeline(e.target.value)} aria-label="Pipeline">
-            {PIPELINES.map((p) => <option key={p}>{p}</option>)}
+            {pipelines.map((p) => <option key={p}>{p}</option>)}
           </select>
         </label>
         <button type="submit">Start</button>

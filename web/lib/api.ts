@@ -24,6 +24,7 @@ export function api(token: string) {
     return json as T;
   }
   return {
+    pipelines: () => call<{ data: { name: string; description: string }[] }>('/pipelines').then((r) => r.data),
     runs: (siteId: string, status?: string) =>
       call<{ data: RunView[] }>(`/runs?site_id=${encodeURIComponent(siteId)}${status ? `&status=${encodeURIComponent(status)}` : ''}`).then((r) => r.data),
     run: (runId: string) => call<{ data: RunView }>(`/runs/${encodeURIComponent(runId)}`).then((r) => r.data),

@@ -80,6 +80,16 @@ describe('HTTP API', () => {
     });
   });
 
+  describe('GET /pipelines', () => {
+    it('lists the registered pipelines with their stages, and external', async () => {
+      const res = await app.inject({ url: `${API}/pipelines`, headers: auth(SITE5) });
+      const names = res.json().data.map((p: { name: string }) => p.name);
+      expect(names).toEqual(['gated', 'content', 'external']);
+      expect(res.json().data[1].stages[0]).toEqual({ number: 1, key: 'keywords_to_clusters', name: 'Keywords → Clusters' });
+      expect((await app.inject({ url: `${API}/pipelines` })).statusCode).toBe(401);
+    });
+  });
+
   describe('GET /runs and /runs/:run_id', () => {
     it('lists runs newest first, filtered by site and status', async () => {
       const a = await start();
