@@ -9,3 +9,12 @@ describe('docs', () => {
     expect(doc).toBe(withDiagram(doc));
   });
 });
+
+describe('machine export for the Stately editor', () => {
+  it('matches the machines as defined (npm run machines:export)', async () => {
+    const { exportFiles } = await import('../scripts/machines-export.js');
+    for (const [name, text] of Object.entries(exportFiles())) {
+      expect(readFileSync(join(import.meta.dirname, '..', 'docs', 'machines', name), 'utf8'), name).toBe(text);
+    }
+  });
+});
