@@ -34,6 +34,8 @@ export interface Config {
   leaseMs: number;
   /** [RUNSTATE_INSTANCE_ID] this instance's name in leases; `<hostname>-<pid>-<random>` when unset. */
   instanceId: string | null;
+  /** [RUNSTATE_INSPECT] a Stately inspector relay (ws://…) to stream run and stage actors to; off when unset. */
+  inspectUrl: string | null;
 }
 
 export class ConfigError extends Error {
@@ -91,6 +93,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Readonl
   if (/\s/.test(host)) throw new ConfigError(`Expected \`HOST\` to be a host name or address, got ${JSON.stringify(host)}.`);
   const tokensFile = text(env, 'RUNSTATE_TOKENS_FILE');
   const ingestSocket = text(env, 'RUNSTATE_INGEST_SOCKET');
+  const inspectUrl = text(env, 'RUNSTATE_INSPECT');
+  if (inspectUrl !== null && !/^wss?:\/\/[^\s]+$/.test(inspectUrl)) {
+    throw new ConfigError(`Expected \`RUNSTATE_INSPECT\` to be a ws:// or wss:// URL (the relay of \`npm run inspect\`), got ${JSON.stringify(inspectUrl)}.`);
+  }
   // sun_path is 108 bytes on Linux; a longer path fails at listen with a less helpful error.
   if (ingestSocket !== null && Buffer.byteLength(resolve(cwd, ingestSocket)) > 107) {
     throw new ConfigError('Expected `RUNSTATE_INGEST_SOCKET` to be a path of at most 107 bytes (a Unix socket limit).');
@@ -112,5 +118,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Readonl
     dbPoolSize: integer(env, 'RUNSTATE_DB_POOL', 10, 1, 1000),
     leaseMs: integer(env, 'RUNSTATE_LEASE_MS', 10_000, 500, 3_600_000),
     instanceId: text(env, 'RUNSTATE_INSTANCE_ID'),
+    inspectUrl,
   });
 }

@@ -8,6 +8,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { Engine } from './engine/engine.js';
 import { Hub } from './hub/hub.js';
 import { IngestSocket } from './ingest/socket.js';
+import { createInspection } from './inspect.js';
 import { Metrics } from './metrics.js';
 import { demoPipelines } from './pipelines/index.js';
 import { PostgresStore } from './store/postgres.js';
@@ -56,6 +57,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const shared = store.kind === 'postgres';
   const metrics = new Metrics(store);
   const traces = new TraceWriter({ dataDir: config.dataDir, store, logger: log.child({ component: 'traces' }) });
+  const inspection = config.inspectUrl === null ? null : createInspection({ url: config.inspectUrl, logger: log.child({ component: 'inspect' }) });
   const engine = new Engine({
     store,
     pipelines: demoPipelines,
@@ -66,6 +68,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     // A run taken over from another instance gets its trace file here brought up to the log
     // before it appends to it. (With SQLite every untraced run is repaired at start, below.)
     beforeResume: shared ? async (runs) => void (await traces.repair(runs)) : undefined,
+    inspect: inspection ? (ev) => inspection.observe(ev) : undefined,
   });
   const tokens = new TokenRegistry(principals);
   const hub = new Hub({
@@ -136,6 +139,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       await engine.stop(); // everything recorded is durable; leases released; items in flight run again
       await traces.flush();
       await store.close();
+      inspection?.stop();
       log.info('stopped');
       process.exit(0);
     })().catch((err: unknown) => {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
+import type { InspectionEvent } from 'xstate';
 import { COMMAND_EVENT, isTerminalRunState, type RunContext } from '../../machines/index.js';
 import { RunstateError, type ErrorCode } from '../errors.js';
 import { isName, isRunId, isTrigger, runId as makeRunId } from '../ids.js';
@@ -32,6 +33,8 @@ export interface EngineOptions {
   commandTimeoutMs?: number;
   /** Called with runs this instance is about to resume (claimed at start or taken over), before they run. */
   beforeResume?: (runs: readonly RunRecord[]) => Promise<void>;
+  /** Sees every inspection event of every run's actors (the Stately inspector, service/inspect.ts). */
+  inspect?: (ev: InspectionEvent) => void;
 }
 
 export interface StartRunRequest {
@@ -81,6 +84,7 @@ export class Engine {
   readonly #leaseMs: number;
   readonly #commandTimeoutMs: number;
   readonly #beforeResume: ((runs: readonly RunRecord[]) => Promise<void>) | undefined;
+  readonly #inspect: ((ev: InspectionEvent) => void) | undefined;
   readonly #timers: NodeJS.Timeout[] = [];
   #claiming: Promise<unknown> = Promise.resolve();
   #stopped = false;
@@ -95,6 +99,7 @@ export class Engine {
     this.#leaseMs = opts.leaseMs ?? 10_000;
     this.#commandTimeoutMs = opts.commandTimeoutMs ?? 5000;
     this.#beforeResume = opts.beforeResume;
+    this.#inspect = opts.inspect;
     if (!Number.isFinite(this.#leaseMs) || this.#leaseMs < 100) throw new TypeError(`Expected \`leaseMs\` to be at least 100, got ${this.#leaseMs}.`);
     this.#machine = provideMachines((id) => this.#requireHost(id), this.#now);
     this.#external = new ExternalRuns({ store: this.#store, now: this.#now, logger: this.#log, announce: (r, e) => this.#announce(r, e) });
@@ -453,6 +458,7 @@ export class Engine {
     const host = new RunHost(record, pipeline, options, {
       store: this.#store,
       owner: this.#owner,
+      inspect: this.#inspect,
       machine: this.#machine,
       now: this.#now,
       onAppended: (h, events) => this.#announce(h.record, events),

@@ -19,6 +19,8 @@ export interface HostDeps {
   store: Store;
   /** This instance: the holder of the run's lease. */
   owner: string;
+  /** Also sees the actors' inspection events (the Stately inspector). */
+  inspect?: ((ev: InspectionEvent) => void) | undefined;
   machine: ProvidedRunMachine;
   now: () => number;
   onAppended: (host: RunHost, events: StoredEvent[]) => void;
@@ -238,6 +240,7 @@ export class RunHost {
   }
 
   #inspect(ev: InspectionEvent): void {
+    this.#deps.inspect?.(ev);
     if (ev.type !== '@xstate.microstep') return;
     const ref = ev.actorRef;
     const isRoot = ev.rootId === ref.sessionId;
