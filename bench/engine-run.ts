@@ -13,6 +13,8 @@ export interface EngineRunOptions {
   concurrency: number;
   /** Attach the TraceWriter and include its flush in the timed region. */
   trace: boolean;
+  /** Passed to the engine: the Stately inspector's observer, when measuring it. */
+  inspect?: (ev: import('xstate').InspectionEvent) => void;
 }
 
 export interface EngineRunResult {
@@ -45,7 +47,7 @@ function noopPipeline(items: number, concurrency: number): PipelineDefinition<ob
 export async function measureEngine(dir: string, opts: EngineRunOptions): Promise<EngineRunResult> {
   const store = new SqliteStore({ filename: join(dir, 'runstate.db') });
   const pipeline = noopPipeline(opts.items, opts.concurrency);
-  const engine = new Engine({ store, pipelines: [pipeline] });
+  const engine = new Engine({ store, pipelines: [pipeline], inspect: opts.inspect });
   // Silent: a failed trace write shows up in the verification below instead.
   const traces = opts.trace ? new TraceWriter({ dataDir: dir, store, logger: pino({ level: 'silent' }) }) : undefined;
   let batches = 0;
