@@ -66,6 +66,10 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
     expect(await page.getByRole('button', { name: 'Resume' }).isEnabled()).toBe(true);
     await shot('paused');
     expect(((await api(`/runs/${runId}`)).data as { last_seq: number }).last_seq).toBe(paused.last_seq);
+    // The live statechart: the run machine in `paused`, and each stage machine where it is.
+    expect(await page.locator('[aria-label="run statechart"] [data-active="true"]').getAttribute('data-state-node')).toBe('paused');
+    const stageStates = (await api(`/runs/${runId}`)).data as { stages: { state: string }[] };
+    expect(await page.locator('[data-stage-machine]').evaluateAll((els) => els.map((e) => e.getAttribute('data-state')))).toEqual(stageStates.stages.map((x) => x.state));
 
     // Every value the bar takes from here on, with the stage it belongs to.
     await page.evaluate(() => {
@@ -76,7 +80,7 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
       new MutationObserver(() => w.progress.push([stage(), Number(bar.getAttribute('aria-valuenow'))])).observe(bar, { attributes: true, attributeFilter: ['aria-valuenow'] });
     });
     await page.getByRole('button', { name: 'Resume' }).click();
-    await page.locator('[data-state="running"]').waitFor();
+    await page.locator('section[aria-label="Processing"][data-state="running"]').waitFor();
     // For the picture: a moment with an item in flight (the README shows it).
     await page.locator('.card-lists li').first().waitFor({ timeout: 5000 }).catch(() => undefined);
     await shot('running');
@@ -97,7 +101,7 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
     await page.locator('[data-connection="live"]').waitFor({ timeout: 20_000 });
 
     // Completion: the last stage is empty; the card stays, at 100%, until Close.
-    await page.locator('[data-state="completed"]').waitFor({ timeout: 30_000 });
+    await page.locator('section[aria-label="Processing"][data-state="completed"]').waitFor({ timeout: 30_000 });
     expect(await progress()).toBe(100);
     await page.getByText('No items to process').first().waitFor();
     const stages = await page.locator('[aria-label="Stages"] li').evaluateAll((els) => els.map((e) => e.getAttribute('data-stage-state')));
@@ -107,6 +111,19 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
     expect(await eventsInLog()).toBe(last);
     await shot('completed');
     expect(await cardState()).toBe('completed');
+
+    // Time travel: a transition picked in the log shows the machines as they were at its seq.
+    const trace = await (await fetch(`${svc.base}${API}/runs/${runId}/trace`, { headers: { authorization: `Token ${svc.token}` } })).text();
+    const early = trace.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; machine_name?: string; payload?: { to_state?: string } })
+      .find((e) => e.machine_name === 'stage_1' && e.payload?.to_state === 'running')!;
+    await page.locator('[role="log"]').evaluate((el) => (el.scrollTop = 0));
+    await page.locator(`[role="log"] [data-seq="${early.seq}"]`).click();
+    await page.getByText(`Machines as of seq ${early.seq}`).waitFor();
+    expect(await page.locator('[aria-label="run statechart"] [data-active="true"]').getAttribute('data-state-node')).toBe('running');
+    expect(await page.locator('[data-stage-machine]').evaluateAll((els) => els.map((e) => e.getAttribute('data-state')))).toEqual(['running', 'pending', 'pending', 'pending', 'pending']);
+    await page.screenshot({ path: join(ARTIFACTS, 'time-travel.png'), fullPage: true });
+    await page.getByRole('button', { name: 'Back to live' }).click();
+    expect(await page.locator('[aria-label="run statechart"] [data-active="true"]').getAttribute('data-state-node')).toBe('completed');
     await page.getByRole('button', { name: 'Close' }).first().click();
     await page.waitForFunction(() => !document.querySelector('section[aria-label="Processing"] button'));
     expect(((await api(`/runs/${runId}`)).data as { closed_at: string | null }).closed_at).not.toBeNull();

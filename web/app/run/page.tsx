@@ -8,6 +8,7 @@ import { ConnectionBadge } from '../../ui/ConnectionBadge.js';
 import { Controls } from '../../ui/Controls.js';
 import { DebugPanel } from '../../ui/DebugPanel.js';
 import { EventLog } from '../../ui/EventLog.js';
+import { MachinesView } from '../../ui/MachinesView.js';
 import { ProcessingCard } from '../../ui/ProcessingCard.js';
 import { StageTimeline } from '../../ui/StageTimeline.js';
 
@@ -15,6 +16,8 @@ function RunPage({ runId, token }: { runId: string; token: string }) {
   const api = useMemo(() => makeApi(token), [token]);
   const stream = useRunStream(runId, token, api);
   const [busy, setBusy] = useState(false);
+  /** A transition picked in the log: the machines are shown as they were at its seq. */
+  const [at, setAt] = useState<number | null>(null);
   const [commandError, setCommandError] = useState<string | null>(null);
   const [now, setNow] = useState(() => Date.now());
   useEffect(() => {
@@ -59,11 +62,12 @@ function RunPage({ runId, token }: { runId: string; token: string }) {
       <div className="grid">
         <div>
           <ProcessingCard run={model.run} processing={model.processing} inFlightSince={model.inFlightSince} usualItemMs={usual} now={now} onRetry={() => command('retry')} onClose={() => command('close')} />
-          <h3>Events</h3>
-          <EventLog events={model.events} />
+          <h3>Events (click a transition to see the machines as they were)</h3>
+          <EventLog events={model.events} onPick={(e) => e.event === 'state_change' && setAt(e.seq)} />
         </div>
         <StageTimeline run={model.run} />
       </div>
+      {model.run.pipeline !== 'external' && <MachinesView run={model.run} events={model.events} at={at} onLive={() => setAt(null)} />}
       <DebugPanel processing={stream.lastProcessing} events={model.events} connection={{ ...stream.connection, lastSeq: model.seq }} />
     </>
   );
