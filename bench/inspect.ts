@@ -1,10 +1,10 @@
 // `npm run bench`, inspector part: engine items/s with the Stately inspector off and on (a
 // local relay with a viewer connected), measured in the same run.
-import { createServer } from 'node:net';
 import { createInspectorServer } from '@statelyai/inspect/server';
 import { pino } from 'pino';
 import { WebSocket } from 'ws';
 import { createInspection } from '../service/inspect.js';
+import { freePort } from '../test/helpers/net.js';
 import { measureEngine } from './engine-run.js';
 import type { BenchPart, PartReport } from './part.js';
 import { envInt, fmtInt, inTempDir, median } from './stats.js';
@@ -12,13 +12,6 @@ import { markdownTable, type Table } from './table.js';
 
 const REPETITIONS = 3;
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 async function run(): Promise<PartReport> {
   const items = envInt('BENCH_ITEMS', 20_000);

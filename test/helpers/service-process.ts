@@ -7,6 +7,8 @@ export interface ServiceProcess {
   child: ChildProcess;
   base: string;
   token: string;
+  /** Resolves when the process has exited, however it ended. */
+  exited: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -33,6 +35,7 @@ export async function startService(dataDir: string, env: Record<string, string> 
     child,
     base: url.origin,
     token: url.searchParams.get('token')!,
+    exited,
     async stop() {
       child.kill('SIGTERM');
       await exited;

@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { createInspectorServer } from '@statelyai/inspect/server';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -8,14 +7,8 @@ import { createInspection } from '../../service/inspect.js';
 import type { PipelineDefinition } from '../../service/pipelines/types.js';
 import { SqliteStore } from '../../service/store/sqlite.js';
 import { tempDir } from '../helpers/engine.js';
+import { freePort } from '../helpers/net.js';
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 const SECRET = 'SECRET-TITLE-do-not-leak';
 const pipeline: PipelineDefinition<Record<string, never>> = {

@@ -1,31 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IngestClient } from '../../../service/ingest/client.js';
 import { SqliteStore } from '../../../service/store/sqlite.js';
 import { tempDir } from '../../helpers/engine.js';
+import { startService } from '../../helpers/service-process.js';
 
-const ROOT = join(import.meta.dirname, '..', '..', '..');
-
-async function service(dataDir: string, socketPath: string): Promise<{ child: ChildProcess; base: string; token: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'service/server.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: '0', RUNSTATE_DATA: dataDir, RUNSTATE_INGEST_SOCKET: socketPath, RUNSTATE_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const url = await new Promise<URL>((resolve, reject) => {
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /Open (http:\/\/\S+)/.exec(out);
-      if (m) resolve(new URL(m[1]!));
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`service exited with ${code}: ${out}`)));
-  });
-  return { child, base: url.origin, token: url.searchParams.get('token')! };
-}
+const service = (dataDir: string, socketPath: string) => startService(dataDir, { RUNSTATE_INGEST_SOCKET: socketPath });
 
 describe('ingest across a crash of the service', () => {
   const cleanup: (() => unknown)[] = [];

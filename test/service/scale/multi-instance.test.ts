@@ -1,53 +1,28 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PostgresStore } from '../../../service/store/postgres.js';
 import { tempDir } from '../../helpers/engine.js';
 import { usePostgres } from '../../helpers/postgres.js';
+import { startService, type ServiceProcess } from '../../helpers/service-process.js';
 import { wsClient, type WsClient } from '../../helpers/ws-client.js';
 
-const ROOT = join(import.meta.dirname, '..', '..', '..');
 const TOKEN = 'shared-admin-token-0123456789';
 const API = '/api/v1/automation';
 const LEASE_MS = 1500;
 
 const pg = usePostgres();
 
-interface Instance {
+interface Instance extends ServiceProcess {
   name: string;
-  child: ChildProcess;
-  base: string;
-  exited: Promise<unknown>;
 }
 
 async function instance(name: string, databaseUrl: string, dataDir: string): Promise<Instance> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'service/server.ts'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      PORT: '0',
-      DATABASE_URL: databaseUrl,
-      RUNSTATE_DATA: dataDir,
-      RUNSTATE_ADMIN_TOKEN: TOKEN,
-      RUNSTATE_LEASE_MS: String(LEASE_MS),
-      RUNSTATE_INSTANCE_ID: name,
-      RUNSTATE_LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const svc = await startService(dataDir, {
+    DATABASE_URL: databaseUrl,
+    RUNSTATE_ADMIN_TOKEN: TOKEN,
+    RUNSTATE_LEASE_MS: String(LEASE_MS),
+    RUNSTATE_INSTANCE_ID: name,
   });
-  let out = '';
-  const exited = new Promise((r) => child.once('exit', r));
-  const url = await new Promise<URL>((resolve, reject) => {
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /Open (http:\/\/\S+)/.exec(out);
-      if (m) resolve(new URL(m[1]!));
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    void exited.then(() => reject(new Error(`instance ${name} exited: ${out}`)));
-  });
-  return { name, child, base: url.origin, exited };
+  return { ...svc, name };
 }
 
 async function api(i: Instance, path: string, body?: unknown) {
