@@ -94,9 +94,38 @@ export class TraceWriter {
         await this.#append(files, events);
         after = events[events.length - 1]!.seq;
       }
-      if (lastSeq === after && TERMINAL.has(run.status)) await this.#opts.store.markTraced(run.runId, run.lastSeq);
+      if (lastSeq === after && TERMINAL.has(run.status)) {
+        // The trace was whole, but a crash may have come between it and the diagnostic line.
+        if (!(await this.#diagnosticMentions(run.runId))) {
+          const tail = await this.#opts.store.readEvents(run.runId, Math.max(0, run.lastSeq - 100));
+          const finished = tail.findLast((e) => e.event === 'state_change' && e.machine_name === 'run' && TERMINAL.has(String((e.payload as { to_state?: unknown }).to_state)));
+          if (finished) await this.#writeDiagnostic(run, finished);
+        }
+        await this.#opts.store.markTraced(run.runId, run.lastSeq);
+      }
     }
     return runs.length;
+  }
+
+  /** Whether the diagnostic log's recent lines name the run (read from its end, 256 KiB at most). */
+  async #diagnosticMentions(runId: string): Promise<boolean> {
+    const path = join(this.#opts.dataDir, 'logs', 'automation_diagnostic.log');
+    let handle;
+    try {
+      handle = await open(path, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+    try {
+      const { size } = await handle.stat();
+      const length = Math.min(size, 256 * 1024);
+      const buf = Buffer.alloc(length);
+      await handle.read(buf, 0, length, size - length);
+      return buf.toString('utf8').includes(`${runId} `);
+    } finally {
+      await handle.close();
+    }
   }
 
   #files(run: RunRecord): RunFiles {

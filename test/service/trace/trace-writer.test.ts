@@ -1,4 +1,5 @@
-import { appendFileSync, readFileSync, readdirSync, truncateSync, statSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { appendFileSync, readFileSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -65,6 +66,29 @@ describe('trace files', () => {
     await traces.flush();
     const text = readFileSync(join(TraceWriter.runDir(dir.path, run), 'automation_run.log'), 'utf8');
     expect(text.trimEnd().split('\n')).toHaveLength(1);
+  });
+
+  it('writes the diagnostic line a crash left out after the trace was whole, and only once', async () => {
+    const gate = gatedPipeline('gated', [1]);
+    const { engine, store } = engineOn(dir.path, [gate.pipeline]);
+    const traces = new TraceWriter({ dataDir: dir.path, store, logger: silent });
+    engine.onEvents((run, events) => traces.write(run, events));
+    const { run_id: id } = await engine.startRun({ ...ACME, pipeline: 'gated' });
+    await gate.finish();
+    await engine.whenRetired(id);
+    await traces.flush();
+    const diagnostic = join(dir.path, 'logs', 'automation_diagnostic.log');
+    // As if killed after the trace was written but before its diagnostic line and mark.
+    rmSync(diagnostic);
+    const untrace = () => new Database(join(dir.path, 'runstate.db')).prepare('UPDATE runs SET traced_seq = 0').run();
+    untrace();
+    await new TraceWriter({ dataDir: dir.path, store, logger: silent }).repair();
+    expect(readFileSync(diagnostic, 'utf8').trimEnd().split('\n')).toHaveLength(1);
+    // As if killed after the diagnostic line but before the mark: no second line.
+    untrace();
+    await new TraceWriter({ dataDir: dir.path, store, logger: silent }).repair();
+    expect(readFileSync(diagnostic, 'utf8').trimEnd().split('\n')).toHaveLength(1);
+    expect(await store.listUntraced()).toEqual([]);
   });
 
   it('repairs a trace left torn by a crash to match the event log', async () => {
