@@ -56,7 +56,10 @@ describe('Stately inspector', () => {
     const actors = messages.filter((m) => m.type === '@xstate.actor');
     expect(actors).toHaveLength(3);
     expect(new Set(messages.map((m) => m.sessionId)).size).toBe(3);
-    for (const m of received) expect(m).not.toContain(SECRET);
+    for (const m of received) {
+      expect(m).not.toContain(SECRET);
+      expect(m).not.toMatch(/token/i);
+    }
     expect(inspection.forwarded).toBeGreaterThan(0);
     expect(inspection.dropped).toBe(0);
   });
