@@ -5,11 +5,28 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeSection } from './docs-section.js';
 import { enginePart } from './engine.js';
+import { browserPart } from './browser.js';
+import { hubPart } from './hub.js';
+import { ingestPart } from './ingest.js';
+import { inspectPart } from './inspect.js';
 import type { BenchPart } from './part.js';
+import { scalePart } from './scale.js';
 import { textTable } from './table.js';
 
 const DOCS = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'docs', 'benchmarks.md');
-const PARTS: readonly BenchPart[] = [enginePart];
+const ALL_PARTS: readonly BenchPart[] = [enginePart, hubPart, ingestPart, scalePart, inspectPart, browserPart];
+
+/** `BENCH_PARTS=hub npm run bench` runs only the parts named (comma-separated); unset, all of them. */
+function selectedParts(): readonly BenchPart[] {
+  const raw = process.env.BENCH_PARTS?.trim();
+  if (!raw) return ALL_PARTS;
+  const keys = raw.split(',').map((k) => k.trim());
+  const unknown = keys.filter((k) => !ALL_PARTS.some((p) => p.key === k));
+  if (unknown.length > 0) {
+    throw new TypeError(`Expected \`BENCH_PARTS\` to name parts among ${ALL_PARTS.map((p) => p.key).join(', ')}, got ${unknown.map((k) => JSON.stringify(k)).join(', ')}.`);
+  }
+  return ALL_PARTS.filter((p) => keys.includes(p.key));
+}
 
 function machine(): string {
   const cores = cpus();
@@ -17,7 +34,7 @@ function machine(): string {
 }
 
 async function main(): Promise<void> {
-  for (const part of PARTS) {
+  for (const part of selectedParts()) {
     process.stderr.write(`${part.title}…\n`);
     const started = performance.now();
     const report = await part.run();

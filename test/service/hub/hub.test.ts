@@ -124,6 +124,22 @@ describe('WebSocket hub (real sockets)', () => {
     expect(fine.pings).toBeGreaterThan(0);
   });
 
+  it('does not blame healthy clients for its own stall: a busy event loop evicts nobody', async () => {
+    await setup(5);
+    const cs = [await client(), await client(), await client()];
+    await Promise.all(cs.map((c) => new Promise<void>((r) => c.ws.once('ping', () => r()))));
+    // This process (server and clients alike) does not read the network for longer than the
+    // pong timeout: pongs arrive but sit unread.
+    const until = Date.now() + 2600;
+    while (Date.now() < until) {
+      // busy
+    }
+    // Two more pings each: the heartbeat has run well after the stall.
+    for (let round = 0; round < 2; round++) await Promise.all(cs.map((c) => new Promise<void>((r) => c.ws.once('ping', () => r()))));
+    expect(h.hub.clients).toBe(3);
+    expect(await h.metrics.registry.getSingleMetricAsString('runstate_ws_evictions_total')).not.toMatch(/} [1-9]/);
+  });
+
   it('hands a subscriber over from snapshot or replay to live with no gap and no duplicate, under load', async () => {
     await setup(1500);
     const runId = await startRun();

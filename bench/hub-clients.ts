@@ -1,0 +1,192 @@
+// The client side of the hub bench, in a process of its own: `node --import tsx
+// bench/hub-clients.ts`. Opens the connections the parent asks for, keeps per-phase delivery
+// counts and healthy clients' latency, and stops reading on some of them when told to.
+import type { Socket } from 'node:net';
+import { WebSocket } from 'ws';
+import { monoMs } from './hub-clock.js';
+import { Histogram, type HistogramData } from './hub-histogram.js';
+import { serve, type Request } from './hub-ipc.js';
+
+export interface PhaseStats {
+  /** Events of the phase received by any client. */
+  deliveries: number;
+  /** Of those, received by the healthy clients (their latency is in `latency`). */
+  healthyDeliveries: number;
+  latency: HistogramData;
+  /** Healthy clients' latency again, per second of the phase the events were appended in. */
+  windows: HistogramData[];
+  /** Monotonic ms of the last delivery of one of the phase's events. */
+  lastAt: number;
+}
+
+interface Phase {
+  deliveries: number;
+  healthyDeliveries: number;
+  latency: Histogram;
+  windows: Histogram[];
+  lastAt: number;
+}
+
+interface Conn {
+  ws: WebSocket;
+  healthy: boolean;
+  /** Set when it stops reading: what ws flushes out of its buffers as it is dropped is no delivery. */
+  stalled: boolean;
+}
+
+const SEQ = Buffer.from('"seq":');
+const APPENDED_AT = Buffer.from('"appended_at":');
+const PH = Buffer.from('"ph":');
+const SECOND = Buffer.from('"w":');
+/** How many connections are opened at once: a burst past the listen backlog costs SYN retries (1 s each). */
+const OPEN_CONCURRENCY = 64;
+
+const conns = new Map<number, Conn>();
+const phases = new Map<number, Phase>();
+/** Healthy clients whose connection ended: a fair hub never closes one. */
+let healthyClosed = 0;
+
+/** A number after `key` in a frame; indexOf on the bytes, not JSON.parse, so 1,000 clients' worth of frames stay cheap. */
+function numberAfter(buf: Buffer, key: Buffer): number {
+  const i = buf.indexOf(key);
+  return i < 0 ? NaN : parseFloat(buf.toString('latin1', i + key.length, i + key.length + 24));
+}
+
+/** `{"type":"event",…`: the frames of every variant start with the type. */
+function isEvent(buf: Buffer): boolean {
+  return buf[9] === 0x65 && buf[10] === 0x76;
+}
+
+function onMessage(conn: Conn, data: Buffer): void {
+  if (conn.stalled || !isEvent(data)) return;
+  const ph = numberAfter(data, PH);
+  let p = phases.get(ph);
+  if (!p) phases.set(ph, (p = { deliveries: 0, healthyDeliveries: 0, latency: new Histogram(), windows: [], lastAt: 0 }));
+  const now = monoMs();
+  p.deliveries += 1;
+  p.lastAt = Math.max(p.lastAt, now);
+  if (conn.healthy) {
+    const latency = now - numberAfter(data, APPENDED_AT);
+    const w = numberAfter(data, SECOND);
+    p.healthyDeliveries += 1;
+    p.latency.record(latency);
+    (p.windows[w] ??= new Histogram()).record(latency);
+  }
+}
+
+function open(url: string, cid: number, topic: string, healthy: boolean): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${url}&cid=${cid}`, { perMessageDeflate: false });
+    const conn: Conn = { ws, healthy, stalled: false };
+    ws.on('message', (data: Buffer) => onMessage(conn, data));
+    ws.once('open', () => {
+      conns.set(cid, conn);
+      ws.send(JSON.stringify({ type: 'subscribe', topic }));
+      resolve();
+    });
+    ws.once('error', reject);
+    ws.on('close', () => {
+      if (conns.get(cid) === conn) {
+        conns.delete(cid);
+        if (conn.healthy) healthyClosed += 1;
+      }
+    });
+  });
+}
+
+async function openAll(req: Request): Promise<number> {
+  // Ids already connected are left as they are: a phase tops the fleet up to what it needs.
+  const ids = (req.ids as number[]).filter((cid) => !conns.has(cid));
+  const queue = [...ids];
+  await Promise.all(
+    Array.from({ length: Math.min(OPEN_CONCURRENCY, ids.length) }, async () => {
+      for (let cid = queue.shift(); cid !== undefined; cid = queue.shift()) {
+        await open(req.url as string, cid, req.topic as string, cid < (req.healthyBelow as number));
+      }
+    }),
+  );
+  return conns.size;
+}
+
+/** Stops reading, as a frozen browser tab does: the server's writes pile up in kernel buffers. */
+function stall(ids: number[]): number {
+  for (const cid of ids) {
+    const conn = conns.get(cid);
+    if (!conn) continue;
+    conn.stalled = true;
+    (conn.ws as unknown as { _socket: Socket })._socket.pause();
+  }
+  return monoMs();
+}
+
+/** Ends stalled connections from this side, so the next phase starts from the same fleet. */
+function drop(ids: number[]): void {
+  for (const cid of ids) {
+    const conn = conns.get(cid);
+    conns.delete(cid);
+    conn?.ws.terminate();
+  }
+}
+
+function stats(): Record<number, PhaseStats> {
+  const out: Record<number, PhaseStats> = {};
+  for (const [ph, p] of phases) {
+    out[ph] = {
+      deliveries: p.deliveries,
+      healthyDeliveries: p.healthyDeliveries,
+      latency: p.latency.toJSON(),
+      windows: Array.from(p.windows, (h) => h?.toJSON() ?? []),
+      lastAt: p.lastAt,
+    };
+  }
+  return out;
+}
+
+/**
+ * A client that comes back `behind` events late: subscribes with `after_seq` and times the
+ * replay up to `untilSeq` (the last event appended before it subscribed).
+ */
+function backlog(req: Request): Promise<{ ms: number; received: number }> {
+  const { url, topic, afterSeq, untilSeq } = req as unknown as { url: string; topic: string; afterSeq: number; untilSeq: number };
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${url}&cid=-1`, { perMessageDeflate: false });
+    let t0 = 0;
+    let received = 0;
+    const timer = setTimeout(() => {
+      ws.terminate();
+      resolve({ ms: Infinity, received });
+    }, 30_000);
+    ws.on('message', (data: Buffer) => {
+      if (!isEvent(data)) return;
+      received += 1;
+      if (numberAfter(data, SEQ) >= untilSeq) {
+        const ms = monoMs() - t0;
+        clearTimeout(timer);
+        ws.terminate();
+        resolve({ ms, received });
+      }
+    });
+    ws.once('open', () => {
+      t0 = monoMs();
+      ws.send(JSON.stringify({ type: 'subscribe', topic, after_seq: afterSeq }));
+    });
+    ws.once('error', reject);
+  });
+}
+
+serve({
+  open: openAll,
+  stall: (req) => stall(req.ids as number[]),
+  drop: (req) => drop(req.ids as number[]),
+  stats,
+  count: (req) => phases.get(req.ph as number)?.deliveries ?? 0,
+  healthyClosed: () => healthyClosed,
+  /** CPU ms this process has used: whether the load generator, not the server, was the limit. */
+  cpu: () => {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1000;
+  },
+  backlog,
+  exit: () => setImmediate(() => process.exit(0)),
+});
+process.send!({ ready: true });
