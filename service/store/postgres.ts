@@ -16,6 +16,7 @@ import {
   type Store,
   type StoredEvent,
 } from './store.js';
+import { toRecord, type RunRow } from './rows.js';
 
 /**
  * The channel every commit that appended events notifies, in the commit's own transaction, with
@@ -104,23 +105,6 @@ typeParsers.setTypeParser(INT8_OID, (value: string) => Number(value));
 
 const UNIQUE_VIOLATION = '23505';
 
-interface RunRow {
-  run_id: string;
-  account_id: string;
-  site_id: string;
-  pipeline: string;
-  trigger: string;
-  machine_name: string | null;
-  options: string;
-  status: string;
-  error: string | null;
-  snapshot: string | null;
-  last_seq: number;
-  created_at: string;
-  updated_at: string;
-  closed_at: string | null;
-  owner: string | null;
-}
 
 const RUN_COLUMNS = `run_id, account_id, site_id, pipeline, trigger, machine_name, options, status, error,
                      snapshot, last_seq, created_at, updated_at, closed_at, owner`;
@@ -637,22 +621,3 @@ function isUniqueViolation(err: unknown, constraint: string): boolean {
   return e.code === UNIQUE_VIOLATION && e.constraint === constraint;
 }
 
-function toRecord(row: RunRow): RunRecord {
-  return {
-    runId: row.run_id,
-    accountId: row.account_id,
-    siteId: row.site_id,
-    pipeline: row.pipeline,
-    trigger: row.trigger,
-    machineName: row.machine_name,
-    options: JSON.parse(row.options) as Record<string, unknown>,
-    status: row.status,
-    error: row.error,
-    snapshot: row.snapshot === null ? null : JSON.parse(row.snapshot),
-    lastSeq: row.last_seq,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    closedAt: row.closed_at,
-    owner: row.owner ?? null,
-  };
-}

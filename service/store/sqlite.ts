@@ -18,6 +18,7 @@ import {
   type Store,
   type StoredEvent,
 } from './store.js';
+import { toRecord, type RunRow } from './rows.js';
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE runs (
@@ -84,23 +85,6 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX commands_pending ON commands (run_id) WHERE taken_by IS NULL AND expired = 0;`,
 ];
 
-interface RunRow {
-  run_id: string;
-  account_id: string;
-  site_id: string;
-  pipeline: string;
-  trigger: string;
-  machine_name: string | null;
-  options: string;
-  status: string;
-  error: string | null;
-  snapshot: string | null;
-  last_seq: number;
-  created_at: string;
-  updated_at: string;
-  closed_at: string | null;
-  owner: string | null;
-}
 
 export interface SqliteStoreOptions {
   /** Database file; `:memory:` for a private in-memory store. */
@@ -425,22 +409,3 @@ export class SqliteStore implements Store {
   }
 }
 
-function toRecord(row: RunRow): RunRecord {
-  return {
-    runId: row.run_id,
-    accountId: row.account_id,
-    siteId: row.site_id,
-    pipeline: row.pipeline,
-    trigger: row.trigger,
-    machineName: row.machine_name,
-    options: JSON.parse(row.options) as Record<string, unknown>,
-    status: row.status,
-    error: row.error,
-    snapshot: row.snapshot === null ? null : JSON.parse(row.snapshot),
-    lastSeq: row.last_seq,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    closedAt: row.closed_at,
-    owner: row.owner ?? null,
-  };
-}

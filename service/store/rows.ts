@@ -1,0 +1,40 @@
+// The `runs` row as both adapters read it (same columns; JSON kept as text), and the record it makes.
+import type { RunRecord } from './store.js';
+
+export interface RunRow {
+  run_id: string;
+  account_id: string;
+  site_id: string;
+  pipeline: string;
+  trigger: string;
+  machine_name: string | null;
+  options: string;
+  status: string;
+  error: string | null;
+  snapshot: string | null;
+  last_seq: number;
+  created_at: string;
+  updated_at: string;
+  closed_at: string | null;
+  owner: string | null;
+}
+
+export function toRecord(row: RunRow): RunRecord {
+  return {
+    runId: row.run_id,
+    accountId: row.account_id,
+    siteId: row.site_id,
+    pipeline: row.pipeline,
+    trigger: row.trigger,
+    machineName: row.machine_name,
+    options: JSON.parse(row.options) as Record<string, unknown>,
+    status: row.status,
+    error: row.error,
+    snapshot: row.snapshot === null ? null : JSON.parse(row.snapshot),
+    lastSeq: row.last_seq,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    closedAt: row.closed_at,
+    owner: row.owner ?? null,
+  };
+}
