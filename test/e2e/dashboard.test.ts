@@ -147,4 +147,23 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
     expect(await fresh.locator('.stale').count()).toBe(0);
     await fresh.close();
   });
+
+  it('shows an external engine’s run as its events come in', async () => {
+    const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'external', machine_name: 'face_processor' })).data.run_id as string;
+    // A tab of its own: the previous test's tab blocks WebSockets.
+    const tab = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    await tab.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    await tab.locator('[data-connection="live"]').waitFor();
+    const send = (events: unknown[]) => api(`/runs/${runId}/events`, events);
+    await send([
+      { machine_name: 'face_processor', event_type: 'state_change', payload: { to_state: 'cropping_faces' } },
+      { machine_name: 'face_processor', event_type: 'item_processed', payload: { processed: 1, total: 2, item: { id: 'a', title: 'a.jpg' } } },
+      { machine_name: 'face_processor', event_type: 'state_change', payload: { from_state: 'cropping_faces', to_state: 'verifying_portraits' } },
+      { machine_name: 'face_processor', event_type: 'item_processed', payload: { processed: 1, total: 4, item: { id: 'b', title: 'b.jpg' } } },
+    ]);
+    await tab.getByText('Stage 2 of 2: verifying_portraits').waitFor();
+    await tab.waitForFunction(() => document.querySelector('[role=progressbar]')?.getAttribute('aria-valuenow') === '25');
+    expect(await tab.locator('[aria-label="Stages"] li .stage-name').allTextContents()).toEqual(['cropping_faces', 'verifying_portraits']);
+    await tab.close();
+  });
 });

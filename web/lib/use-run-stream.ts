@@ -70,9 +70,12 @@ export function useRunStream(runId: string, token: string, api: Api): RunStream 
 
   const refreshProcessing = useCallback(async () => {
     try {
-      const p = await api.processing(runId);
+      // An external run's stages are the states its engine reports: the events alone do not
+      // say where they go in the view, so the view comes along.
+      const external = modelRef.current?.run.pipeline === 'external';
+      const [p, run] = await Promise.all([api.processing(runId), external ? api.run(runId) : Promise.resolve(null)]);
       setLastProcessing(p);
-      setModel((m) => (m ? withProcessing(m, p, Date.now()) : m));
+      setModel((m) => (m ? withProcessing(run ? { ...m, run: { ...run, last_seq: Math.max(run.last_seq, m.seq) } } : m, p, Date.now()) : m));
     } catch (err) {
       setError((err as Error).message);
     }
