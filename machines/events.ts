@@ -16,14 +16,6 @@ export const STAGE_STATES = [
 ] as const;
 export type StageState = (typeof STAGE_STATES)[number];
 
-/** Commands a person (or an API client) sends to a run; the run forwards them to its stage. */
-export type CommandEvent =
-  | { type: 'start_requested' }
-  | { type: 'pause_requested' }
-  | { type: 'resume_requested' }
-  | { type: 'cancel_requested' }
-  | { type: 'retry_requested' };
-
 export const COMMAND_EVENT = {
   pause: 'pause_requested',
   resume: 'resume_requested',

@@ -12,7 +12,7 @@ import type { Config } from './config.js';
 import type { Engine } from './engine/engine.js';
 import type { Hub } from './hub/hub.js';
 import { RunstateError } from './errors.js';
-import { errorSchema, sendError } from './http.js';
+import { sendError } from './http.js';
 import type { Metrics } from './metrics.js';
 import { currentProcessingRoutes } from './routes/current-processing.js';
 import { ingestRoutes } from './routes/ingest.js';
@@ -144,7 +144,6 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
 
   await app.register(
     async (api) => {
-      api.addSchema({ $id: 'error', ...errorSchema });
       api.addHook('onRequest', async (request) => {
         const principal = deps.tokens.authenticate(TokenRegistry.fromHeader(request.headers.authorization));
         if (!principal) throw new RunstateError('UNAUTHORIZED');

@@ -28,15 +28,3 @@ export function runIdParam(value: unknown): string {
 export function sendError(reply: FastifyReply, err: RunstateError): FastifyReply {
   return reply.status(err.status).send({ error: { code: err.code, message: err.message } });
 }
-
-export const errorSchema = {
-  type: 'object',
-  properties: {
-    error: {
-      type: 'object',
-      properties: { code: { type: 'string' }, message: { type: 'string' } },
-      required: ['code', 'message'],
-    },
-  },
-  required: ['error'],
-} as const;

@@ -42,10 +42,6 @@ export class Journal {
     this.#opts = opts;
   }
 
-  get faulted(): boolean {
-    return this.#faulted;
-  }
-
   record(event: NewEvent, ledger?: LedgerEntry): void {
     this.#events.push(event);
     if (ledger) this.#ledger.push(ledger);

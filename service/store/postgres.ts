@@ -16,7 +16,7 @@ import {
   type Store,
   type StoredEvent,
 } from './store.js';
-import { toRecord, type RunRow } from './rows.js';
+import { toLedgerEntry, toRecord, type RunRow } from './rows.js';
 
 /**
  * The channel every commit that appended events notifies, in the commit's own transaction, with
@@ -293,14 +293,7 @@ export class PostgresStore implements Store {
       'SELECT item, stage, status, attempts, cost, error FROM ledger WHERE run_id = $1 ORDER BY position',
       [runId],
     );
-    return res.rows.map((r) => ({
-      stage: r.stage,
-      itemId: JSON.parse(r.item) as LedgerEntry['itemId'],
-      status: r.status as LedgerEntry['status'],
-      attempts: r.attempts,
-      cost: r.cost,
-      error: r.error,
-    }));
+    return res.rows.map(toLedgerEntry);
   }
 
   async markTraced(runId: string, seq: number): Promise<void> {
@@ -428,33 +421,36 @@ export class PostgresStore implements Store {
     await this.#pool.end();
   }
 
-  async #transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      try {
-        await client.query('ROLLBACK');
-      } catch (rollbackErr) {
-        // The connection is unusable; it must not go back to the pool. The first error is the one to report.
-        broken = rollbackErr as Error;
-      }
-      throw err;
-    } finally {
-      client.release(broken);
-    }
+  #transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.#pool, work);
   }
+
 }
 
-async function migrate(pool: Pool): Promise<void> {
+/** Runs `work` in one transaction on a pooled connection; a connection that cannot roll back is not returned to the pool. */
+async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
     await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    try {
+      await client.query('ROLLBACK');
+    } catch (rollbackErr) {
+      // The connection is unusable; the first error is the one to report.
+      broken = rollbackErr as Error;
+    }
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+async function migrate(pool: Pool): Promise<void> {
+  await inTransaction(pool, async (client) => {
     // Released at COMMIT or ROLLBACK, and by the server if this connection dies.
     await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK.toString()]);
     await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
@@ -465,17 +461,7 @@ async function migrate(pool: Pool): Promise<void> {
       await client.query(sql);
       await client.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [version, new Date().toISOString()]);
     }
-    await client.query('COMMIT');
-  } catch (err) {
-    try {
-      await client.query('ROLLBACK');
-    } catch (rollbackErr) {
-      broken = rollbackErr as Error;
-    }
-    throw err;
-  } finally {
-    client.release(broken);
-  }
+  });
 }
 
 async function commitIn(client: PoolClient, runId: string, batch: CommitBatch, now: string): Promise<CommitResult> {

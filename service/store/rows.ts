@@ -1,5 +1,5 @@
 // The `runs` row as both adapters read it (same columns; JSON kept as text), and the record it makes.
-import type { RunRecord } from './store.js';
+import type { LedgerEntry, RunRecord } from './store.js';
 
 export interface RunRow {
   run_id: string;
@@ -36,5 +36,26 @@ export function toRecord(row: RunRow): RunRecord {
     updatedAt: row.updated_at,
     closedAt: row.closed_at,
     owner: row.owner ?? null,
+  };
+}
+
+export interface LedgerRow {
+  item: string;
+  stage: number;
+  status: string;
+  attempts: number;
+  cost: number;
+  error: string | null;
+}
+
+/** The item id is kept as JSON so a number comes back a number and a string a string. */
+export function toLedgerEntry(r: LedgerRow): LedgerEntry {
+  return {
+    stage: r.stage,
+    itemId: JSON.parse(r.item) as LedgerEntry['itemId'],
+    status: r.status as LedgerEntry['status'],
+    attempts: r.attempts,
+    cost: r.cost,
+    error: r.error,
   };
 }

@@ -18,7 +18,7 @@ import {
   type Store,
   type StoredEvent,
 } from './store.js';
-import { toRecord, type RunRow } from './rows.js';
+import { toLedgerEntry, toRecord, type RunRow } from './rows.js';
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE runs (
@@ -318,14 +318,7 @@ export class SqliteStore implements Store {
   }
 
   async ledger(runId: string): Promise<LedgerEntry[]> {
-    return this.#stmt.ledger.all(runId).map((r) => ({
-      stage: r.stage,
-      itemId: JSON.parse(r.item) as LedgerEntry['itemId'],
-      status: r.status as LedgerEntry['status'],
-      attempts: r.attempts,
-      cost: r.cost,
-      error: r.error,
-    }));
+    return this.#stmt.ledger.all(runId).map(toLedgerEntry);
   }
 
   async markTraced(runId: string, seq: number): Promise<void> {
