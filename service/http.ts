@@ -1,7 +1,7 @@
 // What every route shares: the principal on the request, the error shape, access checks.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { canSeeSite, type Principal } from './auth/tokens.js';
-import { RunstateError } from './errors.js';
+import { RunstateError, httpError } from './errors.js';
 import { isRunId } from './ids.js';
 
 declare module 'fastify' {
@@ -26,5 +26,6 @@ export function runIdParam(value: unknown): string {
 }
 
 export function sendError(reply: FastifyReply, err: RunstateError): FastifyReply {
-  return reply.status(err.status).send({ error: { code: err.code, message: err.message } });
+  const res = httpError(err);
+  return reply.status(res.status).send(res.body);
 }

@@ -18,3 +18,14 @@ describe('machine export for the Stately editor', () => {
     }
   });
 });
+
+describe('error table', () => {
+  it('lists every error code in docs/api.md with its status and close code', async () => {
+    const { ERROR_CODES } = await import('../service/errors.js');
+    const doc = readFileSync(join(import.meta.dirname, '..', 'docs', 'api.md'), 'utf8');
+    for (const [code, spec] of Object.entries(ERROR_CODES)) {
+      const close = 'wsClose' in spec ? String(spec.wsClose) : '';
+      expect(doc, code).toContain(`| ${spec.http} | \`${code}\` | ${close}${close ? ' ' : ''}|`);
+    }
+  });
+});

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
 import { COMMAND_EVENT, isTerminalRunState, type RunContext } from '../../machines/index.js';
-import { RunstateError, type ErrorCode } from '../errors.js';
+import { RunstateError, isErrorCode } from '../errors.js';
 import { isName, isRunId, isTrigger, runId as makeRunId } from '../ids.js';
 import { PipelineOptionsError, type AnyPipeline } from '../pipelines/types.js';
 import { LeaseLostError, StoreConflictError, type QueuedCommand, type RunFilter, type RunRecord, type Store, type StoredEvent } from '../store/store.js';
@@ -387,7 +387,7 @@ export class Engine {
       const outcome = await this.#store.commandOutcome(id);
       if (outcome === 'expired') break;
       if (outcome !== 'pending') {
-        if ('error' in outcome) throw new RunstateError(outcome.error.code as ErrorCode, outcome.error.message);
+        if ('error' in outcome) throw new RunstateError(isErrorCode(outcome.error.code) ? outcome.error.code : 'INTERNAL', outcome.error.message);
         return { accepted: outcome.accepted, run: (await this.getRun(record.runId))! };
       }
       // Once taken, the holder answers: wait for it. Untaken past the deadline: give it up.

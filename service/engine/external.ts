@@ -3,8 +3,8 @@
 // run's view, and announced like the service's own.
 import type { Logger } from 'pino';
 import { isTerminalRunState } from '../../machines/index.js';
-import { RunstateError } from '../errors.js';
-import { IngestError, type IngestEvent } from '../ingest/events.js';
+import { RunstateError, ingestFailure } from '../errors.js';
+import type { IngestEvent } from '../ingest/events.js';
 import type { NewEvent, RunRecord, Store, StoredEvent } from '../store/store.js';
 import type { ItemRef, ProcessingView, RunView } from './view.js';
 import { percentage, recordFields } from './view.js';
@@ -22,7 +22,7 @@ export interface ExternalState {
 }
 
 /** One answer per event, in the order sent. */
-export type IngestReply = { ok: true; seq: number } | { ok: false; error: { code: string; message: string } };
+export type IngestReply = { ok: true; seq: number } | ReturnType<typeof ingestFailure>;
 
 export function initialExternalState(machineName: string): ExternalState {
   return { machineName, status: 'running', states: [], lastItem: null };
@@ -149,11 +149,11 @@ export class ExternalRuns {
    */
   async ingest(runId: string, events: readonly IngestEvent[], canSee: (siteId: string) => boolean): Promise<IngestReply[]> {
     const host = await this.#host(runId);
-    if (!host) return events.map(() => failure(new IngestError('RUN_NOT_FOUND', `No run with id ${runId}.`)));
+    if (!host) return events.map(() => failure(new RunstateError('RUN_NOT_FOUND', `No run with id ${runId}.`)));
     if (host.record.pipeline !== EXTERNAL_PIPELINE) {
-      return events.map(() => failure(new IngestError('COMMAND_NOT_ALLOWED', `Run ${runId} is run by the service itself; it takes no events from outside.`)));
+      return events.map(() => failure(new RunstateError('COMMAND_NOT_ALLOWED', `Run ${runId} is run by the service itself; it takes no events from outside.`)));
     }
-    if (!canSee(host.record.siteId)) return events.map(() => failure(new IngestError('FORBIDDEN', `This sender may not reach run ${runId}.`)));
+    if (!canSee(host.record.siteId)) return events.map(() => failure(new RunstateError('FORBIDDEN', `This sender may not reach run ${runId}.`)));
     return this.#serial(host, () => this.#append(host, events));
   }
 
@@ -203,7 +203,7 @@ export class ExternalRuns {
         return void replies.push(null);
       }
       if (isTerminalRunState(state.status)) {
-        return void replies.push(failure(new IngestError('COMMAND_NOT_ALLOWED', `Run ${e.run_id} is ${state.status}; it takes no more events.`)));
+        return void replies.push(failure(new RunstateError('COMMAND_NOT_ALLOWED', `Run ${e.run_id} is ${state.status}; it takes no more events.`)));
       }
       const next = apply(state, e);
       state = next.state;
@@ -245,6 +245,6 @@ export class ExternalRuns {
   }
 }
 
-function failure(err: IngestError | RunstateError): IngestReply {
-  return { ok: false, error: { code: err.code, message: err.message } };
+function failure(err: RunstateError): IngestReply {
+  return ingestFailure(err);
 }

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import * as ws from 'ws';
@@ -9,7 +9,8 @@ import { isRunId } from '../ids.js';
 import type { RunRecord, StoredEvent } from '../store/store.js';
 import { Client, type EvictionReason, type Frame } from './client.js';
 import { HubMetrics } from './metrics.js';
-import { ProtocolError, parseClientMessage, type Topic } from './protocol.js';
+import { RunstateError, wsClose, wsErrorFrame, httpError } from '../errors.js';
+import { parseClientMessage, type Topic } from './protocol.js';
 import type { Registry } from 'prom-client';
 
 // ws exports its frame builder; @types/ws does not declare it.
@@ -66,7 +67,6 @@ interface Conn {
   subs: Map<string, Subscription>;
 }
 
-const CLOSE_SLOW = 4008;
 const WS_PATH = '/ws';
 
 /**
@@ -139,12 +139,12 @@ export class Hub {
   /** Handles an HTTP upgrade: checks path, token and origin before anything opens. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname !== WS_PATH) return refuse(socket, 404, 'Not Found');
+    if (url.pathname !== WS_PATH) return refuse(socket, new RunstateError('NOT_FOUND', `No WebSocket at ${url.pathname}; connect to ${WS_PATH}.`));
     const token = url.searchParams.get('token') ?? TokenRegistry.fromHeader(req.headers.authorization);
     const principal = this.#opts.tokens.authenticate(token ?? undefined);
-    if (!principal) return refuse(socket, 401, 'Unauthorized');
+    if (!principal) return refuse(socket, new RunstateError('UNAUTHORIZED'));
     const origin = req.headers.origin;
-    if (origin !== undefined && !this.#originAllowed(origin, req.headers.host)) return refuse(socket, 403, 'Forbidden');
+    if (origin !== undefined && !this.#originAllowed(origin, req.headers.host)) return refuse(socket, new RunstateError('FORBIDDEN', 'This origin may not open a WebSocket here.'));
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, socket, principal));
   }
 
@@ -230,7 +230,8 @@ export class Hub {
     for (const t of this.#timers) clearInterval(t);
     for (const conn of [...this.#conns.values()]) {
       conn.client.release();
-      conn.client.ws.close(1001, 'server shutting down');
+      const bye = wsClose('UNAVAILABLE');
+      conn.client.ws.close(bye.code, bye.reason);
       conn.client.ws.terminate();
     }
     this.#conns.clear();
@@ -249,8 +250,8 @@ export class Hub {
     this.#conns.set(client, conn);
     ws.on('pong', () => (client.lastPong = performance.now()));
     ws.on('message', (data, isBinary) => {
-      if (isBinary) return this.#error(conn, new ProtocolError('bad_message', 'Send text frames of JSON.'));
-      if (!this.#takeToken(client)) return this.#error(conn, new ProtocolError('rate_limited', `At most ${this.#opts.messagesPerSecond} messages per second.`));
+      if (isBinary) return this.#error(conn, new RunstateError('BAD_REQUEST', 'Send text frames of JSON.'));
+      if (!this.#takeToken(client)) return this.#error(conn, new RunstateError('RATE_LIMITED', `At most ${this.#opts.messagesPerSecond} messages per second.`));
       this.#onMessage(conn, (data as Buffer).toString('utf8'));
     });
     ws.on('close', () => this.#drop(conn));
@@ -278,7 +279,7 @@ export class Hub {
     // A close frame where it can still get through; the connection ends either way.
     const canWrite = !client.socket.writableNeedDrain;
     client.release();
-    if (canWrite) client.ws.close(CLOSE_SLOW, 'slow consumer');
+    if (canWrite) client.ws.close(wsClose('SLOW_CONSUMER').code, 'slow consumer');
     client.ws.terminate();
     this.#drop(conn);
   }
@@ -299,8 +300,8 @@ export class Hub {
     return { chunks, bytes: chunks.reduce((n, c) => n + c.length, 0), appendedAt };
   }
 
-  #error(conn: Conn, err: ProtocolError): void {
-    this.#send(conn, this.#frame({ type: 'error', code: err.code, message: err.message }));
+  #error(conn: Conn, err: RunstateError): void {
+    this.#send(conn, this.#frame(wsErrorFrame(err)));
   }
 
   #takeToken(client: Client): boolean {
@@ -329,7 +330,7 @@ export class Hub {
     try {
       msg = parseClientMessage(text);
     } catch (err) {
-      if (err instanceof ProtocolError) return this.#error(conn, err);
+      if (err instanceof RunstateError) return this.#error(conn, err);
       throw err;
     }
     if (msg.type === 'unsubscribe') {
@@ -338,15 +339,15 @@ export class Hub {
       return;
     }
     if (!conn.subs.has(msg.topic.name) && conn.subs.size >= this.#opts.maxSubscriptions) {
-      return this.#error(conn, new ProtocolError('too_many_subscriptions', `At most ${this.#opts.maxSubscriptions} topics per connection.`));
+      return this.#error(conn, new RunstateError('TOO_MANY_SUBSCRIPTIONS', `At most ${this.#opts.maxSubscriptions} topics per connection.`));
     }
     const work = msg.topic.kind === 'run' ? this.#subscribeRun(conn, msg.topic, msg.afterSeq) : this.#subscribeSite(conn, msg.topic);
     work.catch((err: unknown) => {
       conn.subs.delete(msg.topic.name);
       this.#unlink(conn, msg.topic.name);
-      if (err instanceof ProtocolError) return this.#error(conn, err);
+      if (err instanceof RunstateError) return this.#error(conn, err);
       this.#opts.logger.error({ err, clientId: conn.client.id, topic: msg.topic.name }, 'subscribe failed');
-      this.#error(conn, new ProtocolError('not_found', 'The subscription could not be set up.'));
+      this.#error(conn, new RunstateError('INTERNAL', 'The subscription could not be set up.'));
     });
   }
 
@@ -356,7 +357,7 @@ export class Hub {
    * client was sent. Nothing falls between the two, and nothing is sent twice.
    */
   async #subscribeRun(conn: Conn, topic: Topic, afterSeq: number | undefined): Promise<void> {
-    if (!isRunId(topic.id)) throw new ProtocolError('bad_topic', `${JSON.stringify(topic.id)} is not a run id.`);
+    if (!isRunId(topic.id)) throw new RunstateError('INVALID_RUN_ID', `${JSON.stringify(topic.id)} is not a run id.`);
     const sub: Subscription = { topic, syncing: [], overflowed: false, seq: 0 };
     conn.subs.set(topic.name, sub);
     let set = this.#topics.get(topic.name);
@@ -364,8 +365,8 @@ export class Hub {
     set.add(conn);
 
     const durable = await this.#opts.engine.durableView(topic.id);
-    if (!durable) throw new ProtocolError('not_found', `No run with id ${topic.id}.`);
-    if (!canSeeSite(conn.principal, durable.run.site_id)) throw new ProtocolError('forbidden', `This token may not reach run ${topic.id}.`);
+    if (!durable) throw new RunstateError('RUN_NOT_FOUND', `No run with id ${topic.id}.`);
+    if (!canSeeSite(conn.principal, durable.run.site_id)) throw new RunstateError('FORBIDDEN', `This token may not reach run ${topic.id}.`);
     if (conn.subs.get(topic.name) !== sub) return; // unsubscribed meanwhile
 
     if (afterSeq === undefined || afterSeq > durable.seq) {
@@ -396,7 +397,7 @@ export class Hub {
   }
 
   async #subscribeSite(conn: Conn, topic: Topic): Promise<void> {
-    if (!canSeeSite(conn.principal, topic.id)) throw new ProtocolError('forbidden', `This token may not reach site ${topic.id}.`);
+    if (!canSeeSite(conn.principal, topic.id)) throw new RunstateError('FORBIDDEN', `This token may not reach site ${topic.id}.`);
     const sub: Subscription = { topic, syncing: null, overflowed: false, seq: 0 };
     conn.subs.set(topic.name, sub);
     let set = this.#topics.get(topic.name);
@@ -463,7 +464,10 @@ export class Hub {
   }
 }
 
-function refuse(socket: Duplex, status: number, text: string): void {
-  const body = JSON.stringify({ error: { code: status === 401 ? 'UNAUTHORIZED' : status === 403 ? 'FORBIDDEN' : 'NOT_FOUND', message: text } });
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+/** An upgrade refused before any WebSocket opens: a plain HTTP answer in the error shape. */
+function refuse(socket: Duplex, err: RunstateError): void {
+  const res = httpError(err);
+  const body = JSON.stringify(res.body);
+  const text = STATUS_CODES[res.status] ?? 'Error';
+  socket.end(`HTTP/1.1 ${res.status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }

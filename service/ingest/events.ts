@@ -1,5 +1,6 @@
 // Events from engines outside the service (DESIGN §9): their shape, checked line by line.
 import { RUN_STATES } from '../../machines/index.js';
+import { RunstateError } from '../errors.js';
 import { isRunId } from '../ids.js';
 
 /** One event as an external engine sends it. */
@@ -11,14 +12,6 @@ export interface IngestEvent {
   payload: Record<string, unknown>;
 }
 
-export class IngestError extends Error {
-  constructor(
-    readonly code: 'BAD_REQUEST' | 'RUN_NOT_FOUND' | 'FORBIDDEN' | 'COMMAND_NOT_ALLOWED' | 'PAYLOAD_TOO_LARGE',
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 const NAME_MAX = 100;
 
@@ -26,9 +19,9 @@ function str(v: unknown, max: number): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= max;
 }
 
-/** Checks one event's shape; an `IngestError('BAD_REQUEST')` says what is wrong. */
+/** Checks one event's shape; a `RunstateError('BAD_REQUEST')` says what is wrong. */
 export function parseIngestEvent(raw: unknown): IngestEvent {
-  const bad = (message: string) => new IngestError('BAD_REQUEST', message);
+  const bad = (message: string) => new RunstateError('BAD_REQUEST', message);
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad('Expected an event object.');
   const e = raw as Record<string, unknown>;
   if (!isRunId(e.run_id)) throw bad('Expected `run_id` to be a run id (run_<yyyymmdd>_<hhmmss>_<trigger>).');

@@ -1,7 +1,8 @@
 import { canSeeSite, type Principal } from '../auth/tokens.js';
 import type { Engine } from '../engine/engine.js';
 import type { IngestReply } from '../engine/external.js';
-import { IngestError, parseIngestEvent, type IngestEvent } from './events.js';
+import { RunstateError, ingestFailure } from '../errors.js';
+import { parseIngestEvent, type IngestEvent } from './events.js';
 
 /**
  * The doors' common path: each raw event is checked, then consecutive events of one run are
@@ -23,8 +24,8 @@ export async function ingest(engine: Engine, principal: Principal, raws: readonl
     try {
       event = parseIngestEvent(raw);
     } catch (err) {
-      if (!(err instanceof IngestError)) throw err;
-      replies[i] = { ok: false, error: { code: err.code, message: err.message } };
+      if (!(err instanceof RunstateError)) throw err;
+      replies[i] = ingestFailure(err);
       continue;
     }
     if (group && group.runId !== event.run_id) await flush();

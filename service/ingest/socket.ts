@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { ADMIN_NAME, TokenRegistry, type Principal } from '../auth/tokens.js';
 import type { Engine } from '../engine/engine.js';
 import type { IngestReply } from '../engine/external.js';
+import { RunstateError, ingestFailure } from '../errors.js';
 import { errorMessage } from '../format.js';
 import { ingest } from './ingest.js';
 
@@ -177,7 +178,7 @@ class Connection {
         res = await ingest(this.#opts.engine, this.#principal, events);
       } catch (err) {
         this.#opts.logger.error({ err }, 'ingest failed');
-        res = events.map(() => ({ ok: false, error: { code: 'INTERNAL', message: 'The event could not be stored.' } }));
+        res = events.map(() => ingestFailure(new RunstateError('INTERNAL', 'The event could not be stored.')));
       }
       res.forEach((r, k) => {
         replies[at[k]!] = r;
@@ -189,14 +190,14 @@ class Connection {
     };
     for (const [i, line] of lines.entries()) {
       if (line === 'oversize') {
-        replies[i] = { ok: false, error: { code: 'PAYLOAD_TOO_LARGE', message: `The line is over ${this.#opts.maxLineBytes} bytes.` } };
+        replies[i] = ingestFailure(new RunstateError('PAYLOAD_TOO_LARGE', `The line is over ${this.#opts.maxLineBytes} bytes.`));
         continue;
       }
       let value: unknown;
       try {
         value = JSON.parse(line.toString('utf8'));
       } catch (err) {
-        replies[i] = { ok: false, error: { code: 'BAD_REQUEST', message: `The line is not valid JSON: ${errorMessage(err).slice(0, 120)}` } };
+        replies[i] = ingestFailure(new RunstateError('BAD_REQUEST', `The line is not valid JSON: ${errorMessage(err).slice(0, 120)}`));
         continue;
       }
       const hello = (value as { hello?: { token?: unknown } } | null)?.hello;
@@ -204,7 +205,7 @@ class Connection {
         await flush(); // events before the hello are answered under the old scope
         const principal = this.#opts.tokens.authenticate(typeof hello?.token === 'string' ? hello.token : undefined);
         if (principal) this.#principal = principal;
-        replies[i] = principal ? { ok: true } : { ok: false, error: { code: 'UNAUTHORIZED', message: 'Unknown token.' } };
+        replies[i] = principal ? { ok: true } : ingestFailure(new RunstateError('UNAUTHORIZED', 'Unknown token.'));
         continue;
       }
       events.push(value);

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Engine } from '../engine/engine.js';
 import { EXTERNAL_PIPELINE } from '../engine/external.js';
-import { RunstateError } from '../errors.js';
+import { RunstateError, ingestFailure } from '../errors.js';
 import { principalOf, requireSite, runIdParam } from '../http.js';
 import { ingest } from '../ingest/ingest.js';
 
@@ -37,7 +37,7 @@ export const ingestRoutes: FastifyPluginAsync<{ engine: Engine; bodyLimit: numbe
       request.body.forEach((e, i) => {
         const obj = typeof e === 'object' && e !== null && !Array.isArray(e) ? (e as Record<string, unknown>) : null;
         if (obj && obj.run_id !== undefined && obj.run_id !== runId) {
-          replies[i] = { ok: false, error: { code: 'BAD_REQUEST', message: `This event names run ${String(obj.run_id).slice(0, 80)}, not ${runId}.` } };
+          replies[i] = ingestFailure(new RunstateError('BAD_REQUEST', `This event names run ${String(obj.run_id).slice(0, 80)}, not ${runId}.`));
           return;
         }
         events.push(obj && obj.run_id === undefined ? { ...obj, run_id: runId } : e);

@@ -224,19 +224,19 @@ describe('WebSocket hub (real sockets)', () => {
     const runId = await startRun();
     const c = await client();
     const bad: [unknown, string][] = [
-      ['{nope', 'bad_json'],
-      ['[1,2]', 'bad_message'],
-      [{ type: 'dance' }, 'bad_message'],
-      [{ type: 'subscribe', topic: 'user:1' }, 'bad_topic'],
-      [{ type: 'subscribe', topic: `run:${runId}`, after_seq: -1 }, 'bad_message'],
-      [{ type: 'subscribe', topic: 'run:../../etc' }, 'bad_topic'],
-      [{ type: 'subscribe', topic: 'run:run_20200101_000000_manual' }, 'not_found'],
-      [{ type: 'subscribe', topic: 'site:site-9' }, 'forbidden'],
+      ['{nope', 'BAD_REQUEST'],
+      ['[1,2]', 'BAD_REQUEST'],
+      [{ type: 'dance' }, 'BAD_REQUEST'],
+      [{ type: 'subscribe', topic: 'user:1' }, 'INVALID_TOPIC'],
+      [{ type: 'subscribe', topic: `run:${runId}`, after_seq: -1 }, 'BAD_REQUEST'],
+      [{ type: 'subscribe', topic: 'run:../../etc' }, 'INVALID_RUN_ID'],
+      [{ type: 'subscribe', topic: 'run:run_20200101_000000_manual' }, 'RUN_NOT_FOUND'],
+      [{ type: 'subscribe', topic: 'site:site-9' }, 'FORBIDDEN'],
     ];
     for (const [msg] of bad) c.send(msg);
     c.ws.send(Buffer.from('binary'), { binary: true });
     await c.until((m) => m.filter((x) => x.type === 'error').length === bad.length + 1);
-    expect(c.messages.filter((x) => x.type === 'error').map((x) => x.code).sort()).toEqual([...bad.map(([, code]) => code), 'bad_message'].sort());
+    expect(c.messages.filter((x) => x.type === 'error').map((x) => x.code).sort()).toEqual([...bad.map(([, code]) => code), 'BAD_REQUEST'].sort());
     for (const m of c.messages) expect(m).toEqual({ type: 'error', code: expect.any(String), message: expect.any(String) });
     c.send({ type: 'subscribe', topic: `run:${runId}` });
     await c.until((m) => m.some((x) => x.type === 'snapshot'));
@@ -263,7 +263,7 @@ describe('WebSocket hub (real sockets)', () => {
     other.send({ type: 'subscribe', topic: `run:${runId}` });
     other.send({ type: 'subscribe', topic: 'site:site-5' });
     await other.until((m) => m.length === 2);
-    expect(other.messages.map((m) => m.code)).toEqual(['forbidden', 'forbidden']);
+    expect(other.messages.map((m) => m.code)).toEqual(['FORBIDDEN', 'FORBIDDEN']);
   });
 
   it('rate-limits client messages and says so', async () => {
@@ -273,7 +273,7 @@ describe('WebSocket hub (real sockets)', () => {
     for (let i = 0; i < 30; i++) c.send({ type: 'unsubscribe', topic: 'site:site-5' });
     await c.until((m) => m.length >= 19);
     expect(c.messages.length).toBeLessThanOrEqual(20);
-    expect(c.messages.every((x) => x.type === 'error' && x.code === 'rate_limited')).toBe(true);
+    expect(c.messages.every((x) => x.type === 'error' && x.code === 'RATE_LIMITED')).toBe(true);
   });
 
   it('says reset, with a fresh snapshot, when after_seq is past the run’s log', async () => {
