@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   TOO_MANY_SUBSCRIPTIONS: { http: 429, message: 'Too many topics on one connection.' },
   SLOW_CONSUMER: { http: 503, wsClose: 4008, message: 'slow consumer' },
   UNAVAILABLE: { http: 503, wsClose: 1001, message: 'The service is shutting down.' },
+  DATABASE_UNAVAILABLE: { http: 503, message: 'The database cannot be reached right now; nothing was done. Try again.' },
   INTERNAL: { http: 500, wsClose: 1011, message: 'Something went wrong on our side.' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -1,7 +1,8 @@
-import { Client, Pool, TypeOverrides, types, type PoolClient } from 'pg';
+import { TypeOverrides, types, type Pool, type PoolClient } from 'pg';
 import {
   LedgerConflictError,
   LeaseLostError,
+  SeqConflictError,
   StoreConflictError,
   StoreNotFoundError,
   type CommandOutcome,
@@ -16,6 +17,7 @@ import {
   type Store,
   type StoredEvent,
 } from './store.js';
+import { createPool, inTransaction, listen, ping, type PgTimeouts } from './pg-connection.js';
 import { toLedgerEntry, toRecord, type RunRow } from './rows.js';
 
 /**
@@ -112,18 +114,18 @@ const LIVE = `status IN ('idle', 'running', 'paused', 'failed')`;
 /** Channel of `enqueueCommand`'s wake-up hint. */
 export const COMMANDS_CHANNEL = 'runstate_commands';
 
-export interface PostgresStoreOptions {
+export interface PostgresStoreOptions extends PgTimeouts {
   /** Connections in the pool. [poolSize=10] */
   poolSize?: number;
   /**
-   * Called with an error of an idle pooled connection (the server restarted, the network
-   * dropped it). pg has already discarded that connection; the next query opens a new one.
-   * [onIdleError=ignore]
+   * Called with an error of a connection that no call is waiting on (the server restarted, the
+   * network dropped it), pooled or the LISTEN one. pg has already discarded that connection;
+   * the next query opens a new one. [onIdleError=ignore]
    */
   onIdleError?: (err: Error) => void;
 }
 
-const defaults: Required<PostgresStoreOptions> = {
+const defaults: Required<Pick<PostgresStoreOptions, 'poolSize' | 'onIdleError'>> = {
   poolSize: 10,
   onIdleError: () => {},
 };
@@ -140,11 +142,13 @@ export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly #pool: Pool;
   readonly #url: string;
+  readonly #onError: (err: Error) => void;
   #closed = false;
 
-  private constructor(pool: Pool, url: string) {
+  private constructor(pool: Pool, url: string, onError: (err: Error) => void) {
     this.#pool = pool;
     this.#url = url;
+    this.#onError = onError;
   }
 
   /**
@@ -152,7 +156,7 @@ export class PostgresStore implements Store {
    * transaction under an advisory lock, so instances starting at once do not race.
    */
   static async connect(connectionString: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
-    const opts: Required<PostgresStoreOptions> = {
+    const opts: Required<Pick<PostgresStoreOptions, 'poolSize' | 'onIdleError'>> = {
       poolSize: options.poolSize ?? defaults.poolSize,
       onIdleError: options.onIdleError ?? defaults.onIdleError,
     };
@@ -165,21 +169,21 @@ export class PostgresStore implements Store {
     if (typeof opts.onIdleError !== 'function') {
       throw new TypeError('Expected `onIdleError` to be a function.');
     }
-    const pool = new Pool({
+    const pool = createPool({
       connectionString,
       max: opts.poolSize,
       types: typeParsers,
-      application_name: 'runstate',
+      onError: opts.onIdleError,
+      ...(options.acquireMs === undefined ? {} : { acquireMs: options.acquireMs }),
+      ...(options.statementMs === undefined ? {} : { statementMs: options.statementMs }),
     });
-    // Without a listener, an idle connection's error would be an uncaught 'error' event.
-    pool.on('error', (err) => opts.onIdleError(err));
     try {
       await migrate(pool);
     } catch (err) {
       await pool.end();
       throw err;
     }
-    return new PostgresStore(pool, connectionString);
+    return new PostgresStore(pool, connectionString, opts.onIdleError);
   }
 
   async createRun(run: NewRun): Promise<RunRecord> {
@@ -375,44 +379,27 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * LISTEN on a connection of its own (outside the pool). NOTIFY is a hint only: a listener
-   * that was disconnected missed some, so after every reconnect `onResync` says to re-read.
+   * LISTEN on a connection of its own (outside the pool, see pg-connection.ts). NOTIFY is a hint
+   * only: a listener that was disconnected missed some, so after every reconnect `onResync`
+   * says to re-read.
    */
   async listen(onAppended: (runId: string, lastSeq: number) => void, onResync: () => void): Promise<() => Promise<void>> {
-    let client: Client | null = null;
-    let stopped = false;
-    let attempt = 0;
-    const open = async (): Promise<void> => {
-      const c = new Client({ connectionString: this.#url, types: typeParsers, application_name: 'runstate-listen' });
-      c.on('notification', (n) => {
-        if (n.channel !== EVENTS_CHANNEL || !n.payload) return;
-        const cut = n.payload.lastIndexOf(':');
-        const seq = Number(n.payload.slice(cut + 1));
-        if (cut > 0 && Number.isSafeInteger(seq)) onAppended(n.payload.slice(0, cut), seq);
-      });
-      c.on('error', () => undefined);
-      c.on('end', () => {
-        client = null;
-        if (!stopped) setTimeout(() => void reopen(), Math.min(5000, 100 * 2 ** attempt++)).unref();
-      });
-      await c.connect();
-      await c.query(`LISTEN ${EVENTS_CHANNEL}`);
-      client = c;
-      attempt = 0;
-    };
-    const reopen = async () => {
-      try {
-        await open();
-        onResync();
-      } catch {
-        if (!stopped) setTimeout(() => void reopen(), Math.min(5000, 100 * 2 ** attempt++)).unref();
-      }
-    };
-    await open();
-    return async () => {
-      stopped = true;
-      await client?.end().catch(() => undefined);
-    };
+    return listen({
+      connectionString: this.#url,
+      types: typeParsers,
+      channel: EVENTS_CHANNEL,
+      onNotification: (payload) => {
+        const cut = payload.lastIndexOf(':');
+        const seq = Number(payload.slice(cut + 1));
+        if (cut > 0 && Number.isSafeInteger(seq)) onAppended(payload.slice(0, cut), seq);
+      },
+      onResync,
+      onError: this.#onError,
+    });
+  }
+
+  async ping(timeoutMs: number): Promise<void> {
+    await ping(this.#pool, timeoutMs);
   }
 
   async close(): Promise<void> {
@@ -425,28 +412,6 @@ export class PostgresStore implements Store {
     return inTransaction(this.#pool, work);
   }
 
-}
-
-/** Runs `work` in one transaction on a pooled connection; a connection that cannot roll back is not returned to the pool. */
-async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    try {
-      await client.query('ROLLBACK');
-    } catch (rollbackErr) {
-      // The connection is unusable; the first error is the one to report.
-      broken = rollbackErr as Error;
-    }
-    throw err;
-  } finally {
-    client.release(broken);
-  }
 }
 
 async function migrate(pool: Pool): Promise<void> {
@@ -505,6 +470,7 @@ async function commitIn(client: PoolClient, runId: string, batch: CommitBatch, n
        error = CASE WHEN $5::boolean THEN $6::text ELSE error END,
        closed_at = COALESCE($7::text, closed_at), updated_at = $8
      WHERE run_id = $1 AND ($9::text IS NULL OR (owner = $9::text AND lease_until > now()))
+       AND ($10::bigint IS NULL OR last_seq = $10::bigint)
      RETURNING last_seq`,
     [
       runId,
@@ -516,13 +482,21 @@ async function commitIn(client: PoolClient, runId: string, batch: CommitBatch, n
       batch.closedAt ?? null,
       now,
       batch.owner ?? null,
+      batch.expectLastSeq ?? null,
     ],
   );
   const lastSeq = bumped.rows[0]?.last_seq;
   if (lastSeq === undefined) {
-    const exists = await client.query('SELECT 1 FROM runs WHERE run_id = $1', [runId]);
-    if (exists.rowCount) throw new LeaseLostError(`this instance no longer holds the lease of run ${runId}`);
-    throw new StoreNotFoundError(`run ${runId} does not exist`);
+    // Why nothing matched: no such run, a lease lost, or (compare-and-set) another last_seq.
+    const fence = await client.query<{ last_seq: number; leased: boolean }>(
+      `SELECT last_seq, ($2::text IS NULL OR (owner IS NOT DISTINCT FROM $2::text AND lease_until > now())) AS leased
+       FROM runs WHERE run_id = $1`,
+      [runId, batch.owner ?? null],
+    );
+    const row = fence.rows[0];
+    if (!row) throw new StoreNotFoundError(`run ${runId} does not exist`);
+    if (!row.leased) throw new LeaseLostError(`this instance no longer holds the lease of run ${runId}`);
+    throw new SeqConflictError(`run ${runId} is at seq ${row.last_seq}, not ${String(batch.expectLastSeq)}`, row.last_seq);
   }
 
   let seq = lastSeq - toAppend.length;

@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import {
   LedgerConflictError,
   LeaseLostError,
+  SeqConflictError,
   StoreConflictError,
   StoreNotFoundError,
   type CommandOutcome,
@@ -126,9 +127,13 @@ export class SqliteStore implements Store {
            error = CASE WHEN @set_error THEN @error ELSE error END,
            closed_at = COALESCE(@closed_at, closed_at), updated_at = @updated_at
          WHERE run_id = @run_id AND (@owner IS NULL OR (owner = @owner AND lease_until > @now_ms))
+           AND (@expect_last_seq IS NULL OR last_seq = @expect_last_seq)
          RETURNING last_seq`,
       ),
-      exists: db.prepare<[string], { n: number }>('SELECT 1 AS n FROM runs WHERE run_id = ?'),
+      // Why a commit's update matched no row: no such run, a lease lost, or another last_seq.
+      fence: db.prepare<Record<string, unknown>, { last_seq: number; leased: number }>(
+        `SELECT last_seq, (@owner IS NULL OR (owner IS @owner AND lease_until > @now_ms)) AS leased FROM runs WHERE run_id = @run_id`,
+      ),
       insertEvent: db.prepare('INSERT INTO events (run_id, seq, body, event_key) VALUES (?, ?, ?, ?)'),
       seqByKey: db.prepare<[string, string], { seq: number }>('SELECT seq FROM events WHERE run_id = ? AND event_key = ?'),
       readEvents: db.prepare<[string, number, number], { body: string }>(
@@ -166,6 +171,7 @@ export class SqliteStore implements Store {
         firstOfKey.set(key, i);
         return true;
       });
+      const nowMs = Date.now();
       const bumped = this.#stmt.updateRun.get({
         run_id: runId,
         appended: toAppend.length,
@@ -176,11 +182,14 @@ export class SqliteStore implements Store {
         closed_at: batch.closedAt ?? null,
         updated_at: now,
         owner: batch.owner ?? null,
-        now_ms: Date.now(),
+        now_ms: nowMs,
+        expect_last_seq: batch.expectLastSeq ?? null,
       });
       if (!bumped) {
-        if (this.#stmt.exists.get(runId)) throw new LeaseLostError(`this instance no longer holds the lease of run ${runId}`);
-        throw new StoreNotFoundError(`run ${runId} does not exist`);
+        const fence = this.#stmt.fence.get({ run_id: runId, owner: batch.owner ?? null, now_ms: nowMs });
+        if (!fence) throw new StoreNotFoundError(`run ${runId} does not exist`);
+        if (!fence.leased) throw new LeaseLostError(`this instance no longer holds the lease of run ${runId}`);
+        throw new SeqConflictError(`run ${runId} is at seq ${fence.last_seq}, not ${String(batch.expectLastSeq)}`, fence.last_seq);
       }
       let seq = bumped.last_seq - toAppend.length;
       const appended: StoredEvent[] = [];
@@ -395,6 +404,10 @@ export class SqliteStore implements Store {
 
   async expireCommand(id: number): Promise<boolean> {
     return this.#db.prepare('UPDATE commands SET expired = 1 WHERE id = ? AND taken_by IS NULL').run(id).changes > 0;
+  }
+
+  async ping(): Promise<void> {
+    this.#db.prepare('SELECT 1').get();
   }
 
   async close(): Promise<void> {
