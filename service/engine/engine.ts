@@ -5,6 +5,8 @@ import { pino, type Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
 import { COMMAND_EVENT, isTerminalRunState, type RunContext } from '../../machines/index.js';
 import { RunstateError, isErrorCode } from '../errors.js';
+import type { FaultSink } from '../health.js';
+import { isTransient } from '../store/faults.js';
 import { isName, isRunId, isTrigger, runId as makeRunId } from '../ids.js';
 import { PipelineOptionsError, type AnyPipeline } from '../pipelines/types.js';
 import { LeaseLostError, StoreConflictError, type QueuedCommand, type RunFilter, type RunRecord, type Store, type StoredEvent } from '../store/store.js';
@@ -35,6 +37,8 @@ export interface EngineOptions {
   beforeResume?: (runs: readonly RunRecord[]) => Promise<void>;
   /** Sees every inspection event of every run's actors (the Stately inspector, service/inspect.ts). */
   inspect?: (ev: InspectionEvent) => void;
+  /** Told when runs' writes are held (database away, disk full) and when they go through again. */
+  faults?: FaultSink;
 }
 
 export interface StartRunRequest {
@@ -86,6 +90,11 @@ export class Engine {
   readonly #beforeResume: ((runs: readonly RunRecord[]) => Promise<void>) | undefined;
   readonly #inspect: ((ev: InspectionEvent) => void) | undefined;
   readonly #timers: NodeJS.Timeout[] = [];
+  readonly #faults: FaultSink | undefined;
+  /** When the last renewal that succeeded was sent (performance.now()): the leases run from no earlier. */
+  #renewedAt = performance.now();
+  /** Runs let go because their leases could not be renewed in time: released once the store is back. */
+  readonly #letGo = new Set<string>();
   #claiming: Promise<unknown> = Promise.resolve();
   #stopped = false;
 
@@ -100,6 +109,7 @@ export class Engine {
     this.#commandTimeoutMs = opts.commandTimeoutMs ?? 5000;
     this.#beforeResume = opts.beforeResume;
     this.#inspect = opts.inspect;
+    this.#faults = opts.faults;
     if (!Number.isFinite(this.#leaseMs) || this.#leaseMs < 100) throw new TypeError(`Expected \`leaseMs\` to be at least 100, got ${this.#leaseMs}.`);
     this.#machine = provideMachines((id) => this.#requireHost(id), this.#now);
     this.#external = new ExternalRuns({ store: this.#store, now: this.#now, logger: this.#log, announce: (r, e) => this.#announce(r, e) });
@@ -166,6 +176,7 @@ export class Engine {
     const createdAt = new Date(this.#now());
     const base = makeRunId(createdAt, trigger);
     let record: RunRecord | undefined;
+    const leasedFrom = performance.now();
     // Runs started in the same second take the next suffix; another instance may take one first.
     const first = this.#suffixes.get(base) ?? 1;
     for (let attempt = first; !record; attempt++) {
@@ -196,9 +207,11 @@ export class Engine {
       this.#announce(stored, res.events);
       return describeExternal(stored);
     }
+    // Alone in memory, its lease (taken with the row) is the one to watch.
+    if (this.#hosts.size === 0) this.#renewedAt = Math.max(this.#renewedAt, leasedFrom);
     const host = this.#host(record, pipeline, options);
     host.start();
-    await host.journal.flush();
+    await host.journal.acknowledged();
     return host.view();
   }
 
@@ -210,6 +223,8 @@ export class Engine {
    * expired or was released. Then keeps doing so (`start`).
    */
   async recover(): Promise<RunRecord[]> {
+    // The leases claimed here run from now at the earliest.
+    this.#renewedAt = performance.now();
     return this.#claim(this.#store.kind === 'sqlite');
   }
 
@@ -220,23 +235,37 @@ export class Engine {
   start(): void {
     const every = (ms: number, work: () => Promise<unknown>) => {
       let busy = false;
+      let failing = false;
       const timer = setInterval(() => {
         if (busy || this.#stopped) return;
         busy = true;
         work()
-          .catch((err: unknown) => this.#log.error({ err }, 'ownership task failed'))
+          .then(() => (failing = false))
+          .catch((err: unknown) => {
+            // The database away: said once per outage, not every tick.
+            if (!isTransient(err)) this.#log.error({ err }, 'ownership task failed');
+            else if (!failing) this.#log.warn({ err }, 'ownership task failed: the database is unavailable; retrying');
+            failing = isTransient(err);
+          })
           .finally(() => (busy = false));
       }, ms);
       timer.unref();
       this.#timers.push(timer);
     };
     every(Math.max(50, Math.floor(this.#leaseMs / 3)), () => this.#renew());
+    every(Math.max(20, Math.floor(this.#leaseMs / 20)), async () => this.#watchLeases());
     every(Math.max(50, Math.floor(this.#leaseMs / 2)), () => this.#claim(false));
     every(200, () => this.#applyQueuedCommands());
   }
 
   async #claim(all: boolean): Promise<RunRecord[]> {
     const run = async () => {
+      const letGo = [...this.#letGo].filter((id) => !this.#hosts.has(id));
+      if (letGo.length > 0) {
+        // Ours no more in memory: another instance (or this one, just below) may claim them now.
+        await this.#store.releaseLeases(this.#owner, letGo);
+        for (const id of letGo) this.#letGo.delete(id);
+      }
       const claimed = (await this.#store.claimRuns(this.#owner, this.#leaseMs, 100, { all })).filter((r) => !this.#hosts.has(r.runId));
       if (claimed.length === 0) return [];
       await this.#beforeResume?.(claimed);
@@ -267,12 +296,34 @@ export class Engine {
 
   /** Renews the leases; a run whose lease was lost is another instance's now: let it go, write nothing. */
   async #renew(): Promise<void> {
+    const sent = performance.now();
     const held = new Set(await this.#store.renewLeases(this.#owner, this.#leaseMs));
+    this.#renewedAt = sent;
     for (const host of [...this.#hosts.values()]) {
       if (held.has(host.runId) || isTerminalRunState(host.state)) continue;
       this.#log.warn({ runId: host.runId, owner: this.#owner }, 'lease lost: another instance has the run');
       host.stop();
       this.#release(host);
+    }
+  }
+
+  /**
+   * An instance that cannot renew its leases (the database away, a connection hung) stops
+   * working its runs before the leases can run out, so that another instance that claims them
+   * then is the only one working them. The leases run from no earlier than the last renewal
+   * that succeeded was sent; a quarter of the lease is left as margin.
+   */
+  #watchLeases(): void {
+    if (this.#hosts.size === 0 || performance.now() - this.#renewedAt < this.#leaseMs * 0.75) return;
+    for (const host of [...this.#hosts.values()]) {
+      if (isTerminalRunState(host.state)) continue;
+      this.#log.warn(
+        { runId: host.runId, owner: this.#owner, sinceRenewalMs: Math.round(performance.now() - this.#renewedAt), leaseMs: this.#leaseMs },
+        'leases could not be renewed in time: letting the run go until the database is back',
+      );
+      host.stop();
+      this.#release(host);
+      this.#letGo.add(host.runId);
     }
   }
 
@@ -363,6 +414,7 @@ export class Engine {
     if (command === 'close' || isTerminalRunState(state)) {
       return this.#commandFinished(host.runId, state, command, this.#commandEvent(command, req), host, undefined);
     }
+    if (host.journal.holding) throw new RunstateError('DATABASE_UNAVAILABLE');
     const ctx = host.actor.getSnapshot().context as RunContext;
     if (noOp(command, state, ctx)) return { accepted: false, run: host.view() };
     const type = COMMAND_EVENT[command];
@@ -371,7 +423,7 @@ export class Engine {
     }
     host.append(this.#commandEvent(command, req));
     host.actor.send({ type });
-    await host.journal.flush();
+    await host.journal.acknowledged();
     return { accepted: true, run: host.view() };
   }
 
@@ -427,7 +479,8 @@ export class Engine {
     for (const t of this.#timers) clearInterval(t);
     await this.#claiming;
     const hosts = [...this.#hosts.values()];
-    await Promise.allSettled(hosts.map((h) => h.journal.flush()));
+    // Not past a held write: with the store away, what it holds was never acknowledged and runs again.
+    await Promise.allSettled(hosts.map((h) => h.journal.acknowledged()));
     for (const h of hosts) h.stop();
     this.#hosts.clear();
     // Another instance may take these runs over at once rather than after the lease runs out.
@@ -463,6 +516,14 @@ export class Engine {
       now: this.#now,
       onAppended: (h, events) => this.#announce(h.record, events),
       onWritten: this.#onWritten,
+      onHold: (h, err) => {
+        this.#log.warn({ err, runId: h.runId }, 'a write is held: the store refuses writes for now; the run keeps its place');
+        this.#faults?.fault('writes', err);
+      },
+      onResume: (h) => {
+        this.#log.info({ runId: h.runId }, 'the held write went through; the run goes on');
+        this.#faults?.ok('writes');
+      },
       onFault: (h, err) => {
         // The store refused a write: what is durable stays as it was, and the run resumes from
         // there (here at the next start, or on the instance that took its lease). Holding it in

@@ -26,6 +26,10 @@ export interface HostDeps {
   onAppended: (host: RunHost, events: StoredEvent[]) => void;
   onFault: (host: RunHost, err: unknown) => void;
   onWritten?: (seconds: number) => void;
+  /** A write is held: the store refuses writes for now (database away, disk full); the run keeps its place. */
+  onHold?: (host: RunHost, err: unknown) => void;
+  /** The held write went through. */
+  onResume?: (host: RunHost) => void;
   /** The run reached completed or cancelled and everything about it is durable. */
   onRetired: (host: RunHost) => void;
 }
@@ -59,6 +63,7 @@ export class RunHost {
       store: deps.store,
       runId: record.runId,
       owner: deps.owner,
+      lastSeq: record.lastSeq,
       checkpoint: () => {
         const actor = this.#requireActor();
         const snap = actor.getSnapshot();
@@ -69,6 +74,8 @@ export class RunHost {
         deps.onAppended(this, events);
       },
       onFault: (err) => deps.onFault(this, err),
+      onHold: (err) => deps.onHold?.(this, err),
+      onResume: () => deps.onResume?.(this),
       onWritten: deps.onWritten,
     });
   }
@@ -102,7 +109,9 @@ export class RunHost {
     }
   }
 
+  /** Stops the actor and its journal: nothing more is worked or written here (a batch held is dropped, never acknowledged). */
   stop(): void {
+    this.journal.stop();
     this.#actor?.stop();
   }
 
