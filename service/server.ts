@@ -6,9 +6,11 @@ import { buildApp, redactUrl } from './app.js';
 import { ADMIN_NAME, TokenRegistry, adminToken, readTokensFile, type Principal } from './auth/tokens.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { Engine } from './engine/engine.js';
+import { Health, registerHealthMetrics } from './health.js';
 import { Hub } from './hub/hub.js';
 import { IngestSocket } from './ingest/socket.js';
 import { createInspection } from './inspect.js';
+import { logSerializers } from './log.js';
 import { Metrics } from './metrics.js';
 import { demoPipelines } from './pipelines/index.js';
 import { PostgresStore } from './store/postgres.js';
@@ -20,18 +22,17 @@ function makeLogger(config: Config): Logger {
   return pino({
     level: config.logLevel,
     serializers: {
+      // An error as message, code and stack: never a pg client, never a connection string's password.
+      ...logSerializers,
       // Never the Authorization header, never a `token=` in a URL.
       req: (req: { method: string; url: string; id: string }) => ({ method: req.method, url: redactUrl(req.url), id: req.id }),
     },
   });
 }
 
-async function openStore(config: Config, log: Logger): Promise<Store> {
+async function openStore(config: Config, onConnectionError: (err: Error) => void): Promise<Store> {
   if (config.databaseUrl !== null) {
-    return PostgresStore.connect(config.databaseUrl, {
-      poolSize: config.dbPoolSize,
-      onIdleError: (err) => log.warn({ err }, 'an idle database connection failed; it is replaced on next use'),
-    });
+    return PostgresStore.connect(config.databaseUrl, { poolSize: config.dbPoolSize, onIdleError: onConnectionError });
   }
   return new SqliteStore({ filename: join(config.dataDir, 'runstate.db') });
 }
@@ -53,10 +54,14 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     { token: admin.token, principal: { name: ADMIN_NAME, admin: true, accountId: null, siteIds: null } },
     ...(config.tokensFile !== null ? readTokensFile(config.tokensFile) : []),
   ];
-  const store = await openStore(config, log);
+  // A connection dropped under no call (the server restarted): the health state says so, once.
+  const healthRef: { current?: Health } = {};
+  const store = await openStore(config, (err) => healthRef.current?.fault('connections', err));
+  const health = (healthRef.current = new Health({ store, logger: log.child({ component: 'health' }) }));
   const shared = store.kind === 'postgres';
   const metrics = new Metrics(store);
-  const traces = new TraceWriter({ dataDir: config.dataDir, store, logger: log.child({ component: 'traces' }) });
+  const traces = new TraceWriter({ dataDir: config.dataDir, store, logger: log.child({ component: 'traces' }), faults: health });
+  registerHealthMetrics(metrics.registry, health, () => traces.lagEvents());
   const inspection = config.inspectUrl === null ? null : createInspection({ url: config.inspectUrl, logger: log.child({ component: 'inspect' }) });
   const engine = new Engine({
     store,
@@ -69,6 +74,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     // before it appends to it. (With SQLite every untraced run is repaired at start, below.)
     beforeResume: shared ? async (runs) => void (await traces.repair(runs)) : undefined,
     inspect: inspection ? (ev) => inspection.observe(ev) : undefined,
+    faults: health,
   });
   const tokens = new TokenRegistry(principals);
   const hub = new Hub({
@@ -87,6 +93,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     metrics.observeEvents(events);
   });
 
+  await health.start();
   const repaired = shared ? 0 : await traces.repair();
   const recovered = await engine.recover();
   engine.start();
@@ -105,7 +112,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const webRoot = join(import.meta.dirname, '..', 'web', 'out');
   const hasWeb = existsSync(join(webRoot, 'index.html'));
   if (!hasWeb) log.warn({ webRoot }, 'the dashboard is not built (npm run build:web): serving the API only');
-  const app = await buildApp(config, { engine, store, tokens, metrics, logger: log, hub, webRoot: hasWeb ? webRoot : null });
+  const app = await buildApp(config, { engine, store, tokens, metrics, logger: log, hub, webRoot: hasWeb ? webRoot : null, health });
   const ingestSocket =
     config.ingestSocket === null
       ? null
@@ -136,6 +143,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       await ingestSocket?.stop(); // engines reconnect and resend what was not acknowledged
       await app.close(); // no new requests; in-flight ones finish
       await stopListening?.();
+      health.stop();
       await engine.stop(); // everything recorded is durable; leases released; items in flight run again
       await traces.flush();
       await store.close();
