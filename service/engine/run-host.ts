@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import {
   isTerminalRunState,
@@ -10,6 +11,7 @@ import {
 } from '../../machines/index.js';
 import { errorMessage, formatElapsed } from '../format.js';
 import type { AnyPipeline, ItemContext, LoadContext, StageDefinition } from '../pipelines/types.js';
+import { isTransient } from '../store/faults.js';
 import type { Item, NewEvent, RunRecord, Store, StoredEvent } from '../store/store.js';
 import { Journal } from './journal.js';
 import type { ProvidedRunMachine } from './providers.js';
@@ -141,10 +143,12 @@ export class RunHost {
   // --- what the machines call through the providers -------------------------------------
 
   async loadItems(stage: number, signal: AbortSignal): Promise<LoadOutcome> {
-    let items = await this.#deps.store.getStageItems(this.runId, stage);
+    const store = this.#deps.store;
+    // With the store away the stage stays loading (holds its place) rather than failing.
+    let items = await whileUnavailable(() => store.getStageItems(this.runId, stage), signal);
     if (!items) {
-      const loaded = await this.#stageDef(stage).loadItems(this.#loadContext(stage, signal));
-      items = await this.#deps.store.saveStageItems(this.runId, stage, checkItems(loaded, stage));
+      const loaded = checkItems(await this.#stageDef(stage).loadItems(this.#loadContext(stage, signal)), stage);
+      items = await whileUnavailable(() => store.saveStageItems(this.runId, stage, loaded), signal);
     }
     this.#items.set(stage, items);
     return { total: items.length, loadedAt: this.#deps.now() };
@@ -152,7 +156,7 @@ export class RunHost {
 
   async processItem(job: ItemJob, signal: AbortSignal): Promise<ItemOutcome> {
     await yieldIfBusy();
-    const item = (await this.#itemsOf(job.stage))[job.index];
+    const item = (await this.#itemsOf(job.stage, signal))[job.index];
     if (!item) throw new Error(`stage ${job.stage} has no item at position ${job.index}`);
     const ctx: ItemContext<unknown> = {
       ...this.#loadContext(job.stage, signal),
@@ -204,10 +208,10 @@ export class RunHost {
     return def;
   }
 
-  async #itemsOf(stage: number): Promise<Item[]> {
+  async #itemsOf(stage: number, signal?: AbortSignal): Promise<Item[]> {
     const cached = this.#items.get(stage);
     if (cached) return cached;
-    const stored = await this.#deps.store.getStageItems(this.runId, stage);
+    const stored = await whileUnavailable(() => this.#deps.store.getStageItems(this.runId, stage), signal);
     if (!stored) throw new Error(`stage ${stage} has not loaded its items`);
     this.#items.set(stage, stored);
     return stored;
@@ -300,6 +304,21 @@ export class RunHost {
       .catch(() => {
         // The fault was reported through onFault; the run is recovered from the store on restart.
       });
+  }
+}
+
+/**
+ * Calls `work` until it does not fail for a passing reason (database away, disk full), with
+ * backoff and jitter (50 ms doubling to 2 s); a real fault, or `signal` aborting, ends it.
+ */
+async function whileUnavailable<T>(work: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      if (!isTransient(err) || signal?.aborted) throw err;
+      await sleep(Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2), undefined, signal ? { signal } : undefined);
+    }
   }
 }
 

@@ -2,6 +2,7 @@
 // its errors handled and whose calls give up in bounded time, and a LISTEN connection that
 // reconnects with backoff and jitter and says when notifications may have been missed.
 import { Client, Pool, type CustomTypesConfig, type PoolClient } from 'pg';
+import { isTransient } from './faults.js';
 
 export interface PgTimeouts {
   /** How long a call waits for a pooled connection (or a new one to open) before it fails. [acquireMs=2000] */
@@ -47,6 +48,8 @@ export function createPool(opts: PgPoolOptions): Pool {
     idle_in_transaction_session_timeout: statementMs * 2,
     keepAlive: true,
     keepAliveInitialDelayMillis: 5000,
+    // A connection that hung while idle is let go soon, not found again after the network is back.
+    idleTimeoutMillis: 5000,
   });
   pool.on('error', (err) => opts.onError(err));
   pool.on('connect', (client) => {
@@ -68,6 +71,11 @@ export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) =>
     await client.query('COMMIT');
     return result;
   } catch (err) {
+    if (isTransient(err)) {
+      // Cut off or hung: a ROLLBACK would wait as long again. The server rolls back when the connection goes.
+      broken = err as Error;
+      throw err;
+    }
     try {
       await client.query('ROLLBACK');
     } catch (rollbackErr) {
@@ -80,17 +88,34 @@ export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) =>
   }
 }
 
-/** `SELECT 1` that fails within `timeoutMs`, whatever the connection does. */
+/**
+ * `SELECT 1` that fails within `timeoutMs`, whatever the connection does. A connection that
+ * does not answer is destroyed, not given back to the pool.
+ */
 export async function ping(pool: Pool, timeoutMs: number): Promise<void> {
+  const attempt = (async () => {
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      // pg honours a per-query `query_timeout`; its types do not list it.
+      await client.query({ text: 'SELECT 1', query_timeout: timeoutMs } as { text: string });
+    } catch (err) {
+      broken = err as Error;
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  })();
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(Object.assign(new Error(`the database did not answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
   });
   try {
-    // pg honours a per-query `query_timeout`; its types do not list it.
-    await Promise.race([pool.query({ text: 'SELECT 1', query_timeout: timeoutMs } as { text: string }), timeout]);
+    await Promise.race([attempt, timeout]);
   } finally {
     clearTimeout(timer);
+    // Lost the race: its failure, when it comes, is already told.
+    attempt.catch(() => undefined);
   }
 }
 
