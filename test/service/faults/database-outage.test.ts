@@ -114,6 +114,7 @@ async function throughOutage(databaseUrl: string, cut: () => Promise<void> | voi
   await back.until((m) => m.some((x) => x.seq === last));
   expect([...Array.from({ length: leftAt }, (_, i) => i + 1), ...seqsOf(back, runId)]).toEqual(Array.from({ length: last }, (_, i) => i + 1));
   expect(exitedEarly).toBe(false);
+  if (process.env.SHOW_LOGS) console.log(svc.output());
   expectCleanLogs(svc.output(), PASSWORD);
   expect(svc.output()).toMatch(/degraded: database unavailable/);
   return { toDegraded, pauseMs: pause.ms, toHealthy };
