@@ -9,7 +9,7 @@ import { isRunId } from '../ids.js';
 import type { RunRecord, StoredEvent } from '../store/store.js';
 import { Client, type EvictionReason, type Frame } from './client.js';
 import { HubMetrics } from './metrics.js';
-import { RunstateError, wsClose, wsErrorFrame, httpError } from '../errors.js';
+import { RunstateError, asRunstateError, wsClose, wsErrorFrame, httpError } from '../errors.js';
 import { parseClientMessage, type Topic } from './protocol.js';
 import type { Registry } from 'prom-client';
 
@@ -346,6 +346,9 @@ export class Hub {
       conn.subs.delete(msg.topic.name);
       this.#unlink(conn, msg.topic.name);
       if (err instanceof RunstateError) return this.#error(conn, err);
+      const refused = asRunstateError(err);
+      // The database away: the client is told so and may subscribe again; not a fault of ours to log as one.
+      if (refused.code === 'DATABASE_UNAVAILABLE') return this.#error(conn, refused);
       this.#opts.logger.error({ err, clientId: conn.client.id, topic: msg.topic.name }, 'subscribe failed');
       this.#error(conn, new RunstateError('INTERNAL', 'The subscription could not be set up.'));
     });
