@@ -95,6 +95,8 @@ export class Engine {
   #renewedAt = performance.now();
   /** Runs let go because their leases could not be renewed in time: released once the store is back. */
   readonly #letGo = new Set<string>();
+  /** The runs the last renewal found leased here. */
+  #held = new Set<string>();
   #claiming: Promise<unknown> = Promise.resolve();
   #stopped = false;
 
@@ -260,11 +262,16 @@ export class Engine {
 
   async #claim(all: boolean): Promise<RunRecord[]> {
     const run = async () => {
-      const letGo = [...this.#letGo].filter((id) => !this.#hosts.has(id));
+      // Let go, or leased here but in no host (a claim that failed after it took them): nobody
+      // works them, and renewing their leases would keep everyone else off them.
+      const letGo = [...new Set([...this.#letGo, ...this.#held])].filter((id) => !this.#hosts.has(id));
       if (letGo.length > 0) {
         // Ours no more in memory: another instance (or this one, just below) may claim them now.
         await this.#store.releaseLeases(this.#owner, letGo);
-        for (const id of letGo) this.#letGo.delete(id);
+        for (const id of letGo) {
+          this.#letGo.delete(id);
+          this.#held.delete(id);
+        }
       }
       const claimed = (await this.#store.claimRuns(this.#owner, this.#leaseMs, 100, { all })).filter((r) => !this.#hosts.has(r.runId));
       if (claimed.length === 0) return [];
@@ -299,6 +306,7 @@ export class Engine {
     const sent = performance.now();
     const held = new Set(await this.#store.renewLeases(this.#owner, this.#leaseMs));
     this.#renewedAt = sent;
+    this.#held = held;
     for (const host of [...this.#hosts.values()]) {
       if (held.has(host.runId) || isTerminalRunState(host.state)) continue;
       this.#log.warn({ runId: host.runId, owner: this.#owner }, 'lease lost: another instance has the run');

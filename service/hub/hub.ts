@@ -222,7 +222,11 @@ export class Hub {
       } while (this.#pulling.get(runId));
     };
     work()
-      .catch((err: unknown) => this.#opts.logger.error({ err, runId }, 'reading a remote run failed'))
+      .catch((err: unknown) => {
+        // The database away: the next resync reads again; the health state says why, once.
+        if (asRunstateError(err).code === 'DATABASE_UNAVAILABLE') this.#opts.logger.debug({ err, runId }, 'reading a remote run failed');
+        else this.#opts.logger.error({ err, runId }, 'reading a remote run failed');
+      })
       .finally(() => this.#pulling.delete(runId));
   }
 
