@@ -95,8 +95,6 @@ export class Engine {
   #renewedAt = performance.now();
   /** Runs let go because their leases could not be renewed in time: released once the store is back. */
   readonly #letGo = new Set<string>();
-  /** The runs the last renewal found leased here. */
-  #held = new Set<string>();
   #claiming: Promise<unknown> = Promise.resolve();
   #stopped = false;
 
@@ -264,18 +262,25 @@ export class Engine {
     const run = async () => {
       // Let go, or leased here but in no host (a claim that failed after it took them): nobody
       // works them, and renewing their leases would keep everyone else off them.
-      const letGo = [...new Set([...this.#letGo, ...this.#held])].filter((id) => !this.#hosts.has(id));
+      const letGo = [...this.#letGo].filter((id) => !this.#hosts.has(id));
       if (letGo.length > 0) {
         // Ours no more in memory: another instance (or this one, just below) may claim them now.
         await this.#store.releaseLeases(this.#owner, letGo);
-        for (const id of letGo) {
-          this.#letGo.delete(id);
-          this.#held.delete(id);
-        }
+        for (const id of letGo) this.#letGo.delete(id);
       }
       const claimed = (await this.#store.claimRuns(this.#owner, this.#leaseMs, 100, { all })).filter((r) => !this.#hosts.has(r.runId));
       if (claimed.length === 0) return [];
-      await this.#beforeResume?.(claimed);
+      try {
+        await this.#beforeResume?.(claimed);
+      } catch (err) {
+        // Claimed but not to be worked here now: let them go (now, or once the store answers again).
+        for (const r of claimed) this.#letGo.add(r.runId);
+        await this.#store.releaseLeases(this.#owner, claimed.map((r) => r.runId)).then(
+          () => claimed.forEach((r) => this.#letGo.delete(r.runId)),
+          () => undefined,
+        );
+        throw err;
+      }
       const resumed: RunRecord[] = [];
       for (const record of claimed) {
         if (this.#stopped) break;
@@ -306,7 +311,6 @@ export class Engine {
     const sent = performance.now();
     const held = new Set(await this.#store.renewLeases(this.#owner, this.#leaseMs));
     this.#renewedAt = sent;
-    this.#held = held;
     for (const host of [...this.#hosts.values()]) {
       if (held.has(host.runId) || isTerminalRunState(host.state)) continue;
       this.#log.warn({ runId: host.runId, owner: this.#owner }, 'lease lost: another instance has the run');
@@ -548,6 +552,8 @@ export class Engine {
   }
 
   #release(host: RunHost): void {
+    // A host let go may finish retiring after the run was claimed again by a new one: that one stays.
+    if (this.#hosts.get(host.runId) !== host) return;
     this.#hosts.delete(host.runId);
     for (const fn of [...this.#retired]) fn(host.runId);
   }

@@ -74,6 +74,11 @@ export class Journal {
     this.#seq = opts.lastSeq;
   }
 
+  /** Whether `stop` was called: nothing more is written. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
   /** Whether a batch is held (the store refuses writes for now). */
   get holding(): boolean {
     return this.#holding !== undefined;

@@ -298,6 +298,8 @@ export class RunHost {
     new Promise<void>((resolve) => setImmediate(resolve))
       .then(() => this.journal.flush())
       .then(() => {
+        // Stopped meanwhile (let go, a fault): what it held was dropped, and it is no longer the run's host.
+        if (this.journal.stopped) return;
         this.#actor?.stop();
         this.#deps.onRetired(this);
       })
