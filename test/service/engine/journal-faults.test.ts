@@ -5,42 +5,13 @@ import { Journal } from '../../../service/engine/journal.js';
 import { StoreUnavailableError } from '../../../service/store/faults.js';
 import { PostgresStore } from '../../../service/store/postgres.js';
 import { SqliteStore } from '../../../service/store/sqlite.js';
-import { SeqConflictError, type CommitBatch, type CommitResult, type Store, type StoredEvent } from '../../../service/store/store.js';
+import { SeqConflictError, type Store, type StoredEvent } from '../../../service/store/store.js';
 import { tempDir } from '../../helpers/engine.js';
+import { faultyStore } from '../../helpers/faulty-store.js';
 import { usePostgres } from '../../helpers/postgres.js';
 import { activity, at, done, newRun } from '../store/contract.js';
 
 const pg = usePostgres();
-
-type Fault = 'refuse' | 'land-then-cut';
-
-/** A real store whose next commits fail as told: refused outright, or written and then the connection "cut" before the answer. */
-function faulty(store: Store) {
-  const faults: Fault[] = [];
-  let refusing = false;
-  const cut = () => Object.assign(new Error('Connection terminated unexpectedly'), {});
-  const wrapped = new Proxy(store, {
-    get(target, prop, receiver) {
-      if (prop === 'commit') {
-        return async (runId: string, batch: CommitBatch): Promise<CommitResult> => {
-          if (refusing) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
-          const fault = faults.shift();
-          if (fault === 'refuse') throw cut();
-          const res = await target.commit(runId, batch);
-          if (fault === 'land-then-cut') throw cut();
-          return res;
-        };
-      }
-      const value: unknown = Reflect.get(target, prop, receiver);
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
-  return {
-    store: wrapped,
-    next: (...f: Fault[]) => faults.push(...f),
-    refuse: (on: boolean) => (refusing = on),
-  };
-}
 
 const stores: [string, () => Promise<{ store: Store; cleanup(): Promise<void> }>][] = [
   [
@@ -72,7 +43,7 @@ describe.each(stores)('Journal on %s through faults', (_, open) => {
     cleanup.push(() => opened.cleanup());
     const runId = 'run_20251204_190332_manual';
     await opened.store.createRun(newRun(runId, { createdAt: at(0), lease: { owner: 'me', ms: 60_000 } }));
-    const f = faulty(opened.store);
+    const f = faultyStore(opened.store);
     const appended: StoredEvent[] = [];
     const faults: unknown[] = [];
     let held = 0;
