@@ -132,7 +132,15 @@ export class TraceWriter {
     for (const run of runs) {
       const files = this.#files(run);
       await files.draining;
-      await this.#repairRun(files, run);
+      try {
+        await this.#repairRun(files, run);
+      } catch (err) {
+        // No room (or the store away) now: the run's drain catches it up by itself, before anything else is appended.
+        this.#opts.logger.error({ err, runId: run.runId }, 'repairing the trace failed; it catches up from the log once it can');
+        this.#opts.faults?.fault('traces', err);
+        files.behind = true;
+        files.draining ??= this.#drain(files);
+      }
     }
     return runs.length;
   }
