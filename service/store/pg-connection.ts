@@ -88,35 +88,88 @@ export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) =>
   }
 }
 
+export interface Prober {
+  /** `SELECT 1` that fails within `timeoutMs`, whatever the connection does. */
+  ping(timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
 /**
- * `SELECT 1` that fails within `timeoutMs`, whatever the connection does. A connection that
- * does not answer is destroyed, not given back to the pool.
+ * The health check's own connection, outside the pool: a pool busy with commits is not a
+ * database that is away, and a probe must not wait behind them. A connection that fails or
+ * does not answer in time is destroyed; the next ping opens a new one.
  */
-export async function ping(pool: Pool, timeoutMs: number): Promise<void> {
-  const attempt = (async () => {
-    const client = await pool.connect();
-    let broken: Error | undefined;
+export function prober(opts: { connectionString: string; types: CustomTypesConfig; onError?: (err: Error) => void }): Prober {
+  let current: Client | null = null;
+  let closed = false;
+  const discard = (c: Client) => {
+    if (current === c) current = null;
+    destroy(c);
+  };
+  const connected = async (timeoutMs: number): Promise<Client> => {
+    if (current) return current;
+    const c = new Client({
+      connectionString: opts.connectionString,
+      types: opts.types,
+      application_name: 'runstate-health',
+      connectionTimeoutMillis: timeoutMs,
+      keepAlive: true,
+    });
+    c.on('error', (err) => {
+      opts.onError?.(err);
+      discard(c);
+    });
+    c.on('end', () => discard(c));
     try {
-      // pg honours a per-query `query_timeout`; its types do not list it.
-      await client.query({ text: 'SELECT 1', query_timeout: timeoutMs } as { text: string });
+      await c.connect();
     } catch (err) {
-      broken = err as Error;
+      discard(c);
       throw err;
-    } finally {
-      client.release(broken);
     }
-  })();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(`the database did not answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
-  });
-  try {
-    await Promise.race([attempt, timeout]);
-  } finally {
-    clearTimeout(timer);
-    // Lost the race: its failure, when it comes, is already told.
-    attempt.catch(() => undefined);
-  }
+    if (closed) {
+      discard(c);
+      throw new Error('the prober is closed');
+    }
+    current = c;
+    return c;
+  };
+  return {
+    async ping(timeoutMs) {
+      const attempt = (async () => {
+        const c = await connected(timeoutMs);
+        try {
+          // pg honours a per-query `query_timeout`; its types do not list it.
+          await c.query({ text: 'SELECT 1', query_timeout: timeoutMs } as { text: string });
+        } catch (err) {
+          discard(c);
+          throw err;
+        }
+      })();
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(Object.assign(new Error(`the database did not answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
+      });
+      try {
+        await Promise.race([attempt, timeout]);
+      } finally {
+        clearTimeout(timer);
+        // Lost the race: its failure, when it comes, is already told.
+        attempt.catch(() => undefined);
+      }
+    },
+    async close() {
+      closed = true;
+      const c = current;
+      current = null;
+      await c?.end().catch(() => undefined);
+    },
+  };
+}
+
+/** Ends a client at once, even one whose socket hangs. */
+function destroy(c: Client): void {
+  (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+  void c.end().catch(() => undefined);
 }
 
 export interface ListenerOptions {
@@ -151,9 +204,8 @@ export async function listen(opts: ListenerOptions): Promise<() => Promise<void>
     if (client !== c) return;
     client = null;
     clearInterval(beat);
-    // A hung socket would not end by itself: destroy it.
-    (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
-    void c.end().catch(() => undefined);
+    // A hung socket would not end by itself.
+    destroy(c);
     schedule();
   };
   const schedule = () => {
@@ -187,8 +239,7 @@ export async function listen(opts: ListenerOptions): Promise<() => Promise<void>
       await c.query(`LISTEN ${opts.channel}`);
     } catch (err) {
       opts.onError?.(err as Error);
-      (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
-      await c.end().catch(() => undefined);
+      destroy(c);
       throw err;
     }
     if (stopped) {

@@ -17,7 +17,7 @@ import {
   type Store,
   type StoredEvent,
 } from './store.js';
-import { createPool, inTransaction, listen, ping, type PgTimeouts } from './pg-connection.js';
+import { createPool, inTransaction, listen, prober, type PgTimeouts, type Prober } from './pg-connection.js';
 import { toLedgerEntry, toRecord, type RunRow } from './rows.js';
 
 /**
@@ -143,12 +143,14 @@ export class PostgresStore implements Store {
   readonly #pool: Pool;
   readonly #url: string;
   readonly #onError: (err: Error) => void;
+  readonly #prober: Prober;
   #closed = false;
 
   private constructor(pool: Pool, url: string, onError: (err: Error) => void) {
     this.#pool = pool;
     this.#url = url;
     this.#onError = onError;
+    this.#prober = prober({ connectionString: url, types: typeParsers, onError });
   }
 
   /**
@@ -399,12 +401,13 @@ export class PostgresStore implements Store {
   }
 
   async ping(timeoutMs: number): Promise<void> {
-    await ping(this.#pool, timeoutMs);
+    await this.#prober.ping(timeoutMs);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#prober.close();
     await this.#pool.end();
   }
 

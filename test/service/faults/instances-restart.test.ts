@@ -89,7 +89,11 @@ describe('three instances on one Postgres that restarts', () => {
     await until('every instance healthy', async () => (await Promise.all(instances.map(health))).every((h) => h.status === 200), 10_000);
 
     for (const runId of runIds) {
-      await until(`${runId} completed`, async () => (await store.getRun(runId))?.status === 'completed', 60_000);
+      await until(`${runId} completed`, async () => (await store.getRun(runId))?.status === 'completed', 60_000).catch(async (err: unknown) => {
+        const row = await store.getRun(runId);
+        const said = instances.map((svc, i) => `i${i + 1}: ${logLines(svc).filter((l) => l.runId === runId).map((l) => `${l.time} ${l.msg}`).join(' | ')}`);
+        throw new Error(`${(err as Error).message}; the run is ${row?.status} at seq ${row?.lastSeq}, owned by ${row?.owner}\n${said.join('\n')}`);
+      });
       await expectWhole(store, runId, ITEMS.reduce((a, b) => a + b, 0));
     }
     for (const svc of instances) expect(svc.child.exitCode).toBeNull();
