@@ -95,6 +95,10 @@ export class Engine {
   #renewedAt = performance.now();
   /** Runs let go because their leases could not be renewed in time: released once the store is back. */
   readonly #letGo = new Set<string>();
+  /** Runs claimed by the claim in progress and not hosted yet. */
+  readonly #claimingNow = new Set<string>();
+  /** When recently retired runs left memory: a renewal sent before may still name them. */
+  readonly #retiredAt = new Map<string, number>();
   #claiming: Promise<unknown> = Promise.resolve();
   #stopped = false;
 
@@ -262,7 +266,8 @@ export class Engine {
     const run = async () => {
       // Let go, or leased here but in no host (a claim that failed after it took them): nobody
       // works them, and renewing their leases would keep everyone else off them.
-      const letGo = [...this.#letGo].filter((id) => !this.#hosts.has(id));
+      for (const id of [...this.#letGo]) if (this.#hosts.has(id)) this.#letGo.delete(id);
+      const letGo = [...this.#letGo];
       if (letGo.length > 0) {
         // Ours no more in memory: another instance (or this one, just below) may claim them now.
         await this.#store.releaseLeases(this.#owner, letGo);
@@ -270,6 +275,7 @@ export class Engine {
       }
       const claimed = (await this.#store.claimRuns(this.#owner, this.#leaseMs, 100, { all })).filter((r) => !this.#hosts.has(r.runId));
       if (claimed.length === 0) return [];
+      for (const r of claimed) this.#claimingNow.add(r.runId);
       try {
         await this.#beforeResume?.(claimed);
       } catch (err) {
@@ -300,8 +306,9 @@ export class Engine {
       }
       return resumed;
     };
+    const claim = () => run().finally(() => this.#claimingNow.clear());
     // One claim at a time: a run is hosted once.
-    const result = this.#claiming.then(run, run);
+    const result = this.#claiming.then(claim, claim);
     this.#claiming = result.catch(() => undefined);
     return result;
   }
@@ -311,6 +318,12 @@ export class Engine {
     const sent = performance.now();
     const held = new Set(await this.#store.renewLeases(this.#owner, this.#leaseMs));
     this.#renewedAt = sent;
+    for (const [id, at] of this.#retiredAt) if (performance.now() - at > this.#leaseMs * 2) this.#retiredAt.delete(id);
+    for (const id of held) {
+      // Leased here, worked nowhere (a host that faulted, a claim that failed half-way):
+      // renewing it would keep every instance off it. Let it go, to be claimed again.
+      if (!this.#hosts.has(id) && !this.#claimingNow.has(id) && !this.#retiredAt.has(id)) this.#letGo.add(id);
+    }
     for (const host of [...this.#hosts.values()]) {
       if (held.has(host.runId) || isTerminalRunState(host.state)) continue;
       this.#log.warn({ runId: host.runId, owner: this.#owner }, 'lease lost: another instance has the run');
@@ -545,7 +558,10 @@ export class Engine {
         h.stop();
         this.#release(h);
       },
-      onRetired: (h) => this.#release(h),
+      onRetired: (h) => {
+        this.#retiredAt.set(h.runId, performance.now());
+        this.#release(h);
+      },
     });
     this.#hosts.set(record.runId, host);
     return host;
