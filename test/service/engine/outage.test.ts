@@ -69,4 +69,39 @@ describe('a run while the store is away', () => {
     expect(final.map((e) => e.seq)).toEqual(final.map((_, i) => i + 1));
     expect(final.some(isTransition('run', 'completed'))).toBe(true);
   });
+
+  it('lets its runs go before their leases can run out when it cannot renew them, and takes them up again after', async () => {
+    const dir = tempDir('rs-outage-');
+    cleanup.push(() => dir.remove());
+    const real = new SqliteStore({ filename: `${dir.path}/runstate.db` });
+    cleanup.push(() => real.close());
+    const f = faultyStore(real);
+    const gate = gatedPipeline('gated', [3], { concurrency: 1 });
+    const leaseMs = 600;
+    const engine = new Engine({ store: f.store, pipelines: [gate.pipeline], leaseMs });
+    cleanup.push(() => engine.stop());
+    await engine.recover();
+    engine.start();
+    const run = await engine.startRun({ accountId: 'acme', siteId: 'site-5', pipeline: 'gated' });
+    await gate.finish();
+    await expect.poll(async () => (await real.ledger(run.run_id)).length).toBe(1);
+    await gate.inFlight(1);
+
+    const refusedAt = performance.now();
+    f.refuse(true);
+    await expect.poll(() => engine.isHosted(run.run_id), { timeout: 5000, interval: 5 }).toBe(false);
+    // Gone well within the lease that the last renewal (before the refusal) granted; the item in flight was stopped.
+    expect(performance.now() - refusedAt).toBeLessThan(leaseMs);
+    expect(gate.aborted).toHaveLength(1);
+
+    f.refuse(false);
+    await expect.poll(() => engine.isHosted(run.run_id), { timeout: 5000 }).toBe(true);
+    await gate.finish();
+    await gate.finish();
+    await engine.whenRetired(run.run_id);
+    expect((await real.getRun(run.run_id))!.status).toBe('completed');
+    expect((await real.ledger(run.run_id)).map((l) => l.itemId)).toEqual([101, 102, 103]);
+    const events = await real.readEvents(run.run_id, 0);
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+  });
 });
