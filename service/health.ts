@@ -17,7 +17,7 @@ export type HealthStatus = { status: 'ok' } | { status: 'degraded'; reason: stri
 export interface HealthOptions {
   store: Store;
   logger: Logger;
-  /** How often the database is asked. [intervalMs=500] */
+  /** How often the database is asked. [intervalMs=250] */
   intervalMs?: number;
   /** How long one ask may take before the database counts as gone. [timeoutMs=1000] */
   timeoutMs?: number;
@@ -45,7 +45,7 @@ export class Health implements FaultSink {
   #probing = false;
 
   constructor(opts: HealthOptions) {
-    this.#opts = { intervalMs: 500, timeoutMs: 1000, ...opts };
+    this.#opts = { intervalMs: 250, timeoutMs: 1000, ...opts };
     for (const key of ['intervalMs', 'timeoutMs'] as const) {
       const v = this.#opts[key];
       if (!Number.isFinite(v) || v <= 0) throw new TypeError(`Expected \`${key}\` to be a positive number, got ${String(v)}.`);

@@ -340,8 +340,8 @@ export class Engine {
    */
   #watchLeases(): void {
     if (this.#hosts.size === 0 || performance.now() - this.#renewedAt < this.#leaseMs * 0.75) return;
+    // Finished runs too: one whose last batch is held is still this instance's until it lands; past the lease it is another's to finish.
     for (const host of [...this.#hosts.values()]) {
-      if (isTerminalRunState(host.state)) continue;
       this.#log.warn(
         { runId: host.runId, owner: this.#owner, sinceRenewalMs: Math.round(performance.now() - this.#renewedAt), leaseMs: this.#leaseMs },
         'leases could not be renewed in time: letting the run go until the database is back',
