@@ -4,13 +4,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../../service/store/sqlite.js';
-import { activities, at, done, newRun, storeContract } from './contract.js';
+import { activities, at, done, newRun, type OpenStore } from './contract.js';
+import { ownershipContract } from './ownership.contract.js';
+import { runStoreContract } from './run-store.contract.js';
 
 function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'runstate-sqlite-'));
 }
 
-storeContract('sqlite', async () => {
+const openSqlite: OpenStore = async () => {
   const dir = tempDir();
   const store = new SqliteStore({ filename: path.join(dir, 'runstate.db') });
   return {
@@ -20,7 +22,10 @@ storeContract('sqlite', async () => {
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
-});
+};
+
+runStoreContract('sqlite', openSqlite);
+ownershipContract('sqlite', openSqlite);
 
 describe('SqliteStore', () => {
   let dir: string;
