@@ -179,6 +179,24 @@ describe('PostgresStore', () => {
       expect(res.seqs).toEqual([1, 4]);
     });
 
+    it('migrates a database of the previous schema: runs with a machine name (external) are not hosted', async () => {
+      const first = await open();
+      await first.createRun(newRun('run_internal', { createdAt: at(1) }));
+      await first.createRun(newRun('run_external', { pipeline: 'external', machineName: 'face-processor', createdAt: at(2) }));
+      await first.close();
+      // Back to schema 2: no `hosted` column, migration 3 not applied.
+      const c = await client();
+      await c.query('ALTER TABLE runs DROP COLUMN hosted');
+      await c.query('DELETE FROM schema_migrations WHERE version = 3');
+
+      const second = await open();
+      expect((await second.listRuns({})).map((r) => [r.runId, r.hosted])).toEqual([
+        ['run_external', false],
+        ['run_internal', true],
+      ]);
+      expect((await second.claimRuns('a', 60_000, 10)).map((r) => r.runId)).toEqual(['run_internal']);
+    });
+
     it('rejects a bad pool size with a TypeError that names it', async () => {
       await expect(PostgresStore.connect(db.url, { poolSize: 0 })).rejects.toThrow(/`poolSize`/);
       await expect(PostgresStore.connect(db.url, { poolSize: 1.5 })).rejects.toBeInstanceOf(TypeError);

@@ -88,6 +88,24 @@ describe('SqliteStore', () => {
     expect(res.seqs).toEqual([1, 4]);
   });
 
+  it('migrates a database of the previous schema: runs with a machine name (external) are not hosted', async () => {
+    const first = open();
+    await first.createRun(newRun('run_internal', { createdAt: at(1) }));
+    await first.createRun(newRun('run_external', { pipeline: 'external', machineName: 'face-processor', createdAt: at(2) }));
+    await first.close();
+    // Back to schema 2: no `hosted` column, migration 3 not applied.
+    const raw = new Database(filename);
+    raw.exec('ALTER TABLE runs DROP COLUMN hosted; DELETE FROM schema_migrations WHERE version = 3;');
+    raw.close();
+
+    const second = open();
+    expect((await second.listRuns({})).map((r) => [r.runId, r.hosted])).toEqual([
+      ['run_external', false],
+      ['run_internal', true],
+    ]);
+    expect((await second.claimRuns('a', 60_000, 10, { all: true })).map((r) => r.runId)).toEqual(['run_internal']);
+  });
+
   it('runs in WAL mode', async () => {
     const store = open();
     await store.createRun(newRun('run_a'));
