@@ -16,7 +16,7 @@ import {
   type StoredEvent,
 } from './store.js';
 import { keysToLookUp, ledgerConflict, planCommit, type CommitPlan, type RunAtCommit } from './commit-plan.js';
-import { LIVE_STATUS_SQL, toLedgerEntry, toRecord, type RunRow } from './rows.js';
+import { LIVE_STATUS_SQL, toLedgerEntry, toRecord, type LedgerRow, type RunRow } from './rows.js';
 
 /**
  * The channel every commit that appended events notifies, in the commit's own transaction, with
@@ -283,7 +283,7 @@ export class PostgresStore implements Store {
   }
 
   async ledger(runId: string): Promise<LedgerEntry[]> {
-    const res = await this.#pool.query<{ item: string; stage: number; status: string; attempts: number; cost: number; error: string | null }>(
+    const res = await this.#pool.query<LedgerRow>(
       'SELECT item, stage, status, attempts, cost, error FROM ledger WHERE run_id = $1 ORDER BY position',
       [runId],
     );

@@ -18,7 +18,7 @@ import {
   type StoredEvent,
 } from './store.js';
 import { keysToLookUp, ledgerConflict, planCommit, type RunAtCommit } from './commit-plan.js';
-import { LIVE_STATUS_SQL, toLedgerEntry, toRecord, type RunRow } from './rows.js';
+import { LIVE_STATUS_SQL, toLedgerEntry, toRecord, type LedgerRow, type RunRow } from './rows.js';
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE runs (
@@ -139,7 +139,7 @@ export class SqliteStore implements Store {
          VALUES (@run_id, @stage, @item_id, @item, @status, @attempts, @cost, @error)
          ON CONFLICT DO NOTHING`,
       ),
-      ledger: db.prepare<[string], { item: string; stage: number; status: string; attempts: number; cost: number; error: string | null }>(
+      ledger: db.prepare<[string], LedgerRow>(
         'SELECT item, stage, status, attempts, cost, error FROM ledger WHERE run_id = ? ORDER BY position',
       ),
       markTraced: db.prepare('UPDATE runs SET traced_seq = MAX(traced_seq, ?) WHERE run_id = ?'),
@@ -147,8 +147,8 @@ export class SqliteStore implements Store {
       insertItems: db.prepare('INSERT INTO stage_items (run_id, stage, items) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
       getItems: db.prepare<[string, number], { items: string }>('SELECT items FROM stage_items WHERE run_id = ? AND stage = ?'),
     };
-    // Executes the plan of commit-plan.ts. One connection and a synchronous transaction: nothing
-    // else writes between reading the run's row and writing the plan.
+    // Executes the plan of commit-plan.ts. Run with `.immediate` (BEGIN IMMEDIATE): the write lock
+    // is taken before the run's row is read, so nothing writes between that read and the plan.
     this.#commitTx = db.transaction((runId: string, batch: CommitBatch, now: string): CommitResult => {
       const row = this.#stmt.runAtCommit.get(runId);
       const run: RunAtCommit | undefined = row && { lastSeq: row.last_seq, owner: row.owner, leaseUntilMs: row.lease_until };
