@@ -4,13 +4,6 @@
  */
 export const LIVE_RUN_STATUSES = ['idle', 'running', 'paused', 'failed'] as const;
 
-export type LiveRunStatus = (typeof LIVE_RUN_STATUSES)[number];
-
-/** A run in one of `LIVE_RUN_STATUSES` may still do work. */
-export function isLiveRunStatus(status: string): status is LiveRunStatus {
-  return (LIVE_RUN_STATUSES as readonly string[]).includes(status);
-}
-
 /** A run in one of these states does no more work; only `close` applies. */
 export function isTerminalRunState(state: string): state is 'completed' | 'cancelled' {
   return state === 'completed' || state === 'cancelled';
