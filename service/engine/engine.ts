@@ -178,6 +178,7 @@ export class Engine {
           trigger,
           options: (req.options ?? {}) as Record<string, unknown>,
           machineName: external ? req.machineName : null,
+          hosted: !external,
           createdAt: createdAt.toISOString(),
           ...(external ? {} : { lease: { owner: this.#owner, ms: this.#leaseMs } }),
         });
