@@ -1,6 +1,15 @@
 import { describe, expect, it, vi } from 'vitest';
 import { createActor, fromPromise, type SnapshotFrom } from 'xstate';
-import { stageMachine, type ItemRecord, type StageContext, type StageNotice } from '../../machines/index.js';
+import {
+  RUN_STATES,
+  STAGE_STATES,
+  machineGraph,
+  runMachine,
+  stageMachine,
+  type ItemRecord,
+  type StageContext,
+  type StageNotice,
+} from '../../machines/index.js';
 import { describeProcessing } from '../../service/engine/view.js';
 import type { RunRecord } from '../../service/store/store.js';
 import { allTransitions, transitionCollector } from '../helpers/coverage.js';
@@ -200,6 +209,13 @@ describe('stage machine, model-based', () => {
     expect(snap.context).toMatchObject({ processed: 0, active: [], waiting: [], error: null });
     expect(records).toEqual([]);
     actor.stop();
+  });
+
+  it('names its states in STAGE_STATES, as the run names its own in RUN_STATES', () => {
+    expect(machineGraph(stageMachine).states.map((s) => s.name).sort()).toEqual([...STAGE_STATES].sort());
+    expect(machineGraph(runMachine).states.map((s) => s.name).sort()).toEqual([...RUN_STATES].sort());
+    // The stage's final states: the run moves on from empty and completed; cancelled ends it all.
+    expect(machineGraph(stageMachine).states.filter((s) => s.final).map((s) => s.name)).toEqual(['empty', 'completed', 'cancelled']);
   });
 
   it('backs off exponentially up to the cap', async () => {
