@@ -65,8 +65,8 @@ function stateOf(record: RunRecord): ExternalState {
 }
 
 function currentStageState(status: string): string {
-  if (status === 'running' || status === 'paused' || status === 'failed') return status;
-  return status === 'cancelled' ? 'failed' : status === 'completed' ? 'completed' : 'pending';
+  if (status === 'running' || status === 'paused' || status === 'failed' || status === 'cancelled') return status;
+  return status === 'completed' ? 'completed' : 'pending';
 }
 
 export function describeExternal(record: RunRecord): RunView {

@@ -59,7 +59,7 @@ export function applyEvents(model: RunModel, events: readonly StoredEvent[]): Ru
         } else if (processing && processing.stage_number === n) {
           processing.stage_state = payload.to_state;
           if (payload.to_state === 'empty') processing.percentage = 100;
-          if (payload.to_state === 'paused' || payload.to_state === 'completed' || payload.to_state === 'failed') processing.currently_processing = [];
+          if (['paused', 'completed', 'failed', 'cancelled'].includes(payload.to_state)) processing.currently_processing = [];
         }
       }
     } else if (e.event === 'stage_start') {

@@ -242,7 +242,7 @@ describe('engine', () => {
     expect(gate.aborted.sort()).toEqual([`${id}:1:101`, `${id}:1:102`, `${id}:1:103`]);
     const view = await engine.getRun(id);
     expect(view).toMatchObject({ status: 'cancelled' });
-    expect(view!.stages[0]).toMatchObject({ state: 'failed', error: 'cancelled' });
+    expect(view!.stages[0]).toMatchObject({ state: 'cancelled', error: null });
     expect(await store.ledger(id)).toEqual([]);
     // A cancelled run accepts cancel again (no-op) and close; nothing else.
     expect((await engine.command(id, 'cancel', { by: 'x' })).accepted).toBe(false);
