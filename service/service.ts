@@ -84,11 +84,12 @@ async function openStore(config: Readonly<Config>, log: Logger): Promise<Store> 
 /** Builds the service from its settings; nothing listens and no run moves until `start()`. */
 export async function buildService(config: Readonly<Config>, overrides: ServiceOverrides = {}): Promise<Service> {
   const log = overrides.logger ?? pino({ level: 'silent' });
-  // The tokens file is read before anything opens, so a bad entry stops the start cleanly.
+  // The tokens file is read before anything is written or opened: a bad entry leaves the data dir as it was.
+  const scoped = config.tokensFile !== null ? readTokensFile(config.tokensFile) : [];
   const admin = adminToken(config.dataDir, config.adminToken);
   const principals: { token: string; principal: Principal }[] = [
     { token: admin.token, principal: { name: ADMIN_NAME, admin: true, accountId: null, siteIds: null } },
-    ...(config.tokensFile !== null ? readTokensFile(config.tokensFile) : []),
+    ...scoped,
   ];
   const tokens = new TokenRegistry(principals);
   const store = await openStore(config, log);

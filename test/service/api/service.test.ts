@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../../service/config.js';
@@ -110,7 +110,7 @@ describe('buildService (the wiring server.ts runs)', () => {
     expect(elsewhere.statusCode).toBe(403);
   });
 
-  it('refuses a tokens file with an id that is no id, naming the entry and the field', async () => {
+  it('refuses a tokens file with an id that is no id, naming the entry and the field, before writing anything', async () => {
     const data = dir();
     const file = join(data, 'bad-tokens.json');
     writeFileSync(file, JSON.stringify([{ token: NUMERIC, name: 'ops-5', account_id: 5, site_ids: [5, 1.5] }]));
@@ -118,5 +118,6 @@ describe('buildService (the wiring server.ts runs)', () => {
     const built = buildService(config);
     await expect(built).rejects.toThrow(ConfigError);
     await expect(built).rejects.toThrow(/entry 0: Expected `site_ids\[1\]` to be an id .*got 1\.5\./);
+    expect(existsSync(join(data, 'admin-token'))).toBe(false);
   });
 });
