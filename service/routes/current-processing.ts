@@ -1,13 +1,13 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Engine } from '../engine/engine.js';
 import { RunstateError } from '../errors.js';
-import { principalOf, requireSite, runIdParam } from '../http.js';
+import { idParam, principalOf, requireSite, runIdParam } from '../http.js';
 
 const FIRST_CHOICE = new Set(['running', 'paused']);
 const ALSO_SHOWN = new Set(['failed', 'completed']);
 
 /**
- * `GET /current_processing/`: the processing card's data (DESIGN §4). It answers for running,
+ * `GET /current_processing/`: the processing card's data (docs/api.md). It answers for running,
  * paused, failed and completed-not-closed runs; `data` is null when there is nothing to show
  * (a cancelled or closed run, or a site with no such run).
  */
@@ -29,7 +29,8 @@ export const currentProcessingRoutes: FastifyPluginAsync<{ engine: Engine }> = a
     },
     async (request) => {
       const principal = principalOf(request);
-      const { site_id, run_id } = request.query;
+      const { run_id } = request.query;
+      const site_id = request.query.site_id === undefined ? undefined : idParam(request.query.site_id, 'site_id');
       if (site_id === undefined && run_id === undefined) throw new RunstateError('BAD_REQUEST', 'Give `site_id`, `run_id` or both.');
       if (site_id !== undefined) requireSite(principal, site_id);
 

@@ -8,7 +8,7 @@ import { ingest } from '../ingest/ingest.js';
 export const MAX_EVENTS_PER_REQUEST = 1000;
 
 /**
- * `POST /runs/:run_id/events`: the HTTP door for external engines (DESIGN §9). The same checks
+ * `POST /runs/:run_id/events`: the HTTP door for external engines (docs/ingest.md). The same checks
  * and answers as the socket: one `{ok, seq}` or `{ok: false, error}` per event, in order.
  */
 export const ingestRoutes: FastifyPluginAsync<{ engine: Engine; bodyLimit: number }> = async (app, { engine, bodyLimit }) => {

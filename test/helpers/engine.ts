@@ -8,13 +8,19 @@ import type { StoredEvent } from '../../service/store/store.js';
 
 export function tempDir(prefix = 'runstate-test-'): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
-  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+  // Retries: trace files may still be landing when a test removes the directory.
+  return { path, remove: () => rmSync(path, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 }) };
 }
 
 /** An engine on a real SQLite file, with every event it appends kept in order. */
 export function engineOn(dir: string, pipelines: readonly AnyPipeline[]) {
   const store = new SqliteStore({ filename: join(dir, 'runstate.db') });
   const engine = new Engine({ store, pipelines });
+  return { store, engine, ...recordEvents(engine) };
+}
+
+/** Keeps every event the engine announces, in order, and resolves waits on them. */
+export function recordEvents(engine: Engine) {
   const events: StoredEvent[] = [];
   const waiters: { test: (e: StoredEvent) => boolean; resolve: (e: StoredEvent) => void }[] = [];
   engine.onEvents((_, batch) => {
@@ -35,7 +41,7 @@ export function engineOn(dir: string, pipelines: readonly AnyPipeline[]) {
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve) => waiters.push({ test: pass, resolve }));
   }
-  return { store, engine, events, next };
+  return { events, next };
 }
 
 export function isTransition(machine: string, to: string) {
