@@ -82,9 +82,13 @@ export class ViewFeed {
     return this.#rooms.keys();
   }
 
-  /** The newest seq the run's watchers have had a view of; undefined when none watches it. */
+  /**
+   * Where a read of the run's log for these watchers starts (they need only what is new, to see
+   * state changes); undefined when none watches it or its first view is still being read.
+   */
   lowestSeq(runId: string): number | undefined {
-    return this.#rooms.get(runId)?.latestSeq;
+    const room = this.#rooms.get(runId);
+    return room?.cache ? room.latestSeq : undefined;
   }
 
   publish(runId: string, events: readonly StoredEvent[]): void {
