@@ -1,10 +1,17 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Engine } from '../engine/engine.js';
+import type { ProcessingView, RunView } from '../engine/view.js';
 import { RunstateError } from '../errors.js';
 import { idParam, principalOf, requireSite, runIdParam } from '../http.js';
 
 const FIRST_CHOICE = new Set(['running', 'paused']);
 const ALSO_SHOWN = new Set(['failed', 'completed']);
+
+/** The card of one run as `GET /current_processing/?run_id=` answers it (the hub's views too). */
+export async function processingOf(engine: Pick<Engine, 'currentProcessing'>, run: RunView): Promise<(ProcessingView & { run_id: string }) | null> {
+  const data = ALSO_SHOWN.has(run.status) || FIRST_CHOICE.has(run.status) ? await engine.currentProcessing(run.run_id) : undefined;
+  return data ? { run_id: run.run_id, ...data } : null;
+}
 
 /**
  * `GET /current_processing/`: the processing card's data (docs/api.md). It answers for running,
@@ -41,8 +48,7 @@ export const currentProcessingRoutes: FastifyPluginAsync<{ engine: Engine }> = a
           throw new RunstateError('RUN_NOT_FOUND', `No run with id ${runId}${site_id !== undefined ? ` on site ${site_id}` : ''}.`);
         }
         requireSite(principal, run.site_id);
-        const data = ALSO_SHOWN.has(run.status) || FIRST_CHOICE.has(run.status) ? await engine.currentProcessing(runId) : undefined;
-        return { data: data ? { run_id: runId, ...data } : null };
+        return { data: await processingOf(engine, run) };
       }
 
       // The site's current run: the newest running or paused one, else the newest failed or
