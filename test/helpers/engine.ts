@@ -8,8 +8,7 @@ import type { StoredEvent } from '../../service/store/store.js';
 
 export function tempDir(prefix = 'runstate-test-'): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
-  // Retries: trace files may still be landing when a test removes the directory.
-  return { path, remove: () => rmSync(path, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 }) };
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
 /** An engine on a real SQLite file, with every event it appends kept in order. */

@@ -72,8 +72,8 @@ describe('ingest: engines outside the service', () => {
   afterEach(async () => {
     for (const c of closers.splice(0)) await c();
     await door.stop();
-    await h.app.close();
-    await h.engine.stop();
+    // The service's own ordered stop: traces flushed and the store closed before the files go.
+    await h.stop();
     dir.remove();
   });
 
