@@ -45,7 +45,7 @@ export interface ItemRef {
   title: string;
 }
 
-/** The payload of `GET /current_processing/` (DESIGN §4). */
+/** The payload of `GET /current_processing/` (docs/api.md). */
 export interface ProcessingView {
   stage_number: number;
   stage_name: string;
@@ -169,7 +169,8 @@ export function describeProcessing(
     percentage: state === 'empty' ? 100 : ctx?.total == null ? 0 : percentage(processed, total),
     currently_processing: refs(active),
     up_next: refs(next.slice(0, UP_NEXT_LIMIT)),
-    remaining_count: Math.max(0, total - processed - active.length),
+    // In-flight items are not finished, so they count as remaining (docs/api.md: 7 of 10 processed, 3 remaining).
+    remaining_count: Math.max(0, total - processed),
     status,
     stage_state: state,
   };

@@ -86,7 +86,8 @@ describe('engine', () => {
       percentage: 0,
       currently_processing: [{ id: 101 }, { id: 102 }],
       up_next: [{ id: 103 }, { id: 104 }],
-      remaining_count: 2,
+      // In-flight items are not finished: all four remain.
+      remaining_count: 4,
       status: 'running',
       stage_state: 'running',
     });
@@ -95,7 +96,7 @@ describe('engine', () => {
     await next((e) => e.event === 'stage_item_processed' && e.processed === 1);
     await gate.inFlight(2);
     card = await engine.currentProcessing(id);
-    expect(card).toMatchObject({ processed_items: 1, percentage: 25, currently_processing: [{ id: 102 }, { id: 103 }], up_next: [{ id: 104 }] });
+    expect(card).toMatchObject({ processed_items: 1, percentage: 25, currently_processing: [{ id: 102 }, { id: 103 }], up_next: [{ id: 104 }], remaining_count: 3 });
 
     // Pause: nothing new starts, the two in flight finish and are recorded, then paused.
     const paused = await engine.command(id, 'pause', { by: 'ops-site-5', reason: 'provider outage' });
