@@ -22,6 +22,11 @@ export interface NewRun {
   createdAt: string;
   /** Leases the new run to the instance that creates it. */
   lease?: { owner: string; ms: number };
+  /**
+   * An instance of this service works the run and so leases it; false for runs fed from
+   * outside (the run's kind says which). [default: true]
+   */
+  hosted?: boolean;
 }
 
 export interface RunRecord extends NewRun {
@@ -38,18 +43,9 @@ export interface RunRecord extends NewRun {
   owner: string | null;
 }
 
-/** An event as the engine hands it over: everything but `run_id` and `seq`. */
-export interface NewEvent {
-  event: string;
-  timestamp: string;
-  [field: string]: unknown;
-}
-
-/** An event as stored and broadcast: DESIGN §3. */
-export interface StoredEvent extends NewEvent {
-  run_id: string;
-  seq: number;
-}
+/** Events as the engine hands them over (no `run_id`, no `seq`) and as stored: service/events.ts. */
+export type { NewEvent, StoredEvent } from '../events.js';
+import type { NewEvent, StoredEvent } from '../events.js';
 
 export interface LedgerEntry {
   stage: number;
