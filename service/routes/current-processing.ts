@@ -7,7 +7,7 @@ const FIRST_CHOICE = new Set(['running', 'paused']);
 const ALSO_SHOWN = new Set(['failed', 'completed']);
 
 /**
- * `GET /current_processing/`: the processing card's data (DESIGN §4). It answers for running,
+ * `GET /current_processing/`: the processing card's data (docs/api.md). It answers for running,
  * paused, failed and completed-not-closed runs; `data` is null when there is nothing to show
  * (a cancelled or closed run, or a site with no such run).
  */

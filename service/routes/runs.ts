@@ -58,7 +58,7 @@ async function visibleRun(engine: Engine, principal: ReturnType<typeof principal
   return run;
 }
 
-/** `/runs`: start, list, read, command, and the trace (DESIGN §4). */
+/** `/runs`: start, list, read, command, and the trace (docs/api.md). */
 export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: FastifyInstance, { engine, store }) => {
   app.post<{ Body: { site_id: string; pipeline: string; trigger?: string; account_id?: string; options?: Record<string, unknown>; machine_name?: string } }>(
     '/runs',
@@ -84,7 +84,7 @@ export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: Fas
   );
 
   app.get('/pipelines', { schema: { summary: 'The pipelines runs can be started with' } }, async () => ({
-    data: [...engine.pipelines(), { name: 'external', description: 'Events from an engine outside the service (docs/ingest.md)', stages: [] }],
+    data: engine.pipelines(),
   }));
 
   app.get<{ Querystring: { site_id?: string; status?: string; open?: boolean; limit: number } }>(
