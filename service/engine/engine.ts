@@ -5,9 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
-import { isTerminalRunState } from '../../machines/index.js';
 import { RunstateError } from '../errors.js';
-import { isCommand, type Command, type StoredEvent } from '../events.js';
+import type { Command, StoredEvent } from '../events.js';
 import { isName, isRunId, isTrigger, runId as makeRunId } from '../ids.js';
 import type { AnyPipeline } from '../pipelines/types.js';
 import { StoreConflictError, type RunFilter, type RunRecord, type Store } from '../store/store.js';
@@ -80,21 +79,10 @@ export class Engine {
       commandTimeoutMs: opts.commandTimeoutMs ?? 5000,
       logger: this.#log,
       beforeResume: opts.beforeResume,
-      held: () => [...this.#internal.hosts.values()].map((h) => ({ runId: h.runId, live: !isTerminalRunState(h.state) })),
+      held: () => this.#internal.held(),
       resume: (record) => this.#internal.resume(record),
       lose: (runId) => this.#internal.letGo(runId),
-      apply: async (cmd) => {
-        const host = this.#internal.hosts.get(cmd.runId);
-        if (!isCommand(cmd.command)) return { error: { code: 'BAD_REQUEST', message: `Unknown command ${JSON.stringify(cmd.command)}.` } };
-        if (!host) return { error: { code: 'UNAVAILABLE', message: 'The run is between instances; try again.' } };
-        try {
-          const res = await this.#internal.commandHosted(host, cmd.command, { by: cmd.by, reason: cmd.reason ?? undefined });
-          return { accepted: res.accepted };
-        } catch (err) {
-          if (err instanceof RunstateError) return { error: { code: err.code, message: err.message } };
-          throw err;
-        }
-      },
+      apply: (cmd) => this.#internal.applyQueued(cmd),
     });
     this.#internal = new InternalRuns({
       store: this.#store,

@@ -4,9 +4,9 @@ import type { Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
 import { COMMAND_EVENT, isTerminalRunState, type RunContext } from '../../../machines/index.js';
 import { RunstateError } from '../../errors.js';
-import { events, type Command, type StoredEvent } from '../../events.js';
+import { events, isCommand, type Command, type StoredEvent } from '../../events.js';
 import { PipelineOptionsError, type AnyPipeline } from '../../pipelines/types.js';
-import { LeaseLostError, type RunRecord, type Store } from '../../store/store.js';
+import { LeaseLostError, type CommandOutcome, type QueuedCommand, type RunRecord, type Store } from '../../store/store.js';
 import { decide, type Verdict } from '../commands.js';
 import { provideMachines, type ProvidedRunMachine } from '../providers.js';
 import { RunHost } from '../run-host.js';
@@ -78,6 +78,25 @@ export class InternalRuns implements RunKind {
   /** The runs in memory. */
   get hosts(): ReadonlyMap<string, RunHost> {
     return this.#hosts;
+  }
+
+  /** The runs held here, and whether each still needs its lease (it has not finished). */
+  held(): { runId: string; live: boolean }[] {
+    return [...this.#hosts.values()].map((h) => ({ runId: h.runId, live: !isTerminalRunState(h.state) }));
+  }
+
+  /** Applies a command another instance queued for a run held here, and says how it went. */
+  async applyQueued(cmd: QueuedCommand): Promise<CommandOutcome> {
+    const host = this.#hosts.get(cmd.runId);
+    if (!isCommand(cmd.command)) return { error: { code: 'BAD_REQUEST', message: `Unknown command ${JSON.stringify(cmd.command)}.` } };
+    if (!host) return { error: { code: 'UNAVAILABLE', message: 'The run is between instances; try again.' } };
+    try {
+      const res = await this.commandHosted(host, cmd.command, { by: cmd.by, reason: cmd.reason ?? undefined });
+      return { accepted: res.accepted };
+    } catch (err) {
+      if (err instanceof RunstateError) return { error: { code: err.code, message: err.message } };
+      throw err;
+    }
   }
 
   /** Stops a run's actor and forgets it: another instance has it now, or it must not write again. */
