@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import { Engine } from '../service/engine/engine.js';
 import type { PipelineDefinition } from '../service/pipelines/types.js';
 import { SqliteStore } from '../service/store/sqlite.js';
-import type { NewEvent, RunRecord, StoredEvent } from '../service/store/store.js';
+import { events as make, type NewEvent, type StoredEvent } from '../service/events.js';
+import type { RunRecord } from '../service/store/store.js';
 import { monoMs } from './hub-clock.js';
 
 export const RUN_ID = 'run_20250101_000000_bench';
@@ -60,7 +61,8 @@ export class EventSource {
     const events: NewEvent[] = [];
     for (let i = 0; i < count; i++) {
       const n = ++this.#n;
-      events.push({ event: 'stage_item_processed', timestamp, stage: 6, processed: n, total: 1_000_000, item: { id: n, title: TITLE }, appended_at: appendedAt, ph, w });
+      const event = { ...make.itemProcessed({ stage: 6, processed: n, total: 1_000_000, item: { id: n, title: TITLE } }, timestamp), appended_at: appendedAt, ph, w };
+      events.push(event);
     }
     return (await this.store.commit(RUN_ID, { events })).events;
   }

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { WebSocket } from 'ws';
+import { events as make } from '../service/events.js';
 import { SqliteStore } from '../service/store/sqlite.js';
 import type { BenchPart, PartReport } from './part.js';
 import { envInt, fmtInt, inTempDir, median } from './stats.js';
@@ -78,15 +79,17 @@ async function bareLoop(count: number, perCommit: number) {
     const t0 = performance.now();
     for (let i = 0; i < count; i += perCommit) {
       const n = Math.min(perCommit, count - i);
-      const events = Array.from({ length: n }, (_, k) => ({
-        event: 'state_change',
-        machine_name: 'face_processor',
-        event_id: `b-${i + k}`,
-        event_type: 'state_change',
-        payload: { from_state: 'verifying_dimensions', to_state: 'detecting_faces', event_trigger: 'dimensions_verified', timestamp: Date.now() / 1000 },
-        timestamp: new Date().toISOString(),
-      }));
-      await store.commit(runId, { events, eventKeys: events.map((e) => e.event_id) });
+      const events = Array.from({ length: n }, (_, k) =>
+        make.stateChange(
+          {
+            machine_name: 'face_processor',
+            event_id: `b-${i + k}`,
+            payload: { from_state: 'verifying_dimensions', to_state: 'detecting_faces', event_trigger: 'dimensions_verified', timestamp: Date.now() / 1000 },
+          },
+          new Date().toISOString(),
+        ),
+      );
+      await store.commit(runId, { events, eventKeys: events.map((e) => e.event_id ?? null) });
     }
     const ms = performance.now() - t0;
     await store.close();

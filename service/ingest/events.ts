@@ -1,4 +1,4 @@
-// Events from engines outside the service (DESIGN §9): their shape, checked line by line.
+// Events from engines outside the service (docs/ingest.md): their shape, checked line by line.
 import { RUN_STATES } from '../../machines/index.js';
 import { RunstateError } from '../errors.js';
 import { isRunId } from '../ids.js';
