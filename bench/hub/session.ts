@@ -1,9 +1,15 @@
+// Drives one variant of the hub part: a server process and a load-generator process, through the phases.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { PhaseStats } from './hub-clients.js';
-import { start, type Proc } from './hub-procs.js';
-import { BENCH_TOKEN } from './hub-real.js';
-import type { PhaseResult, Variant } from './hub-server.js';
-import { TOPIC } from './hub-source.js';
+import { start, type Child } from '../harness/child.js';
+import { BENCH_TOKEN } from '../harness/service.js';
+import { progress } from '../harness/stats.js';
+import type { PhaseStats } from './clients.js';
+import type { PhaseResult, Variant } from './server.js';
+
+export const RUN_ID = 'run_20250101_000000_bench';
+export const TOPIC = `run:${RUN_ID}`;
+
+type Proc = Child<unknown>;
 
 export interface SessionOptions {
   clients: number;
@@ -13,6 +19,8 @@ export interface SessionOptions {
   /** Seconds each phase generates events; a stall phase runs `stallSeconds` so a 5 s eviction shows. */
   seconds: number;
   stallSeconds: number;
+  /** Seconds of unreported traffic before the first phase. */
+  warmUpSeconds: number;
   /** Backlog replays to time (C only). */
   backlogReps: number;
   backlogEvents: number;
@@ -55,17 +63,12 @@ export interface SessionResult {
 
 /** After a phase, late deliveries still count (by the phase stamped in the event); this is how long the bench waits for them. */
 export const GRACE_MS = 1000;
-const WARM_UP_S = 3;
 /** Phase numbers the report never reads: the warm-up, and the backlog test's live traffic. */
 const WARM_UP_PH = 1000;
 const BACKLOG_PH = 1001;
 const BURST_PH = 2000;
 /** A burst's deliveries are over when the count has not moved for this long. */
 const QUIET_MS = 500;
-
-function progress(message: string): void {
-  process.stderr.write(`  ${message}\n`);
-}
 
 /**
  * One variant, one server process and one load-generator process: connect every client,
@@ -77,9 +80,9 @@ function progress(message: string): void {
 export async function runSession(variant: Variant, o: SessionOptions): Promise<SessionResult> {
   const procs: Proc[] = [];
   try {
-    const server = await start('hub-server.ts', [variant]);
+    const server = await start('hub/server.ts', [variant]);
     procs.push(server);
-    const load = await start('hub-clients.ts');
+    const load = await start('hub/clients.ts');
     procs.push(load);
     const url = `ws://127.0.0.1:${String(server.ready)}/ws?token=${BENCH_TOKEN}`;
     const healthy = Math.floor(o.clients * 0.9);
@@ -92,7 +95,7 @@ export async function runSession(variant: Variant, o: SessionOptions): Promise<S
     const rssIdle = await server.call<number>('rss');
     // Unreported: lets V8 compile every variant's send path before the first measured phase,
     // which would otherwise carry the warm-up and flatter every later phase beside it.
-    await server.call('run', { rate: o.rates[0], seconds: WARM_UP_S, ph: WARM_UP_PH }, 120_000);
+    await server.call('run', { rate: o.rates[0], seconds: o.warmUpSeconds, ph: WARM_UP_PH }, 120_000);
     await sleep(GRACE_MS);
 
     const phases: PhaseOutcome[] = [];
@@ -149,8 +152,8 @@ export async function runSession(variant: Variant, o: SessionOptions): Promise<S
     for (const p of [...phases, ...bursts]) p.stats = all[p.ph];
     const healthyClosed = await load.call<number>('healthyClosed');
     const closesByReason = await server.call<Record<string, number>>('evictions');
-    await server.call('stop').catch(() => {});
-    await load.call('exit').catch(() => {});
+    await server.stop();
+    await load.stop();
     return { variant, healthy, rssBare, rssIdle, phases, bursts, backlogMs, healthyClosed, closesByReason };
   } finally {
     for (const p of procs) p.kill();

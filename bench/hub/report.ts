@@ -1,7 +1,7 @@
-import { Histogram } from './hub-histogram.js';
-import type { PhaseOutcome, SessionResult } from './hub-session.js';
-import { fmtInt, median } from './stats.js';
-import type { Table } from './table.js';
+// The hub part's figures and tables, from what its sessions measured.
+import type { Table } from '../harness/report.js';
+import { fmtInt, Histogram, median } from '../harness/stats.js';
+import type { PhaseOutcome, SessionResult } from './session.js';
 
 export const LABEL: Record<SessionResult['variant'], string> = {
   naive: 'A: naive send loop',
@@ -60,11 +60,7 @@ export function figures(phases: readonly PhaseOutcome[], healthy: number): Phase
   }
   const lost = Math.max(0, expected - received);
   const seconds = phases.flatMap((p) =>
-    (p.stats?.windows ?? []).filter((w) => w.length > 0).map((w) => {
-      const hw = new Histogram();
-      hw.merge(w);
-      return hw.quantile(0.99);
-    }),
+    (p.stats?.windows ?? []).filter((w) => w.length > 0).map((w) => new Histogram().merge(w).quantile(0.99)),
   );
   const times = phases.flatMap((p) => p.evictions.map((t) => t ?? Infinity));
   return {

@@ -1,0 +1,167 @@
+// The bench's only touch points with service/: stores, engines, the hub, the in-process service
+// and a measured engine run. When service/ changes shape, this is the file to adapt.
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import type { InspectionEvent } from 'xstate';
+import { buildApp } from '../../service/app.js';
+import { TokenRegistry } from '../../service/auth/tokens.js';
+import { Engine } from '../../service/engine/engine.js';
+import { Hub } from '../../service/hub/hub.js';
+import { IngestSocket } from '../../service/ingest/socket.js';
+import { Metrics } from '../../service/metrics.js';
+import type { PipelineDefinition } from '../../service/pipelines/types.js';
+import { PostgresStore } from '../../service/store/postgres.js';
+import { SqliteStore } from '../../service/store/sqlite.js';
+import type { Store } from '../../service/store/store.js';
+import { TraceWriter } from '../../service/trace/trace-writer.js';
+
+export { Engine, SqliteStore, type Store };
+export type { NewEvent, RunRecord, StoredEvent } from '../../service/store/store.js';
+export type { PipelineDefinition };
+
+export const BENCH_TOKEN = 'bench-admin-token-0123456789abcdef';
+export const OWNER = { accountId: 'bench', siteId: 'bench' } as const;
+/** Silent: a failure shows up in the bench's checks, and a logger writing to stdout would be the bench's cost. */
+export const silent = pino({ level: 'silent' });
+
+/** SQLite in `target` (a directory), or Postgres when `target` is a connection string. */
+export async function openStore(target: string): Promise<Store> {
+  return target.startsWith('postgres') ? PostgresStore.connect(target, { poolSize: 8 }) : new SqliteStore({ filename: join(target, 'runstate.db') });
+}
+
+/**
+ * One stage of `items` items whose work resolves at once: what is measured is the engine. With
+ * `gate`, every item awaits it first, so a run can be started, watched, and then let go.
+ */
+export function noopPipeline(items: number, concurrency: number, name = 'bench-noop', gate?: () => Promise<void>): PipelineDefinition<object> {
+  return {
+    name,
+    parseOptions: () => ({}),
+    concurrencyOf: () => concurrency,
+    stages: [
+      {
+        key: 'noop',
+        name: 'No-op',
+        loadItems: async () => Array.from({ length: items }, (_, i) => ({ id: i + 1, title: `item ${i + 1}` })),
+        processItem: gate ? () => gate() : async () => {},
+      },
+    ],
+  };
+}
+
+function adminTokens(): TokenRegistry {
+  return new TokenRegistry([{ token: BENCH_TOKEN, principal: { name: 'bench', admin: true, accountId: null, siteIds: null } }]);
+}
+
+/** The real hub with its defaults, on its own metrics registry (read for its queued bytes and evictions). */
+export function benchHub(engine: Engine): { hub: Hub; registry: Registry } {
+  const registry = new Registry();
+  return { hub: new Hub({ engine, tokens: adminTokens(), logger: silent, registry }), registry };
+}
+
+export interface InProcessService {
+  port: number;
+  socketPath: string;
+  engine: Engine;
+  store: Store;
+  stop(): Promise<void>;
+}
+
+/** Store, engine, hub, HTTP + WebSocket on 127.0.0.1 (port 0) and the ingest socket, wired as service/server.ts wires them. */
+export async function startService(dir: string, pipelines: readonly PipelineDefinition<object>[]): Promise<InProcessService> {
+  const store = new SqliteStore({ filename: join(dir, 'runstate.db') });
+  const engine = new Engine({ store, pipelines: [...pipelines] });
+  const tokens = adminTokens();
+  const metrics = new Metrics(store);
+  const hub = new Hub({ engine, tokens, logger: silent, registry: metrics.registry, isLocal: (runId) => engine.isHosted(runId) });
+  engine.onEvents((run, events) => hub.publish(run, events));
+  const app = await buildApp({ bodyLimit: 65536 }, { engine, store, tokens, metrics, logger: silent, hub });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const socketPath = join(dir, 'ingest.sock');
+  const door = new IngestSocket({ path: socketPath, engine, tokens, logger: silent });
+  await door.start();
+  return {
+    port: (app.server.address() as { port: number }).port,
+    socketPath,
+    engine,
+    store,
+    async stop() {
+      await door.stop();
+      await app.close();
+      await engine.stop();
+      await store.close();
+    },
+  };
+}
+
+export interface EngineRunResult {
+  ms: number;
+  itemsPerSec: number;
+  /** Bytes of the run's snapshot halfway through the stage: what the bare loop writes per item. */
+  snapshotBytes: number;
+  /** Durable batches (store transactions that appended events). */
+  batches: number;
+}
+
+/** One run of `items` no-op items through a fresh engine on a fresh SQLite store in `dir`, timed from startRun to retired, then checked. */
+export async function measureEngine(
+  dir: string,
+  opts: { items: number; concurrency: number; trace?: boolean; inspect?: (ev: InspectionEvent) => void },
+): Promise<EngineRunResult> {
+  const store = new SqliteStore({ filename: join(dir, 'runstate.db') });
+  const pipeline = noopPipeline(opts.items, opts.concurrency);
+  const engine = new Engine({ store, pipelines: [pipeline], inspect: opts.inspect });
+  const traces = opts.trace ? new TraceWriter({ dataDir: dir, store, logger: silent }) : undefined;
+  let batches = 0;
+  let snapshot: Promise<number> | undefined;
+  engine.onEvents((run, events) => {
+    batches += 1;
+    traces?.write(run, events);
+    // The snapshot of a running stage (items in flight) is what most batches write; sample one.
+    if (!snapshot && events.some((e) => e.event === 'stage_item_processed' && Number(e.processed) >= opts.items / 2)) {
+      snapshot = store.getRun(run.runId).then((r) => Buffer.byteLength(JSON.stringify(r?.snapshot ?? null)));
+    }
+  });
+  try {
+    const t0 = performance.now();
+    const run = await engine.startRun({ ...OWNER, pipeline: pipeline.name });
+    await engine.whenRetired(run.run_id);
+    await traces?.flush();
+    const ms = performance.now() - t0;
+    await verifyRun(store, run.run_id, opts.items);
+    if (traces) await verifyTrace(join(TraceWriter.runDir(dir, { ...OWNER, runId: run.run_id }), 'run_trace.jsonl'), (await store.getRun(run.run_id))!.lastSeq);
+    if (!snapshot) throw new Error('bench: no stage_item_processed event reached the listener');
+    return { ms, itemsPerSec: (opts.items / ms) * 1000, snapshotBytes: await snapshot, batches };
+  } finally {
+    await engine.stop();
+    await store.close();
+  }
+}
+
+/** A run must be complete and exact, or its speed means nothing: completed, every item done in the ledger, seqs 1…last_seq. */
+export async function verifyRun(store: Store, runId: string, items: number): Promise<void> {
+  const fail = (what: string) => {
+    throw new Error(`bench: run ${runId}: ${what}`);
+  };
+  const run = await store.getRun(runId);
+  if (run?.status !== 'completed') fail(`expected status completed, got ${run?.status}`);
+  const ledger = await store.ledger(runId);
+  if (ledger.length !== items || ledger.some((l) => l.status !== 'done')) fail(`expected ${items} done ledger entries, got ${ledger.length}`);
+  let seq = 0;
+  for (let page = await store.readEvents(runId, 0, 10_000); page.length > 0; page = await store.readEvents(runId, seq, 10_000)) {
+    for (const e of page) if (e.seq !== ++seq) fail(`seq gap: expected ${seq}, got ${e.seq}`);
+  }
+  if (seq !== run!.lastSeq || seq < items) fail(`the log ends at seq ${seq}, the run says last_seq ${run!.lastSeq}, for ${items} items`);
+}
+
+async function verifyTrace(path: string, lastSeq: number): Promise<void> {
+  let line = 0;
+  for await (const text of createInterface({ input: createReadStream(path) })) {
+    const seq = (JSON.parse(text) as { seq: number }).seq;
+    if (seq !== ++line) throw new Error(`bench: ${path} line ${line} has seq ${seq}`);
+  }
+  if (line !== lastSeq) throw new Error(`bench: ${path} has ${line} lines, the log ${lastSeq} events`);
+}
