@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { start } from './harness/child.js';
 import { ratio, sections, type BenchPart, type Table } from './harness/report.js';
-import { measureEngine, OWNER, SqliteStore } from './harness/service.js';
+import { createBenchRun, measureEngine, SqliteStore } from './harness/service.js';
 import { fmtInt, inTempDir, interleaved, median, progress, QUICK, size, spread } from './harness/stats.js';
 import type { MemoryResult } from './engine-memory.js';
 
@@ -36,7 +36,7 @@ async function bareLoop(dir: string, items: number, snapshotBytes: number, perTx
   const filename = join(dir, 'runstate.db');
   const runId = 'run_20250101_000000_bench';
   const store = new SqliteStore({ filename });
-  await store.createRun({ runId, ...OWNER, pipeline: 'bench-noop', trigger: 'bench', options: {}, createdAt: new Date().toISOString() });
+  await createBenchRun(store, runId, 'bench-noop');
   await store.close();
   const db = new Database(filename);
   try {

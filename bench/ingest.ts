@@ -1,11 +1,11 @@
 // Ingest part. Method: 1 and 4 external engines (bench/ingest-engine.ts, processes of their own)
 // append through the Unix socket of a service process, pipelined. Baseline: the same events
-// appended with store.commit in a loop, in the same run. Also: the latency from an engine's write
+// appended with the store's commit in a loop, in the same run. Also: the latency from an engine's write
 // to a WebSocket client's receipt. Full method: docs/benchmarks.md.
 import { WebSocket } from 'ws';
 import { start } from './harness/child.js';
 import { ratio, sections, type BenchPart, type Table } from './harness/report.js';
-import { BENCH_TOKEN, OWNER, SqliteStore } from './harness/service.js';
+import { appendEvents, BENCH_TOKEN, createBenchRun, SqliteStore } from './harness/service.js';
 import { fmtInt, inTempDir, median, percentile, progress, QUICK, size, spread } from './harness/stats.js';
 
 /** A WebSocket watcher of one run: the latency of every `state_change` from the time the engine stamped into it. */
@@ -46,12 +46,12 @@ async function throughSocket(engines: number, perEngine: number, rate = 0) {
   });
 }
 
-/** The floor: the same events appended with `store.commit` directly, `perCommit` at a time. */
+/** The floor: the same events appended with the store's commit directly, `perCommit` at a time. */
 async function bareLoop(count: number, perCommit: number): Promise<number> {
   return inTempDir(async (dir) => {
     const store = new SqliteStore({ filename: `${dir}/runstate.db` });
     const runId = 'run_20250101_000000_bench';
-    await store.createRun({ runId, ...OWNER, pipeline: 'external', trigger: 'bench', options: {}, machineName: 'face_processor', createdAt: new Date().toISOString() });
+    await createBenchRun(store, runId, 'external', 'face_processor');
     const t0 = performance.now();
     for (let i = 0; i < count; i += perCommit) {
       const events = Array.from({ length: Math.min(perCommit, count - i) }, (_, k) => ({
@@ -62,7 +62,7 @@ async function bareLoop(count: number, perCommit: number): Promise<number> {
         payload: { from_state: 'verifying_dimensions', to_state: 'detecting_faces', event_trigger: 'dimensions_verified', timestamp: Date.now() / 1000 },
         timestamp: new Date().toISOString(),
       }));
-      await store.commit(runId, { events, eventKeys: events.map((e) => e.event_id) });
+      await appendEvents(store, runId, events, events.map((e) => e.event_id));
     }
     const ms = performance.now() - t0;
     await store.close();

@@ -3,10 +3,9 @@
 // off, interleaved in the same rounds. Full method: docs/benchmarks.md.
 import { createInspectorServer } from '@statelyai/inspect/server';
 import { WebSocket } from 'ws';
-import { createInspection } from '../service/inspect.js';
 import { freePort } from '../test/helpers/net.js';
 import { ratio, sections, type BenchPart, type Table } from './harness/report.js';
-import { measureEngine, silent } from './harness/service.js';
+import { createInspection, measureEngine, silent } from './harness/service.js';
 import { fmtInt, inTempDir, interleaved, median, progress, QUICK, size } from './harness/stats.js';
 
 export const inspectPart: BenchPart = {

@@ -1,6 +1,8 @@
 // The bench's only touch points with service/: stores, engines, the hub, the in-process service
 // and a measured engine run. When service/ changes shape, this is the file to adapt.
 import { createReadStream } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
@@ -15,12 +17,11 @@ import { Metrics } from '../../service/metrics.js';
 import type { PipelineDefinition } from '../../service/pipelines/types.js';
 import { PostgresStore } from '../../service/store/postgres.js';
 import { SqliteStore } from '../../service/store/sqlite.js';
-import type { Store } from '../../service/store/store.js';
+import type { NewEvent, RunRecord, StoredEvent, Store } from '../../service/store/store.js';
+import { createInspection } from '../../service/inspect.js';
 import { TraceWriter } from '../../service/trace/trace-writer.js';
 
-export { Engine, SqliteStore, type Store };
-export type { NewEvent, RunRecord, StoredEvent } from '../../service/store/store.js';
-export type { PipelineDefinition };
+export { createInspection, Engine, SqliteStore, type NewEvent, type PipelineDefinition, type StoredEvent, type Store };
 
 export const BENCH_TOKEN = 'bench-admin-token-0123456789abcdef';
 export const OWNER = { accountId: 'bench', siteId: 'bench' } as const;
@@ -30,6 +31,21 @@ export const silent = pino({ level: 'silent' });
 /** SQLite in `target` (a directory), or Postgres when `target` is a connection string. */
 export async function openStore(target: string): Promise<Store> {
   return target.startsWith('postgres') ? PostgresStore.connect(target, { poolSize: 8 }) : new SqliteStore({ filename: join(target, 'runstate.db') });
+}
+
+/** A run row written straight to the store, for the baselines that append to it without an engine; `external` runs take `machineName`. */
+export function createBenchRun(store: Store, runId: string, pipeline: string, machineName?: string): Promise<RunRecord> {
+  return store.createRun({ runId, ...OWNER, pipeline, trigger: 'bench', options: {}, ...(machineName ? { machineName } : {}), createdAt: new Date().toISOString() });
+}
+
+/** Appends events to a run in one durable commit (what the engine's journal does per batch); `keys` deduplicate them. */
+export async function appendEvents(store: Store, runId: string, events: NewEvent[], keys?: string[]): Promise<StoredEvent[]> {
+  return (await store.commit(runId, { events, ...(keys ? { eventKeys: keys } : {}) })).events;
+}
+
+/** Starts an external run (events come through the doors, not from a pipeline). */
+export async function startExternalRun(engine: Engine, trigger: string): Promise<string> {
+  return (await engine.startRun({ ...OWNER, pipeline: 'external', machineName: 'face_processor', trigger })).run_id;
 }
 
 /**
@@ -56,10 +72,18 @@ function adminTokens(): TokenRegistry {
   return new TokenRegistry([{ token: BENCH_TOKEN, principal: { name: 'bench', admin: true, accountId: null, siteIds: null } }]);
 }
 
-/** The real hub with its defaults, on its own metrics registry (read for its queued bytes and evictions). */
-export function benchHub(engine: Engine): { hub: Hub; registry: Registry } {
+/** The real hub with its defaults, publishing to one run's topic; its own metrics say what it holds and whom it evicted. */
+export function benchHub(engine: Engine, run: RunRecord) {
   const registry = new Registry();
-  return { hub: new Hub({ engine, tokens: adminTokens(), logger: silent, registry }), registry };
+  const hub = new Hub({ engine, tokens: adminTokens(), logger: silent, registry });
+  const metric = async (name: string) => (await registry.getSingleMetric(name)?.get())?.values ?? [];
+  return {
+    handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => hub.handleUpgrade(req, socket, head),
+    publish: (events: readonly StoredEvent[]) => hub.publish(run, events),
+    queuedBytes: async () => (await metric('runstate_ws_queued_bytes'))[0]?.value ?? 0,
+    evictions: async () => Object.fromEntries((await metric('runstate_ws_evictions_total')).map((v) => [String(v.labels.reason), v.value])),
+    close: () => hub.close(),
+  };
 }
 
 export interface InProcessService {

@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { serve } from '../harness/child.js';
-import { benchHub, Engine, noopPipeline, OWNER, SqliteStore, type NewEvent, type StoredEvent } from '../harness/service.js';
+import { appendEvents, benchHub, createBenchRun, Engine, noopPipeline, SqliteStore, type NewEvent, type StoredEvent } from '../harness/service.js';
 import { monoMs } from '../harness/stats.js';
 import { RUN_ID, TOPIC } from './session.js';
 
@@ -170,20 +170,12 @@ const dir = mkdtempSync(join(tmpdir(), 'runstate-bench-hub-'));
 const store = new SqliteStore({ filename: join(dir, 'runstate.db') });
 // Registered so the engine can describe the run (snapshots, replay); it never runs.
 const engine = new Engine({ store, pipelines: [noopPipeline(0, 1, 'bench-hub')] });
-const record = await store.createRun({ runId: RUN_ID, ...OWNER, pipeline: 'bench-hub', trigger: 'bench', options: {}, createdAt: new Date().toISOString() });
+const record = await createBenchRun(store, RUN_ID, 'bench-hub');
 
-/** C: the real Hub with its defaults, fed the same durable batches; its own metrics for held bytes and evictions. */
+/** C: the real Hub with its defaults, fed the same durable batches. */
 function realHub(): Broadcaster {
-  const { hub, registry } = benchHub(engine);
-  const metric = async (name: string) => (await registry.getSingleMetric(name)?.get())?.values ?? [];
-  return {
-    handleUpgrade: (req, socket, head) => hub.handleUpgrade(req, socket, head),
-    publish: (events) => hub.publish(record, events),
-    backlog: 0,
-    heldBytes: async () => (await metric('runstate_ws_queued_bytes'))[0]?.value ?? 0,
-    closes: async () => Object.fromEntries((await metric('runstate_ws_evictions_total')).map((v) => [String(v.labels.reason), v.value])),
-    close: () => hub.close(),
-  };
+  const hub = benchHub(engine, record);
+  return { ...hub, backlog: 0, heldBytes: hub.queuedBytes, closes: hub.evictions };
 }
 
 const variant = process.argv[2] as Variant;
@@ -200,7 +192,7 @@ async function append(count: number, ph: number, w: number): Promise<void> {
   const appendedAt = monoMs();
   const timestamp = new Date().toISOString();
   const events: NewEvent[] = Array.from({ length: count }, () => ({ event: 'stage_item_processed', timestamp, stage: 6, processed: ++n, total: 1_000_000, item: { id: n, title: TITLE }, appended_at: appendedAt, ph, w }));
-  broadcaster.publish((await store.commit(RUN_ID, { events })).events);
+  broadcaster.publish(await appendEvents(store, RUN_ID, events));
 }
 
 /** When each connection's socket closed (monotonic ms), by the client id in its URL. */
