@@ -18,13 +18,7 @@ export interface PhaseStats {
   lastAt: number;
 }
 
-interface Phase {
-  deliveries: number;
-  healthyDeliveries: number;
-  latency: Histogram;
-  windows: Histogram[];
-  lastAt: number;
-}
+type Phase = Omit<PhaseStats, 'latency' | 'windows'> & { latency: Histogram; windows: Histogram[] };
 
 interface Conn {
   ws: WebSocket;
@@ -139,17 +133,7 @@ function drop(ids: number[]): void {
 }
 
 function stats(): Record<number, PhaseStats> {
-  const out: Record<number, PhaseStats> = {};
-  for (const [ph, p] of phases) {
-    out[ph] = {
-      deliveries: p.deliveries,
-      healthyDeliveries: p.healthyDeliveries,
-      latency: p.latency.toJSON(),
-      windows: Array.from(p.windows, (h) => h?.toJSON() ?? []),
-      lastAt: p.lastAt,
-    };
-  }
-  return out;
+  return Object.fromEntries([...phases].map(([ph, p]) => [ph, { ...p, latency: p.latency.toJSON(), windows: Array.from(p.windows, (h) => h?.toJSON() ?? []) }]));
 }
 
 /**
@@ -190,11 +174,7 @@ serve({
   drop: (req) => drop((req.ids as number[] | undefined) ?? [...conns.keys()]),
   stats,
   count: (req) => phases.get(req.ph as number)?.deliveries ?? 0,
-  frames: () => {
-    const out = kinds;
-    kinds = {};
-    return out;
-  },
+  frames: () => [kinds, (kinds = {})][0],
   healthyClosed: () => healthyClosed,
   /** CPU ms this process has used: whether the load generator, not the server, was the limit. */
   cpu: () => {
