@@ -182,5 +182,5 @@ serve({
     return (user + system) / 1000;
   },
   backlog,
-  stop: () => setImmediate(() => process.exit(0)),
+  stop: () => void setImmediate(() => process.exit(0)),
 });
