@@ -6,12 +6,20 @@ import type { Logger } from 'pino';
 import { isTerminalRunState } from '../../../machines/index.js';
 import { RunstateError, ingestFailure } from '../../errors.js';
 import { events as make, type Command, type ItemRef, type NewEvent, type StoredEvent } from '../../events.js';
-import type { IngestEvent } from '../../ingest/events.js';
 import type { RunRecord, Store } from '../../store/store.js';
 import { allowedCommands, decide, type CommandState } from '../commands.js';
 import type { ProcessingView, RunView } from '../view.js';
 import { percentage, recordFields } from '../view.js';
 import type { CommandRequest, CommandResult, DurableView, PreparedStart, RunKind, StartRunRequest } from './kind.js';
+
+/** One event as an external engine sends it, once the ingest doors have checked its shape (service/ingest/events.ts). */
+export interface IngestEvent {
+  run_id: string;
+  event_id: string | null;
+  machine_name: string;
+  event_type: 'state_change' | 'activity_log' | 'item_processed';
+  payload: Record<string, unknown>;
+}
 
 /** The pipeline name a run fed from outside is started with. */
 export const EXTERNAL_PIPELINE = 'external';
