@@ -6,6 +6,8 @@ import type { InspectionEvent } from 'xstate';
 import { COMMAND_EVENT, isTerminalRunState, type RunContext } from '../../machines/index.js';
 import { RunstateError, isErrorCode } from '../errors.js';
 import { isName, isRunId, isTrigger, runId as makeRunId } from '../ids.js';
+import { describePipeline, needsWorkers, type PipelineListing } from '../pipelines/loader.js';
+import { resolveOptions } from '../pipelines/schema.js';
 import { PipelineOptionsError, type AnyPipeline } from '../pipelines/types.js';
 import { LeaseLostError, StoreConflictError, type QueuedCommand, type RunFilter, type RunRecord, type Store, type StoredEvent } from '../store/store.js';
 import { EXTERNAL_PIPELINE, ExternalRuns, describeExternal, describeExternalProcessing, initialExternalState } from './external.js';
@@ -114,12 +116,8 @@ export class Engine {
     return this.#store;
   }
 
-  pipelines(): { name: string; description: string; stages: { number: number; key: string; name: string }[] }[] {
-    return [...this.#pipelines.values()].map((p) => ({
-      name: p.name,
-      description: p.description ?? '',
-      stages: p.stages.map((s, i) => ({ number: i + 1, key: s.key, name: s.name })),
-    }));
+  pipelines(): PipelineListing[] {
+    return [...this.#pipelines.values()].map(describePipeline);
   }
 
   /** Subscribes to every durable batch of every run. Returns the unsubscribe function. */
@@ -161,7 +159,12 @@ export class Engine {
       throw new RunstateError('BAD_REQUEST', 'An external run needs `machine_name`: 1–100 letters, digits, `_`, `.`, `:` or `-`.');
     }
     if (!external && req.machineName !== undefined) throw new RunstateError('BAD_REQUEST', '`machine_name` applies to external runs only.');
-    const options = pipeline ? parseOptions(pipeline, req.options) : (req.options ?? {});
+    const resolved = pipeline ? parseOptions(pipeline, req.options) : { stored: (req.options ?? {}) as Record<string, unknown>, options: undefined };
+    const options = resolved.options;
+    const queue = pipeline ? needsWorkers(pipeline) : undefined;
+    if (queue !== undefined) {
+      throw new RunstateError('PIPELINE_NEEDS_WORKERS', `Pipeline ${pipeline!.name} runs stage ${JSON.stringify(queue.key)} on worker queue ${JSON.stringify(queue.queue)}; this service has no workers yet, so it cannot start it.`);
+    }
 
     const createdAt = new Date(this.#now());
     const base = makeRunId(createdAt, trigger);
@@ -176,7 +179,8 @@ export class Engine {
           siteId: req.siteId,
           pipeline: pipeline?.name ?? EXTERNAL_PIPELINE,
           trigger,
-          options: (req.options ?? {}) as Record<string, unknown>,
+          // With the schema's defaults filled in: the run shows, and resumes with, what it ran with.
+          options: resolved.stored,
           machineName: external ? req.machineName : null,
           createdAt: createdAt.toISOString(),
           ...(external ? {} : { lease: { owner: this.#owner, ms: this.#leaseMs } }),
@@ -247,7 +251,7 @@ export class Engine {
         let options: unknown;
         try {
           if (!pipeline) throw new Error(`pipeline ${record.pipeline} is not registered`);
-          options = pipeline.parseOptions(record.options);
+          options = resolveOptions(pipeline, record.options).options;
         } catch (err) {
           this.#log.error({ err, runId: record.runId, pipeline: record.pipeline }, 'cannot resume run; releasing it');
           await this.#store.releaseLeases(this.#owner, [record.runId]);
@@ -534,9 +538,9 @@ function noOp(command: Command, state: string, ctx: RunContext): boolean {
   }
 }
 
-function parseOptions(pipeline: AnyPipeline, raw: unknown): unknown {
+function parseOptions(pipeline: AnyPipeline, raw: unknown): ReturnType<typeof resolveOptions> {
   try {
-    return pipeline.parseOptions(raw);
+    return resolveOptions(pipeline, raw);
   } catch (err) {
     if (err instanceof PipelineOptionsError) throw new RunstateError('INVALID_OPTIONS', err.message);
     throw err;

@@ -23,7 +23,7 @@ const startBody = {
     pipeline: NAME,
     trigger: { type: 'string', minLength: 1, maxLength: 32 },
     account_id: { ...NAME, description: 'Admin token only: the account the run belongs to [default: "default"]' },
-    options: { type: 'object', description: 'Pipeline options (demo pipelines: seed, delay_ms, items_per_stage, fail_rate, concurrency, max_attempts, backoff_ms)' },
+    options: { type: 'object', description: "Pipeline options, checked against the pipeline's `options_schema` (GET /pipelines)" },
     machine_name: { type: 'string', minLength: 1, maxLength: 100, description: 'With `pipeline: "external"`: the machine of the engine that reports this run' },
   },
 } as const;
@@ -84,7 +84,7 @@ export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: Fas
   );
 
   app.get('/pipelines', { schema: { summary: 'The pipelines runs can be started with' } }, async () => ({
-    data: [...engine.pipelines(), { name: 'external', description: 'Events from an engine outside the service (docs/ingest.md)', stages: [] }],
+    data: [...engine.pipelines(), { name: 'external', description: 'Events from an engine outside the service (docs/ingest.md)', stages: [], options_schema: null }],
   }));
 
   app.get<{ Querystring: { site_id?: string; status?: string; open?: boolean; limit: number } }>(
