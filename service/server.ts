@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
 import { buildApp, redactUrl } from './app.js';
 import { ADMIN_NAME, TokenRegistry, adminToken, readTokensFile, type Principal } from './auth/tokens.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -11,19 +12,39 @@ import { IngestSocket } from './ingest/socket.js';
 import { createInspection } from './inspect.js';
 import { Metrics } from './metrics.js';
 import { demoPipelines } from './pipelines/index.js';
+import { PipelineLoadError, loadPipelines } from './pipelines/loader.js';
+import { registerRunstateResolver } from './pipelines/resolve.js';
+import type { AnyPipeline } from './pipelines/types.js';
 import { PostgresStore } from './store/postgres.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { TraceWriter } from './trace/trace-writer.js';
 
 function makeLogger(config: Config): Logger {
-  return pino({
+  const options = {
     level: config.logLevel,
     serializers: {
       // Never the Authorization header, never a `token=` in a URL.
       req: (req: { method: string; url: string; id: string }) => ({ method: req.method, url: redactUrl(req.url), id: req.id }),
     },
-  });
+  };
+  // People at a terminal read lines; anything else (a file, a log shipper) gets JSON.
+  return process.stdout.isTTY ? pino(options, pretty({ sync: true, translateTime: 'SYS:HH:MM:ss.l' })) : pino(options);
+}
+
+/** The demo pipelines and RUNSTATE_PIPELINES; a fault in any file stops the start (exit 2). */
+async function pipelinesOf(config: Config): Promise<AnyPipeline[]> {
+  if (config.pipelines.length === 0) return [...demoPipelines];
+  registerRunstateResolver();
+  try {
+    const loaded = await loadPipelines(config.pipelines, demoPipelines);
+    return [...demoPipelines, ...loaded.map((l) => l.pipeline)];
+  } catch (err) {
+    if (!(err instanceof PipelineLoadError)) throw err;
+    process.stderr.write(`runstate: cannot start: RUNSTATE_PIPELINES has ${err.faults.length === 1 ? 'a fault' : `${err.faults.length} faults`}:\n`);
+    for (const f of err.faults) process.stderr.write(`  ${f.file}: ${f.message}\n`);
+    process.exit(2);
+  }
 }
 
 async function openStore(config: Config, log: Logger): Promise<Store> {
@@ -48,6 +69,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     throw err;
   }
   const log = makeLogger(config);
+  const pipelines = await pipelinesOf(config);
   const admin = adminToken(config.dataDir, config.adminToken);
   const principals: { token: string; principal: Principal }[] = [
     { token: admin.token, principal: { name: ADMIN_NAME, admin: true, accountId: null, siteIds: null } },
@@ -60,7 +82,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const inspection = config.inspectUrl === null ? null : createInspection({ url: config.inspectUrl, logger: log.child({ component: 'inspect' }) });
   const engine = new Engine({
     store,
-    pipelines: demoPipelines,
+    pipelines,
     logger: log.child({ component: 'engine' }),
     onWritten: (seconds) => metrics.appendSeconds.observe(seconds),
     leaseMs: config.leaseMs,
@@ -98,7 +120,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     () => hub.resyncRemote(),
   );
   log.info(
-    { repairedTraces: repaired, recoveredRuns: recovered.length, dataDir: config.dataDir, store: store.kind, instance: engine.instanceId },
+    { repairedTraces: repaired, recoveredRuns: recovered.length, dataDir: config.dataDir, store: store.kind, instance: engine.instanceId, pipelines: pipelines.map((p) => p.name) },
     'state recovered',
   );
 
