@@ -63,6 +63,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 function kind(v: unknown): string {
+  if (v === undefined) return 'nothing';
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
   return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
