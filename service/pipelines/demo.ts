@@ -34,9 +34,10 @@ const WORDS = [
 const MAX_ITEMS_PER_STAGE = 100_000;
 
 /** A number for every stage, or one number per stage. */
-function perStage(stages: number, min: number, max: number, fallback: number | number[], description: string) {
+function perStage(title: string, stages: number, min: number, max: number, fallback: number | number[], description: string) {
   const integer = { type: 'integer', minimum: min, maximum: max };
   return {
+    title,
     description,
     oneOf: [integer, { type: 'array', items: integer, minItems: stages, maxItems: stages }],
     default: fallback,
@@ -51,13 +52,13 @@ export function demoOptionsSchema(stages: readonly DemoStage[], extra: Record<st
     type: 'object',
     additionalProperties: false,
     properties: {
-      seed: { type: 'integer', minimum: 0, maximum: 2 ** 32 - 1, default: 1, description: 'Items, latencies and failures all follow from it: the same seed, the same run' },
-      delay_ms: { type: 'number', minimum: 0, maximum: 600_000, default: 400, description: 'Mean time per item, in ms; 0 resolves each item at once' },
-      items_per_stage: perStage(n, 0, MAX_ITEMS_PER_STAGE, stages.map((s) => s.items), `Items per stage: one number for every stage, or ${n} numbers; 0 makes a stage empty`),
-      fail_rate: { type: 'number', minimum: 0, maximum: 1, default: 0, description: 'Share of item attempts that throw' },
-      concurrency: perStage(n, 1, 256, 2, `Items in flight at once: one number for every stage, or ${n} numbers`),
-      max_attempts: { type: 'integer', minimum: 1, maximum: 20, default: 3, description: 'Attempts per item, the first included' },
-      backoff_ms: { type: 'number', minimum: 0, maximum: 600_000, default: 200, description: 'First retry delay, in ms; doubles per attempt' },
+      seed: { title: 'Seed', type: 'integer', minimum: 0, maximum: 2 ** 32 - 1, default: 1, description: 'Items, latencies and failures all follow from it: the same seed, the same run' },
+      delay_ms: { title: 'Delay per item (ms)', type: 'number', minimum: 0, maximum: 600_000, default: 400, description: 'Mean time per item, in ms; 0 resolves each item at once' },
+      items_per_stage: perStage('Items per stage', n, 0, MAX_ITEMS_PER_STAGE, stages.map((s) => s.items), `Items per stage: one number for every stage, or ${n} numbers; 0 makes a stage empty`),
+      fail_rate: { title: 'Failure rate', type: 'number', minimum: 0, maximum: 1, default: 0, description: 'Share of item attempts that throw' },
+      concurrency: perStage('Concurrency', n, 1, 256, 2, `Items in flight at once: one number for every stage, or ${n} numbers`),
+      max_attempts: { title: 'Attempts per item', type: 'integer', minimum: 1, maximum: 20, default: 3, description: 'Attempts per item, the first included' },
+      backoff_ms: { title: 'First retry delay (ms)', type: 'number', minimum: 0, maximum: 600_000, default: 200, description: 'First retry delay, in ms; doubles per attempt' },
       ...extra,
     },
   };

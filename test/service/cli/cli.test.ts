@@ -44,7 +44,7 @@ describe('the runstate command, against a real service', () => {
   }
 
   async function until(runId: string, want: string): Promise<void> {
-    for (let i = 0; i < 200 && (await status(runId)) !== want; i++) await sleep(50);
+    for (let i = 0; i < 400 && (await status(runId)) !== want; i++) await sleep(50);
     expect(await status(runId)).toBe(want);
   }
 
@@ -92,7 +92,7 @@ describe('the runstate command, against a real service', () => {
   });
 
   it('pauses and resumes a run, with the reason recorded', async () => {
-    const runId = (await runstate(['start', 'content', '--site', 'site-cli', '--option', 'delay_ms=300'])).out.trim();
+    const runId = (await runstate(['start', 'content', '--site', 'site-cli', '--option', 'delay_ms=1000'])).out.trim();
     await until(runId, 'running');
     const paused = await runstate(['pause', runId, '--reason', 'provider outage']);
     expect(paused.code).toBe(0);
