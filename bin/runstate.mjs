@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The `runstate` command. The service is TypeScript run through tsx, as `npm start` runs it:
-// importing tsx first registers its loader, so the CLI and any `.ts` pipeline module load.
+// The `runstate` command (`npm start` runs `runstate serve`). runstate is TypeScript run
+// through tsx: importing tsx first registers its loader, so the CLI, the service and any
+// `.ts` pipeline module load.
 import 'tsx';
 
 // `runstate runs | head`: a reader that leaves is not an error.
@@ -10,7 +11,6 @@ process.stdout.on('error', (err) => {
 });
 
 const { run } = await import('../service/cli/main.ts');
-const argv = process.argv.slice(2);
-const code = await run(argv);
+const code = await run(process.argv.slice(2));
 // `serve` keeps running (and exits on its signals); every other command is done.
-if (argv.find((a) => !a.startsWith('-')) !== 'serve') process.exit(code);
+if (code !== 'serving') process.exit(code);

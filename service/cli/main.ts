@@ -52,7 +52,7 @@ function runRow(r: RunView): string[] {
   return [r.run_id, r.site_id, r.pipeline, r.status + (r.closed_at ? ' (closed)' : ''), progress, r.created_at];
 }
 
-export function buildProgram(io: Io): Command {
+export function buildProgram(io: Io, onServing: () => void = () => undefined): Command {
   const program = new Command('runstate')
     .description('Runs multi-stage batch pipelines as XState actors, durably, and shows them live.')
     .option('--url <url>', 'the service [RUNSTATE_URL, else http://$HOST:$PORT, http://127.0.0.1:3000]')
@@ -81,6 +81,7 @@ export function buildProgram(io: Io): Command {
       if (data !== undefined) env.RUNSTATE_DATA = data;
       const { main } = await import('../server.js');
       await main(env);
+      onServing();
     });
 
   program
@@ -166,11 +167,16 @@ export function buildProgram(io: Io): Command {
   return program;
 }
 
-/** Runs the command line; answers the exit code (`serve` keeps the process alive instead). */
-export async function run(argv: readonly string[], io: Io = { out: process.stdout, err: process.stderr, env: process.env }): Promise<number> {
-  const program = buildProgram(io);
+/**
+ * Runs the command line; answers the exit code, or `'serving'` once `serve` listens (the
+ * service then exits on its signals).
+ */
+export async function run(argv: readonly string[], io: Io = { out: process.stdout, err: process.stderr, env: process.env }): Promise<number | 'serving'> {
+  let serving = false;
+  const program = buildProgram(io, () => (serving = true));
   try {
     await program.parseAsync([...argv], { from: 'user' });
+    if (serving) return 'serving';
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {

@@ -4,10 +4,44 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../helpers/engine.js';
-import { startService, type ServiceProcess } from '../../helpers/service-process.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const API = '/api/v1/automation';
+
+interface ServiceProcess {
+  base: string;
+  token: string;
+  stop(): Promise<void>;
+}
+
+/** `runstate serve`, on a free port and the given data directory. */
+async function serve(dataDir: string): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, ['bin/runstate.mjs', '--data', dataDir, 'serve', '--port', '0'], {
+    cwd: ROOT,
+    env: { ...process.env, RUNSTATE_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const url = await new Promise<URL>((resolve, reject) => {
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = /Open (http:\/\/\S+)/.exec(out);
+      if (m) resolve(new URL(m[1]!));
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    void exited.then(() => reject(new Error(`runstate serve exited: ${out}`)));
+  });
+  return {
+    base: url.origin,
+    token: url.searchParams.get('token')!,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
 
 interface Ran {
   code: number | null;
@@ -15,7 +49,7 @@ interface Ran {
   err: string;
 }
 
-describe('the runstate command, against a real service', () => {
+describe('the runstate command, against a real service (`runstate serve`)', () => {
   const dir = tempDir('runstate-cli-');
   const dataDir = join(dir.path, 'data');
   let svc: ServiceProcess;
@@ -49,7 +83,7 @@ describe('the runstate command, against a real service', () => {
   }
 
   beforeAll(async () => {
-    svc = await startService(dataDir);
+    svc = await serve(dataDir);
   }, 30_000);
 
   afterAll(async () => {
