@@ -19,7 +19,6 @@ function makeAjv(): Ajv2020 {
   return ajv;
 }
 
-const ajv = makeAjv();
 const compiled = new WeakMap<object, ValidateFunction>();
 
 export class OptionsSchemaError extends Error {}
@@ -37,7 +36,8 @@ export function compileOptionsSchema(schema: unknown): ValidateFunction {
   }
   let validate: ValidateFunction;
   try {
-    validate = ajv.compile(schema);
+    // One Ajv per schema: two pipelines' schemas may use the same `$id` without clashing.
+    validate = makeAjv().compile(schema);
   } catch (err) {
     throw new OptionsSchemaError(`\`options_schema\` is not a valid JSON Schema (2020-12): ${err instanceof Error ? err.message : String(err)}`);
   }
