@@ -185,8 +185,14 @@ describe('the runstate command, against a real service (`runstate serve`)', () =
     await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
     const relayUrl = `http://127.0.0.1:${(relay.address() as { port: number }).port}`;
     try {
-      const runId = (await runstate(['start', 'face_processor', '--site', 'site-cli', '--option', 'delay_ms=150', '--option', 'items_per_stage=[8,8,0,0,0]', '--option', 'concurrency=1'])).out.trim();
+      const runId = (await runstate(['start', 'face_processor', '--site', 'site-cli', '--option', 'delay_ms=100', '--option', 'items_per_stage=[8,8,0,0,0]', '--option', 'concurrency=1'])).out.trim();
+      // Held until the tail follows it, however slowly the machine starts processes.
+      const command = (name: string) => fetch(`${svc.base}${API}/runs/${runId}/${name}`, { method: 'POST', headers: { authorization: `Token ${svc.token}` } });
+      await command('pause');
       const tailing = spawnRunstate(['tail', runId], { RUNSTATE_URL: relayUrl });
+      for (let i = 0; i < 800 && !tailing.out().includes(`run ${runId} (`); i++) await sleep(25);
+      await until(runId, 'paused');
+      await command('resume');
       // Cut once the tail has shown a live item, then again after the next one.
       for (const shown of [1, 2]) {
         for (let i = 0; i < 400 && [...tailing.out().matchAll(/^stage \d \S+: \d\/8 \(/gm)].length < shown; i++) await sleep(25);
