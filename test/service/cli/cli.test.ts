@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -7,6 +7,7 @@ import { tempDir } from '../../helpers/engine.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const API = '/api/v1/automation';
+const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`, 'g');
 
 interface ServiceProcess {
   base: string;
@@ -123,6 +124,26 @@ describe('the runstate command, against a real service (`runstate serve`)', () =
     names.forEach((name, i) => expect(out, name).toMatch(new RegExp(`^stage ${i + 1} ${name}: .*\\(100%\\)`, 'm')));
     expect(out).toMatch(/^stage 6 Image Prompts → Images: (empty|completed).* 0\/0 \(100%\)/m);
     expect(out.trim().split('\n').at(-1)).toBe(`run ${runId}: completed`);
+  });
+
+  it.skipIf(spawnSync('script', ['--version']).status !== 0)('tails on a terminal as a bar per stage, redrawn in place', async () => {
+    const runId = (await runstate(['start', 'content', '--site', 'site-cli', '--option', 'delay_ms=40', '--option', 'items_per_stage=2'])).out.trim();
+    // util-linux `script` gives the command a pseudo-terminal, as a person's shell would.
+    const ran = await new Promise<string>((resolve) => {
+      const child = spawn('script', ['-qec', `${process.execPath} bin/runstate.mjs tail ${runId}`, '/dev/null'], {
+        cwd: ROOT,
+        env: { ...process.env, RUNSTATE_URL: svc.base, RUNSTATE_DATA: dataDir, RUNSTATE_TOKEN: '', COLUMNS: '100' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('close', () => resolve(out));
+    });
+    expect(ran).toContain('\x1b[2K');
+    // The last drawing: every stage's bar full, at 100%.
+    const last = ran.slice(ran.lastIndexOf(`${runId} · content · site-cli ·`)).split(/\r?\n/).map((l) => l.replace(ANSI, ''));
+    expect(last[0]).toBe(`${runId} · content · site-cli · completed`);
+    for (let n = 1; n <= 7; n++) expect(last[n], `stage ${n}`).toMatch(new RegExp(`^ ${n} .* █+ 100% `));
   });
 
   it('pauses and resumes a run, with the reason recorded', async () => {
