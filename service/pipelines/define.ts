@@ -1,5 +1,5 @@
 // The `runstate` package entry: what a pipeline module may import (`import { definePipeline }
-// from 'runstate'`), though a plain object default export needs no import at all (DESIGN §10).
+// from 'runstate'`), though a plain object default export needs no import at all (docs/pipelines.md).
 import type { Item, ItemContext, ItemResult, LoadContext, RetryPolicy } from './types.js';
 
 export type { Item, ItemContext, ItemResult, LoadContext, RetryPolicy };
@@ -14,7 +14,7 @@ interface StageBase {
   name: string;
   /** Items in flight at once. [1] */
   concurrency?: number;
-  /** A rate or concurrency limit shared by every stage naming the same key (DESIGN §12). */
+  /** A rate or concurrency limit shared by every stage naming the same key (docs/pipelines.md). */
   limit?: { key: string; per_second?: number; per_minute?: number; concurrency?: number };
 }
 
@@ -31,7 +31,7 @@ export interface LocalStage<O = Record<string, unknown>> extends StageBase {
   queue?: undefined;
 }
 
-/** A stage whose items run on workers pulling from `queue` (DESIGN §11). */
+/** A stage whose items run on workers pulling from `queue` (docs/workers.md). */
 export interface QueueStage<O = Record<string, unknown>> extends StageBase {
   queue: string;
   loadItems?(ctx: LoadContext<O>): Promise<Item[]> | Item[];

@@ -11,7 +11,7 @@ export interface DemoOptions {
   concurrency: number[];
   max_attempts: number;
   backoff_ms: number;
-  /** `content` only: hold Review → Publish for an approval (DESIGN §12). */
+  /** `content` only: hold Review → Publish for an approval (docs/api.md, approvals). */
   review: boolean;
 }
 
@@ -44,7 +44,7 @@ function perStage(title: string, stages: number, min: number, max: number, fallb
   };
 }
 
-/** The JSON Schema of the demo options (DESIGN §8); `content` adds `review`. */
+/** The JSON Schema of the demo options (docs/pipelines.md); `content` adds `review`. */
 export function demoOptionsSchema(stages: readonly DemoStage[], extra: Record<string, unknown> = {}): Record<string, unknown> {
   const n = stages.length;
   return {
@@ -102,7 +102,7 @@ export function demoPipeline(
       },
       async processItem(item, { options, attempt, signal }) {
         const ms = latency(options.delay_ms, options.seed, number, item.id, attempt);
-        // `delay_ms: 0` resolves at once, with no timer: benchmarks measure the engine (DESIGN §8).
+        // `delay_ms: 0` resolves at once, with no timer: benchmarks measure the engine (docs/pipelines.md).
         if (ms > 0) await sleep(ms, undefined, { signal });
         else signal.throwIfAborted();
         if (options.fail_rate > 0 && uniform('fail', options.seed, number, item.id, attempt) < options.fail_rate) {

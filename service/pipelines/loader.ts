@@ -1,4 +1,4 @@
-// Loads the pipelines named by RUNSTATE_PIPELINES (DESIGN §10): modules and `.json`
+// Loads the pipelines named by RUNSTATE_PIPELINES (docs/pipelines.md): modules and `.json`
 // declarations, each checked field by field before the service starts with any of them.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
@@ -9,7 +9,7 @@ import type { AnyPipeline, StageDefinition } from './types.js';
 
 export const MODULE_EXTENSIONS = ['.ts', '.mts', '.js', '.mjs'] as const;
 const EXTENSIONS: readonly string[] = [...MODULE_EXTENSIONS, '.json'];
-/** The name `POST /runs` reserves for runs of engines outside the service (DESIGN §9). */
+/** The name `POST /runs` reserves for runs of engines outside the service (docs/ingest.md). */
 const RESERVED = 'external';
 
 const PIPELINE_FIELDS = ['name', 'description', 'options_schema', 'stages', 'retry', 'parseOptions', 'concurrencyOf'];
@@ -168,7 +168,7 @@ function checkStages(def: Record<string, unknown>, allowed: readonly string[], j
 }
 
 function workersOnly(what: string): never {
-  throw new Error(`${what} runs on workers (DESIGN §11), which this service does not have yet`);
+  throw new Error(`${what} runs on workers (docs/workers.md), which this service does not have yet`);
 }
 
 /** A stage on a worker queue, as the engine holds it: listed, never run here (startRun refuses it). */

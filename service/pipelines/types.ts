@@ -33,7 +33,7 @@ export interface StageDefinition<O = unknown> {
   /** Items in flight at once; options may override it. */
   concurrency?: number;
   /**
-   * The worker queue this stage's items run on (DESIGN §11), instead of `processItem` here.
+   * The worker queue this stage's items run on (docs/workers.md), instead of `processItem` here.
    * Such a pipeline is listed, but not started until the service has workers.
    */
   queue?: string;
