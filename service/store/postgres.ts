@@ -1,10 +1,9 @@
+// The store on Postgres, for several instances on one database: SQL that executes commit plans,
+// the ownership queries, and LISTEN/NOTIFY hints; its connections are made in pg-connection.ts
+// (docs/operations.md).
 import { TypeOverrides, types, type Pool, type PoolClient } from 'pg';
 import {
-  LedgerConflictError,
-  LeaseLostError,
-  SeqConflictError,
   StoreConflictError,
-  StoreNotFoundError,
   type CommandOutcome,
   type CommitBatch,
   type CommitResult,
@@ -17,8 +16,9 @@ import {
   type Store,
   type StoredEvent,
 } from './store.js';
+import { keysToLookUp, ledgerConflict, planCommit, type CommitPlan, type RunAtCommit } from './commit-plan.js';
 import { createPool, inTransaction, listen, prober, type PgTimeouts, type Prober } from './pg-connection.js';
-import { toLedgerEntry, toRecord, type RunRow } from './rows.js';
+import { LIVE_STATUS_SQL, toLedgerEntry, toRecord, type LedgerRow, type RunRow } from './rows.js';
 
 /**
  * The channel every commit that appended events notifies, in the commit's own transaction, with
@@ -94,6 +94,10 @@ const MIGRATIONS: readonly string[] = [
      expired    BOOLEAN NOT NULL DEFAULT false
    );
    CREATE INDEX commands_pending ON commands (run_id) WHERE taken_by IS NULL AND NOT expired;`,
+  // Whether an instance of this service works the run (NewRun.hosted). The rows there are: an
+  // external run, and only an external run, has a machine name.
+  `ALTER TABLE runs ADD COLUMN hosted BOOLEAN NOT NULL DEFAULT true;
+   UPDATE runs SET hosted = false WHERE machine_name IS NOT NULL;`,
 ];
 
 /** Taken by every instance that migrates, so that instances starting together apply each migration once. */
@@ -107,12 +111,8 @@ typeParsers.setTypeParser(INT8_OID, (value: string) => Number(value));
 
 const UNIQUE_VIOLATION = '23505';
 
-
-const RUN_COLUMNS = `run_id, account_id, site_id, pipeline, trigger, machine_name, options, status, error,
+const RUN_COLUMNS = `run_id, account_id, site_id, pipeline, trigger, machine_name, hosted, options, status, error,
                      snapshot, last_seq, created_at, updated_at, closed_at, owner`;
-const LIVE = `status IN ('idle', 'running', 'paused', 'failed')`;
-/** Channel of `enqueueCommand`'s wake-up hint. */
-export const COMMANDS_CHANNEL = 'runstate_commands';
 
 export interface PostgresStoreOptions extends PgTimeouts {
   /** Connections in the pool. [poolSize=10] */
@@ -133,9 +133,10 @@ const defaults: Required<Pick<PostgresStoreOptions, 'poolSize' | 'onIdleError'>>
 /**
  * Postgres, for when `DATABASE_URL` is set; several service instances may share one database.
  *
- * `seq` is assigned like SQLite's: `UPDATE runs SET last_seq = last_seq + n ... RETURNING` in the
- * transaction that inserts the events, so the run's row lock serializes commits to one run,
- * from this pool or any other, and a rolled-back commit leaves no gap. Every commit that appends
+ * A commit locks the run's row (`SELECT … FOR UPDATE`), reads its `last_seq`, lease and the
+ * keys seen before, and writes the plan of commit-plan.ts in the same transaction: the row lock
+ * serializes commits to one run, from this pool or any other, and a rolled-back commit leaves no
+ * gap. Leases are timed by the database's clock, never an instance's. Every commit that appends
  * events also sends `NOTIFY runstate_events, '<run_id>:<last_seq>'` ({@link EVENTS_CHANNEL}).
  */
 export class PostgresStore implements Store {
@@ -191,9 +192,9 @@ export class PostgresStore implements Store {
   async createRun(run: NewRun): Promise<RunRecord> {
     try {
       const res = await this.#pool.query<RunRow>(
-        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, options, status, created_at, updated_at, owner, lease_until)
+        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, options, status, created_at, updated_at, owner, lease_until, hosted)
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'idle', $8, $8, $9::text,
-                 CASE WHEN $9::text IS NULL THEN NULL ELSE now() + make_interval(secs => $10::float8 / 1000) END)
+                 CASE WHEN $9::text IS NULL THEN NULL ELSE now() + make_interval(secs => $10::float8 / 1000) END, $11)
          RETURNING ${RUN_COLUMNS}`,
         [
           run.runId,
@@ -206,6 +207,7 @@ export class PostgresStore implements Store {
           run.createdAt,
           run.lease?.owner ?? null,
           run.lease?.ms ?? 0,
+          run.hosted !== false,
         ],
       );
       return toRecord(res.rows[0]!);
@@ -232,19 +234,11 @@ export class PostgresStore implements Store {
       if (filter.siteIds.length === 0) return [];
       where.push(`site_id = ANY(${param([...filter.siteIds])}::text[])`);
     }
-    if (filter.accountId !== undefined) where.push(`account_id = ${param(filter.accountId)}`);
     if (filter.status !== undefined) where.push(`status = ${param(filter.status)}`);
     if (filter.open) where.push('closed_at IS NULL');
     const sql = `SELECT ${RUN_COLUMNS} FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
                  ORDER BY created_at DESC, run_id DESC LIMIT ${param(filter.limit ?? 100)}`;
     const res = await this.#pool.query<RunRow>(sql, params);
-    return res.rows.map(toRecord);
-  }
-
-  async listLiveRuns(): Promise<RunRecord[]> {
-    const res = await this.#pool.query<RunRow>(
-      `SELECT ${RUN_COLUMNS} FROM runs WHERE status IN ('idle', 'running', 'paused', 'failed') ORDER BY created_at, run_id`,
-    );
     return res.rows.map(toRecord);
   }
 
@@ -254,7 +248,7 @@ export class PostgresStore implements Store {
   }
 
   async commit(runId: string, batch: CommitBatch): Promise<CommitResult> {
-    return this.#transaction((client) => commitIn(client, runId, batch, new Date().toISOString()));
+    return inTransaction(this.#pool, (client) => commitIn(client, runId, batch, new Date().toISOString()));
   }
 
   async eventKeys(runId: string): Promise<Map<string, number>> {
@@ -295,7 +289,7 @@ export class PostgresStore implements Store {
   }
 
   async ledger(runId: string): Promise<LedgerEntry[]> {
-    const res = await this.#pool.query<{ item: string; stage: number; status: string; attempts: number; cost: number; error: string | null }>(
+    const res = await this.#pool.query<LedgerRow>(
       'SELECT item, stage, status, attempts, cost, error FROM ledger WHERE run_id = $1 ORDER BY position',
       [runId],
     );
@@ -316,7 +310,7 @@ export class PostgresStore implements Store {
     const res = await this.#pool.query<RunRow>(
       `UPDATE runs SET owner = $1, lease_until = now() + make_interval(secs => $2::float8 / 1000)
        WHERE run_id IN (SELECT run_id FROM runs
-                        WHERE ${LIVE} AND pipeline <> 'external'
+                        WHERE ${LIVE_STATUS_SQL} AND hosted
                           AND ($4::boolean OR owner IS NULL OR lease_until IS NULL OR lease_until <= now())
                         ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED)
        RETURNING ${RUN_COLUMNS}`,
@@ -328,7 +322,7 @@ export class PostgresStore implements Store {
   async renewLeases(owner: string, leaseMs: number): Promise<string[]> {
     const res = await this.#pool.query<{ run_id: string }>(
       `UPDATE runs SET lease_until = now() + make_interval(secs => $2::float8 / 1000)
-       WHERE owner = $1 AND lease_until > now() AND ${LIVE} RETURNING run_id`,
+       WHERE owner = $1 AND lease_until > now() AND ${LIVE_STATUS_SQL} RETURNING run_id`,
       [owner, leaseMs],
     );
     return res.rows.map((r) => r.run_id);
@@ -343,8 +337,7 @@ export class PostgresStore implements Store {
 
   async enqueueCommand(cmd: { runId: string; command: string; by: string; reason?: string | undefined }): Promise<number> {
     const res = await this.#pool.query<{ id: number }>(
-      `WITH c AS (INSERT INTO commands (run_id, command, by_name, reason, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id)
-       SELECT id, pg_notify('${COMMANDS_CHANNEL}', $1) FROM c`,
+      'INSERT INTO commands (run_id, command, by_name, reason, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id',
       [cmd.runId, cmd.command, cmd.by, cmd.reason ?? null, new Date().toISOString()],
     );
     return res.rows[0]!.id;
@@ -410,11 +403,6 @@ export class PostgresStore implements Store {
     await this.#prober.close();
     await this.#pool.end();
   }
-
-  #transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
-    return inTransaction(this.#pool, work);
-  }
-
 }
 
 async function migrate(pool: Pool): Promise<void> {
@@ -432,107 +420,54 @@ async function migrate(pool: Pool): Promise<void> {
   });
 }
 
+/** Reads what the plan needs under the run's row lock, then executes the plan. */
 async function commitIn(client: PoolClient, runId: string, batch: CommitBatch, now: string): Promise<CommitResult> {
-  const keys = batch.eventKeys ?? [];
-  const seqs: number[] = new Array<number>(batch.events.length);
-  const batchKeys = [...new Set(keys.slice(0, batch.events.length).filter((k): k is string => k !== null && k !== undefined))];
-
+  const locked = await client.query<{ last_seq: number; owner: string | null; lease_until_ms: number | null; now_ms: number }>(
+    `SELECT last_seq, owner, (extract(epoch FROM lease_until) * 1000)::float8 AS lease_until_ms,
+            (extract(epoch FROM now()) * 1000)::float8 AS now_ms
+     FROM runs WHERE run_id = $1 FOR UPDATE`,
+    [runId],
+  );
+  const row = locked.rows[0];
+  const run: RunAtCommit | undefined = row && { lastSeq: row.last_seq, owner: row.owner, leaseUntilMs: row.lease_until_ms };
   const seen = new Map<string, number>();
-  if (batchKeys.length > 0) {
-    // Lock the run before looking its keys up: a concurrent commit of the same key then either
-    // committed (and this lookup, a new statement, sees it) or waits behind this one.
-    const locked = await client.query('SELECT 1 FROM runs WHERE run_id = $1 FOR UPDATE', [runId]);
-    if (locked.rowCount === 0) throw new StoreNotFoundError(`run ${runId} does not exist`);
+  const keys = keysToLookUp(batch);
+  if (row && keys.length > 0) {
+    // A statement of its own, after the lock: a concurrent commit of the same key has then either
+    // committed (and this statement's snapshot sees it) or waits behind this one.
     const res = await client.query<{ event_key: string; seq: number }>(
       'SELECT event_key, seq FROM events WHERE run_id = $1 AND event_key = ANY($2::text[])',
-      [runId, batchKeys],
+      [runId, keys],
     );
-    for (const row of res.rows) seen.set(row.event_key, row.seq);
+    for (const r of res.rows) seen.set(r.event_key, r.seq);
   }
+  const plan = planCommit({ runId, batch, run, seen, nowMs: row?.now_ms ?? 0, now });
+  await writePlan(client, runId, plan);
+  return plan.result;
+}
 
-  // A key seen before is not appended again, and a key repeated inside the batch is appended once.
-  const firstOfKey = new Map<string, number>();
-  const toAppend: number[] = [];
-  batch.events.forEach((_, i) => {
-    const key = keys[i] ?? null;
-    if (key === null) {
-      toAppend.push(i);
-      return;
-    }
-    const seq = seen.get(key);
-    if (seq !== undefined) seqs[i] = seq;
-    else if (!firstOfKey.has(key)) {
-      firstOfKey.set(key, i);
-      toAppend.push(i);
-    }
-  });
-
-  const bumped = await client.query<{ last_seq: number }>(
-    `UPDATE runs SET last_seq = last_seq + $2,
+async function writePlan(client: PoolClient, runId: string, plan: CommitPlan): Promise<void> {
+  const u = plan.run;
+  await client.query(
+    `UPDATE runs SET last_seq = $2,
        snapshot = COALESCE($3::text, snapshot), status = COALESCE($4::text, status),
        error = CASE WHEN $5::boolean THEN $6::text ELSE error END,
        closed_at = COALESCE($7::text, closed_at), updated_at = $8
-     WHERE run_id = $1 AND ($9::text IS NULL OR (owner = $9::text AND lease_until > now()))
-       AND ($10::bigint IS NULL OR last_seq = $10::bigint)
-     RETURNING last_seq`,
-    [
-      runId,
-      toAppend.length,
-      batch.snapshot === undefined ? null : JSON.stringify(batch.snapshot),
-      batch.status ?? null,
-      batch.error !== undefined,
-      batch.error ?? null,
-      batch.closedAt ?? null,
-      now,
-      batch.owner ?? null,
-      batch.expectLastSeq ?? null,
-    ],
+     WHERE run_id = $1`,
+    [runId, u.lastSeq, u.snapshot, u.status, u.setError, u.error, u.closedAt, u.updatedAt],
   );
-  const lastSeq = bumped.rows[0]?.last_seq;
-  if (lastSeq === undefined) {
-    // Why nothing matched: no such run, a lease lost, or (compare-and-set) another last_seq.
-    const fence = await client.query<{ last_seq: number; leased: boolean }>(
-      `SELECT last_seq, ($2::text IS NULL OR (owner IS NOT DISTINCT FROM $2::text AND lease_until > now())) AS leased
-       FROM runs WHERE run_id = $1`,
-      [runId, batch.owner ?? null],
-    );
-    const row = fence.rows[0];
-    if (!row) throw new StoreNotFoundError(`run ${runId} does not exist`);
-    if (!row.leased) throw new LeaseLostError(`this instance no longer holds the lease of run ${runId}`);
-    throw new SeqConflictError(`run ${runId} is at seq ${row.last_seq}, not ${String(batch.expectLastSeq)}`, row.last_seq);
-  }
-
-  let seq = lastSeq - toAppend.length;
-  const appended: StoredEvent[] = [];
-  const bodies: string[] = [];
-  const eventSeqs: number[] = [];
-  const eventKeys: (string | null)[] = [];
-  for (const i of toAppend) {
-    seq += 1;
-    // run_id and seq are the store's to assign, whatever the caller's event carried.
-    const { event, run_id: _runId, seq: _seq, ...rest } = batch.events[i]!;
-    const stored = { event, run_id: runId, seq, ...rest } as StoredEvent;
-    bodies.push(JSON.stringify(stored));
-    eventSeqs.push(seq);
-    eventKeys.push(keys[i] ?? null);
-    seqs[i] = seq;
-    appended.push(stored);
-  }
-  for (const [i, key] of keys.slice(0, batch.events.length).entries()) {
-    if (key !== null && key !== undefined && seqs[i] === undefined) seqs[i] = seqs[firstOfKey.get(key)!]!;
-  }
-  if (appended.length > 0) {
+  if (plan.events.length > 0) {
+    // The hint goes with the insert; Postgres delivers it only if the transaction commits.
     await client.query(
-      `INSERT INTO events (run_id, seq, body, event_key)
-       SELECT $1, s, b, k FROM unnest($2::bigint[], $3::text[], $4::text[]) AS e (s, b, k)`,
-      [runId, eventSeqs, bodies, eventKeys],
+      `WITH e AS (INSERT INTO events (run_id, seq, body, event_key)
+                  SELECT $1, s, b, k FROM unnest($2::bigint[], $3::text[], $4::text[]) AS e (s, b, k))
+       SELECT pg_notify($5, $6)`,
+      [runId, plan.events.map((e) => e.seq), plan.events.map((e) => e.body), plan.events.map((e) => e.key), EVENTS_CHANNEL, `${runId}:${u.lastSeq}`],
     );
   }
-
-  const ledger = batch.ledger ?? [];
-  if (ledger.length > 0) {
-    // One statement; ON CONFLICT DO NOTHING also skips a row repeated inside it, so an entry
-    // missing from RETURNING is a conflict, with a row already there or earlier in the batch.
+  if (plan.ledger.length > 0) {
+    // The plan has refused an item repeated in the batch, so an entry missing from RETURNING was
+    // recorded by an earlier commit.
     const res = await client.query<{ stage: number; item_id: string }>(
       `INSERT INTO ledger (run_id, stage, item_id, item, status, attempts, cost, error)
        SELECT $1, stage, item_id, item, status, attempts, cost, error
@@ -543,40 +478,21 @@ async function commitIn(client: PoolClient, runId: string, batch: CommitBatch, n
        RETURNING stage, item_id`,
       [
         runId,
-        ledger.map((e) => e.stage),
-        ledger.map((e) => String(e.itemId)),
-        ledger.map((e) => JSON.stringify(e.itemId)),
-        ledger.map((e) => e.status),
-        ledger.map((e) => e.attempts),
-        ledger.map((e) => e.cost),
-        ledger.map((e) => e.error),
+        plan.ledger.map((l) => l.stage),
+        plan.ledger.map((l) => l.itemId),
+        plan.ledger.map((l) => l.item),
+        plan.ledger.map((l) => l.status),
+        plan.ledger.map((l) => l.attempts),
+        plan.ledger.map((l) => l.cost),
+        plan.ledger.map((l) => l.error),
       ],
     );
-    if (res.rowCount !== ledger.length) {
-      const conflicting = firstSkipped(ledger, res.rows);
-      throw new LedgerConflictError(
-        `item ${String(conflicting.itemId)} of stage ${conflicting.stage} is already recorded for run ${runId}`,
-      );
+    if (res.rowCount !== plan.ledger.length) {
+      const inserted = new Set(res.rows.map((r) => `${r.stage}\u0000${r.item_id}`));
+      const skipped = plan.ledger.find((l) => !inserted.has(`${l.stage}\u0000${l.itemId}`)) ?? plan.ledger[0]!;
+      throw ledgerConflict(runId, skipped.entry);
     }
   }
-
-  if (appended.length > 0) {
-    await client.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, `${runId}:${lastSeq}`]);
-  }
-  return { events: appended, seqs };
-}
-
-/** The first entry of the batch that the insert skipped: recorded before, in the table or earlier in the batch. */
-function firstSkipped(ledger: readonly LedgerEntry[], inserted: readonly { stage: number; item_id: string }[]): LedgerEntry {
-  const keyOf = (stage: number, itemId: string): string => `${stage}\u0000${itemId}`;
-  const insertedKeys = new Set(inserted.map((r) => keyOf(r.stage, r.item_id)));
-  const claimed = new Set<string>();
-  for (const entry of ledger) {
-    const key = keyOf(entry.stage, String(entry.itemId));
-    if (!insertedKeys.has(key) || claimed.has(key)) return entry;
-    claimed.add(key);
-  }
-  return ledger[0]!;
 }
 
 function isUniqueViolation(err: unknown, constraint: string): boolean {

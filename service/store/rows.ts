@@ -1,5 +1,13 @@
-// The `runs` row as both adapters read it (same columns; JSON kept as text), and the record it makes.
+// What both adapters share besides the commit plan: the `runs` row as they read it (same
+// columns; JSON kept as text), the record it makes, and the SQL of the live statuses.
+import { LIVE_RUN_STATUSES } from '../../machines/statuses.js';
 import type { LedgerEntry, RunRecord } from './store.js';
+
+/** `status IN ('idle', …)`: the live statuses of machines/statuses.ts, as SQL both dialects read. */
+export const LIVE_STATUS_SQL = `status IN (${LIVE_RUN_STATUSES.map((s) => {
+  if (!/^[a-z_]+$/.test(s)) throw new TypeError(`Expected a run status of lowercase letters and \`_\`, got ${JSON.stringify(s)}.`);
+  return `'${s}'`;
+}).join(', ')})`;
 
 export interface RunRow {
   run_id: string;
@@ -8,6 +16,8 @@ export interface RunRow {
   pipeline: string;
   trigger: string;
   machine_name: string | null;
+  /** SQLite's INTEGER 0/1 or Postgres' BOOLEAN. */
+  hosted: number | boolean;
   options: string;
   status: string;
   error: string | null;
@@ -27,6 +37,7 @@ export function toRecord(row: RunRow): RunRecord {
     pipeline: row.pipeline,
     trigger: row.trigger,
     machineName: row.machine_name,
+    hosted: Boolean(row.hosted),
     options: JSON.parse(row.options) as Record<string, unknown>,
     status: row.status,
     error: row.error,

@@ -1,12 +1,10 @@
+// The embedded store (better-sqlite3, WAL): SQL that executes commit plans and the ownership
+// queries, for one instance on one file (docs/architecture.md, "The store").
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
-  LedgerConflictError,
-  LeaseLostError,
-  SeqConflictError,
   StoreConflictError,
-  StoreNotFoundError,
   type CommandOutcome,
   type CommitBatch,
   type CommitResult,
@@ -19,7 +17,8 @@ import {
   type Store,
   type StoredEvent,
 } from './store.js';
-import { toLedgerEntry, toRecord, type RunRow } from './rows.js';
+import { keysToLookUp, ledgerConflict, planCommit, type RunAtCommit } from './commit-plan.js';
+import { LIVE_STATUS_SQL, toLedgerEntry, toRecord, type LedgerRow, type RunRow } from './rows.js';
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE runs (
@@ -84,8 +83,11 @@ const MIGRATIONS: readonly string[] = [
      expired    INTEGER NOT NULL DEFAULT 0
    );
    CREATE INDEX commands_pending ON commands (run_id) WHERE taken_by IS NULL AND expired = 0;`,
+  // Whether an instance of this service works the run (NewRun.hosted). The rows there are: an
+  // external run, and only an external run, has a machine name.
+  `ALTER TABLE runs ADD COLUMN hosted INTEGER NOT NULL DEFAULT 1;
+   UPDATE runs SET hosted = 0 WHERE machine_name IS NOT NULL;`,
 ];
-
 
 export interface SqliteStoreOptions {
   /** Database file; `:memory:` for a private in-memory store. */
@@ -113,26 +115,19 @@ export class SqliteStore implements Store {
     const db = this.#db;
     this.#stmt = {
       insertRun: db.prepare(
-        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, options, status, created_at, updated_at, owner, lease_until)
-         VALUES (@run_id, @account_id, @site_id, @pipeline, @trigger, @machine_name, @options, 'idle', @created_at, @created_at, @owner, @lease_until)`,
+        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, hosted, options, status, created_at, updated_at, owner, lease_until)
+         VALUES (@run_id, @account_id, @site_id, @pipeline, @trigger, @machine_name, @hosted, @options, 'idle', @created_at, @created_at, @owner, @lease_until)`,
       ),
       getRun: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE run_id = ?'),
-      liveRuns: db.prepare<[], RunRow>(
-        `SELECT * FROM runs WHERE status IN ('idle', 'running', 'paused', 'failed') ORDER BY created_at`,
+      runAtCommit: db.prepare<[string], { last_seq: number; owner: string | null; lease_until: number | null }>(
+        'SELECT last_seq, owner, lease_until FROM runs WHERE run_id = ?',
       ),
-      // One statement per commit: the seqs and the run's new state.
-      updateRun: db.prepare<Record<string, unknown>, { last_seq: number }>(
-        `UPDATE runs SET last_seq = last_seq + @appended,
+      updateRun: db.prepare(
+        `UPDATE runs SET last_seq = @last_seq,
            snapshot = COALESCE(@snapshot, snapshot), status = COALESCE(@status, status),
            error = CASE WHEN @set_error THEN @error ELSE error END,
            closed_at = COALESCE(@closed_at, closed_at), updated_at = @updated_at
-         WHERE run_id = @run_id AND (@owner IS NULL OR (owner = @owner AND lease_until > @now_ms))
-           AND (@expect_last_seq IS NULL OR last_seq = @expect_last_seq)
-         RETURNING last_seq`,
-      ),
-      // Why a commit's update matched no row: no such run, a lease lost, or another last_seq.
-      fence: db.prepare<Record<string, unknown>, { last_seq: number; leased: number }>(
-        `SELECT last_seq, (@owner IS NULL OR (owner IS @owner AND lease_until > @now_ms)) AS leased FROM runs WHERE run_id = @run_id`,
+         WHERE run_id = @run_id`,
       ),
       insertEvent: db.prepare('INSERT INTO events (run_id, seq, body, event_key) VALUES (?, ?, ?, ?)'),
       seqByKey: db.prepare<[string, string], { seq: number }>('SELECT seq FROM events WHERE run_id = ? AND event_key = ?'),
@@ -144,7 +139,7 @@ export class SqliteStore implements Store {
          VALUES (@run_id, @stage, @item_id, @item, @status, @attempts, @cost, @error)
          ON CONFLICT DO NOTHING`,
       ),
-      ledger: db.prepare<[string], { item: string; stage: number; status: string; attempts: number; cost: number; error: string | null }>(
+      ledger: db.prepare<[string], LedgerRow>(
         'SELECT item, stage, status, attempts, cost, error FROM ledger WHERE run_id = ? ORDER BY position',
       ),
       markTraced: db.prepare('UPDATE runs SET traced_seq = MAX(traced_seq, ?) WHERE run_id = ?'),
@@ -152,75 +147,44 @@ export class SqliteStore implements Store {
       insertItems: db.prepare('INSERT INTO stage_items (run_id, stage, items) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
       getItems: db.prepare<[string, number], { items: string }>('SELECT items FROM stage_items WHERE run_id = ? AND stage = ?'),
     };
+    // Executes the plan of commit-plan.ts. Run with `.immediate` (BEGIN IMMEDIATE): the write lock
+    // is taken before the run's row is read, so nothing writes between that read and the plan.
     this.#commitTx = db.transaction((runId: string, batch: CommitBatch, now: string): CommitResult => {
-      const keys = batch.eventKeys ?? [];
-      const seqs: number[] = new Array<number>(batch.events.length);
-      const fresh: number[] = [];
-      batch.events.forEach((_, i) => {
-        const key = keys[i] ?? null;
-        const seen = key === null ? undefined : this.#stmt.seqByKey.get(runId, key);
-        if (seen) seqs[i] = seen.seq;
-        else fresh.push(i);
-      });
-      // A key repeated inside one batch is appended once.
-      const firstOfKey = new Map<string, number>();
-      const toAppend = fresh.filter((i) => {
-        const key = keys[i] ?? null;
-        if (key === null) return true;
-        if (firstOfKey.has(key)) return false;
-        firstOfKey.set(key, i);
-        return true;
-      });
-      const nowMs = Date.now();
-      const bumped = this.#stmt.updateRun.get({
-        run_id: runId,
-        appended: toAppend.length,
-        snapshot: batch.snapshot === undefined ? null : JSON.stringify(batch.snapshot),
-        status: batch.status ?? null,
-        set_error: batch.error === undefined ? 0 : 1,
-        error: batch.error ?? null,
-        closed_at: batch.closedAt ?? null,
-        updated_at: now,
-        owner: batch.owner ?? null,
-        now_ms: nowMs,
-        expect_last_seq: batch.expectLastSeq ?? null,
-      });
-      if (!bumped) {
-        const fence = this.#stmt.fence.get({ run_id: runId, owner: batch.owner ?? null, now_ms: nowMs });
-        if (!fence) throw new StoreNotFoundError(`run ${runId} does not exist`);
-        if (!fence.leased) throw new LeaseLostError(`this instance no longer holds the lease of run ${runId}`);
-        throw new SeqConflictError(`run ${runId} is at seq ${fence.last_seq}, not ${String(batch.expectLastSeq)}`, fence.last_seq);
-      }
-      let seq = bumped.last_seq - toAppend.length;
-      const appended: StoredEvent[] = [];
-      for (const i of toAppend) {
-        seq += 1;
-        // run_id and seq are the store's to assign, whatever the caller's event carried.
-        const { event, run_id: _runId, seq: _seq, ...rest } = batch.events[i]!;
-        const stored = { event, run_id: runId, seq, ...rest } as StoredEvent;
-        this.#stmt.insertEvent.run(runId, seq, JSON.stringify(stored), keys[i] ?? null);
-        seqs[i] = seq;
-        appended.push(stored);
-      }
-      for (const [i, key] of keys.entries()) {
-        if (key !== null && seqs[i] === undefined) seqs[i] = seqs[firstOfKey.get(key)!]!;
-      }
-      for (const entry of batch.ledger ?? []) {
-        const res = this.#stmt.insertLedger.run({
-          run_id: runId,
-          stage: entry.stage,
-          item_id: String(entry.itemId),
-          item: JSON.stringify(entry.itemId),
-          status: entry.status,
-          attempts: entry.attempts,
-          cost: entry.cost,
-          error: entry.error,
-        });
-        if (res.changes === 0) {
-          throw new LedgerConflictError(`item ${String(entry.itemId)} of stage ${entry.stage} is already recorded for run ${runId}`);
+      const row = this.#stmt.runAtCommit.get(runId);
+      const run: RunAtCommit | undefined = row && { lastSeq: row.last_seq, owner: row.owner, leaseUntilMs: row.lease_until };
+      const seen = new Map<string, number>();
+      if (row) {
+        for (const key of keysToLookUp(batch)) {
+          const hit = this.#stmt.seqByKey.get(runId, key);
+          if (hit) seen.set(key, hit.seq);
         }
       }
-      return { events: appended, seqs };
+      const plan = planCommit({ runId, batch, run, seen, nowMs: Date.now(), now });
+      this.#stmt.updateRun.run({
+        run_id: runId,
+        last_seq: plan.run.lastSeq,
+        snapshot: plan.run.snapshot,
+        status: plan.run.status,
+        set_error: plan.run.setError ? 1 : 0,
+        error: plan.run.error,
+        closed_at: plan.run.closedAt,
+        updated_at: plan.run.updatedAt,
+      });
+      for (const e of plan.events) this.#stmt.insertEvent.run(runId, e.seq, e.body, e.key);
+      for (const l of plan.ledger) {
+        const res = this.#stmt.insertLedger.run({
+          run_id: runId,
+          stage: l.stage,
+          item_id: l.itemId,
+          item: l.item,
+          status: l.status,
+          attempts: l.attempts,
+          cost: l.cost,
+          error: l.error,
+        });
+        if (res.changes === 0) throw ledgerConflict(runId, l.entry);
+      }
+      return plan.result;
     });
   }
 
@@ -248,6 +212,7 @@ export class SqliteStore implements Store {
         pipeline: run.pipeline,
         trigger: run.trigger,
         machine_name: run.machineName ?? null,
+        hosted: run.hosted === false ? 0 : 1,
         options: JSON.stringify(run.options),
         created_at: run.createdAt,
         owner: run.lease?.owner ?? null,
@@ -275,10 +240,6 @@ export class SqliteStore implements Store {
       where.push(`site_id IN (${filter.siteIds.map(() => '?').join(', ')})`);
       params.push(...filter.siteIds);
     }
-    if (filter.accountId !== undefined) {
-      where.push('account_id = ?');
-      params.push(filter.accountId);
-    }
     if (filter.status !== undefined) {
       where.push('status = ?');
       params.push(filter.status);
@@ -290,17 +251,13 @@ export class SqliteStore implements Store {
     return this.#db.prepare<unknown[], RunRow>(sql).all(...params).map(toRecord);
   }
 
-  async listLiveRuns(): Promise<RunRecord[]> {
-    return this.#stmt.liveRuns.all().map(toRecord);
-  }
-
   async countRunsByStatus(): Promise<Record<string, number>> {
     const rows = this.#db.prepare<[], { status: string; n: number }>('SELECT status, COUNT(*) AS n FROM runs GROUP BY status').all();
     return Object.fromEntries(rows.map((r) => [r.status, r.n]));
   }
 
   async commit(runId: string, batch: CommitBatch): Promise<CommitResult> {
-    return this.#commitTx(runId, batch, new Date().toISOString());
+    return this.#commitTx.immediate(runId, batch, new Date().toISOString());
   }
 
   async eventKeys(runId: string): Promise<Map<string, number>> {
@@ -344,7 +301,7 @@ export class SqliteStore implements Store {
       .prepare<unknown[], RunRow>(
         `UPDATE runs SET owner = ?, lease_until = ?
          WHERE run_id IN (SELECT run_id FROM runs
-                          WHERE status IN ('idle', 'running', 'paused', 'failed') AND pipeline <> 'external'
+                          WHERE ${LIVE_STATUS_SQL} AND hosted = 1
                             AND (? OR owner IS NULL OR lease_until IS NULL OR lease_until <= ?)
                           ORDER BY created_at LIMIT ?)
          RETURNING *`,
@@ -358,7 +315,7 @@ export class SqliteStore implements Store {
     return this.#db
       .prepare<[number, string, number], { run_id: string }>(
         `UPDATE runs SET lease_until = ? WHERE owner = ? AND lease_until > ?
-           AND status IN ('idle', 'running', 'paused', 'failed') RETURNING run_id`,
+           AND ${LIVE_STATUS_SQL} RETURNING run_id`,
       )
       .all(now + leaseMs, owner, now)
       .map((r) => r.run_id);

@@ -1,6 +1,8 @@
-// The storage contract. Every adapter (SQLite, Postgres) passes test/service/store/contract.ts.
-// The event log is the source of truth: `seq` is assigned per run inside the write that
-// appends, gap-free, together with the run's snapshot and ledger rows.
+// The storage contract, in two parts every adapter (SQLite, Postgres) implements: `RunStore`
+// (runs, event log, ledger, stage items, traces) and `OwnershipStore` (leases and the command
+// queue); test/service/store/ has a suite for each. The event log is the source of truth: `seq`
+// is assigned per run inside the write that appends, gap-free, together with the run's snapshot
+// and ledger rows (docs/architecture.md, "The store").
 
 export type ItemId = string | number;
 
@@ -20,12 +22,18 @@ export interface NewRun {
   /** External runs only: the engine's machine name. */
   machineName?: string | null;
   createdAt: string;
+  /**
+   * An instance of this service works the run and so leases it; false for runs whose machines
+   * run elsewhere and are fed over ingest (docs/ingest.md), which no instance claims. [hosted=true]
+   */
+  hosted?: boolean;
   /** Leases the new run to the instance that creates it. */
   lease?: { owner: string; ms: number };
 }
 
 export interface RunRecord extends NewRun {
   machineName: string | null;
+  hosted: boolean;
   /** The run machine's state: idle, running, paused, completed, failed, cancelled. */
   status: string;
   error: string | null;
@@ -38,18 +46,9 @@ export interface RunRecord extends NewRun {
   owner: string | null;
 }
 
-/** An event as the engine hands it over: everything but `run_id` and `seq`. */
-export interface NewEvent {
-  event: string;
-  timestamp: string;
-  [field: string]: unknown;
-}
-
-/** An event as stored and broadcast: DESIGN §3. */
-export interface StoredEvent extends NewEvent {
-  run_id: string;
-  seq: number;
-}
+/** Events as the engine hands them over (no `run_id`, no `seq`) and as stored: service/events.ts. */
+export type { NewEvent, StoredEvent } from '../events.js';
+import type { NewEvent, StoredEvent } from '../events.js';
 
 export interface LedgerEntry {
   stage: number;
@@ -92,29 +91,28 @@ export interface CommitResult {
 
 export interface RunFilter {
   siteIds?: readonly string[];
-  accountId?: string;
   status?: string;
   /** Only runs not closed. */
   open?: boolean;
   limit?: number;
 }
 
-export interface Store {
+/** Runs, their event log, ledger and stage items, and how far their trace files are written. */
+export interface RunStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Creates the run with `last_seq` 0. Throws `StoreConflictError` when the id exists. */
   createRun(run: NewRun): Promise<RunRecord>;
   getRun(runId: string): Promise<RunRecord | undefined>;
   /** Newest first. */
   listRuns(filter: RunFilter): Promise<RunRecord[]>;
-  /** Runs that may still do work: idle, running, paused, failed. */
-  listLiveRuns(): Promise<RunRecord[]>;
   /** How many runs are in each status (statuses with none are left out). */
   countRunsByStatus(): Promise<Record<string, number>>;
   /**
    * One atomic write: appends the events with the next seqs, updates the snapshot, status
    * and closedAt, and inserts the ledger entries. A ledger entry that already exists for
-   * its (run, stage, item) is a `LedgerConflictError` and nothing is written.
-   * Throws `StoreNotFoundError` for an unknown run.
+   * its (run, stage, item), or is repeated in the batch, is a `LedgerConflictError` and
+   * nothing is written. Throws `StoreNotFoundError` for an unknown run. What is written is
+   * planned by commit-plan.ts; the adapter only executes the plan.
    */
   commit(runId: string, batch: CommitBatch): Promise<CommitResult>;
   /** The idempotency keys a run's events were appended with, and the seq of each. */
@@ -130,31 +128,6 @@ export interface Store {
   markTraced(runId: string, seq: number): Promise<void>;
   /** Runs whose trace files may lag their event log: every run not marked traced up to its last seq. */
   listUntraced(): Promise<RunRecord[]>;
-  // --- ownership: each live run is worked by one instance, which holds its lease -------------
-
-  /**
-   * Leases to `owner` up to `limit` live runs (idle, running, paused, failed; not external)
-   * that nobody holds: never leased, released, or whose lease expired. With `all`, every live
-   * run, leased or not: for a store only one instance uses (SQLite), at start.
-   */
-  claimRuns(owner: string, leaseMs: number, limit: number, opts?: { all?: boolean }): Promise<RunRecord[]>;
-  /** Extends `owner`'s unexpired leases of live runs; returns the runs it still holds. */
-  renewLeases(owner: string, leaseMs: number): Promise<string[]>;
-  /** Gives up `owner`'s leases (all, or of these runs) so another instance may claim them at once. */
-  releaseLeases(owner: string, runIds?: readonly string[]): Promise<void>;
-
-  // --- commands for runs another instance holds ----------------------------------------------
-
-  /** Queues a command for whoever holds the run; returns its id. */
-  enqueueCommand(cmd: { runId: string; command: string; by: string; reason?: string | undefined }): Promise<number>;
-  /** Takes the queued commands for runs `owner` holds, oldest first; each is taken once. */
-  takeCommands(owner: string): Promise<QueuedCommand[]>;
-  finishCommand(id: number, outcome: CommandOutcome): Promise<void>;
-  /** The outcome, `pending` while nobody has finished it, `expired` once given up on. */
-  commandOutcome(id: number): Promise<CommandOutcome | 'pending' | 'expired'>;
-  /** Gives up on a command nobody has taken yet; false if it was taken (its outcome will come). */
-  expireCommand(id: number): Promise<boolean>;
-
   /**
    * Hints that other instances appended events (Postgres LISTEN/NOTIFY); `onResync` after the
    * listener reconnects, when hints may have been missed. Absent where one instance is all.
@@ -166,6 +139,36 @@ export interface Store {
 
   close(): Promise<void>;
 }
+
+/**
+ * Ownership: each live, hosted run is worked by one instance, which holds its lease; commands
+ * for a run another instance holds wait in a queue for it (docs/operations.md).
+ */
+export interface OwnershipStore {
+  /**
+   * Leases to `owner` up to `limit` live, hosted runs (status in `LIVE_RUN_STATUSES`) that nobody
+   * holds: never leased, released, or whose lease expired. With `all`, every live hosted run,
+   * leased or not: for a store only one instance uses (SQLite), at start.
+   */
+  claimRuns(owner: string, leaseMs: number, limit: number, opts?: { all?: boolean }): Promise<RunRecord[]>;
+  /** Extends `owner`'s unexpired leases of live runs; returns the runs it still holds. */
+  renewLeases(owner: string, leaseMs: number): Promise<string[]>;
+  /** Gives up `owner`'s leases (all, or of these runs) so another instance may claim them at once. */
+  releaseLeases(owner: string, runIds?: readonly string[]): Promise<void>;
+
+  /** Queues a command for whoever holds the run; returns its id. */
+  enqueueCommand(cmd: { runId: string; command: string; by: string; reason?: string | undefined }): Promise<number>;
+  /** Takes the queued commands for runs `owner` holds, oldest first; each is taken once. */
+  takeCommands(owner: string): Promise<QueuedCommand[]>;
+  finishCommand(id: number, outcome: CommandOutcome): Promise<void>;
+  /** The outcome, `pending` while nobody has finished it, `expired` once given up on. */
+  commandOutcome(id: number): Promise<CommandOutcome | 'pending' | 'expired'>;
+  /** Gives up on a command nobody has taken yet; false if it was taken (its outcome will come). */
+  expireCommand(id: number): Promise<boolean>;
+}
+
+/** What the service opens: both parts, from one adapter. */
+export type Store = RunStore & OwnershipStore;
 
 export interface QueuedCommand {
   id: number;

@@ -32,7 +32,7 @@ export function applyEvents(model: RunModel, events: readonly StoredEvent[]): Ru
   const run: RunView = { ...model.run, stages: model.run.stages.map((s) => ({ ...s })) };
   let processing = model.processing ? { ...model.processing } : null;
   for (const e of fresh) {
-    const payload = (e.payload ?? {}) as { to_state?: string };
+    const payload: { to_state?: string } = e.event === 'state_change' ? e.payload : {};
     if (e.event === 'state_change' && e.machine_name === 'run' && payload.to_state) {
       run.status = payload.to_state;
       run.state = payload.to_state;
@@ -59,7 +59,7 @@ export function applyEvents(model: RunModel, events: readonly StoredEvent[]): Ru
         } else if (processing && processing.stage_number === n) {
           processing.stage_state = payload.to_state;
           if (payload.to_state === 'empty') processing.percentage = 100;
-          if (payload.to_state === 'paused' || payload.to_state === 'completed' || payload.to_state === 'failed') processing.currently_processing = [];
+          if (['paused', 'completed', 'failed', 'cancelled'].includes(payload.to_state)) processing.currently_processing = [];
         }
       }
     } else if (e.event === 'stage_start') {

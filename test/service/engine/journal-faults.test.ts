@@ -9,7 +9,7 @@ import { SeqConflictError, type Store, type StoredEvent } from '../../../service
 import { tempDir } from '../../helpers/engine.js';
 import { faultyStore } from '../../helpers/faulty-store.js';
 import { usePostgres } from '../../helpers/postgres.js';
-import { activity, at, done, newRun } from '../store/contract.js';
+import { activity, at, done, messageOf, newRun } from '../store/contract.js';
 
 const pg = usePostgres();
 
@@ -76,7 +76,7 @@ describe.each(stores)('Journal on %s through faults', (_, open) => {
     f.refuse(false);
     await j.flush();
     const events = await store.readEvents(runId, 0);
-    expect(events.map((e) => [e.seq, e.message])).toEqual([[1, 'a'], [2, 'b'], [3, 'c']]);
+    expect(events.map((e) => [e.seq, messageOf(e)])).toEqual([[1, 'a'], [2, 'b'], [3, 'c']]);
     expect(appended.map((e) => e.seq)).toEqual([1, 2, 3]);
     expect((await store.ledger(runId)).map((l) => l.itemId)).toEqual([1, 2]);
     expect(faults).toEqual([]);
@@ -91,7 +91,7 @@ describe.each(stores)('Journal on %s through faults', (_, open) => {
     await j.flush();
     j.record(activity('c'));
     await j.flush();
-    expect((await store.readEvents(runId, 0)).map((e) => [e.seq, e.message])).toEqual([[1, 'a'], [2, 'b'], [3, 'c']]);
+    expect((await store.readEvents(runId, 0)).map((e) => [e.seq, messageOf(e)])).toEqual([[1, 'a'], [2, 'b'], [3, 'c']]);
     expect(appended.map((e) => e.seq)).toEqual([1, 2, 3]);
     expect(await store.ledger(runId)).toHaveLength(2);
     expect(faults).toEqual([]);
@@ -106,7 +106,7 @@ describe.each(stores)('Journal on %s through faults', (_, open) => {
     await j.flush();
     expect(faults).toHaveLength(1);
     expect(faults[0]).toBeInstanceOf(SeqConflictError);
-    expect((await store.readEvents(runId, 0)).map((e) => e.message)).toEqual(['a', 'foreign']);
+    expect((await store.readEvents(runId, 0)).map(messageOf)).toEqual(['a', 'foreign']);
   });
 
   it('is a fault, not a hold, when the lease is lost', async () => {

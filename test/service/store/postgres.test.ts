@@ -2,11 +2,13 @@ import { Client } from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EVENTS_CHANNEL, PostgresStore } from '../../../service/store/postgres.js';
 import { usePostgres, type TestDatabase } from '../../helpers/postgres.js';
-import { activities, activity, at, done, newRun, storeContract } from './contract.js';
+import { activities, activity, at, done, messageOf, newRun, range, untyped, type OpenStore } from './contract.js';
+import { ownershipContract } from './ownership.contract.js';
+import { runStoreContract } from './run-store.contract.js';
 
 const pg = usePostgres();
 
-storeContract('postgres', async () => {
+const openPostgres: OpenStore = async () => {
   const db = await pg.createDatabase();
   const store = await PostgresStore.connect(db.url, { poolSize: 4 });
   return {
@@ -16,11 +18,10 @@ storeContract('postgres', async () => {
       await db.drop();
     },
   };
-});
+};
 
-function range(from: number, to: number): number[] {
-  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
-}
+runStoreContract('postgres', openPostgres);
+ownershipContract('postgres', openPostgres);
 
 describe('PostgresStore', () => {
   let db: TestDatabase;
@@ -82,7 +83,7 @@ describe('PostgresStore', () => {
         ),
       );
       expect(results.filter((r) => r.seqs[0] === 1)).toHaveLength(20);
-      expect(results.flatMap((r) => r.events).filter((e) => String(e.message).startsWith('try'))).toHaveLength(1);
+      expect(results.flatMap((r) => r.events).filter((e) => String(messageOf(e)).startsWith('try'))).toHaveLength(1);
       expect((await b.readEvents('run_a', 0)).map((e) => e.seq)).toEqual(range(1, 21));
     });
 
@@ -147,7 +148,7 @@ describe('PostgresStore', () => {
       const stores = await Promise.all(Array.from({ length: 4 }, () => open()));
       const c = await client();
       const versions = await c.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-      expect(versions.rows.map((r) => r.version)).toEqual([1, 2]);
+      expect(versions.rows.map((r) => r.version)).toEqual([1, 2, 3]);
       await stores[0]!.createRun(newRun('run_a'));
       expect((await stores[3]!.getRun('run_a'))?.status).toBe('idle');
     });
@@ -178,6 +179,24 @@ describe('PostgresStore', () => {
       expect(res.seqs).toEqual([1, 4]);
     });
 
+    it('migrates a database of the previous schema: runs with a machine name (external) are not hosted', async () => {
+      const first = await open();
+      await first.createRun(newRun('run_internal', { createdAt: at(1) }));
+      await first.createRun(newRun('run_external', { pipeline: 'external', machineName: 'face-processor', createdAt: at(2) }));
+      await first.close();
+      // Back to schema 2: no `hosted` column, migration 3 not applied.
+      const c = await client();
+      await c.query('ALTER TABLE runs DROP COLUMN hosted');
+      await c.query('DELETE FROM schema_migrations WHERE version = 3');
+
+      const second = await open();
+      expect((await second.listRuns({})).map((r) => [r.runId, r.hosted])).toEqual([
+        ['run_external', false],
+        ['run_internal', true],
+      ]);
+      expect((await second.claimRuns('a', 60_000, 10)).map((r) => r.runId)).toEqual(['run_internal']);
+    });
+
     it('rejects a bad pool size with a TypeError that names it', async () => {
       await expect(PostgresStore.connect(db.url, { poolSize: 0 })).rejects.toThrow(/`poolSize`/);
       await expect(PostgresStore.connect(db.url, { poolSize: 1.5 })).rejects.toBeInstanceOf(TypeError);
@@ -195,7 +214,7 @@ describe('PostgresStore', () => {
     const store = await open();
     await store.createRun(newRun('run_a'));
     const { events } = await store.commit('run_a', {
-      events: [{ event: 'stage_item_processed', timestamp: at(3), zeta: 1, alpha: { b: 2, a: [3, { y: null, x: 'é' }] }, seq: 99, run_id: 'x' }],
+      events: [untyped({ event: 'stage_item_processed', timestamp: at(3), zeta: 1, alpha: { b: 2, a: [3, { y: null, x: 'é' }] }, seq: 99, run_id: 'x' })],
     });
     const c = await client();
     const { rows } = await c.query<{ body: string }>('SELECT body FROM events WHERE run_id = $1', ['run_a']);

@@ -4,13 +4,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../../service/store/sqlite.js';
-import { activities, at, done, newRun, storeContract } from './contract.js';
+import { activities, at, done, newRun, type OpenStore } from './contract.js';
+import { ownershipContract } from './ownership.contract.js';
+import { runStoreContract } from './run-store.contract.js';
 
 function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'runstate-sqlite-'));
 }
 
-storeContract('sqlite', async () => {
+const openSqlite: OpenStore = async () => {
   const dir = tempDir();
   const store = new SqliteStore({ filename: path.join(dir, 'runstate.db') });
   return {
@@ -20,7 +22,10 @@ storeContract('sqlite', async () => {
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
-});
+};
+
+runStoreContract('sqlite', openSqlite);
+ownershipContract('sqlite', openSqlite);
 
 describe('SqliteStore', () => {
   let dir: string;
@@ -81,6 +86,24 @@ describe('SqliteStore', () => {
     // Seqs and event keys carry on from the file, not from a fresh counter.
     const res = await second.commit('run_a', { events: activities(2, 'after'), eventKeys: ['k1', 'k2'] });
     expect(res.seqs).toEqual([1, 4]);
+  });
+
+  it('migrates a database of the previous schema: runs with a machine name (external) are not hosted', async () => {
+    const first = open();
+    await first.createRun(newRun('run_internal', { createdAt: at(1) }));
+    await first.createRun(newRun('run_external', { pipeline: 'external', machineName: 'face-processor', createdAt: at(2) }));
+    await first.close();
+    // Back to schema 2: no `hosted` column, migration 3 not applied.
+    const raw = new Database(filename);
+    raw.exec('ALTER TABLE runs DROP COLUMN hosted; DELETE FROM schema_migrations WHERE version = 3;');
+    raw.close();
+
+    const second = open();
+    expect((await second.listRuns({})).map((r) => [r.runId, r.hosted])).toEqual([
+      ['run_external', false],
+      ['run_internal', true],
+    ]);
+    expect((await second.claimRuns('a', 60_000, 10, { all: true })).map((r) => r.runId)).toEqual(['run_internal']);
   });
 
   it('runs in WAL mode', async () => {
