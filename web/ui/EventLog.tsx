@@ -7,24 +7,23 @@ const HEIGHT = 320;
 const OVERSCAN = 8;
 
 function describe(e: StoredEvent): string {
-  const p = (e.payload ?? {}) as { from_state?: string; to_state?: string; event_trigger?: string };
   switch (e.event) {
     case 'state_change':
-      return `${String(e.machine_name)}: ${p.from_state ?? '∅'} → ${p.to_state} (${p.event_trigger})`;
+      return `${e.machine_name}: ${e.payload.from_state ?? '∅'} → ${e.payload.to_state} (${e.payload.event_trigger})`;
     case 'stage_item_processed':
-      return `stage ${String(e.stage)}: ${String(e.processed)}/${String(e.total)} ${(e.item as { title?: string } | undefined)?.title ?? ''}`;
+      return `stage ${e.stage}: ${e.processed}/${e.total} ${e.item.title}`;
     case 'stage_item_failed':
-      return `stage ${String(e.stage)}: failed ${(e.item as { title?: string } | undefined)?.title ?? ''}: ${String(e.error)}`;
+      return `stage ${e.stage}: failed ${e.item.title}: ${e.error ?? 'error'} (attempt ${e.attempts})`;
     case 'stage_start':
-      return `stage ${String(e.stage)} started: ${String(e.total_items)} items`;
+      return `stage ${e.stage} started: ${e.total_items} items`;
     case 'stage_complete':
-      return `stage ${String(e.stage)} complete: ${String(e.processed_count)} processed, ${String(e.failed_count)} failed, ${String(e.time_elapsed)}`;
+      return `stage ${e.stage} complete: ${e.processed_count} processed, ${e.failed_count} failed, ${e.time_elapsed}`;
     case 'command':
-      return `${String(e.command)} by ${String(e.by)}${e.reason ? ` (${String(e.reason)})` : ''}`;
+      return `${e.command} by ${e.by}${e.reason ? ` (${e.reason})` : ''}`;
     case 'activity_log':
-      return String(e.message);
-    default:
-      return e.event;
+      return e.message;
+    case 'run_started':
+      return `run started (${e.trigger})`;
   }
 }
 

@@ -20,11 +20,10 @@ export function statesAt(events: readonly StoredEvent[], stages: number, seq: nu
   for (const e of events) {
     if (e.seq > seq) break;
     if (e.event !== 'state_change') continue;
-    const to = (e.payload as { to_state?: string } | undefined)?.to_state;
-    if (!to) continue;
+    const to = e.payload.to_state;
     if (e.machine_name === 'run') states.run = to;
-    const m = /^stage_(\d+)$/.exec(String(e.machine_name));
-    if (m) states.stages[Number(m[1]) - 1] = to;
+    const m = /^stage_(\d+)$/.exec(e.machine_name);
+    if (m && Number(m[1]) <= stages) states.stages[Number(m[1]) - 1] = to;
   }
   return states;
 }
@@ -41,7 +40,7 @@ export function MachinesView({ run, events, at, onLive }: { run: RunView; events
   );
   const focus = live ? (run.current_stage ?? 1) : Math.max(1, states.stages.findLastIndex((s) => s !== 'pending') + 1);
   const recent = useMemo(
-    () => events.filter((e) => e.event === 'state_change' && (live || e.seq <= at!)).slice(-8).reverse(),
+    () => events.filter((e): e is StoredEvent<'state_change'> => e.event === 'state_change' && (live || e.seq <= at!)).slice(-8).reverse(),
     [events, live, at],
   );
   return (
@@ -64,18 +63,15 @@ export function MachinesView({ run, events, at, onLive }: { run: RunView; events
       <h3>Last transitions</h3>
       <table className="transitions">
         <tbody>
-          {recent.map((e) => {
-            const p = e.payload as { from_state?: string; to_state?: string; event_trigger?: string };
-            return (
-              <tr key={e.seq}>
-                <td>{e.seq}</td>
-                <td>{String(e.machine_name)}</td>
-                <td>{p.from_state} → {p.to_state}</td>
-                <td>{p.event_trigger}</td>
-                <td>{e.timestamp.slice(11, 23)}</td>
-              </tr>
-            );
-          })}
+          {recent.map((e) => (
+            <tr key={e.seq}>
+              <td>{e.seq}</td>
+              <td>{e.machine_name}</td>
+              <td>{e.payload.from_state ?? '∅'} → {e.payload.to_state}</td>
+              <td>{e.payload.event_trigger}</td>
+              <td>{e.timestamp.slice(11, 23)}</td>
+            </tr>
+          ))}
         </tbody>
       </table>
     </section>
