@@ -129,6 +129,53 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
     expect(((await api(`/runs/${runId}`)).data as { closed_at: string | null }).closed_at).not.toBeNull();
   });
 
+  it('pausing with an item in flight: once it lands, the card is exactly current_processing', async () => {
+    const options = { seed: 11, delay_ms: 1200, items_per_stage: [6, 0, 0, 0, 0, 0, 0], concurrency: 1 };
+    const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options })).data.run_id as string;
+    const tab = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    await tab.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    await tab.locator('[data-connection="live"]').waitFor();
+    // An item in flight on the card (the server's view says so), then Pause.
+    await tab.locator('[data-list="in-flight"] li').first().waitFor();
+    const before = (await api(`/current_processing/?run_id=${runId}`)).data as { processed_items: number; currently_processing: unknown[] };
+    expect(before.currently_processing.length).toBe(1);
+    await tab.getByRole('button', { name: 'Pause' }).click();
+    await tab.locator('section[aria-label="Processing"][data-state="paused"]').waitFor({ timeout: 10_000 });
+    const card = (await api(`/current_processing/?run_id=${runId}`)).data as {
+      processed_items: number;
+      total_items: number;
+      percentage: number;
+      up_next: { title: string }[];
+      currently_processing: unknown[];
+    };
+    expect(card.currently_processing).toEqual([]);
+    // The item in flight at the pause finished and was recorded.
+    expect(card.processed_items).toBeGreaterThan(before.processed_items);
+    const shown = async () => ({
+      upNext: await tab.locator('[data-list="up-next"] li').allTextContents(),
+      count: await tab.locator('.card-count').textContent(),
+      bar: Number(await tab.getByRole('progressbar').getAttribute('aria-valuenow')),
+    });
+    const want = { upNext: card.up_next.map((i) => i.title), count: `${card.processed_items} / ${card.total_items} · ${card.percentage}%`, bar: card.percentage };
+    await expect.poll(shown, { timeout: 2000, interval: 50 }).toEqual(want);
+    expect(want.upNext.length).toBeGreaterThan(0);
+    await tab.close();
+  });
+
+  it('lists a run started through the API on another site within 1 s, with nothing typed', async () => {
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await tab.goto(`${svc.base}/?token=${svc.token}`);
+    await tab.locator('[data-feed="live"]').waitFor();
+    const started = Date.now();
+    const runId = (await api('/runs', { site_id: 'elsewhere-9', pipeline: 'face_processor', options: { delay_ms: 200, items_per_stage: 1 } })).data.run_id as string;
+    await tab.locator(`tr[data-run="${runId}"]`).waitFor({ timeout: 1000 });
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(await tab.locator(`tr[data-run="${runId}"] td`).nth(1).textContent()).toBe('elsewhere-9');
+    // Live, not polled: the row follows the run to its end.
+    await tab.locator(`tr[data-run="${runId}"] .chip-completed`).waitFor({ timeout: 20_000 });
+    await tab.close();
+  });
+
   it('shows the last known state at once after a reload, marked stale until resynced', async () => {
     const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options: { delay_ms: 50, items_per_stage: 2 } })).data.run_id as string;
     await page.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);

@@ -10,6 +10,11 @@ export class ApiError extends Error {
   }
 }
 
+export interface PipelineInfo {
+  name: string;
+  description: string;
+}
+
 /** The HTTP API, same origin, with the tab's token. */
 export function api(token: string) {
   async function call<T>(path: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
@@ -23,10 +28,14 @@ export function api(token: string) {
     if (!res.ok) throw new ApiError(res.status, json.error?.code ?? 'HTTP', json.error?.message ?? res.statusText);
     return json as T;
   }
+  const query = (q: Record<string, string | number | undefined>) => {
+    const parts = Object.entries(q).flatMap(([k, v]) => (v === undefined || v === '' ? [] : [`${k}=${encodeURIComponent(String(v))}`]));
+    return parts.length ? `?${parts.join('&')}` : '';
+  };
   return {
-    pipelines: () => call<{ data: { name: string; description: string }[] }>('/pipelines').then((r) => r.data),
-    runs: (siteId: string, status?: string) =>
-      call<{ data: RunView[] }>(`/runs?site_id=${encodeURIComponent(siteId)}${status ? `&status=${encodeURIComponent(status)}` : ''}`).then((r) => r.data),
+    pipelines: () => call<{ data: PipelineInfo[] }>('/pipelines').then((r) => r.data),
+    /** Runs of every site the token may see (or of one), newest first. */
+    runs: (q: { site_id?: string; status?: string; limit?: number } = {}) => call<{ data: RunView[] }>(`/runs${query(q)}`).then((r) => r.data),
     run: (runId: string) => call<{ data: RunView }>(`/runs/${encodeURIComponent(runId)}`).then((r) => r.data),
     processing: (runId: string) =>
       call<{ data: (ProcessingView & { run_id: string }) | null }>(`/current_processing/?run_id=${encodeURIComponent(runId)}`).then((r) => r.data),

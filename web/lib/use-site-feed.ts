@@ -1,0 +1,74 @@
+'use client';
+// Every run the token may see, live: one listing over HTTP when the page opens (closed runs
+// too), then the hub's `site:*` feed (a snapshot of the open runs, then each run that
+// changes). No polling; after a drop the socket comes back with backoff and a fresh snapshot.
+import { useEffect, useState } from 'react';
+import type { ServerMessage } from '../../service/hub/frames.js';
+import type { Api } from './api.js';
+import { backoff } from './connection.machine.js';
+import type { RunView } from './run-model.js';
+import { mergeRuns } from './runs-list.js';
+
+/** Runs the first listing asks for (the API's most). */
+const LISTED = 500;
+
+export interface SiteFeed {
+  runs: ReadonlyMap<string, RunView>;
+  live: boolean;
+  error: string | null;
+}
+
+export function useSiteFeed(token: string | null, api: Api | null): SiteFeed {
+  const [runs, setRuns] = useState<ReadonlyMap<string, RunView>>(new Map());
+  const [live, setLive] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    if (!api) return;
+    api.runs({ limit: LISTED }).then(
+      (list) => setRuns((m) => mergeRuns(m, list)),
+      (err: Error) => setError(err.message),
+    );
+  }, [api]);
+
+  useEffect(() => {
+    if (!token) return;
+    let ws: WebSocket | null = null;
+    let retry: ReturnType<typeof setTimeout> | null = null;
+    let attempt = 0;
+    let stopped = false;
+    const open = () => {
+      const proto = window.location.protocol === 'https:' ? 'wss' : 'ws';
+      const socket = new WebSocket(`${proto}://${window.location.host}/ws?token=${encodeURIComponent(token)}`);
+      ws = socket;
+      socket.onopen = () => socket.send(JSON.stringify({ type: 'subscribe', topic: 'site:*' }));
+      socket.onmessage = (msg) => {
+        const m = JSON.parse(String(msg.data)) as ServerMessage;
+        if (m.type === 'snapshot' && 'runs' in m) {
+          attempt = 0;
+          setLive(true);
+          setError(null);
+          setRuns((cur) => mergeRuns(cur, m.runs));
+        } else if (m.type === 'run') setRuns((cur) => mergeRuns(cur, [m.run]));
+        else if (m.type === 'error') setError(m.message);
+      };
+      socket.onclose = () => {
+        setLive(false);
+        if (stopped) return;
+        attempt += 1;
+        retry = setTimeout(open, backoff(attempt, Math.random()));
+      };
+    };
+    open();
+    return () => {
+      stopped = true;
+      if (retry) clearTimeout(retry);
+      if (ws) {
+        ws.onclose = null;
+        ws.close();
+      }
+    };
+  }, [token]);
+
+  return { runs, live, error };
+}
