@@ -1,3 +1,4 @@
+import type { ItemsPage } from '../../service/engine/items.js';
 import type { ProcessingView, RunView, StoredEvent } from './run-model.js';
 
 export class ApiError extends Error {
@@ -53,6 +54,9 @@ export function api(token: string) {
         .filter((l) => l.length > 0)
         .map((l) => JSON.parse(l) as StoredEvent);
     },
+    /** One page of a stage's items (`GET /runs/:id/items`). */
+    items: (runId: string, q: { stage?: number; status?: string; after?: string; limit?: number }) =>
+      call<ItemsPage & { stage: number; total_items: number | null }>(`/runs/${encodeURIComponent(runId)}/items${query(q)}`),
     command: (runId: string, command: string) => call<{ data: RunView; accepted: boolean }>(`/runs/${encodeURIComponent(runId)}/${command}`, { method: 'POST', body: {} }),
   };
 }

@@ -10,6 +10,7 @@ import { DebugPanel } from '../../ui/DebugPanel.js';
 import { EventLog } from '../../ui/EventLog.js';
 import { MachinesView } from '../../ui/MachinesView.js';
 import { ProcessingCard } from '../../ui/ProcessingCard.js';
+import { RunInsights } from '../../ui/RunInsights.js';
 import { StageTimeline } from '../../ui/StageTimeline.js';
 
 function RunPage({ runId, token }: { runId: string; token: string }) {
@@ -65,6 +66,7 @@ function RunPage({ runId, token }: { runId: string; token: string }) {
         </div>
         <StageTimeline run={run} />
       </div>
+      <RunInsights api={api} run={run} processing={model.view.processing} events={model.log.events} seq={model.view.seq} now={now} />
       {/* The service's own machines; a run an engine elsewhere reports has its own (machine_name). */}
       {run.machine_name === null && <MachinesView run={run} events={model.log.events} at={at} onLive={() => setAt(null)} />}
       <DebugPanel view={model.view} events={model.log.events} connection={{ ...stream.connection, lastSeq: model.log.seq }} />
