@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seriousViolations } from '../helpers/axe.js';
 import { launchBrowser } from '../helpers/browser.js';
 import { tempDir } from '../helpers/engine.js';
 import { startService, type ServiceProcess } from '../helpers/service-process.js';
@@ -174,6 +175,108 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
     // Live, not polled: the row follows the run to its end.
     await tab.locator(`tr[data-run="${runId}"] .chip-completed`).waitFor({ timeout: 20_000 });
     await tab.close();
+  });
+
+  it('lists a run of site 5 at once; filters and the run-id search narrow the list and survive a reload', async () => {
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await tab.goto(`${svc.base}/?token=${svc.token}`);
+    await tab.locator('[data-feed="live"]').waitFor();
+    const started = Date.now();
+    const runId = (await api('/runs', { site_id: 5, pipeline: 'content', options: { delay_ms: 300, items_per_stage: 2 } })).data.run_id as string;
+    await tab.locator(`tr[data-run="${runId}"]`).waitFor({ timeout: 1000 });
+    expect(Date.now() - started).toBeLessThan(1000);
+    const rows = () => tab.locator('table[aria-label="Runs"] tbody tr[data-run]');
+    expect(await rows().count()).toBeGreaterThan(1);
+    await tab.getByLabel('Site filter').selectOption('5');
+    await tab.getByLabel('Search by run id').fill(runId.slice(-12));
+    await tab.waitForFunction((id) => {
+      const trs = [...document.querySelectorAll('table[aria-label="Runs"] tbody tr[data-run]')];
+      return trs.length >= 1 && trs.every((tr) => tr.getAttribute('data-run')!.includes(id));
+    }, runId.slice(-12));
+    expect(new URL(tab.url()).searchParams.get('site')).toBe('5');
+    await tab.reload();
+    await tab.locator(`tr[data-run="${runId}"]`).waitFor();
+    expect(await tab.getByLabel('Site filter').inputValue()).toBe('5');
+    expect(await tab.getByLabel('Search by run id').inputValue()).toBe(runId.slice(-12));
+    expect((await rows().evaluateAll((trs) => trs.map((tr) => tr.querySelectorAll('td')[1]!.textContent))).every((site) => site === '5')).toBe(true);
+    await tab.close();
+  });
+
+  it('shows a stage’s items as GET /runs/:id/items has them, failed first, each error one click away', async () => {
+    const options = { seed: 5, delay_ms: 30, items_per_stage: [12, 0, 0, 0, 0, 0, 0], fail_rate: 0.3, max_attempts: 2, backoff_ms: 0 };
+    const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options })).data.run_id as string;
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await tab.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    await tab.locator('section[aria-label="Processing"][data-state="completed"]').waitFor({ timeout: 20_000 });
+    await tab.getByLabel('Stage of the items').selectOption('1');
+    const want = (await api(`/runs/${runId}/items?stage=1&limit=1000`)) as unknown as { data: { id: number; status: string; attempts: number; error: string | null }[] };
+    const failed = want.data.filter((i) => i.status === 'failed');
+    expect(failed.length).toBeGreaterThan(0);
+    const shown = () =>
+      tab.locator('[aria-label="Items"] button[data-item]').evaluateAll((els) =>
+        els.map((el) => ({ id: el.getAttribute('data-item'), status: el.getAttribute('data-status'), attempts: Number(el.children[2]!.textContent), error: el.querySelector('.item-error')!.textContent || null })),
+      );
+    const order = [...failed, ...want.data.filter((i) => i.status !== 'failed')];
+    await expect.poll(shown, { timeout: 5000 }).toEqual(order.map((i) => ({ id: String(i.id), status: i.status, attempts: i.attempts, error: i.error })));
+    // One click: the first failed item's error and attempts.
+    await tab.locator(`[aria-label="Items"] button[data-item="${failed[0]!.id}"]`).click();
+    const detail = tab.locator('section[aria-label="Item details"]');
+    await detail.waitFor();
+    expect(await detail.locator('.item-error-full').textContent()).toBe(failed[0]!.error);
+    expect(await detail.textContent()).toContain(`Attempts${failed[0]!.attempts}`);
+    await tab.close();
+  });
+
+  it('gives an ETA within 25 % of the time the stage actually took to finish, half-way through a steady 40-item stage', async () => {
+    const options = { seed: 9, delay_ms: 250, items_per_stage: [40, 0, 0, 0, 0, 0, 0], concurrency: 1 };
+    const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options })).data.run_id as string;
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await tab.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    await tab.locator('[data-connection="live"]').waitFor();
+    await tab.waitForFunction(() => /^(2\d|3\d) \/ 40/.test(document.querySelector('.card-count')?.textContent ?? ''), undefined, { timeout: 30_000 });
+    const eta = await tab.locator('.eta[data-eta-ms]').evaluate((el) => ({ ms: Number(el.getAttribute('data-eta-ms')), at: Number(el.getAttribute('data-eta-at')) }));
+    await tab.locator('[aria-label="Stages"] li[data-stage-state="completed"]').first().waitFor({ timeout: 30_000 });
+    const trace = await (await fetch(`${svc.base}${API}/runs/${runId}/trace`, { headers: { authorization: `Token ${svc.token}` } })).text();
+    const done = trace.trim().split('\n').map((l) => JSON.parse(l) as { event: string; stage?: number; timestamp: string }).find((e) => e.event === 'stage_complete' && e.stage === 1)!;
+    const actual = Date.parse(done.timestamp) - eta.at;
+    expect(actual).toBeGreaterThan(2000);
+    expect(Math.abs(eta.ms - actual), `ETA ${eta.ms} ms, took ${actual} ms`).toBeLessThanOrEqual(0.25 * actual);
+    await tab.close();
+  });
+
+  it('has no serious or critical accessibility violation, light and dark, at 1280 and 375 px, and no console error', async () => {
+    const slow = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options: { delay_ms: 1500, items_per_stage: 6, concurrency: 1 } })).data.run_id as string;
+    const paused = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options: { delay_ms: 300, items_per_stage: 3, concurrency: 1 } })).data.run_id as string;
+    await api(`/runs/${paused}/pause`, { reason: 'a11y' });
+    const done = (await api('/runs', { site_id: 'site-5', pipeline: 'face_processor', options: { delay_ms: 0, items_per_stage: [2, 0, 1, 1, 1] } })).data.run_id as string;
+    const pages: [string, string, string][] = [
+      ['runs', '/', '[data-feed="live"]'],
+      ['running', `/run/?id=${slow}`, 'section[aria-label="Processing"][data-state="running"]'],
+      ['paused', `/run/?id=${paused}`, 'section[aria-label="Processing"][data-state="paused"]'],
+      ['completed', `/run/?id=${done}`, 'section[aria-label="Processing"][data-state="completed"]'],
+    ];
+    const problems: string[] = [];
+    for (const colorScheme of ['light', 'dark'] as const) {
+      for (const width of [1280, 375]) {
+        const tab = await browser.newPage({ viewport: { width, height: 900 }, colorScheme });
+        tab.on('console', (m) => m.type() === 'error' && problems.push(`console (${colorScheme} ${width}): ${m.text()}`));
+        tab.on('pageerror', (e) => problems.push(`page error (${colorScheme} ${width}): ${e.message}`));
+        tab.on('response', (r) => r.status() >= 400 && problems.push(`${r.status()} ${r.url()}`));
+        for (const [name, path, ready] of pages) {
+          await tab.goto(`${svc.base}${path}${path.includes('?') ? '&' : '?'}token=${svc.token}`);
+          await tab.locator(ready).waitFor({ timeout: 20_000 });
+          if (name !== 'runs') await tab.locator('[aria-label="Items"], .insights p.muted').first().waitFor();
+          for (const v of await seriousViolations(tab)) problems.push(`${name} ${colorScheme} ${width}: ${v.impact} ${v.id} (${v.help}) at ${v.nodes.join(' ')}`);
+          // Nothing wider than the screen but what scrolls in a box of its own.
+          const overflow = await tab.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+          if (overflow > 1) problems.push(`${name} ${colorScheme} ${width}: the page is ${overflow}px wider than the screen`);
+        }
+        await tab.close();
+      }
+    }
+    expect(problems).toEqual([]);
+    const favicon = await fetch(`${svc.base}/favicon.ico`);
+    expect(favicon.status).toBe(200);
   });
 
   it('shows the last known state at once after a reload, marked stale until resynced', async () => {

@@ -1,5 +1,5 @@
 'use client';
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
 import type { StoredEvent } from '../lib/run-model.js';
 
 const ROW = 22;
@@ -44,6 +44,7 @@ export function EventLog({ events, onPick }: { events: readonly StoredEvent[]; o
       className="log"
       role="log"
       aria-label="Event log"
+      tabIndex={0}
       style={{ height: HEIGHT }}
       onScroll={(ev) => {
         const el = ev.currentTarget;
@@ -53,7 +54,17 @@ export function EventLog({ events, onPick }: { events: readonly StoredEvent[]; o
     >
       <div style={{ height: events.length * ROW, position: 'relative' }}>
         {events.slice(first, last).map((e, k) => (
-          <div key={e.seq} className={`log-row log-${e.event}`} style={{ top: (first + k) * ROW, height: ROW }} data-seq={e.seq} onClick={() => onPick?.(e)}>
+          <div
+            key={e.seq}
+            className={`log-row log-${e.event}`}
+            style={{ top: (first + k) * ROW, height: ROW }}
+            data-seq={e.seq}
+            onClick={() => onPick?.(e)}
+            // Transitions can be picked (the machines as they were then): by keyboard too.
+            {...(onPick && e.event === 'state_change'
+              ? { role: 'button', tabIndex: 0, onKeyDown: (k: KeyboardEvent<HTMLDivElement>) => (k.key === 'Enter' || k.key === ' ') && (k.preventDefault(), onPick(e)) }
+              : {})}
+          >
             <span className="log-seq">{e.seq}</span>
             <span className="log-time">{e.timestamp.slice(11, 19)}</span>
             <span className="log-text">{describe(e)}</span>
