@@ -33,7 +33,8 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
 
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    svc = await startService(dir.path);
+    // `steady`: a stage whose items all take the same time (the ETA test).
+    svc = await startService(dir.path, { RUNSTATE_PIPELINES: join(import.meta.dirname, 'fixtures', 'steady.ts') });
     browser = await launchBrowser();
     page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   });
@@ -228,8 +229,7 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
   });
 
   it('gives an ETA within 25 % of the time the stage actually took to finish, half-way through a steady 40-item stage', async () => {
-    const options = { seed: 9, delay_ms: 250, items_per_stage: [40, 0, 0, 0, 0, 0, 0], concurrency: 1 };
-    const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options })).data.run_id as string;
+    const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'steady', options: { items: 40, item_ms: 250 } })).data.run_id as string;
     const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await tab.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
     await tab.locator('[data-connection="live"]').waitFor();

@@ -62,7 +62,7 @@ export function EventLog({ events, onPick }: { events: readonly StoredEvent[]; o
             onClick={() => onPick?.(e)}
             // Transitions can be picked (the machines as they were then): by keyboard too.
             {...(onPick && e.event === 'state_change'
-              ? { role: 'button', tabIndex: 0, onKeyDown: (k: KeyboardEvent<HTMLDivElement>) => (k.key === 'Enter' || k.key === ' ') && (k.preventDefault(), onPick(e)) }
+              ? { role: 'button', tabIndex: 0, 'aria-label': `Show the machines as of seq ${e.seq}: ${describe(e)}`, onKeyDown: (k: KeyboardEvent<HTMLDivElement>) => (k.key === 'Enter' || k.key === ' ') && (k.preventDefault(), onPick(e)) }
               : {})}
           >
             <span className="log-seq">{e.seq}</span>

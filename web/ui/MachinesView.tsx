@@ -61,6 +61,7 @@ export function MachinesView({ run, events, at, onLive }: { run: RunView; events
         ))}
       </ol>
       <h3>Last transitions</h3>
+      <div className="table-wrap">
       <table className="transitions">
         <tbody>
           {recent.map((e) => (
@@ -74,6 +75,7 @@ export function MachinesView({ run, events, at, onLive }: { run: RunView; events
           ))}
         </tbody>
       </table>
+      </div>
     </section>
   );
 }
