@@ -133,7 +133,7 @@ function Runs({ token }: { token: string }) {
         ))}
       </ul>
       {feed.error && <p className="card-error" role="alert">{feed.error}</p>}
-      <div className="table-wrap">
+      <div className="table-wrap" role="region" aria-label="Runs table" tabIndex={0}>
         <table className="runs" aria-label="Runs">
           <thead>
             <tr><th scope="col">Run</th><th scope="col">Site</th><th scope="col">Pipeline</th><th scope="col">Status</th><th scope="col">Stage</th><th scope="col">Progress</th><th scope="col">Started</th><th scope="col">Duration</th></tr>

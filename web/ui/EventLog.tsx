@@ -1,5 +1,5 @@
 'use client';
-import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import type { StoredEvent } from '../lib/run-model.js';
 
 const ROW = 22;
@@ -60,10 +60,6 @@ export function EventLog({ events, onPick }: { events: readonly StoredEvent[]; o
             style={{ top: (first + k) * ROW, height: ROW }}
             data-seq={e.seq}
             onClick={() => onPick?.(e)}
-            // Transitions can be picked (the machines as they were then): by keyboard too.
-            {...(onPick && e.event === 'state_change'
-              ? { role: 'button', tabIndex: 0, 'aria-label': `Show the machines as of seq ${e.seq}: ${describe(e)}`, onKeyDown: (k: KeyboardEvent<HTMLDivElement>) => (k.key === 'Enter' || k.key === ' ') && (k.preventDefault(), onPick(e)) }
-              : {})}
           >
             <span className="log-seq">{e.seq}</span>
             <span className="log-time">{e.timestamp.slice(11, 19)}</span>

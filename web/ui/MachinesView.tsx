@@ -32,7 +32,7 @@ export function statesAt(events: readonly StoredEvent[], stages: number, seq: nu
  * The run machine and the current stage's machine, drawn, with their active states; the last
  * transitions; and, when a transition of the log was picked, the machines as they were then.
  */
-export function MachinesView({ run, events, at, onLive }: { run: RunView; events: readonly StoredEvent[]; at: number | null; onLive: () => void }) {
+export function MachinesView({ run, events, at, onLive, onPick }: { run: RunView; events: readonly StoredEvent[]; at: number | null; onLive: () => void; onPick: (seq: number) => void }) {
   const live = at === null;
   const states = useMemo<MachineStates>(
     () => (live ? { run: run.status, stages: run.stages.map((s) => s.state) } : statesAt(events, run.stages.length, at)),
@@ -47,7 +47,22 @@ export function MachinesView({ run, events, at, onLive }: { run: RunView; events
     <section className="machines" aria-label="Machines">
       <div className="row" style={{ justifyContent: 'space-between' }}>
         <h3>Machines {live ? '(live)' : `as of seq ${at}`}</h3>
-        {!live && <button onClick={onLive}>Back to live</button>}
+        <div className="row">
+          {/* A transition clicked in the log does the same; this is the way by keyboard. */}
+          <label>
+            As of seq{' '}
+            <input
+              type="number"
+              min={1}
+              max={run.last_seq}
+              value={at ?? ''}
+              placeholder="live"
+              style={{ width: '7em' }}
+              onChange={(e) => (e.target.value === '' ? onLive() : onPick(Math.max(1, Math.min(run.last_seq, Number(e.target.value)))))}
+            />
+          </label>
+          {!live && <button type="button" onClick={onLive}>Back to live</button>}
+        </div>
       </div>
       <div className="charts">
         <Statechart graph={RUN_GRAPH} active={states.run} title="run" />
@@ -61,7 +76,7 @@ export function MachinesView({ run, events, at, onLive }: { run: RunView; events
         ))}
       </ol>
       <h3>Last transitions</h3>
-      <div className="table-wrap">
+      <div className="table-wrap" role="region" aria-label="Last transitions" tabIndex={0}>
       <table className="transitions">
         <tbody>
           {recent.map((e) => (

@@ -68,7 +68,7 @@ function RunPage({ runId, token }: { runId: string; token: string }) {
       </div>
       <RunInsights api={api} run={run} processing={model.view.processing} events={model.log.events} seq={model.view.seq} now={now} />
       {/* The service's own machines; a run an engine elsewhere reports has its own (machine_name). */}
-      {run.machine_name === null && <MachinesView run={run} events={model.log.events} at={at} onLive={() => setAt(null)} />}
+      {run.machine_name === null && <MachinesView run={run} events={model.log.events} at={at} onLive={() => setAt(null)} onPick={setAt} />}
       <DebugPanel view={model.view} events={model.log.events} connection={{ ...stream.connection, lastSeq: model.log.seq }} />
     </>
   );
