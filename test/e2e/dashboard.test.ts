@@ -248,12 +248,15 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
     const slow = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options: { delay_ms: 1500, items_per_stage: 6, concurrency: 1 } })).data.run_id as string;
     const paused = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options: { delay_ms: 300, items_per_stage: 3, concurrency: 1 } })).data.run_id as string;
     await api(`/runs/${paused}/pause`, { reason: 'a11y' });
-    const done = (await api('/runs', { site_id: 'site-5', pipeline: 'face_processor', options: { delay_ms: 0, items_per_stage: [2, 0, 1, 1, 1] } })).data.run_id as string;
+    // Completed on an empty last stage: "No items to process".
+    const done = (await api('/runs', { site_id: 'site-5', pipeline: 'face_processor', options: { delay_ms: 0, items_per_stage: [2, 0, 1, 1, 0] } })).data.run_id as string;
+    const failed = (await api('/runs', { site_id: 'site-7', pipeline: 'steady', options: { fail_load: true } })).data.run_id as string;
     const pages: [string, string, string][] = [
       ['runs', '/', '[data-feed="live"]'],
       ['running', `/run/?id=${slow}`, 'section[aria-label="Processing"][data-state="running"]'],
       ['paused', `/run/?id=${paused}`, 'section[aria-label="Processing"][data-state="paused"]'],
-      ['completed', `/run/?id=${done}`, 'section[aria-label="Processing"][data-state="completed"]'],
+      ['empty-stage-completed', `/run/?id=${done}`, 'section[aria-label="Processing"][data-state="completed"]'],
+      ['failed', `/run/?id=${failed}`, 'section[aria-label="Processing"][data-state="failed"] button'],
     ];
     const problems: string[] = [];
     for (const colorScheme of ['light', 'dark'] as const) {
@@ -266,6 +269,8 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
           await tab.goto(`${svc.base}${path}${path.includes('?') ? '&' : '?'}token=${svc.token}`);
           await tab.locator(ready).waitFor({ timeout: 20_000 });
           if (name !== 'runs') await tab.locator('[aria-label="Items"], .insights p.muted').first().waitFor();
+          // The README's pictures (npm run screenshots copies them to docs/screenshots/).
+          if (colorScheme === 'light' && width === 1280) await tab.screenshot({ path: join(ARTIFACTS, `readme-${name}.png`) });
           for (const v of await seriousViolations(tab)) problems.push(`${name} ${colorScheme} ${width}: ${v.impact} ${v.id} (${v.help}) at ${v.nodes.join(' ')}`);
           // Nothing wider than the screen but what scrolls in a box of its own.
           const overflow = await tab.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
