@@ -269,6 +269,11 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
           await tab.goto(`${svc.base}${path}${path.includes('?') ? '&' : '?'}token=${svc.token}`);
           await tab.locator(ready).waitFor({ timeout: 20_000 });
           if (name !== 'runs') await tab.locator('[aria-label="Items"], .insights p.muted').first().waitFor();
+          // The start form, open, with its fields from the pipeline's options schema.
+          if (name === 'runs') {
+            await tab.locator('.start-box summary').click();
+            await tab.locator('form.start fieldset.opts input').first().waitFor();
+          }
           // The README's pictures (npm run screenshots copies them to docs/screenshots/).
           if (colorScheme === 'light' && width === 1280) await tab.screenshot({ path: join(ARTIFACTS, `readme-${name}.png`) });
           for (const v of await seriousViolations(tab)) problems.push(`${name} ${colorScheme} ${width}: ${v.impact} ${v.id} (${v.help}) at ${v.nodes.join(' ')}`);

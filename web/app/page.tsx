@@ -3,22 +3,62 @@ import { useEffect, useMemo, useState } from 'react';
 import { api as makeApi, type Api, type PipelineInfo } from '../lib/api.js';
 import type { RunView } from '../lib/run-model.js';
 import { NO_FILTER, filterFromSearch, filterToSearch, formatDuration, listStatus, runDuration, runProgress, runsPage, type RunsFilter } from '../lib/runs-list.js';
+import { optionFields, optionsFrom, type OptionField } from '../lib/options-form.js';
 import { takeToken } from '../lib/token.js';
 import { useSiteFeed } from '../lib/use-site-feed.js';
 
 const STATUSES = ['running', 'paused', 'awaiting_approval', 'idle', 'failed', 'completed', 'cancelled', 'closed'];
 const SITE_KEY = 'runstate:site';
 
+function OptionInput({ field, value, onChange }: { field: OptionField; value: string; onChange: (v: string) => void }) {
+  const id = `opt-${field.name}`;
+  const help = field.description ? <small className="muted" id={`${id}-help`}>{field.description}</small> : null;
+  const described = field.description ? { 'aria-describedby': `${id}-help` } : {};
+  if (field.kind === 'boolean') {
+    return (
+      <div className="opt">
+        <label htmlFor={id}>
+          <input id={id} type="checkbox" checked={value === 'true'} onChange={(e) => onChange(String(e.target.checked))} {...described} /> {field.label}
+        </label>
+        {help}
+      </div>
+    );
+  }
+  return (
+    <div className="opt">
+      <label htmlFor={id}>{field.label}</label>
+      {field.kind === 'choice' ? (
+        <select id={id} value={value} onChange={(e) => onChange(e.target.value)} {...described}>
+          {field.choices.map((c) => <option key={c} value={c}>{c}</option>)}
+        </select>
+      ) : (
+        <input
+          id={id}
+          value={value}
+          onChange={(e) => onChange(e.target.value)}
+          {...(field.kind === 'number' || field.kind === 'integer' ? { type: 'number', step: field.kind === 'integer' ? 1 : 'any', min: field.min, max: field.max } : { type: 'text' })}
+          {...described}
+        />
+      )}
+      {help}
+    </div>
+  );
+}
+
+/** Starts a run: the options form comes from the pipeline's options schema (JSON when it has none). */
 function StartForm({ api, sites, onStarted }: { api: Api; sites: string[]; onStarted: (run: RunView) => void }) {
   const [pipelines, setPipelines] = useState<PipelineInfo[]>([]);
   const [pipeline, setPipeline] = useState('content');
   const [site, setSite] = useState('');
-  const [options, setOptions] = useState('{"delay_ms": 400}');
+  const [values, setValues] = useState<Record<string, string>>({});
+  const [json, setJson] = useState('{}');
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
     api.pipelines().then(setPipelines, (err: Error) => setError(err.message));
     setSite(localStorage.getItem(SITE_KEY) ?? '');
   }, [api]);
+  const info = pipelines.find((p) => p.name === pipeline);
+  const fields = useMemo(() => optionFields(info?.options_schema), [info]);
   const siteValue = site || sites[0] || '';
   return (
     <details className="start-box">
@@ -28,15 +68,20 @@ function StartForm({ api, sites, onStarted }: { api: Api; sites: string[]; onSta
         onSubmit={(e) => {
           e.preventDefault();
           setError(null);
-          let parsed: Record<string, unknown>;
-          try {
-            parsed = options.trim() ? (JSON.parse(options) as Record<string, unknown>) : {};
-          } catch {
-            setError('Options must be JSON, like {"delay_ms": 400}.');
-            return;
+          let options: Record<string, unknown>;
+          if (fields.length) {
+            const res = optionsFrom(fields, values);
+            if ('error' in res) return setError(res.error);
+            options = res.options;
+          } else {
+            try {
+              options = json.trim() ? (JSON.parse(json) as Record<string, unknown>) : {};
+            } catch {
+              return setError('Options must be JSON, like {"delay_ms": 400}.');
+            }
           }
           localStorage.setItem(SITE_KEY, siteValue);
-          api.start({ site_id: siteValue, pipeline, options: parsed }).then(onStarted, (err: Error) => setError(err.message));
+          api.start({ site_id: siteValue, pipeline, options }).then(onStarted, (err: Error) => setError(err.message));
         }}
       >
         <div className="row">
@@ -47,16 +92,24 @@ function StartForm({ api, sites, onStarted }: { api: Api; sites: string[]; onSta
           </label>
           <label>
             Pipeline{' '}
-            <select value={pipeline} onChange={(e) => setPipeline(e.target.value)}>
+            <select value={pipeline} onChange={(e) => (setPipeline(e.target.value), setValues({}))}>
               {pipelines.map((p) => <option key={p.name} value={p.name}>{p.name}</option>)}
             </select>
           </label>
           <button type="submit">Start</button>
         </div>
-        <label className="stack">
-          Options (JSON: seed, delay_ms, items_per_stage, fail_rate, concurrency)
-          <textarea value={options} onChange={(e) => setOptions(e.target.value)} />
-        </label>
+        {info?.description && <p className="muted">{info.description}</p>}
+        {fields.length ? (
+          <fieldset className="opts">
+            <legend>Options</legend>
+            {fields.map((f) => <OptionInput key={f.name} field={f} value={values[f.name] ?? f.initial} onChange={(v) => setValues((cur) => ({ ...cur, [f.name]: v }))} />)}
+          </fieldset>
+        ) : (
+          <label className="stack">
+            Options (JSON)
+            <textarea value={json} onChange={(e) => setJson(e.target.value)} />
+          </label>
+        )}
         {error && <p className="card-error" role="alert">{error}</p>}
       </form>
     </details>

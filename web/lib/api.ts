@@ -14,6 +14,8 @@ export class ApiError extends Error {
 export interface PipelineInfo {
   name: string;
   description: string;
+  /** JSON Schema of the run options, when the pipeline has one. */
+  options_schema?: unknown;
 }
 
 /** The HTTP API, same origin, with the tab's token. */
