@@ -13,6 +13,7 @@ export const STAGE_STATES = [
   'empty',
   'completed',
   'failed',
+  'cancelled',
 ] as const;
 export type StageState = (typeof STAGE_STATES)[number];
 
@@ -52,6 +53,37 @@ export interface LoadOutcome {
 export type StageNotice =
   | { type: 'stage_paused'; stage: number }
   | { type: 'stage_failed'; stage: number; error: string };
+
+/*
+ * What XState sends a parent when a spawned child ends, typed by child. The ids are the ones
+ * below (`item.3`, `wait.3`): the dot is what lets `xstate.done.actor.item.*` match them.
+ */
+export interface LoaderDone {
+  type: 'xstate.done.actor.loader';
+  actorId: 'loader';
+  output: LoadOutcome;
+}
+export interface ItemDone {
+  type: `xstate.done.actor.item.${number}`;
+  actorId: `item.${number}`;
+  output: ItemOutcome;
+}
+export interface WaitDone {
+  type: `xstate.done.actor.wait.${number}`;
+  actorId: `wait.${number}`;
+  output: undefined;
+}
+/** A child that threw: the loader, or a worker whose fault is not the item's (the store failed). */
+export interface ChildError {
+  type: `xstate.error.actor.${string}`;
+  actorId: string;
+  error: unknown;
+}
+export interface StageDone {
+  type: `xstate.done.actor.stage.${number}`;
+  actorId: `stage.${number}`;
+  output: { stage: number; processed: number; failed: number };
+}
 
 export function stageActorId(stage: number): `stage.${number}` {
   return `stage.${stage}`;

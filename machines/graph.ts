@@ -1,6 +1,6 @@
 // The machines as data: states and transitions read from their definitions, for the docs'
 // diagrams and for anything that draws them. Pure: no I/O.
-import type { AnyStateMachine } from 'xstate';
+import type { AnyStateMachine, AnyStateNode, AnyTransitionDefinition } from 'xstate';
 
 export interface GraphTransition {
   from: string;
@@ -18,22 +18,7 @@ export interface MachineGraph {
   transitions: GraphTransition[];
 }
 
-interface NodeLike {
-  key: string;
-  type: string;
-  states: Record<string, NodeLike>;
-  initial?: { target: readonly NodeLike[] };
-  transitions: Map<string, TransitionLike[]>;
-  always?: TransitionLike[];
-}
-
-interface TransitionLike {
-  eventType: string;
-  target?: readonly NodeLike[];
-  guard?: { type?: string } | string | ((...args: never[]) => boolean);
-}
-
-function guardName(guard: TransitionLike['guard']): string | null {
+function guardName(guard: AnyTransitionDefinition['guard']): string | null {
   if (!guard) return null;
   if (typeof guard === 'string') return guard;
   if (typeof guard === 'function') return guard.name || 'guard';
@@ -42,11 +27,11 @@ function guardName(guard: TransitionLike['guard']): string | null {
 
 /** States and transitions of a flat machine (one level of states), in definition order. */
 export function machineGraph(machine: AnyStateMachine): MachineGraph {
-  const root = machine.root as unknown as NodeLike;
-  const states = Object.values(root.states);
+  const root: AnyStateNode = machine.root;
+  const states: AnyStateNode[] = Object.values(root.states);
   const transitions: GraphTransition[] = [];
   for (const node of states) {
-    const add = (t: TransitionLike, event: string) => {
+    const add = (t: AnyTransitionDefinition, event: string) => {
       const targets = t.target?.length ? t.target : [node];
       for (const target of targets) transitions.push({ from: node.key, to: target.key, event, guard: guardName(t.guard) });
     };
@@ -55,7 +40,7 @@ export function machineGraph(machine: AnyStateMachine): MachineGraph {
   }
   return {
     id: machine.id,
-    initial: root.initial?.target[0]?.key ?? states[0]!.key,
+    initial: root.initial.target[0]?.key ?? states[0]!.key,
     states: states.map((s) => ({ name: s.key, final: s.type === 'final' })),
     transitions,
   };

@@ -1,6 +1,6 @@
-import { assign, enqueueActions, setup } from 'xstate';
-import { stageActorId, type StageNotice } from './events.js';
-import { stageMachine, type StageSettings } from './stage.machine.js';
+import { assertEvent, assign, enqueueActions, setup } from 'xstate';
+import { stageActorId, type StageDone, type StageNotice } from './events.js';
+import { stageMachine, type StageCommand, type StageSettings } from './stage.machine.js';
 
 export interface RunInput {
   runId: string;
@@ -23,7 +23,8 @@ export type RunEvent =
   | { type: 'resume_requested' }
   | { type: 'cancel_requested' }
   | { type: 'retry_requested' }
-  | StageNotice;
+  | StageNotice
+  | StageDone;
 
 export const runMachine = setup({
   types: {
@@ -47,8 +48,11 @@ export const runMachine = setup({
     startCurrent: enqueueActions(({ context, enqueue }) => {
       enqueue.sendTo(stageActorId(context.current), { type: 'start_requested' });
     }),
+    /** Passes a command on to the stage the run is on. */
     forward: enqueueActions(({ context, event, enqueue }) => {
-      enqueue.sendTo(stageActorId(context.current), { type: event.type } as RunEvent);
+      assertEvent(event, ['pause_requested', 'resume_requested', 'cancel_requested', 'retry_requested']);
+      const command: StageCommand = { type: event.type };
+      enqueue.sendTo(stageActorId(context.current), command);
     }),
     advance: assign({ current: ({ context }) => context.current + 1 }),
     /** Resuming after a pause that landed between stages starts the next one. */

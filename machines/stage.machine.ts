@@ -1,11 +1,15 @@
-import { assign, enqueueActions, fromPromise, sendParent, setup } from 'xstate';
+import { assertEvent, assign, enqueueActions, fromPromise, sendParent, setup } from 'xstate';
 import {
   itemActorId,
   waitActorId,
+  type ChildError,
+  type ItemDone,
   type ItemOutcome,
   type ItemRecord,
   type LoadOutcome,
+  type LoaderDone,
   type StageNotice,
+  type WaitDone,
 } from './events.js';
 
 /** How one stage works its items. Everything per item lives outside the context. */
@@ -57,12 +61,16 @@ export interface ItemJob {
   attempt: number;
 }
 
-export type StageEvent =
+/** The commands a stage takes from its run. */
+export type StageCommand =
   | { type: 'start_requested' }
   | { type: 'pause_requested' }
   | { type: 'resume_requested' }
   | { type: 'cancel_requested' }
   | { type: 'retry_requested' };
+
+/** Commands, and what its children (loader, item workers, retry timers) report when they end. */
+export type StageEvent = StageCommand | LoaderDone | ItemDone | WaitDone | ChildError;
 
 export interface StageOutput {
   stage: number;
@@ -74,20 +82,26 @@ export function backoffDelay(ctx: Pick<StageSettings, 'backoffMs' | 'backoffMaxM
   return Math.min(ctx.backoffMaxMs, ctx.backoffMs * 2 ** (failedAttempt - 1));
 }
 
-const notProvided = (what: string) =>
-  fromPromise<never, unknown>(async () => {
+/** An effect the service must supply (docs/machines.md: the machines hold no I/O). */
+function notProvided<TOutput, TInput>(what: string) {
+  return fromPromise<TOutput, TInput>(async () => {
     throw new Error(`${what} was not provided: supply it with machine.provide()`);
   });
+}
 
 /** Tells the run that this stage failed; the error comes with the event that failed it. */
 const notifyFault = {
   type: 'notifyParent',
-  params: ({ context, event }: { context: StageContext; event: unknown }): StageNotice => ({
-    type: 'stage_failed',
-    stage: context.stage,
-    error: errorText((event as { error?: unknown }).error),
-  }),
+  params: ({ context, event }: { context: StageContext; event: StageEvent }): StageNotice => {
+    assertEvent(event, 'xstate.error.actor.*');
+    return { type: 'stage_failed', stage: context.stage, error: errorText(event.error) };
+  },
 } as const;
+
+/** The attempt number of the item in flight at `index`. */
+function attemptOf(context: StageContext, index: number): number {
+  return context.active.find((a) => a.index === index)?.attempt ?? 1;
+}
 
 export const stageMachine = setup({
   types: {
@@ -97,11 +111,9 @@ export const stageMachine = setup({
     output: {} as StageOutput,
   },
   actors: {
-    loadItems: notProvided('loadItems') as unknown as ReturnType<
-      typeof fromPromise<LoadOutcome, { runId: string; stage: number }>
-    >,
-    processItem: notProvided('processItem') as unknown as ReturnType<typeof fromPromise<ItemOutcome, ItemJob>>,
-    wait: notProvided('wait') as unknown as ReturnType<typeof fromPromise<void, { until: number }>>,
+    loadItems: notProvided<LoadOutcome, { runId: string; stage: number }>('loadItems'),
+    processItem: notProvided<ItemOutcome, ItemJob>('processItem'),
+    wait: notProvided<void, { until: number }>('wait'),
   },
   actions: {
     // Named so a standalone stage (tests, graph traversal) can be given a stand-in.
@@ -116,11 +128,15 @@ export const stageMachine = setup({
     }),
     stopLoader: enqueueActions(({ enqueue }) => enqueue.stopChild('loader')),
     assignLoaded: assign(({ event }) => {
-      const out = (event as unknown as { output: LoadOutcome }).output;
-      return { total: out.total, startedAt: out.loadedAt };
+      assertEvent(event, 'xstate.done.actor.loader');
+      return { total: event.output.total, startedAt: event.output.loadedAt };
     }),
-    assignError: assign({ error: ({ event }) => errorText((event as unknown as { error: unknown }).error) }),
-    assignCancelled: assign({ error: 'cancelled' }),
+    assignError: assign({
+      error: ({ event }) => {
+        assertEvent(event, 'xstate.error.actor.*');
+        return errorText(event.error);
+      },
+    }),
     /** Starts waiting items whose turn it is, then new items, up to the concurrency. */
     fill: enqueueActions(({ context, enqueue }) => {
       const total = context.total ?? 0;
@@ -148,8 +164,9 @@ export const stageMachine = setup({
     }),
     /** Counts a finished item (done, or failed after its last attempt), records it, releases its actor. */
     countItem: enqueueActions(({ context, event, enqueue }) => {
-      const out = (event as unknown as { output: ItemOutcome }).output;
-      const attempts = context.active.find((a) => a.index === out.index)?.attempt ?? 1;
+      assertEvent(event, 'xstate.done.actor.item.*');
+      const out = event.output;
+      const attempts = attemptOf(context, out.index);
       const record: ItemRecord = {
         stage: context.stage,
         index: out.index,
@@ -169,9 +186,10 @@ export const stageMachine = setup({
     }),
     /** Moves an item whose attempt failed to `waiting`, with its backoff deadline. */
     queueRetry: enqueueActions(({ context, event, enqueue }, params: { arm: boolean }) => {
-      const out = (event as unknown as { output: ItemOutcome }).output;
+      assertEvent(event, 'xstate.done.actor.item.*');
+      const out = event.output;
       if (out.outcome !== 'error') return;
-      const attempt = context.active.find((a) => a.index === out.index)?.attempt ?? 1;
+      const attempt = attemptOf(context, out.index);
       const until = out.at + backoffDelay(context, attempt);
       enqueue.stopChild(itemActorId(out.index));
       if (params.arm) enqueue.spawnChild('wait', { id: waitActorId(out.index), input: { until } });
@@ -182,7 +200,8 @@ export const stageMachine = setup({
     }),
     /** A backoff ran out: the item's next attempt starts now. */
     startRetry: enqueueActions(({ context, event, enqueue }) => {
-      const actorId = (event as unknown as { actorId: string }).actorId;
+      assertEvent(event, 'xstate.done.actor.wait.*');
+      const actorId = event.actorId;
       const index = Number(actorId.slice('wait.'.length));
       const w = context.waiting.find((x) => x.index === index);
       enqueue.stopChild(actorId);
@@ -216,19 +235,20 @@ export const stageMachine = setup({
     }),
   },
   guards: {
-    noItems: ({ event }) => (event as unknown as { output: LoadOutcome }).output.total === 0,
+    noItems: ({ event }) => {
+      assertEvent(event, 'xstate.done.actor.loader');
+      return event.output.total === 0;
+    },
     pauseRequested: ({ context }) => context.pauseRequested,
     /** The attempt failed and the item has attempts left. */
     canRetry: ({ context, event }) => {
-      const out = (event as unknown as { output: ItemOutcome }).output;
-      if (out.outcome !== 'error') return false;
-      const attempt = context.active.find((a) => a.index === out.index)?.attempt ?? 1;
-      return attempt < context.maxAttempts;
+      assertEvent(event, 'xstate.done.actor.item.*');
+      const out = event.output;
+      return out.outcome === 'error' && attemptOf(context, out.index) < context.maxAttempts;
     },
     allDone: ({ context }) => context.total !== null && context.processed >= context.total,
     drained: ({ context }) => context.active.length === 0,
     loaded: ({ context }) => context.total !== null,
-    cancelled: ({ context }) => context.error === 'cancelled',
   },
 }).createMachine({
   id: 'stage',
@@ -264,7 +284,7 @@ export const stageMachine = setup({
         },
         pause_requested: { actions: assign({ pauseRequested: true }) },
         resume_requested: { actions: assign({ pauseRequested: false }) },
-        cancel_requested: { target: 'failed', actions: ['stopLoader', 'assignCancelled'] },
+        cancel_requested: { target: 'cancelled', actions: 'stopLoader' },
       },
     },
     running: {
@@ -278,7 +298,7 @@ export const stageMachine = setup({
         'xstate.done.actor.wait.*': { actions: 'startRetry' },
         'xstate.error.actor.*': { target: 'failed', actions: ['requeueActive', 'assignError', notifyFault] },
         pause_requested: { target: 'pausing', actions: 'disarmWaits' },
-        cancel_requested: { target: 'failed', actions: ['abortAll', 'assignCancelled'] },
+        cancel_requested: { target: 'cancelled', actions: 'abortAll' },
       },
     },
     pausing: {
@@ -293,7 +313,7 @@ export const stageMachine = setup({
         ],
         'xstate.error.actor.*': { target: 'failed', actions: ['requeueActive', 'assignError', notifyFault] },
         resume_requested: { target: 'running' },
-        cancel_requested: { target: 'failed', actions: ['abortAll', 'assignCancelled'] },
+        cancel_requested: { target: 'cancelled', actions: 'abortAll' },
       },
     },
     paused: {
@@ -303,7 +323,7 @@ export const stageMachine = setup({
       ],
       on: {
         resume_requested: { target: 'running' },
-        cancel_requested: { target: 'failed', actions: ['abortAll', 'assignCancelled'] },
+        cancel_requested: { target: 'cancelled', actions: 'abortAll' },
       },
     },
     empty: { type: 'final' },
@@ -311,13 +331,20 @@ export const stageMachine = setup({
     failed: {
       on: {
         retry_requested: [
-          // A cancelled stage stays cancelled.
-          { guard: 'cancelled' },
           { guard: 'loaded', target: 'running', actions: assign({ error: null }) },
           { target: 'loading', actions: assign({ error: null }) },
         ],
+        // The run was cancelled while this stage had failed: the items put back are dropped,
+        // the error still says why it had stopped.
+        cancel_requested: { target: 'cancelled', actions: 'abortAll' },
       },
     },
+    /**
+     * Cancelled by the run: in-flight items aborted, nothing more happens. Final, so no retry
+     * revives it. Its done event reaches the run after the run is `cancelled`, which ignores it
+     * (docs/machines.md).
+     */
+    cancelled: { type: 'final' },
   },
   output: ({ context }) => ({ stage: context.stage, processed: context.processed, failed: context.failed }),
 });

@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 
-/** The service's settings, read once from the environment by server.ts (DESIGN §8). */
+/** The service's settings, read once from the environment by server.ts (docs/operations.md, "Settings"). */
 export interface Config {
   /** [PORT=3000] 0 picks a free port. */
   port: number;
@@ -12,7 +12,7 @@ export interface Config {
   databaseUrl: string | null;
   /** [RUNSTATE_ADMIN_TOKEN] generated and kept in `dataDir` when unset. */
   adminToken: string | null;
-  /** [RUNSTATE_TOKENS_FILE] JSON list of `{token, name, account_id, site_ids}`. */
+  /** [RUNSTATE_TOKENS_FILE] JSON list of `{token, name, account_id, site_ids}`; ids may be JSON numbers (docs/api.md). */
   tokensFile: string | null;
   /** [RUNSTATE_LOG_LEVEL=info] */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';

@@ -1,22 +1,11 @@
-// The service: the one module that reads process.env, listens, and handles signals.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+// The process: the one module that reads process.env; it makes the logger, builds the service,
+// prints the URL to open and turns SIGTERM and SIGINT into a graceful stop (docs/operations.md).
 import { pino, type Logger } from 'pino';
-import { buildApp, redactUrl } from './app.js';
-import { ADMIN_NAME, TokenRegistry, adminToken, readTokensFile, type Principal } from './auth/tokens.js';
+import { redactUrl } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { Engine } from './engine/engine.js';
-import { Hub } from './hub/hub.js';
-import { IngestSocket } from './ingest/socket.js';
-import { createInspection } from './inspect.js';
-import { Metrics } from './metrics.js';
-import { demoPipelines } from './pipelines/index.js';
-import { PostgresStore } from './store/postgres.js';
-import { SqliteStore } from './store/sqlite.js';
-import type { Store } from './store/store.js';
-import { TraceWriter } from './trace/trace-writer.js';
+import { buildService } from './service.js';
 
-function makeLogger(config: Config): Logger {
+function makeLogger(config: Readonly<Config>): Logger {
   return pino({
     level: config.logLevel,
     serializers: {
@@ -26,100 +15,16 @@ function makeLogger(config: Config): Logger {
   });
 }
 
-async function openStore(config: Config, log: Logger): Promise<Store> {
-  if (config.databaseUrl !== null) {
-    return PostgresStore.connect(config.databaseUrl, {
-      poolSize: config.dbPoolSize,
-      onIdleError: (err) => log.warn({ err }, 'an idle database connection failed; it is replaced on next use'),
-    });
-  }
-  return new SqliteStore({ filename: join(config.dataDir, 'runstate.db') });
-}
-
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  let config: Readonly<Config>;
-  try {
-    config = loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`runstate: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const config = loadConfig(env);
   const log = makeLogger(config);
-  const admin = adminToken(config.dataDir, config.adminToken);
-  const principals: { token: string; principal: Principal }[] = [
-    { token: admin.token, principal: { name: ADMIN_NAME, admin: true, accountId: null, siteIds: null } },
-    ...(config.tokensFile !== null ? readTokensFile(config.tokensFile) : []),
-  ];
-  const store = await openStore(config, log);
-  const shared = store.kind === 'postgres';
-  const metrics = new Metrics(store);
-  const traces = new TraceWriter({ dataDir: config.dataDir, store, logger: log.child({ component: 'traces' }) });
-  const inspection = config.inspectUrl === null ? null : createInspection({ url: config.inspectUrl, logger: log.child({ component: 'inspect' }) });
-  const engine = new Engine({
-    store,
-    pipelines: demoPipelines,
-    logger: log.child({ component: 'engine' }),
-    onWritten: (seconds) => metrics.appendSeconds.observe(seconds),
-    leaseMs: config.leaseMs,
-    ...(config.instanceId === null ? {} : { instanceId: config.instanceId }),
-    // A run taken over from another instance gets its trace file here brought up to the log
-    // before it appends to it. (With SQLite every untraced run is repaired at start, below.)
-    beforeResume: shared ? async (runs) => void (await traces.repair(runs)) : undefined,
-    inspect: inspection ? (ev) => inspection.observe(ev) : undefined,
-  });
-  const tokens = new TokenRegistry(principals);
-  const hub = new Hub({
-    engine,
-    tokens,
-    logger: log.child({ component: 'hub' }),
-    registry: metrics.registry,
-    allowedOrigins: config.allowedOrigins,
-    queueBytes: config.wsQueueBytes,
-    sendTimeoutMs: config.wsSendTimeoutMs,
-    isLocal: (runId) => engine.isHosted(runId),
-  });
-  engine.onEvents((run, events) => {
-    hub.publish(run, events);
-    traces.write(run, events);
-    metrics.observeEvents(events);
-  });
-
-  const repaired = shared ? 0 : await traces.repair();
-  const recovered = await engine.recover();
-  engine.start();
-  // Other instances' events reach this instance's WebSocket clients through the store.
-  const stopListening = await store.listen?.(
-    (runId, lastSeq) => {
-      if (!engine.isHosted(runId)) hub.remoteAppended(runId, lastSeq);
-    },
-    () => hub.resyncRemote(),
-  );
-  log.info(
-    { repairedTraces: repaired, recoveredRuns: recovered.length, dataDir: config.dataDir, store: store.kind, instance: engine.instanceId },
-    'state recovered',
-  );
-
-  const webRoot = join(import.meta.dirname, '..', 'web', 'out');
-  const hasWeb = existsSync(join(webRoot, 'index.html'));
-  if (!hasWeb) log.warn({ webRoot }, 'the dashboard is not built (npm run build:web): serving the API only');
-  const app = await buildApp(config, { engine, store, tokens, metrics, logger: log, hub, webRoot: hasWeb ? webRoot : null });
-  const ingestSocket =
-    config.ingestSocket === null
-      ? null
-      : new IngestSocket({ path: config.ingestSocket, engine, tokens, logger: log.child({ component: 'ingest' }) });
-  await ingestSocket?.start();
-  const address = await app.listen({ port: config.port, host: config.host });
-  const { port } = app.server.address() as { port: number };
-  const shown = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  const base = `http://${shown.includes(':') ? `[${shown}]` : shown}:${port}`;
+  const service = await buildService(config, { logger: log });
+  const { address, url } = await service.start();
   // As Jupyter does: the URL to open, with the admin token, on the console (not in the log).
   process.stderr.write(
     `\nrunstate is listening on ${address}\n` +
-      `${admin.created ? 'A new admin token was created and kept in the data directory.\n' : ''}` +
-      `Open ${base}/?token=${admin.token}\n\n`,
+      `${service.admin.created ? 'A new admin token was created and kept in the data directory.\n' : ''}` +
+      `Open ${url}/?token=${service.admin.token}\n\n`,
   );
 
   let stopping = false;
@@ -132,20 +37,16 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       process.exit(1);
     }, config.shutdownTimeoutMs);
     force.unref();
-    (async () => {
-      await ingestSocket?.stop(); // engines reconnect and resend what was not acknowledged
-      await app.close(); // no new requests; in-flight ones finish
-      await stopListening?.();
-      await engine.stop(); // everything recorded is durable; leases released; items in flight run again
-      await traces.flush();
-      await store.close();
-      inspection?.stop();
-      log.info('stopped');
-      process.exit(0);
-    })().catch((err: unknown) => {
-      log.error({ err }, 'shutdown failed');
-      process.exit(1);
-    });
+    service.stop().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
@@ -153,6 +54,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
 
 if (process.argv[1] === import.meta.filename) {
   main().catch((err: unknown) => {
+    // A bad setting (or a bad tokens file) names itself and exits 2.
     if (err instanceof ConfigError) {
       process.stderr.write(`runstate: ${err.message}\n`);
       process.exit(2);

@@ -53,11 +53,8 @@ export const stageMachine = createMachine({
         "pause_requested": {},
         "resume_requested": {},
         "cancel_requested": {
-          "target": "failed",
-          "actions": [
-            "stopLoader",
-            "assignCancelled"
-          ]
+          "target": "cancelled",
+          "actions": "stopLoader"
         }
       }
     },
@@ -109,11 +106,8 @@ export const stageMachine = createMachine({
           "actions": "disarmWaits"
         },
         "cancel_requested": {
-          "target": "failed",
-          "actions": [
-            "abortAll",
-            "assignCancelled"
-          ]
+          "target": "cancelled",
+          "actions": "abortAll"
         }
       }
     },
@@ -157,11 +151,8 @@ export const stageMachine = createMachine({
           "target": "running"
         },
         "cancel_requested": {
-          "target": "failed",
-          "actions": [
-            "abortAll",
-            "assignCancelled"
-          ]
+          "target": "cancelled",
+          "actions": "abortAll"
         }
       }
     },
@@ -177,11 +168,8 @@ export const stageMachine = createMachine({
           "target": "running"
         },
         "cancel_requested": {
-          "target": "failed",
-          "actions": [
-            "abortAll",
-            "assignCancelled"
-          ]
+          "target": "cancelled",
+          "actions": "abortAll"
         }
       }
     },
@@ -195,17 +183,21 @@ export const stageMachine = createMachine({
       "on": {
         "retry_requested": [
           {
-            "guard": "cancelled"
-          },
-          {
             "guard": "loaded",
             "target": "running"
           },
           {
             "target": "loading"
           }
-        ]
+        ],
+        "cancel_requested": {
+          "target": "cancelled",
+          "actions": "abortAll"
+        }
       }
+    },
+    "cancelled": {
+      "type": "final"
     }
   }
 });

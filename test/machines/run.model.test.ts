@@ -47,6 +47,32 @@ describe('run machine, model-based', () => {
     expect([...reached].sort()).toEqual(['cancelled', 'completed', 'failed', 'idle', 'paused', 'running']);
   });
 
+  it('stays cancelled when the cancelled stage reports that it is done', () => {
+    const heard: string[] = [];
+    const actor = createActor(runUnderTest, {
+      input: INPUT,
+      inspect: (ev) => {
+        if (ev.type === '@xstate.event' && ev.actorRef === actor) heard.push(ev.event.type);
+      },
+    });
+    actor.start();
+    actor.send({ type: 'start_requested' });
+    actor.send({ type: 'cancel_requested' });
+    const snap = actor.getSnapshot();
+    expect(snap.value).toBe('cancelled');
+    expect(stageOf(snap, 1)!.value).toBe('cancelled');
+    expect(snap.children['stage.1']!.getSnapshot().status).toBe('done');
+    // The stage's done event arrived after the cancel and moved nothing.
+    expect(heard.slice(heard.indexOf('cancel_requested'))).toEqual(['cancel_requested', 'xstate.done.actor.stage.1']);
+    expect(snap.context.current).toBe(1);
+    expect(stageOf(snap, 2)!.value).toBe('pending');
+    actor.send({ type: 'retry_requested' });
+    actor.send({ type: 'resume_requested' });
+    expect(actor.getSnapshot().value).toBe('cancelled');
+    expect(stageOf(actor.getSnapshot(), 1)!.value).toBe('cancelled');
+    actor.stop();
+  });
+
   it('keeps its promises on every path and takes every transition', () => {
     const coverage = transitionCollector('run');
     for (const path of paths) {
@@ -78,9 +104,16 @@ describe('run machine, model-based', () => {
         if (snap.value === 'running' && ctx.pauseRequested && stage!.value === 'loading') {
           expect(stage!.context.pauseRequested, where).toBe(true);
         }
-        if (snap.value === 'cancelled' && prev.value !== 'cancelled' && stage && ['loading', 'running', 'pausing', 'paused'].includes(String(prev.children[`stage.${ctx.current}`]?.getSnapshot().value))) {
-          expect(stage.value, where).toBe('failed');
-          expect(stage.context.error, where).toBe('cancelled');
+        // A cancel reaches the stage at work, which ends `cancelled`; its done event then finds
+        // the run already cancelled, and the run stays so.
+        const before = String(prev.children[`stage.${ctx.current}`]?.getSnapshot().value);
+        if (snap.value === 'cancelled' && prev.value !== 'cancelled' && ['loading', 'running', 'pausing', 'paused', 'failed'].includes(before)) {
+          expect(stage!.value, where).toBe('cancelled');
+          expect(stage!.context.error, where).toBe(before === 'failed' ? stageOf(prev, ctx.current)!.context.error : null);
+        }
+        // Once cancelled, a stage stays cancelled, whatever the run is sent next.
+        for (let n = 1; n <= INPUT.stages.length; n++) {
+          if (stageOf(prev, n)?.value === 'cancelled') expect(stageOf(snap, n)!.value, `${where}: stage ${n}`).toBe('cancelled');
         }
         if (snap.value === 'failed') expect(ctx.error, where).toBe('source unavailable');
         prev = snap;

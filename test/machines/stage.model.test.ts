@@ -1,6 +1,15 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createActor, fromPromise, type SnapshotFrom } from 'xstate';
-import { stageMachine, type ItemRecord, type StageContext, type StageNotice } from '../../machines/index.js';
+import {
+  RUN_STATES,
+  STAGE_STATES,
+  machineGraph,
+  runMachine,
+  stageMachine,
+  type ItemRecord,
+  type StageContext,
+  type StageNotice,
+} from '../../machines/index.js';
 import { describeProcessing } from '../../service/engine/view.js';
 import type { RunRecord } from '../../service/store/store.js';
 import { allTransitions, transitionCollector } from '../helpers/coverage.js';
@@ -72,12 +81,18 @@ function processingOf(snap: StageSnapshot) {
 describe('stage machine, model-based', () => {
   // Events given here are used as they are; the model's default would keep only events whose
   // type equals a descriptor, and `xstate.done.actor.item.0` is not `xstate.done.actor.item.*`.
-  const paths = edgePaths<StageSnapshot, never>(stageUnderTest([], []), { input: INPUT, events: eventsFor, serializeState: serialize });
+  // Final states (`empty`, `completed`, `cancelled`) take no events: the traversal stops there.
+  const paths = edgePaths<StageSnapshot, never>(stageUnderTest([], []), {
+    input: INPUT,
+    events: eventsFor,
+    serializeState: serialize,
+    stopWhen: (s) => s.status !== 'active',
+  });
 
   it('reaches every state of the stage', () => {
     expect(paths.length).toBeGreaterThan(100);
     const reached = new Set(paths.flatMap((p) => p.steps.map((s) => String(s.state.value))));
-    expect([...reached].sort()).toEqual(['completed', 'empty', 'failed', 'loading', 'paused', 'pausing', 'pending', 'running']);
+    expect([...reached].sort()).toEqual(['cancelled', 'completed', 'empty', 'failed', 'loading', 'paused', 'pausing', 'pending', 'running']);
   });
 
   it('keeps its promises on every path and takes every transition', () => {
@@ -139,14 +154,23 @@ describe('stage machine, model-based', () => {
             expect(ctx.error, where).toBeTruthy();
             expect(ctx.active, where).toEqual([]);
             break;
+          case 'cancelled':
+            // Nothing in flight or waiting, and the stage is done: no event moves it again.
+            expect(snap.status, where).toBe('done');
+            expect(ctx.active, where).toEqual([]);
+            expect(ctx.waiting, where).toEqual([]);
+            expect(view.currently_processing, where).toEqual([]);
+            // A cancel is not an error; a stage that had failed keeps the reason it stopped.
+            expect(ctx.error, where).toBe(prev.value === 'failed' ? prev.context.error : null);
+            break;
           default:
             if (ctx.total) expect(view.percentage, where).toBe(Math.floor((100 * ctx.processed) / ctx.total));
             expect(view.currently_processing.map((i) => i.id), where).toEqual(ctx.active.map((a) => ITEMS[a.index]!.id));
         }
         if (snap.value !== 'paused') pausedAt = null;
-        // The run hears of a pause and of a real failure, never of a cancel.
+        // The run hears of a pause and of a failure, never of a cancel (it sent the cancel).
         if (snap.value === 'paused' && prev.value !== 'paused') expect(heard, where).toEqual([{ type: 'stage_paused', stage: 1 }]);
-        else if (snap.value === 'failed' && prev.value !== 'failed' && ctx.error !== 'cancelled') {
+        else if (snap.value === 'failed' && prev.value !== 'failed') {
           expect(heard, where).toEqual([{ type: 'stage_failed', stage: 1, error: ctx.error }]);
         } else expect(heard, where).toEqual([]);
         prev = snap;
@@ -155,6 +179,43 @@ describe('stage machine, model-based', () => {
     }
     const missing = [...allTransitions(stageMachine)].filter((t) => !coverage.taken.has(t));
     expect(missing).toEqual([]);
+  });
+
+  it('stays cancelled: no retry or resume revives it, and its items were aborted', () => {
+    const records: ItemRecord[] = [];
+    const aborted: number[] = [];
+    const inFlight = fromPromise<never, { index: number }>(
+      ({ input, signal }) => new Promise<never>(() => signal.addEventListener('abort', () => aborted.push(input.index))),
+    );
+    const machine = stageMachine.provide({
+      actors: { loadItems: never, processItem: inFlight, wait: never } as never,
+      actions: { recordItem: (_, rec: ItemRecord) => void records.push(rec), notifyParent: () => {} },
+    });
+    const actor = createActor(machine, { input: { ...INPUT, concurrency: 2 } });
+    actor.start();
+    actor.send({ type: 'start_requested' });
+    actor.send({ type: 'xstate.done.actor.loader', actorId: 'loader', output: { total: ITEMS.length, loadedAt: 1000 } });
+    expect(actor.getSnapshot().value).toBe('running');
+    expect(actor.getSnapshot().context.active.map((a) => a.index)).toEqual([0, 1]);
+    actor.send({ type: 'cancel_requested' });
+    expect(aborted.sort()).toEqual([0, 1]);
+    // A done actor takes no more events (XState warns of each one sent).
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    for (const type of ['retry_requested', 'resume_requested', 'start_requested'] as const) actor.send({ type });
+    warn.mockRestore();
+    const snap = actor.getSnapshot();
+    expect(snap.value).toBe('cancelled');
+    expect(snap.status).toBe('done');
+    expect(snap.context).toMatchObject({ processed: 0, active: [], waiting: [], error: null });
+    expect(records).toEqual([]);
+    actor.stop();
+  });
+
+  it('names its states in STAGE_STATES, as the run names its own in RUN_STATES', () => {
+    expect(machineGraph(stageMachine).states.map((s) => s.name).sort()).toEqual([...STAGE_STATES].sort());
+    expect(machineGraph(runMachine).states.map((s) => s.name).sort()).toEqual([...RUN_STATES].sort());
+    // The stage's final states: the run moves on from empty and completed; cancelled ends it all.
+    expect(machineGraph(stageMachine).states.filter((s) => s.final).map((s) => s.name)).toEqual(['empty', 'completed', 'cancelled']);
   });
 
   it('backs off exponentially up to the cap', async () => {

@@ -10,6 +10,8 @@ import { gatedPipeline } from '../helpers/gated.js';
 
 /** Snapshots of real runs, taken from the engine at each state the card must show. */
 const shots: Record<string, { run: RunView; processing: ProcessingView }> = {};
+/** A failed run, then cancelled: current_processing no longer answers for it. */
+let cancelled: RunView;
 
 describe('processing card, in every state of real runs', () => {
   const dir = tempDir();
@@ -49,6 +51,7 @@ describe('processing card, in every state of real runs', () => {
     await shoot('failed', fid);
     await engine.command(fid, 'cancel', { by: 'x' });
     await engine.whenRetired(fid);
+    cancelled = (await engine.getRun(fid))!;
     await engine.stop();
   });
   afterAll(() => dir.remove());
@@ -111,6 +114,19 @@ describe('processing card, in every state of real runs', () => {
     cleanup();
     render(<ProcessingCard run={{ ...run, closed_at: '2025-01-01T00:00:00.000Z' }} processing={processing} onClose={() => undefined} />);
     expect(screen.queryByRole('button', { name: 'Close' })).toBeNull();
+  });
+
+  it('cancelled: its own tone, no error, no Retry; the stage that had failed reads cancelled', () => {
+    render(<ProcessingCard run={cancelled} processing={null} onRetry={() => undefined} />);
+    expect(screen.getByLabelText('Processing').getAttribute('data-state')).toBe('cancelled');
+    expect(screen.getByText('Cancelled')).toBeTruthy();
+    expect(screen.queryByRole('alert')).toBeNull();
+    expect(screen.queryByRole('button', { name: 'Retry' })).toBeNull();
+    cleanup();
+    render(<StageTimeline run={cancelled} />);
+    expect(screen.getAllByRole('listitem').map((s) => s.getAttribute('data-stage-state'))).toEqual(['cancelled']);
+    // The stage keeps the reason it had stopped before the cancel.
+    expect(cancelled.stages[0]).toMatchObject({ state: 'cancelled', error: 'item source unavailable' });
   });
 
   it('pulses and says how long an item has run when it takes far longer than usual', () => {

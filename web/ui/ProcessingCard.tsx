@@ -24,7 +24,7 @@ export function ProcessingCard({ run, processing: p, inFlightSince = {}, usualIt
   const status = run.status;
   const stageState = p?.stage_state ?? 'pending';
   const tone =
-    status === 'paused' ? 'paused' : status === 'failed' || status === 'cancelled' ? 'failed' : status === 'completed' ? 'completed' : stageState === 'pausing' ? 'pausing' : 'running';
+    status === 'paused' || status === 'failed' || status === 'cancelled' || status === 'completed' ? status : stageState === 'pausing' ? 'pausing' : 'running';
   const slow =
     usualItemMs && status === 'running'
       ? (p?.currently_processing ?? [])

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ItemView } from '../../../service/engine/items.js';
+import type { ItemStatus, ItemView } from '../../../service/engine/items.js';
 import { contentPipeline } from '../../../service/pipelines/index.js';
 import { ADMIN, OTHER, SITE5, appOn, auth } from '../../helpers/app.js';
 import { isTransition, tempDir } from '../../helpers/engine.js';
@@ -12,7 +12,7 @@ interface ItemsAnswer {
   stage: number;
   total_items: number | null;
   data: ItemView[];
-  counts: Record<string, number>;
+  counts: Record<ItemStatus, number>;
   next_after: string | null;
 }
 
