@@ -37,8 +37,7 @@ export const itemKey = (stage: number, id: Item['id']): string => `${stage}:${St
 export function addTimings(timings: Map<string, ItemTiming>, events: readonly StoredEvent[]): void {
   for (const e of events) {
     if (e.event !== 'stage_item_processed' && e.event !== 'stage_item_failed') continue;
-    const durationMs = 'duration_ms' in e && typeof e.duration_ms === 'number' ? e.duration_ms : null;
-    timings.set(itemKey(e.stage, e.item.id), { finishedAt: e.timestamp, durationMs });
+    timings.set(itemKey(e.stage, e.item.id), { finishedAt: e.timestamp, durationMs: e.duration_ms ?? null });
   }
 }
 

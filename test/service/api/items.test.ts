@@ -86,6 +86,9 @@ describe('GET /runs/:run_id/items', () => {
       const item = all.data.find((i) => i.id === l.itemId)!;
       expect(item).toMatchObject({ status: l.status === 'done' ? 'processed' : 'failed', attempts: l.attempts, error: l.error, cost: l.cost });
       expect(item.finished_at).toEqual(expect.any(String));
+      // The last attempt's time, from the item's event.
+      expect(item.duration_ms).toEqual(expect.any(Number));
+      expect(Date.parse(item.finished_at!) - Date.parse(item.started_at!)).toBe(item.duration_ms);
     }
     expect(all.counts.failed).toBeGreaterThan(0);
     expect(all.counts.processed + all.counts.failed).toBe(40);

@@ -9,7 +9,7 @@ const context = { active: [{ index: 2, attempt: 1 }], waiting: [{ index: 3, atte
 describe('items of a stage', () => {
   it('says where each item is: the snapshot for unfinished ones, the ledger and events for finished ones', () => {
     const timings = new Map<string, ItemTiming>();
-    const done: StoredEvent = { event: 'stage_item_processed', run_id: 'r', seq: 9, stage: 1, processed: 1, total: 5, item: { id: 1, title: 'item 1' }, timestamp: '2025-01-01T00:00:10.000Z', duration_ms: 1500 } as StoredEvent;
+    const done: StoredEvent = { event: 'stage_item_processed', run_id: 'r', seq: 9, stage: 1, processed: 1, total: 5, item: { id: 1, title: 'item 1' }, timestamp: '2025-01-01T00:00:10.000Z', duration_ms: 1500 };
     addTimings(timings, [done]);
     const ledger = [
       { stage: 1, itemId: 1, status: 'done' as const, attempts: 1, cost: 2, error: null },
