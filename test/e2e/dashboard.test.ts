@@ -285,7 +285,7 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
         for (const [name, path, ready] of pages) {
           await tab.goto(`${svc.base}${path}${path.includes('?') ? '&' : '?'}token=${svc.token}`);
           await tab.locator(ready).waitFor({ timeout: 20_000 });
-          if (name !== 'runs') await tab.locator('[aria-label="Items"], .insights p.muted').first().waitFor();
+          if (name !== 'runs') await tab.locator('.insights .items, .insights p.muted:not(.items-loading)').first().waitFor();
           // The start form, open (its fields come from the pipeline's options schema, when it has one).
           if (name === 'runs') {
             await tab.locator('.start-box summary').click();

@@ -58,7 +58,7 @@ export function RunInsights({ api, run, processing, events, seq, now }: { api: A
             : `ETA: none while the run is ${run.status}.`}
       </p>
       {items?.error && <p className="card-error" role="alert">{items.error}</p>}
-      {items ? <ItemsTable items={items.items} counts={items.counts} total={items.total} /> : <p className="muted">Loading items…</p>}
+      {items ? <ItemsTable items={items.items} counts={items.counts} total={items.total} /> : <p className="muted items-loading">Loading items…</p>}
       <div className="plots">
         <Chart
           kind="line-time"
