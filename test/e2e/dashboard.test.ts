@@ -255,6 +255,33 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
     await tab.close();
   });
 
+  it('works by keyboard: Tab reaches Resume with a visible focus ring, Enter resumes, and a transition is picked by seq', async () => {
+    const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options: { delay_ms: 800, items_per_stage: 3, concurrency: 1 } })).data.run_id as string;
+    await api(`/runs/${runId}/pause`, {});
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await tab.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    await tab.locator('section[aria-label="Processing"][data-state="paused"]').waitFor({ timeout: 10_000 });
+    const focused = () => tab.evaluate(() => {
+      const el = document.activeElement as HTMLElement | null;
+      return { text: el?.textContent ?? '', outline: el ? getComputedStyle(el).outlineStyle : 'none', width: el ? getComputedStyle(el).outlineWidth : '0px' };
+    });
+    let f = await focused();
+    for (let i = 0; i < 40 && f.text !== 'Resume'; i++) {
+      await tab.keyboard.press('Tab');
+      f = await focused();
+    }
+    expect(f.text).toBe('Resume');
+    expect(f.outline).not.toBe('none');
+    expect(f.width).not.toBe('0px');
+    await tab.keyboard.press('Enter');
+    await tab.locator('section[aria-label="Processing"][data-state="running"]').waitFor({ timeout: 10_000 });
+    await tab.getByLabel('As of seq').fill('2');
+    await tab.getByText('Machines as of seq 2').waitFor();
+    await tab.getByRole('button', { name: 'Back to live', exact: true }).press('Enter');
+    await tab.getByText('Machines (live)').waitFor();
+    await tab.close();
+  });
+
   it('has no serious or critical accessibility violation, light and dark, at 1280 and 375 px, and no console error', async () => {
     const slow = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options: { delay_ms: 1500, items_per_stage: 6, concurrency: 1 } })).data.run_id as string;
     const paused = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options: { delay_ms: 300, items_per_stage: 3, concurrency: 1 } })).data.run_id as string;
