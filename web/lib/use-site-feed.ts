@@ -1,7 +1,8 @@
 'use client';
 // Every run the token may see, live: one listing over HTTP when the page opens (closed runs
 // too), then the hub's `site:*` feed (a snapshot of the open runs, then each run that
-// changes). No polling; after a drop the socket comes back with backoff and a fresh snapshot.
+// changes). No polling; after a drop the socket comes back with backoff, a fresh snapshot and
+// one more listing.
 import { useEffect, useState } from 'react';
 import type { ServerMessage } from '../../service/hub/frames.js';
 import type { Api } from './api.js';
@@ -24,15 +25,14 @@ export function useSiteFeed(token: string | null, api: Api | null): SiteFeed {
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
-    if (!api) return;
-    api.runs({ limit: LISTED }).then(
-      (list) => setRuns((m) => mergeRuns(m, list)),
-      (err: Error) => setError(err.message),
-    );
-  }, [api]);
-
-  useEffect(() => {
-    if (!token) return;
+    if (!token || !api) return;
+    const list = () =>
+      api.runs({ limit: LISTED }).then(
+        (listed) => setRuns((m) => mergeRuns(m, listed)),
+        (err: Error) => setError(err.message),
+      );
+    void list();
+    let snapshots = 0;
     let ws: WebSocket | null = null;
     let retry: ReturnType<typeof setTimeout> | null = null;
     let attempt = 0;
@@ -45,6 +45,8 @@ export function useSiteFeed(token: string | null, api: Api | null): SiteFeed {
       socket.onmessage = (msg) => {
         const m = JSON.parse(String(msg.data)) as ServerMessage;
         if (m.type === 'snapshot' && 'runs' in m) {
+          // After a drop, the runs that closed meanwhile are no longer in the snapshot: list again.
+          if (snapshots++ > 0) void list();
           attempt = 0;
           setLive(true);
           setError(null);
@@ -68,7 +70,7 @@ export function useSiteFeed(token: string | null, api: Api | null): SiteFeed {
         ws.close();
       }
     };
-  }, [token]);
+  }, [token, api]);
 
   return { runs, live, error };
 }

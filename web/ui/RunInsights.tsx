@@ -1,5 +1,5 @@
 'use client';
-import { useMemo, useState } from 'react';
+import { useMemo, useRef, useState } from 'react';
 import type { Api } from '../lib/api.js';
 import { durationHistogram, finishTimes, stageEta, stageStartedAt, throughputPerMinute } from '../lib/items-model.js';
 import type { ProcessingView, RunView, StoredEvent } from '../lib/run-model.js';
@@ -15,22 +15,27 @@ export function RunInsights({ api, run, processing, events, seq, now }: { api: A
   const stage = picked ?? current;
   const items = useStageItems(api, run.run_id, run.stages.length ? stage : null, seq);
 
+  // The log grows by the frame under load: the charts and the ETA read it when the view moves
+  // on (at most 10 a second) or the clock ticks (once a second), not at every event.
+  const eventsRef = useRef(events);
+  eventsRef.current = events;
   const moving = run.status === 'running';
   const eta = useMemo(() => {
     if (!processing || !moving) return null;
     const remaining = Math.max(0, processing.total_items - processing.processed_items);
     // Recomputed each second (`now`) and on every view or event, each time as of this instant.
     const at = Date.now();
-    const e = stageEta({ finished: finishTimes(events, processing.stage_number), startedAt: stageStartedAt(events, processing.stage_number), remaining, now: at });
+    const log = eventsRef.current;
+    const e = stageEta({ finished: finishTimes(log, processing.stage_number), startedAt: stageStartedAt(log, processing.stage_number), remaining, now: at });
     if (!e) return null;
     // The run's ETA needs every stage's size: stages not loaded yet leave it open.
     const later = run.stages.filter((s) => s.number > processing.stage_number);
     const known = later.every((s) => s.total_items !== null);
     const laterItems = later.reduce((n, s) => n + (s.total_items ?? 0) - s.processed_items, 0);
     return { ...e, at, runMs: known ? e.stageMs + (laterItems / e.perMinute) * 60_000 : null };
-  }, [processing, moving, events, now, run.stages]);
+  }, [processing, moving, now, run.stages]);
 
-  const throughput = useMemo(() => throughputPerMinute(finishTimes(events), now), [events, now]);
+  const throughput = useMemo(() => throughputPerMinute(finishTimes(eventsRef.current), now), [now, seq]);
   const durations = useMemo(() => (items?.items ?? []).flatMap((i) => (i.duration_ms === null ? [] : [i.duration_ms])), [items]);
   const histogram = useMemo(() => durationHistogram(durations), [durations]);
   const finishedPerMin = throughput[1];
