@@ -28,7 +28,7 @@ class FakeSocket {
 function List({ api }: { api: Api }) {
   const feed = useSiteFeed('tok', api);
   return (
-    <ul data-live={String(feed.live)}>
+    <ul data-live={String(feed.live)} data-older={String(feed.older)} onClick={feed.loadOlder}>
       {[...feed.runs.values()].map((r) => <li key={r.run_id}>{`${r.run_id} ${r.site_id} ${r.status}`}</li>)}
     </ul>
   );
@@ -63,6 +63,19 @@ describe('runs list feed', () => {
     await act(async () => void vi.advanceTimersByTime(60_000));
     expect(runs).toHaveBeenCalledTimes(1);
     expect(FakeSocket.all).toHaveLength(1);
+  });
+
+  it('pages older runs in with `before` while the listing comes back full', async () => {
+    const page = (from: number, n: number) => Array.from({ length: n }, (_, i) => runView({ run_id: `r${String(from - i).padStart(4, '0')}` }));
+    const runs = vi.fn((q: { before?: string }) => Promise.resolve(q.before === undefined ? page(1000, 500) : page(500, 120)));
+    render(<List api={{ runs } as unknown as Api} />);
+    await act(async () => undefined);
+    const list = screen.getByRole('list');
+    expect(list.getAttribute('data-older')).toBe('true');
+    await act(async () => list.click());
+    expect(runs).toHaveBeenLastCalledWith({ limit: 500, before: 'r0501' });
+    expect(screen.getAllByRole('listitem')).toHaveLength(620);
+    expect(list.getAttribute('data-older')).toBe('false');
   });
 
   it('after a drop, reconnects with backoff and lists once more', async () => {

@@ -220,6 +220,7 @@ function Runs({ token }: { token: string }) {
         <button type="button" disabled={page.page <= 1} onClick={() => setFilter({ page: page.page - 1 })}>Previous</button>
         <span>Page {page.page} of {page.pages} · {page.matching} runs</span>
         <button type="button" disabled={page.page >= page.pages} onClick={() => setFilter({ page: page.page + 1 })}>Next</button>
+        {feed.older && page.page >= page.pages && <button type="button" onClick={feed.loadOlder}>Load older runs</button>}
       </nav>
     </>
   );

@@ -38,7 +38,7 @@ export function api(token: string) {
   return {
     pipelines: () => call<{ data: PipelineInfo[] }>('/pipelines').then((r) => r.data),
     /** Runs of every site the token may see (or of one), newest first. */
-    runs: (q: { site_id?: string; status?: string; limit?: number } = {}) => call<{ data: RunView[] }>(`/runs${query(q)}`).then((r) => r.data),
+    runs: (q: { site_id?: string; status?: string; before?: string; limit?: number } = {}) => call<{ data: RunView[] }>(`/runs${query(q)}`).then((r) => r.data),
     run: (runId: string) => call<{ data: RunView }>(`/runs/${encodeURIComponent(runId)}`).then((r) => r.data),
     processing: (runId: string) =>
       call<{ data: (ProcessingView & { run_id: string }) | null }>(`/current_processing/?run_id=${encodeURIComponent(runId)}`).then((r) => r.data),

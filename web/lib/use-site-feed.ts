@@ -3,7 +3,7 @@
 // too), then the hub's `site:*` feed (a snapshot of the open runs, then each run that
 // changes). No polling; after a drop the socket comes back with backoff, a fresh snapshot and
 // one more listing.
-import { useEffect, useState } from 'react';
+import { useCallback, useEffect, useState } from 'react';
 import type { ServerMessage } from '../../service/hub/frames.js';
 import type { Api } from './api.js';
 import { backoff } from './connection.machine.js';
@@ -17,18 +17,28 @@ export interface SiteFeed {
   runs: ReadonlyMap<string, RunView>;
   live: boolean;
   error: string | null;
+  /** The listing may have older runs than those loaded. */
+  older: boolean;
+  /** Loads the next page of older runs (`GET /runs?before=`). */
+  loadOlder: () => void;
 }
 
 export function useSiteFeed(token: string | null, api: Api | null): SiteFeed {
   const [runs, setRuns] = useState<ReadonlyMap<string, RunView>>(new Map());
   const [live, setLive] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  /** The oldest run listed so far, and whether its page was full (so more may follow). */
+  const [oldest, setOldest] = useState<{ runId: string; full: boolean } | null>(null);
+  const [loading, setLoading] = useState(false);
 
   useEffect(() => {
     if (!token || !api) return;
     const list = () =>
       api.runs({ limit: LISTED }).then(
-        (listed) => setRuns((m) => mergeRuns(m, listed)),
+        (listed) => {
+          setRuns((m) => mergeRuns(m, listed));
+          setOldest((o) => o ?? (listed.length ? { runId: listed[listed.length - 1]!.run_id, full: listed.length === LISTED } : null));
+        },
         (err: Error) => setError(err.message),
       );
     void list();
@@ -72,5 +82,20 @@ export function useSiteFeed(token: string | null, api: Api | null): SiteFeed {
     };
   }, [token, api]);
 
-  return { runs, live, error };
+  const loadOlder = useCallback(() => {
+    if (!api || !oldest?.full || loading) return;
+    setLoading(true);
+    api
+      .runs({ limit: LISTED, before: oldest.runId })
+      .then(
+        (listed) => {
+          setRuns((m) => mergeRuns(m, listed));
+          setOldest(listed.length ? { runId: listed[listed.length - 1]!.run_id, full: listed.length === LISTED } : { ...oldest, full: false });
+        },
+        (err: Error) => setError(err.message),
+      )
+      .finally(() => setLoading(false));
+  }, [api, oldest, loading]);
+
+  return { runs, live, error, older: oldest?.full ?? false, loadOlder };
 }
