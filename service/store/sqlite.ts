@@ -87,6 +87,56 @@ const MIGRATIONS: readonly string[] = [
   // external run, and only an external run, has a machine name.
   `ALTER TABLE runs ADD COLUMN hosted INTEGER NOT NULL DEFAULT 1;
    UPDATE runs SET hosted = 0 WHERE machine_name IS NOT NULL;`,
+  // Webhooks (service/webhooks/): the outbox each commit writes with the events it reports, the
+  // subscriptions, and the deliveries the sender fans the outbox out to, with each attempt.
+  `CREATE TABLE outbox (
+     id         INTEGER PRIMARY KEY,
+     run_id     TEXT NOT NULL,
+     seq        INTEGER NOT NULL,
+     kind       TEXT NOT NULL,
+     created_at TEXT NOT NULL
+   );
+   CREATE INDEX outbox_by_run ON outbox (run_id);
+   CREATE TABLE webhooks (
+     webhook_id TEXT PRIMARY KEY,
+     account_id TEXT,
+     site_id    TEXT,
+     url        TEXT NOT NULL,
+     events     TEXT NOT NULL,
+     secret     TEXT NOT NULL,
+     created_by TEXT NOT NULL,
+     created_at TEXT NOT NULL
+   );
+   CREATE TABLE webhook_deliveries (
+     delivery_id  TEXT PRIMARY KEY,
+     webhook_id   TEXT NOT NULL,
+     run_id       TEXT NOT NULL,
+     seq          INTEGER NOT NULL,
+     kind         TEXT NOT NULL,
+     body         TEXT NOT NULL,
+     status       TEXT NOT NULL DEFAULT 'pending',
+     attempts     INTEGER NOT NULL DEFAULT 0,
+     first_at     INTEGER NOT NULL,
+     next_at      INTEGER NOT NULL,
+     lease_owner  TEXT,
+     lease_until  INTEGER,
+     delivered_at TEXT,
+     last_error   TEXT,
+     created_at   TEXT NOT NULL,
+     UNIQUE (webhook_id, run_id, seq)
+   );
+   CREATE INDEX deliveries_due ON webhook_deliveries (next_at) WHERE status = 'pending';
+   CREATE INDEX deliveries_by_run ON webhook_deliveries (run_id);
+   CREATE INDEX deliveries_by_webhook ON webhook_deliveries (webhook_id, created_at);
+   CREATE TABLE webhook_attempts (
+     delivery_id TEXT NOT NULL,
+     attempt     INTEGER NOT NULL,
+     at          TEXT NOT NULL,
+     status_code INTEGER,
+     error       TEXT,
+     duration_ms REAL NOT NULL,
+     PRIMARY KEY (delivery_id, attempt)
+   ) WITHOUT ROWID;`,
 ];
 
 export interface SqliteStoreOptions {
@@ -130,6 +180,7 @@ export class SqliteStore implements Store {
          WHERE run_id = @run_id`,
       ),
       insertEvent: db.prepare('INSERT INTO events (run_id, seq, body, event_key) VALUES (?, ?, ?, ?)'),
+      insertOutbox: db.prepare('INSERT INTO outbox (run_id, seq, kind, created_at) VALUES (?, ?, ?, ?)'),
       seqByKey: db.prepare<[string, string], { seq: number }>('SELECT seq FROM events WHERE run_id = ? AND event_key = ?'),
       readEvents: db.prepare<[string, number, number], { body: string }>(
         'SELECT body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?',
@@ -171,6 +222,7 @@ export class SqliteStore implements Store {
         updated_at: plan.run.updatedAt,
       });
       for (const e of plan.events) this.#stmt.insertEvent.run(runId, e.seq, e.body, e.key);
+      for (const o of plan.outbox) this.#stmt.insertOutbox.run(runId, o.seq, o.kind, now);
       for (const l of plan.ledger) {
         const res = this.#stmt.insertLedger.run({
           run_id: runId,
@@ -186,6 +238,11 @@ export class SqliteStore implements Store {
       }
       return plan.result;
     });
+  }
+
+  /** The connection, for the tables of service/webhooks/ and service/retention/, which keep their SQL there. */
+  get connection(): Database.Database {
+    return this.#db;
   }
 
   #migrate(): void {
