@@ -17,6 +17,7 @@ import type { Metrics } from './metrics.js';
 import { currentProcessingRoutes } from './routes/current-processing.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { runsRoutes } from './routes/runs.js';
+import { webhooksRoutes, type WebhookRoutesOptions } from './routes/webhooks.js';
 import type { Store } from './store/store.js';
 
 export interface AppDeps {
@@ -29,6 +30,8 @@ export interface AppDeps {
   hub?: Hub;
   /** The dashboard's static export (web/out), served at `/`; none: API only. */
   webRoot?: string | null;
+  /** The webhook subscriptions (`/webhooks`); none: those routes are not served. */
+  webhooks?: WebhookRoutesOptions;
 }
 
 export const API_PREFIX = '/api/v1/automation';
@@ -151,6 +154,7 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
       });
       await api.register(runsRoutes, { engine: deps.engine, store: deps.store });
       await api.register(currentProcessingRoutes, { engine: deps.engine });
+      if (deps.webhooks) await api.register(webhooksRoutes, deps.webhooks);
       // Batches of events are bigger than commands: 1,000 events of a few hundred bytes.
       await api.register(ingestRoutes, { engine: deps.engine, bodyLimit: Math.max(config.bodyLimit, 1024 * 1024) });
     },

@@ -15,6 +15,9 @@ import { PostgresStore } from './store/postgres.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { TraceWriter } from './trace/trace-writer.js';
+import { webhookEventOf } from './webhooks/events.js';
+import { webhookStoreFor } from './webhooks/index.js';
+import { WebhookSender } from './webhooks/sender.js';
 
 function makeLogger(config: Config): Logger {
   return pino({
@@ -81,15 +84,28 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     sendTimeoutMs: config.wsSendTimeoutMs,
     isLocal: (runId) => engine.isHosted(runId),
   });
+  const webhooks = webhookStoreFor(store);
+  const sender = new WebhookSender({
+    store: webhooks,
+    owner: engine.instanceId,
+    logger: log.child({ component: 'webhooks' }),
+    allowPrivate: config.webhooksAllowPrivate,
+    timeoutMs: config.webhookTimeoutMs,
+    backoffMs: config.webhookBackoffMs,
+    registry: metrics.registry,
+  });
   engine.onEvents((run, events) => {
     hub.publish(run, events);
     traces.write(run, events);
     metrics.observeEvents(events);
+    // The outbox row is already committed with the event; this only saves waiting for the poll.
+    if (events.some((e) => webhookEventOf(e) !== null)) sender.nudge();
   });
 
   const repaired = shared ? 0 : await traces.repair();
   const recovered = await engine.recover();
   engine.start();
+  sender.start();
   // Other instances' events reach this instance's WebSocket clients through the store.
   const stopListening = await store.listen?.(
     (runId, lastSeq) => {
@@ -105,7 +121,16 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const webRoot = join(import.meta.dirname, '..', 'web', 'out');
   const hasWeb = existsSync(join(webRoot, 'index.html'));
   if (!hasWeb) log.warn({ webRoot }, 'the dashboard is not built (npm run build:web): serving the API only');
-  const app = await buildApp(config, { engine, store, tokens, metrics, logger: log, hub, webRoot: hasWeb ? webRoot : null });
+  const app = await buildApp(config, {
+    engine,
+    store,
+    tokens,
+    metrics,
+    logger: log,
+    hub,
+    webRoot: hasWeb ? webRoot : null,
+    webhooks: { webhooks, allowPrivate: config.webhooksAllowPrivate },
+  });
   const ingestSocket =
     config.ingestSocket === null
       ? null
@@ -136,6 +161,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       await ingestSocket?.stop(); // engines reconnect and resend what was not acknowledged
       await app.close(); // no new requests; in-flight ones finish
       await stopListening?.();
+      await sender.stop(); // attempts in flight are recorded; the rest wait in the tables
       await engine.stop(); // everything recorded is durable; leases released; items in flight run again
       await traces.flush();
       await store.close();
