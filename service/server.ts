@@ -14,6 +14,8 @@ import { demoPipelines } from './pipelines/index.js';
 import { PostgresStore } from './store/postgres.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
+import { retentionStoreFor } from './retention/index.js';
+import { RetentionSweeper } from './retention/sweeper.js';
 import { TraceWriter } from './trace/trace-writer.js';
 import { webhookEventOf } from './webhooks/events.js';
 import { webhookStoreFor } from './webhooks/index.js';
@@ -106,6 +108,15 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const recovered = await engine.recover();
   engine.start();
   sender.start();
+  const retention = new RetentionSweeper({
+    store: retentionStoreFor(store, log.child({ component: 'retention' })),
+    dataDir: config.dataDir,
+    retentionMs: config.retentionMs,
+    intervalMs: config.retentionSweepMs,
+    logger: log.child({ component: 'retention' }),
+    registry: metrics.registry,
+  });
+  retention.start();
   // Other instances' events reach this instance's WebSocket clients through the store.
   const stopListening = await store.listen?.(
     (runId, lastSeq) => {
@@ -162,6 +173,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       await app.close(); // no new requests; in-flight ones finish
       await stopListening?.();
       await sender.stop(); // attempts in flight are recorded; the rest wait in the tables
+      await retention.stop();
       await engine.stop(); // everything recorded is durable; leases released; items in flight run again
       await traces.flush();
       await store.close();

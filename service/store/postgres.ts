@@ -97,7 +97,8 @@ const MIGRATIONS: readonly string[] = [
   `ALTER TABLE runs ADD COLUMN hosted BOOLEAN NOT NULL DEFAULT true;
    UPDATE runs SET hosted = false WHERE machine_name IS NOT NULL;`,
   // Webhooks (service/webhooks/): the outbox each commit writes with the events it reports, the
-  // subscriptions, and the deliveries the sender fans the outbox out to, with each attempt.
+  // subscriptions, and the deliveries the sender fans the outbox out to, with each attempt; and
+  // the indexes retention (service/retention/) finds and deletes old runs by.
   `CREATE TABLE outbox (
      id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
      run_id     TEXT COLLATE "C" NOT NULL,
@@ -145,7 +146,9 @@ const MIGRATIONS: readonly string[] = [
      error       TEXT,
      duration_ms DOUBLE PRECISION NOT NULL,
      PRIMARY KEY (delivery_id, attempt)
-   );`,
+   );
+   CREATE INDEX commands_by_run ON commands (run_id);
+   CREATE INDEX runs_by_updated ON runs (updated_at);`,
 ];
 
 /** Taken by every instance that migrates, so that instances starting together apply each migration once. */

@@ -88,7 +88,8 @@ const MIGRATIONS: readonly string[] = [
   `ALTER TABLE runs ADD COLUMN hosted INTEGER NOT NULL DEFAULT 1;
    UPDATE runs SET hosted = 0 WHERE machine_name IS NOT NULL;`,
   // Webhooks (service/webhooks/): the outbox each commit writes with the events it reports, the
-  // subscriptions, and the deliveries the sender fans the outbox out to, with each attempt.
+  // subscriptions, and the deliveries the sender fans the outbox out to, with each attempt; and
+  // the indexes retention (service/retention/) finds and deletes old runs by.
   `CREATE TABLE outbox (
      id         INTEGER PRIMARY KEY,
      run_id     TEXT NOT NULL,
@@ -136,7 +137,9 @@ const MIGRATIONS: readonly string[] = [
      error       TEXT,
      duration_ms REAL NOT NULL,
      PRIMARY KEY (delivery_id, attempt)
-   ) WITHOUT ROWID;`,
+   ) WITHOUT ROWID;
+   CREATE INDEX commands_by_run ON commands (run_id);
+   CREATE INDEX runs_by_updated ON runs (updated_at);`,
 ];
 
 export interface SqliteStoreOptions {
@@ -157,6 +160,9 @@ export class SqliteStore implements Store {
   constructor(options: SqliteStoreOptions) {
     if (options.filename !== ':memory:') mkdirSync(dirname(options.filename), { recursive: true });
     this.#db = new Database(options.filename);
+    // Before WAL and before any table, or it does not take: a new file can give back the pages
+    // retention frees (service/retention/); an older file is converted once by the sweep's VACUUM.
+    this.#db.pragma('auto_vacuum = INCREMENTAL');
     this.#db.pragma('journal_mode = WAL');
     // NORMAL in WAL mode: a commit survives a process crash; only an OS crash may lose the last ones.
     this.#db.pragma('synchronous = NORMAL');
