@@ -15,6 +15,7 @@ import { PostgresStore } from './store/postgres.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { retentionStoreFor } from './retention/index.js';
+import { createTelemetry } from './telemetry/otel.js';
 import { RetentionSweeper } from './retention/sweeper.js';
 import { TraceWriter } from './trace/trace-writer.js';
 import { webhookEventOf } from './webhooks/events.js';
@@ -63,7 +64,10 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const metrics = new Metrics(store);
   const traces = new TraceWriter({ dataDir: config.dataDir, store, logger: log.child({ component: 'traces' }) });
   const inspection = config.inspectUrl === null ? null : createInspection({ url: config.inspectUrl, logger: log.child({ component: 'inspect' }) });
+  // Off (null, no SDK loaded) unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
+  const telemetry = await createTelemetry({ tracesUrl: config.otlpTracesUrl, serviceName: config.otelServiceName });
   const engine = new Engine({
+    telemetry,
     store,
     pipelines: demoPipelines,
     logger: log.child({ component: 'engine' }),
@@ -176,6 +180,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       await retention.stop();
       await engine.stop(); // everything recorded is durable; leases released; items in flight run again
       await traces.flush();
+      await telemetry?.shutdown(); // the spans still buffered are exported
       await store.close();
       inspection?.stop();
       log.info('stopped');

@@ -12,6 +12,7 @@ import { EXTERNAL_PIPELINE, ExternalRuns, describeExternal, describeExternalProc
 import { provideMachines, type ProvidedRunMachine } from './providers.js';
 import { RunHost } from './run-host.js';
 import { describeProcessing, describeRun, type ProcessingView, type RunView } from './view.js';
+import type { RunTelemetry } from '../telemetry/telemetry.js';
 
 export type Command = 'pause' | 'resume' | 'cancel' | 'retry' | 'close';
 export const COMMANDS: readonly Command[] = ['pause', 'resume', 'cancel', 'retry', 'close'];
@@ -35,6 +36,8 @@ export interface EngineOptions {
   beforeResume?: (runs: readonly RunRecord[]) => Promise<void>;
   /** Sees every inspection event of every run's actors (the Stately inspector, service/inspect.ts). */
   inspect?: (ev: InspectionEvent) => void;
+  /** OpenTelemetry spans for runs, stages and item attempts (service/telemetry/); none: off. */
+  telemetry?: RunTelemetry | null;
 }
 
 export interface StartRunRequest {
@@ -46,6 +49,8 @@ export interface StartRunRequest {
   options?: unknown;
   /** `pipeline: "external"` only: the name of the engine's machine (DESIGN §9). */
   machineName?: string;
+  /** The caller's W3C `traceparent`, kept with the run: its spans are children of that trace. */
+  traceParent?: string | null;
 }
 
 export interface CommandRequest {
@@ -74,6 +79,7 @@ export class Engine {
   readonly #now: () => number;
   readonly #machine: ProvidedRunMachine;
   readonly #onWritten: ((seconds: number) => void) | undefined;
+  readonly #telemetry: RunTelemetry | undefined;
   readonly #hosts = new Map<string, RunHost>();
   readonly #listeners = new Set<EventsListener>();
   readonly #retired = new Set<(runId: string) => void>();
@@ -95,6 +101,7 @@ export class Engine {
     this.#log = opts.logger ?? pino({ level: 'silent' });
     this.#now = opts.now ?? Date.now;
     this.#onWritten = opts.onWritten;
+    this.#telemetry = opts.telemetry ?? undefined;
     this.#owner = opts.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.#leaseMs = opts.leaseMs ?? 10_000;
     this.#commandTimeoutMs = opts.commandTimeoutMs ?? 5000;
@@ -180,6 +187,7 @@ export class Engine {
           machineName: external ? req.machineName : null,
           hosted: !external,
           createdAt: createdAt.toISOString(),
+          traceParent: req.traceParent ?? null,
           ...(external ? {} : { lease: { owner: this.#owner, ms: this.#leaseMs } }),
         });
         if (this.#suffixes.size > 64) this.#suffixes.clear();
@@ -474,6 +482,7 @@ export class Engine {
         this.#release(h);
       },
       onRetired: (h) => this.#release(h),
+      telemetry: this.#telemetry,
     });
     this.#hosts.set(record.runId, host);
     return host;

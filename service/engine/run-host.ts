@@ -11,6 +11,7 @@ import {
 import { errorMessage, formatElapsed } from '../format.js';
 import type { AnyPipeline, ItemContext, LoadContext, StageDefinition } from '../pipelines/types.js';
 import type { Item, NewEvent, RunRecord, Store, StoredEvent } from '../store/store.js';
+import type { RunSpans, RunTelemetry } from '../telemetry/telemetry.js';
 import { Journal } from './journal.js';
 import type { ProvidedRunMachine } from './providers.js';
 import { describeProcessing, describeRun, type ProcessingView, type RunView } from './view.js';
@@ -28,6 +29,8 @@ export interface HostDeps {
   onWritten?: (seconds: number) => void;
   /** The run reached completed or cancelled and everything about it is durable. */
   onRetired: (host: RunHost) => void;
+  /** OpenTelemetry spans of runs, stages and item attempts (service/telemetry/); none: off. */
+  telemetry?: RunTelemetry | undefined;
 }
 
 type RunActor = Actor<ProvidedRunMachine>;
@@ -48,6 +51,8 @@ export class RunHost {
   #actor: RunActor | undefined;
   #lastSeq: number;
   #retiring = false;
+  /** This run's spans while hosted here; undefined when telemetry is off. */
+  #spans: RunSpans | undefined;
 
   constructor(record: RunRecord, pipeline: AnyPipeline, options: unknown, deps: HostDeps) {
     this.record = record;
@@ -94,6 +99,7 @@ export class RunHost {
       ? createActor(this.#deps.machine, { input, snapshot: this.record.snapshot as never, inspect })
       : createActor(this.#deps.machine, { input, inspect });
     this.#actor = actor;
+    this.#spans = this.#deps.telemetry?.runHosted(this.record, restored);
     if (restored) this.#primeStates();
     actor.start();
     if (!restored) {
@@ -104,6 +110,7 @@ export class RunHost {
 
   stop(): void {
     this.#actor?.stop();
+    this.#spans?.stop();
   }
 
   /** The run machine's state right now. */
@@ -150,11 +157,14 @@ export class RunHost {
       idempotencyKey: `${this.runId}:${job.stage}:${item.id}`,
       attempt: job.attempt,
     };
+    const span = this.#spans?.attempt(job.stage, item.id, job.attempt);
     try {
       const result = await this.#stageDef(job.stage).processItem(item, ctx);
       const cost = Number(result?.cost ?? 0);
+      span?.end('done');
       return { outcome: 'done', index: job.index, cost: Number.isFinite(cost) ? cost : 0 };
     } catch (err) {
+      span?.end('error', errorMessage(err));
       return { outcome: 'error', index: job.index, error: errorMessage(err), at: this.#deps.now() };
     }
   }
@@ -258,11 +268,13 @@ export class RunHost {
       payload: { from_state: from, to_state: to, event_trigger: triggerOf(ev.event.type), timestamp: now / 1000 },
     });
     if (isRoot) {
+      if (this.#spans) traceRun(this.#spans, to, (ev.snapshot as { context?: { error?: string | null } }).context?.error ?? null);
       if (isTerminalRunState(to)) this.#retire();
       return;
     }
     const ctx = (ev.snapshot as unknown as { context: StageContext }).context;
     const def = this.#stageDef(stage!);
+    if (this.#spans) traceStage(this.#spans, stage!, def.name, to, (ctx as { error?: string | null }).error ?? null);
     if (from === 'loading' && (to === 'running' || to === 'paused' || to === 'empty')) {
       this.append({ event: 'stage_start', stage, stage_name: def.name, total_items: ctx.total ?? 0 });
     }
@@ -292,6 +304,18 @@ export class RunHost {
         // The fault was reported through onFault; the run is recovered from the store on restart.
       });
   }
+}
+
+/** The run span ends where the run machine stops working (completed, failed, cancelled) and opens again on a retry. */
+function traceRun(spans: RunSpans, to: string, error: string | null): void {
+  if (to === 'completed' || to === 'failed' || to === 'cancelled') spans.runEnded(to, error);
+  else if (to === 'running') spans.runActive();
+}
+
+/** A stage's span covers its loading and running (paused included), up to its final state. */
+function traceStage(spans: RunSpans, stage: number, name: string, to: string, error: string | null): void {
+  if (to === 'completed' || to === 'empty' || to === 'failed' || to === 'cancelled') spans.stageEnded(stage, to, error);
+  else if (to !== 'pending') spans.stageActive(stage, name);
 }
 
 /** When the process last gave the event loop a turn from here. */

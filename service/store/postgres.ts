@@ -97,8 +97,9 @@ const MIGRATIONS: readonly string[] = [
   `ALTER TABLE runs ADD COLUMN hosted BOOLEAN NOT NULL DEFAULT true;
    UPDATE runs SET hosted = false WHERE machine_name IS NOT NULL;`,
   // Webhooks (service/webhooks/): the outbox each commit writes with the events it reports, the
-  // subscriptions, and the deliveries the sender fans the outbox out to, with each attempt; and
-  // the indexes retention (service/retention/) finds and deletes old runs by.
+  // subscriptions, and the deliveries the sender fans the outbox out to, with each attempt; the
+  // indexes retention (service/retention/) finds and deletes old runs by; and the caller's trace
+  // a run's OpenTelemetry spans belong to (service/telemetry/).
   `CREATE TABLE outbox (
      id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
      run_id     TEXT COLLATE "C" NOT NULL,
@@ -148,7 +149,8 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (delivery_id, attempt)
    );
    CREATE INDEX commands_by_run ON commands (run_id);
-   CREATE INDEX runs_by_updated ON runs (updated_at);`,
+   CREATE INDEX runs_by_updated ON runs (updated_at);
+   ALTER TABLE runs ADD COLUMN trace_parent TEXT;`,
 ];
 
 /** Taken by every instance that migrates, so that instances starting together apply each migration once. */
@@ -163,7 +165,7 @@ typeParsers.setTypeParser(INT8_OID, (value: string) => Number(value));
 const UNIQUE_VIOLATION = '23505';
 
 const RUN_COLUMNS = `run_id, account_id, site_id, pipeline, trigger, machine_name, hosted, options, status, error,
-                     snapshot, last_seq, created_at, updated_at, closed_at, owner`;
+                     snapshot, last_seq, created_at, updated_at, closed_at, owner, trace_parent`;
 
 export interface PostgresStoreOptions {
   /** Connections in the pool. [poolSize=10] */
@@ -244,9 +246,9 @@ export class PostgresStore implements Store {
   async createRun(run: NewRun): Promise<RunRecord> {
     try {
       const res = await this.#pool.query<RunRow>(
-        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, options, status, created_at, updated_at, owner, lease_until, hosted)
+        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, options, status, created_at, updated_at, owner, lease_until, hosted, trace_parent)
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'idle', $8, $8, $9::text,
-                 CASE WHEN $9::text IS NULL THEN NULL ELSE now() + make_interval(secs => $10::float8 / 1000) END, $11)
+                 CASE WHEN $9::text IS NULL THEN NULL ELSE now() + make_interval(secs => $10::float8 / 1000) END, $11, $12)
          RETURNING ${RUN_COLUMNS}`,
         [
           run.runId,
@@ -260,6 +262,7 @@ export class PostgresStore implements Store {
           run.lease?.owner ?? null,
           run.lease?.ms ?? 0,
           run.hosted !== false,
+          run.traceParent ?? null,
         ],
       );
       return toRecord(res.rows[0]!);

@@ -88,8 +88,9 @@ const MIGRATIONS: readonly string[] = [
   `ALTER TABLE runs ADD COLUMN hosted INTEGER NOT NULL DEFAULT 1;
    UPDATE runs SET hosted = 0 WHERE machine_name IS NOT NULL;`,
   // Webhooks (service/webhooks/): the outbox each commit writes with the events it reports, the
-  // subscriptions, and the deliveries the sender fans the outbox out to, with each attempt; and
-  // the indexes retention (service/retention/) finds and deletes old runs by.
+  // subscriptions, and the deliveries the sender fans the outbox out to, with each attempt; the
+  // indexes retention (service/retention/) finds and deletes old runs by; and the caller's trace
+  // a run's OpenTelemetry spans belong to (service/telemetry/).
   `CREATE TABLE outbox (
      id         INTEGER PRIMARY KEY,
      run_id     TEXT NOT NULL,
@@ -139,7 +140,8 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (delivery_id, attempt)
    ) WITHOUT ROWID;
    CREATE INDEX commands_by_run ON commands (run_id);
-   CREATE INDEX runs_by_updated ON runs (updated_at);`,
+   CREATE INDEX runs_by_updated ON runs (updated_at);
+   ALTER TABLE runs ADD COLUMN trace_parent TEXT;`,
 ];
 
 export interface SqliteStoreOptions {
@@ -171,8 +173,8 @@ export class SqliteStore implements Store {
     const db = this.#db;
     this.#stmt = {
       insertRun: db.prepare(
-        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, hosted, options, status, created_at, updated_at, owner, lease_until)
-         VALUES (@run_id, @account_id, @site_id, @pipeline, @trigger, @machine_name, @hosted, @options, 'idle', @created_at, @created_at, @owner, @lease_until)`,
+        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, hosted, options, status, created_at, updated_at, owner, lease_until, trace_parent)
+         VALUES (@run_id, @account_id, @site_id, @pipeline, @trigger, @machine_name, @hosted, @options, 'idle', @created_at, @created_at, @owner, @lease_until, @trace_parent)`,
       ),
       getRun: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE run_id = ?'),
       runAtCommit: db.prepare<[string], { last_seq: number; owner: string | null; lease_until: number | null }>(
@@ -280,6 +282,7 @@ export class SqliteStore implements Store {
         created_at: run.createdAt,
         owner: run.lease?.owner ?? null,
         lease_until: run.lease ? Date.now() + run.lease.ms : null,
+        trace_parent: run.traceParent ?? null,
       });
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
