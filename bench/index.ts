@@ -9,12 +9,13 @@ import { browserPart } from './browser.js';
 import { hubPart } from './hub.js';
 import { ingestPart } from './ingest.js';
 import { inspectPart } from './inspect.js';
+import { integrationsPart } from './integrations.js';
 import type { BenchPart } from './part.js';
 import { scalePart } from './scale.js';
 import { textTable } from './table.js';
 
 const DOCS = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'docs', 'benchmarks.md');
-const ALL_PARTS: readonly BenchPart[] = [enginePart, hubPart, ingestPart, scalePart, inspectPart, browserPart];
+const ALL_PARTS: readonly BenchPart[] = [enginePart, hubPart, ingestPart, scalePart, inspectPart, integrationsPart, browserPart];
 
 /** `BENCH_PARTS=hub npm run bench` runs only the parts named (comma-separated); unset, all of them. */
 function selectedParts(): readonly BenchPart[] {
