@@ -137,6 +137,9 @@ export function postgresWebhookStore(pool: Pool): WebhookStore {
         return true;
       });
     },
+    async releaseStaleLeases() {
+      // Other instances' leases are theirs until they run out.
+    },
     async countPending() {
       const res = await pool.query<{ n: string }>("SELECT COUNT(*)::text AS n FROM webhook_deliveries WHERE status = 'pending'");
       return Number(res.rows[0]?.n ?? 0);

@@ -7,7 +7,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
-import { Counter, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { errorMessage } from '../format.js';
 import { guardedLookup, isPrivateAddress } from './url-guard.js';
 import type { ClaimedDelivery, OutboxEntry, Webhook, WebhookStore } from './types.js';
@@ -103,12 +103,26 @@ export class WebhookSender {
           registers: [options.registry],
         })
       : undefined;
+    if (options.registry) {
+      const store = options.store;
+      new Gauge({
+        name: 'runstate_webhook_deliveries_pending',
+        help: 'Webhook deliveries not yet answered 2xx nor given up on',
+        registers: [options.registry],
+        async collect() {
+          this.set(await store.countPending());
+        },
+      });
+    }
   }
 
   start(): void {
     if (!this.#stopped) return;
     this.#stopped = false;
-    this.nudge();
+    this.#o.store
+      .releaseStaleLeases(this.#o.owner)
+      .catch((err: unknown) => this.#o.logger.warn({ err }, 'could not free stale webhook leases; they run out by themselves'))
+      .finally(() => this.nudge());
   }
 
   /** Something may be in the outbox: look now rather than at the next poll. */

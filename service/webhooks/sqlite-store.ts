@@ -229,5 +229,8 @@ export function sqliteWebhookStore(db: Database.Database): WebhookStore {
     async countPending() {
       return stmt.pending.get()!.n;
     },
+    async releaseStaleLeases(owner) {
+      db.prepare('UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL AND lease_owner <> ?').run(owner);
+    },
   };
 }

@@ -99,4 +99,10 @@ export interface WebhookStore {
   recordAttempt(owner: string, deliveryId: string, attempt: DeliveryAttempt, outcome: AttemptOutcome): Promise<boolean>;
   /** How many deliveries are pending (for /metrics). */
   countPending(): Promise<number>;
+  /**
+   * At start: frees the leases a dead process left, where this instance is the only sender
+   * (SQLite), so a delivery cut off by a crash is sent again at once rather than when its lease
+   * runs out. A no-op where other instances may hold leases (Postgres).
+   */
+  releaseStaleLeases(owner: string): Promise<void>;
 }

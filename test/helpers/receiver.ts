@@ -12,8 +12,8 @@ export interface Receiver {
   url: string;
   port: number;
   received: Received[];
-  /** The status to answer the n-th request (0-based) with. */
-  respond: (n: number, r: Received) => number;
+  /** The status to answer the n-th request (0-based) with; null: never answer it. */
+  respond: (n: number, r: Received) => number | null;
   /** Resolves once `test` holds over what was received (polled every 20 ms), or rejects after `ms`. */
   until(test: (received: readonly Received[]) => boolean, ms?: number): Promise<void>;
   close(): Promise<void>;
@@ -29,7 +29,9 @@ export async function startReceiver(port = 0): Promise<Receiver> {
       const r: Received = { headers: req.headers, body, json: JSON.parse(body) as Received['json'] };
       const n = received.length;
       received.push(r);
-      res.statusCode = self.respond!(n, r);
+      const status = self.respond!(n, r);
+      if (status === null) return;
+      res.statusCode = status;
       res.end('ok');
     });
   });

@@ -59,4 +59,27 @@ describe('webhooks across a crash', () => {
     const list = log.json.data as unknown as { status: string; run_id: string }[];
     expect(list.filter((d) => d.run_id === runId)).toHaveLength(1);
   });
+
+  it('sends again, with the same delivery id, a delivery cut off by SIGKILL mid-attempt', { timeout: 60_000 }, async () => {
+    const dir = tempDir();
+    cleanup.push(() => dir.remove());
+    const receiver: Receiver = await startReceiver();
+    cleanup.push(() => receiver.close());
+    receiver.respond = (n) => (n === 0 ? null : 200); // the first attempt never gets an answer
+    const first = await startService(dir.path, ENV);
+    cleanup.push(() => first.stop());
+    expect((await call(first, 'POST', '/webhooks', { url: receiver.url, events: ['run_completed'], secret: SECRET })).status).toBe(201);
+    const run = await call(first, 'POST', '/runs', { site_id: 'site-1', pipeline: 'face_processor', options: { delay_ms: 0, items_per_stage: 1 } });
+    await receiver.until((r) => r.length === 1, 20_000);
+    first.child.kill('SIGKILL');
+    await first.exited;
+
+    const second = await startService(dir.path, ENV);
+    cleanup.push(() => second.stop());
+    // Sent again soon after the start, not only when the dead process's lease runs out (25 s).
+    await receiver.until((r) => r.length >= 2, 10_000);
+    const ids = receiver.received.map((x) => x.headers['x-runstate-delivery']);
+    expect(new Set(ids).size).toBe(1);
+    expect(receiver.received.every((x) => x.json.run.run_id === run.json.data.run_id)).toBe(true);
+  });
 });
