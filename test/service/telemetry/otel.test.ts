@@ -151,6 +151,58 @@ describe('OpenTelemetry', () => {
     expect(stage.status).toMatchObject({ code: 2 });
   });
 
+  it('puts a run resumed after a restart in the same trace, its first run span interrupted', async () => {
+    const receiver = await otlpReceiver();
+    let hang = true;
+    const slow: PipelineDefinition<Record<string, never>> = {
+      name: 'slow',
+      parseOptions: () => ({}),
+      stages: [
+        {
+          key: 'one',
+          name: 'One',
+          loadItems: async () => [{ id: 1, title: 'One' }],
+          // Until the restart, the item waits to be aborted.
+          processItem: async (_item, ctx) =>
+            hang ? new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(new Error('aborted')))) : { cost: 0 },
+        },
+      ],
+    };
+    const filename = `${dir.path}/runstate.db`;
+    const t1 = await createTelemetry({ tracesUrl: receiver.url });
+    const s1 = new SqliteStore({ filename });
+    const e1 = new Engine({ store: s1, pipelines: [slow], telemetry: t1 });
+    const run = await e1.startRun({ accountId: 'acme', siteId: 'site-5', pipeline: 'slow', traceParent: `00-${TRACE_ID}-${PARENT_SPAN}-01` });
+    for (let i = 0; i < 200 && (await s1.ledger(run.run_id)).length === 0 && !(await s1.readEvents(run.run_id, 0)).some((e) => e.event === 'stage_start'); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await e1.stop();
+    await t1!.shutdown();
+    await s1.close();
+
+    hang = false;
+    const t2 = await createTelemetry({ tracesUrl: receiver.url });
+    const s2 = new SqliteStore({ filename });
+    const e2 = new Engine({ store: s2, pipelines: [slow], telemetry: t2 });
+    await e2.recover();
+    e2.start();
+    await e2.whenRetired(run.run_id);
+    await e2.stop();
+    await t2!.shutdown();
+    await s2.close();
+    await receiver.close();
+
+    const runSpans = receiver.spans.filter((s) => s.name === 'run slow');
+    expect(runSpans.map((s) => attr(s, ATTR.outcome))).toEqual(['interrupted', 'completed']);
+    expect(runSpans.map((s) => attr(s, ATTR.resumed))).toEqual([false, true]);
+    for (const s of runSpans) {
+      expect(s.traceId).toBe(TRACE_ID);
+      expect(s.parentSpanId).toBe(PARENT_SPAN);
+    }
+    const attempts = receiver.spans.filter((s) => s.name === 'item 1');
+    expect(attempts.map((s) => attr(s, ATTR.outcome)).sort()).toEqual(['done', 'error']);
+  });
+
   it('creates nothing when OTEL_EXPORTER_OTLP_ENDPOINT is unset', async () => {
     expect(await createTelemetry({ tracesUrl: null })).toBeNull();
   });
