@@ -7,14 +7,13 @@ import { Engine } from '../service/engine/engine.js';
 import type { PipelineDefinition } from '../service/pipelines/types.js';
 import { SqliteStore } from '../service/store/sqlite.js';
 import { createTelemetry } from '../service/telemetry/otel.js';
-import { WEBHOOK_EVENTS } from '../service/webhooks/events.js';
+import { WEBHOOK_EVENTS } from '../service/store/outbox.js';
 import { webhookStoreFor } from '../service/webhooks/index.js';
 import { WebhookSender } from '../service/webhooks/sender.js';
-import type { BenchPart, PartReport } from './part.js';
-import { envInt, fmtInt, inTempDir, median } from './stats.js';
-import { markdownTable, type Table } from './table.js';
+import { markdownTable, type BenchPart, type PartReport, type Table } from './harness/report.js';
+import { fmtInt, inTempDir, interleaved, median, progress, QUICK, size } from './harness/stats.js';
 
-const REPETITIONS = 3;
+const REPETITIONS = QUICK ? 1 : 3;
 const STAGES = 5;
 const CONCURRENCY = 8;
 const VARIANTS = [
@@ -112,18 +111,19 @@ async function measure(dir: string, v: Variant, itemsPerStage: number): Promise<
 }
 
 async function run(): Promise<PartReport> {
-  const items = envInt('BENCH_ITEMS', 20_000);
+  const items = size('ITEMS', 20_000, 100);
   const perStage = Math.max(1, Math.floor(items / STAGES));
-  const samples = new Map<string, number[]>(VARIANTS.map((v) => [v.label, []]));
-  // Round 0 warms up; each round runs every variant once, in an order that rotates (as bench/engine.ts).
-  for (let round = 0; round <= REPETITIONS; round++) {
-    const shift = round % VARIANTS.length;
-    for (const v of [...VARIANTS.slice(shift), ...VARIANTS.slice(0, shift)]) {
-      const m = await inTempDir((dir) => measure(dir, v, perStage));
-      process.stderr.write(`  ${round === 0 ? 'warm-up' : `rep ${round}/${REPETITIONS}`} ${v.label}: ${fmtInt(m.itemsPerSec)} items/s\n`);
-      if (round > 0) samples.get(v.label)!.push(m.itemsPerSec);
-    }
-  }
+  const byLabel = new Map<string, Variant>(VARIANTS.map((v) => [v.label, v]));
+  const runs = await interleaved(
+    VARIANTS.map((v) => v.label),
+    REPETITIONS,
+    async (label, tag) => {
+      const m = await inTempDir((dir) => measure(dir, byLabel.get(label)!, perStage));
+      progress(`${tag} ${label}: ${fmtInt(m.itemsPerSec)} items/s`);
+      return m.itemsPerSec;
+    },
+  );
+  const samples = new Map<string, number[]>(Object.entries(runs));
   const off = median(samples.get('off')!);
   const rows: Table = [['integrations', 'items/s (median)', 'min – max', 'against off']];
   for (const v of VARIANTS) {

@@ -43,8 +43,8 @@ export function redactUrl(url: string): string {
 }
 
 /**
- * The Fastify app with every route of DESIGN §4. It never listens: server.ts does, and tests
- * use `app.inject` or listen on port 0 themselves.
+ * The Fastify app with every route of docs/api.md. It never listens: `buildService` does
+ * (service/service.ts), and tests use `app.inject` or the service on port 0.
  */
 export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -119,7 +119,7 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
 
   await app.register(swagger, {
     openapi: {
-      info: { title: 'runstate', version: '1', description: 'Multi-stage batch pipelines as XState actors (DESIGN §4).' },
+      info: { title: 'runstate', version: '1', description: 'Multi-stage batch pipelines as XState actors (docs/api.md).' },
       components: { securitySchemes: { token: { type: 'apiKey', in: 'header', name: 'Authorization', description: '`Token <token>`' } } },
       security: [{ token: [] }],
     },

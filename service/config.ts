@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 
-/** The service's settings, read once from the environment by server.ts (DESIGN §8). */
+/** The service's settings, read once from the environment by server.ts (docs/operations.md, "Settings"). */
 export interface Config {
   /** [PORT=3000] 0 picks a free port. */
   port: number;
@@ -12,7 +12,7 @@ export interface Config {
   databaseUrl: string | null;
   /** [RUNSTATE_ADMIN_TOKEN] generated and kept in `dataDir` when unset. */
   adminToken: string | null;
-  /** [RUNSTATE_TOKENS_FILE] JSON list of `{token, name, account_id, site_ids}`. */
+  /** [RUNSTATE_TOKENS_FILE] JSON list of `{token, name, account_id, site_ids}`; ids may be JSON numbers (docs/api.md). */
   tokensFile: string | null;
   /** [RUNSTATE_LOG_LEVEL=info] */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -36,6 +36,8 @@ export interface Config {
   instanceId: string | null;
   /** [RUNSTATE_INSPECT] a Stately inspector relay (ws://…) to stream run and stage actors to; off when unset. */
   inspectUrl: string | null;
+  /** [RUNSTATE_PIPELINES] pipeline modules, `.json` declarations and directories of them, comma-separated; absolute. */
+  pipelines: readonly string[];
   /** [RUNSTATE_WEBHOOKS_ALLOW_PRIVATE=0] 1: webhook URLs may reach loopback, link-local and private addresses. */
   webhooksAllowPrivate: boolean;
   /** [RUNSTATE_WEBHOOK_TIMEOUT_MS=10000] one delivery attempt, connection to the end of the answer. */
@@ -165,6 +167,13 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Readonl
     leaseMs: integer(env, 'RUNSTATE_LEASE_MS', 10_000, 500, 3_600_000),
     instanceId: text(env, 'RUNSTATE_INSTANCE_ID'),
     inspectUrl,
+    pipelines: Object.freeze(
+      (text(env, 'RUNSTATE_PIPELINES') ?? '')
+        .split(',')
+        .map((p) => p.trim())
+        .filter((p) => p !== '')
+        .map((p) => resolve(cwd, p)),
+    ),
     webhooksAllowPrivate: flag(env, 'RUNSTATE_WEBHOOKS_ALLOW_PRIVATE'),
     webhookTimeoutMs: integer(env, 'RUNSTATE_WEBHOOK_TIMEOUT_MS', 10_000, 100, 300_000),
     webhookBackoffMs: integer(env, 'RUNSTATE_WEBHOOK_BACKOFF_MS', 1000, 10, 3_600_000),

@@ -13,6 +13,30 @@ export function isName(value: unknown): value is string {
   return typeof value === 'string' && NAME.test(value) && !/^\.+$/.test(value);
 }
 
+/** Why `asId` refused a value; its message names the field. */
+export class InvalidIdError extends Error {
+  readonly field: string;
+
+  constructor(field: string, value: unknown) {
+    const shown = typeof value === 'string' ? JSON.stringify(value.slice(0, 80)) : typeof value === 'number' ? String(value) : typeof value;
+    super(`Expected \`${field}\` to be an id (1–64 letters, digits, \`_\`, \`.\` or \`-\`) or a whole number ≥ 0, got ${shown}.`);
+    this.name = 'InvalidIdError';
+    this.field = field;
+  }
+}
+
+/**
+ * An account or site id as given in a body, a query or the tokens file: a JSON number is taken
+ * as its decimal string (`5` and `"5"` are the same site, docs/api.md). Anything else that is
+ * not a valid id (a fraction, a negative or unsafe number, NaN, a bad string) throws an
+ * `InvalidIdError` naming `field`.
+ */
+export function asId(value: unknown, field: string): string {
+  const id = typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? String(value) : value;
+  if (!isName(id)) throw new InvalidIdError(field, value);
+  return id;
+}
+
 export function isTrigger(value: unknown): value is string {
   return typeof value === 'string' && TRIGGER.test(value);
 }

@@ -2,7 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../config.js';
-import { isName } from '../ids.js';
+import { InvalidIdError, asId } from '../ids.js';
 
 /** Who a request comes from. */
 export interface Principal {
@@ -78,7 +78,7 @@ export function adminToken(dataDir: string, configured: string | null): { token:
   return { token, created: true };
 }
 
-/** Reads `RUNSTATE_TOKENS_FILE`: a JSON list of `{token, name, account_id, site_ids}`. */
+/** Reads `RUNSTATE_TOKENS_FILE`: a JSON list of `{token, name, account_id, site_ids}` (docs/api.md, "Tokens and sites"). */
 export function readTokensFile(path: string): { token: string; principal: Principal }[] {
   let parsed: unknown;
   try {
@@ -95,13 +95,21 @@ export function readTokensFile(path: string): { token: string; principal: Princi
     if (seen.has(e.token)) throw new ConfigError(`${where}: the same \`token\` appears twice.`);
     seen.add(e.token);
     if (typeof e.name !== 'string' || e.name.length === 0 || e.name.length > 100) throw new ConfigError(`${where}: \`name\` must be a non-empty string.`);
-    if (!isName(e.account_id)) throw new ConfigError(`${where}: \`account_id\` must be 1–64 letters, digits, \`_\`, \`.\` or \`-\`.`);
-    if (!Array.isArray(e.site_ids) || !e.site_ids.every(isName)) {
-      throw new ConfigError(`${where}: \`site_ids\` must be a list of site ids.`);
+    if (!Array.isArray(e.site_ids)) throw new ConfigError(`${where}: \`site_ids\` must be a list of site ids.`);
+    const siteIds = e.site_ids as unknown[];
+    let accountId: string;
+    let sites: string[];
+    try {
+      // Ids may be JSON numbers, as in the API: `5` is the site "5" (docs/operations.md).
+      accountId = asId(e.account_id, 'account_id');
+      sites = siteIds.map((id, k) => asId(id, `site_ids[${k}]`));
+    } catch (err) {
+      if (err instanceof InvalidIdError) throw new ConfigError(`${where}: ${err.message}`);
+      throw err;
     }
     return {
       token: e.token,
-      principal: { name: e.name, admin: false, accountId: e.account_id, siteIds: new Set(e.site_ids as string[]) },
+      principal: { name: e.name, admin: false, accountId, siteIds: new Set(sites) },
     };
   });
 }

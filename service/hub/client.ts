@@ -1,34 +1,33 @@
+// One connection's outbound side: a bounded queue in front of the socket, and who it is.
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-
-/** A message framed once for every client that gets it. */
-export interface Frame {
-  /** The WebSocket frame: header and payload, shared by every client's write. */
-  chunks: readonly Buffer[];
-  bytes: number;
-  /** performance.now() when the events in it were durably appended (for delivery latency). */
-  appendedAt: number | null;
-}
+import type { Principal } from '../auth/tokens.js';
+import type { Frame } from './frames.js';
 
 export type EvictionReason = 'queue_full' | 'send_timeout' | 'pong_missed';
 
 export interface ClientOptions {
   queueBytes: number;
   onDelivered: (appendedAt: number) => void;
+  /** Client messages per second, with bursts of twice that. */
+  messagesPerSecond: number;
 }
 
 /**
  * One connection's outbound side. Frames go straight to the socket while it drains; once the
  * socket pushes back they wait here, up to `queueBytes` (what the socket itself holds counts
- * too). The hub never waits on a client: `send` returns at once, and a client that cannot keep
+ * too). The hub never waits on a client: `sendAll` returns at once, and a client that cannot keep
  * up is the hub's to evict, not the other clients' problem.
  */
 export class Client {
   readonly id: number;
   readonly ws: WebSocket;
   readonly socket: Duplex;
+  readonly principal: Principal;
   readonly #opts: ClientOptions;
   #queue: Frame[] = [];
+  /** Where each slot's frame waits in `#queue`, while it waits. */
+  #slots = new Map<string, number>();
   #queuedBytes = 0;
   /** performance.now() since when the socket has been pushing back (null: it is not). */
   #blockedSince: number | null = null;
@@ -37,18 +36,29 @@ export class Client {
   warned = false;
   closed = false;
   /** Token bucket for the client's own messages. */
-  tokens: number;
-  tokensAt: number;
+  #tokens: number;
+  #tokensAt: number;
 
-  constructor(id: number, ws: WebSocket, socket: Duplex, opts: ClientOptions, now: number, burst: number) {
+  constructor(id: number, ws: WebSocket, socket: Duplex, principal: Principal, opts: ClientOptions, now: number) {
     this.id = id;
     this.ws = ws;
     this.socket = socket;
+    this.principal = principal;
     this.#opts = opts;
     this.lastPong = now;
-    this.tokens = burst;
-    this.tokensAt = now;
+    this.#tokens = opts.messagesPerSecond * 2;
+    this.#tokensAt = now;
     socket.on('drain', () => this.#flush());
+  }
+
+  /** Takes one token for a message from the client; false when it is over its rate. */
+  takeToken(now: number): boolean {
+    const rate = this.#opts.messagesPerSecond;
+    this.#tokens = Math.min(rate * 2, this.#tokens + ((now - this.#tokensAt) / 1000) * rate);
+    this.#tokensAt = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
   }
 
   /** Bytes this client holds that the peer has not taken: our queue plus the socket's buffer. */
@@ -58,11 +68,6 @@ export class Client {
 
   get blockedSince(): number | null {
     return this.#blockedSince;
-  }
-
-  /** Queues a frame; false when that would pass the bound (the caller evicts). */
-  send(frame: Frame): boolean {
-    return this.sendAll([frame]);
   }
 
   /**
@@ -80,10 +85,7 @@ export class Client {
     if (this.#queue.length === 0 && !this.socket.writableNeedDrain) {
       this.#write(batch);
     } else {
-      for (const f of batch) {
-        this.#queue.push(f);
-        this.#queuedBytes += f.bytes;
-      }
+      for (const f of batch) this.#enqueue(f);
     }
     return take === frames.length && this.pendingBytes <= this.#opts.queueBytes;
   }
@@ -113,7 +115,21 @@ export class Client {
   release(): void {
     this.closed = true;
     this.#queue = [];
+    this.#slots.clear();
     this.#queuedBytes = 0;
+  }
+
+  /** Queues a frame; one of a slot already waiting is replaced in its place, not queued behind. */
+  #enqueue(f: Frame): void {
+    const at = f.slot === null ? undefined : this.#slots.get(f.slot);
+    if (at !== undefined) {
+      this.#queuedBytes += f.bytes - this.#queue[at]!.bytes;
+      this.#queue[at] = f;
+      return;
+    }
+    if (f.slot !== null) this.#slots.set(f.slot, this.#queue.length);
+    this.#queue.push(f);
+    this.#queuedBytes += f.bytes;
   }
 
   #flush(): void {
@@ -121,6 +137,7 @@ export class Client {
     if (this.closed || this.#queue.length === 0) return;
     const frames = this.#queue;
     this.#queue = [];
+    this.#slots.clear();
     this.#queuedBytes = 0;
     this.#write(frames);
   }

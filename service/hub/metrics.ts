@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { EvictionReason } from './client.js';
 
-/** The hub's metrics, per DESIGN §5: delivery latency, queue bytes, evictions, clients. */
+/** The hub's metrics (docs/protocol.md): delivery latency, queue bytes, evictions, clients. */
 export class HubMetrics {
   readonly delivery: Histogram;
   readonly evictions: Counter<'reason'>;

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { RUN_STATES } from '../../machines/index.js';
 import { COMMANDS, type Command, type Engine } from '../engine/engine.js';
 import { RunstateError } from '../errors.js';
-import { principalOf, requireSite, runIdParam } from '../http.js';
+import { idParam, principalOf, requireSite, runIdParam } from '../http.js';
 import type { Store } from '../store/store.js';
 import { formatTraceParent, parseTraceParent } from '../telemetry/traceparent.js';
 
@@ -13,6 +13,8 @@ export interface RunsRoutesOptions {
 }
 
 const NAME = { type: 'string', minLength: 1, maxLength: 64 } as const;
+// No `type`: Ajv would coerce `5.5` or `true` to a string; `idParam` takes numbers and names the field it refuses.
+const ID = { description: '1–64 of A-Z a-z 0-9 _ . -, or a whole number (taken as its decimal string)' } as const;
 const runView = { type: 'object', additionalProperties: true, description: 'A run: status, machine state, stages with states and counts' } as const;
 
 const startBody = {
@@ -20,11 +22,11 @@ const startBody = {
   additionalProperties: false,
   required: ['site_id', 'pipeline'],
   properties: {
-    site_id: NAME,
+    site_id: ID,
     pipeline: NAME,
     trigger: { type: 'string', minLength: 1, maxLength: 32 },
-    account_id: { ...NAME, description: 'Admin token only: the account the run belongs to [default: "default"]' },
-    options: { type: 'object', description: 'Pipeline options (demo pipelines: seed, delay_ms, items_per_stage, fail_rate, concurrency, max_attempts, backoff_ms)' },
+    account_id: { description: `Admin token only: the account the run belongs to [default: "default"]; ${ID.description}` },
+    options: { type: 'object', description: "Pipeline options, checked against the pipeline's `options_schema` (GET /pipelines)" },
     machine_name: { type: 'string', minLength: 1, maxLength: 100, description: 'With `pipeline: "external"`: the machine of the engine that reports this run' },
   },
 } as const;
@@ -59,9 +61,9 @@ async function visibleRun(engine: Engine, principal: ReturnType<typeof principal
   return run;
 }
 
-/** `/runs`: start, list, read, command, and the trace (DESIGN §4). */
+/** `/runs`: start, list, read, command, and the trace (docs/api.md). */
 export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: FastifyInstance, { engine, store }) => {
-  app.post<{ Body: { site_id: string; pipeline: string; trigger?: string; account_id?: string; options?: Record<string, unknown>; machine_name?: string } }>(
+  app.post<{ Body: { site_id: unknown; pipeline: string; trigger?: string; account_id?: unknown; options?: Record<string, unknown>; machine_name?: string } }>(
     '/runs',
     {
       schema: {
@@ -72,23 +74,25 @@ export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: Fas
     },
     async (request, reply) => {
       const principal = principalOf(request);
-      const { site_id, pipeline, trigger, account_id, options, machine_name } = request.body;
-      requireSite(principal, site_id);
-      if (!principal.admin && account_id !== undefined && account_id !== principal.accountId) {
+      const { pipeline, trigger, options, machine_name } = request.body;
+      const siteId = idParam(request.body.site_id, 'site_id');
+      const givenAccount = request.body.account_id === undefined ? undefined : idParam(request.body.account_id, 'account_id');
+      requireSite(principal, siteId);
+      if (!principal.admin && givenAccount !== undefined && givenAccount !== principal.accountId) {
         throw new RunstateError('FORBIDDEN', 'This token may only start runs for its own account.');
       }
-      const accountId = principal.accountId ?? account_id ?? 'default';
+      const accountId = principal.accountId ?? givenAccount ?? 'default';
       // A W3C traceparent makes the run's spans children of the caller's trace; an invalid one is ignored.
       const parent = parseTraceParent(request.headers.traceparent);
       const traceParent = parent ? formatTraceParent(parent) : null;
-      const run = await engine.startRun({ accountId, siteId: site_id, pipeline, trigger, options, machineName: machine_name, traceParent });
-      request.log.info({ runId: run.run_id, pipeline, siteId: site_id }, 'run started');
+      const run = await engine.startRun({ accountId, siteId, pipeline, trigger, options, machineName: machine_name, traceParent });
+      request.log.info({ runId: run.run_id, pipeline, siteId }, 'run started');
       return reply.status(201).send({ data: run });
     },
   );
 
   app.get('/pipelines', { schema: { summary: 'The pipelines runs can be started with' } }, async () => ({
-    data: [...engine.pipelines(), { name: 'external', description: 'Events from an engine outside the service (docs/ingest.md)', stages: [] }],
+    data: engine.pipelines(),
   }));
 
   app.get<{ Querystring: { site_id?: string; status?: string; open?: boolean; limit: number } }>(
@@ -96,7 +100,8 @@ export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: Fas
     { schema: { summary: 'List runs, newest first', querystring: listQuery } },
     async (request) => {
       const principal = principalOf(request);
-      const { site_id, status, open, limit } = request.query;
+      const { status, open, limit } = request.query;
+      const site_id = request.query.site_id === undefined ? undefined : idParam(request.query.site_id, 'site_id');
       if (site_id !== undefined) requireSite(principal, site_id);
       const siteIds = site_id !== undefined ? [site_id] : principal.siteIds ? [...principal.siteIds] : undefined;
       const runs = await engine.listRuns({ siteIds, status, open, limit });

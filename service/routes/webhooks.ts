@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Principal } from '../auth/tokens.js';
 import { RunstateError } from '../errors.js';
 import { principalOf, requireSite } from '../http.js';
-import { WEBHOOK_EVENTS, type WebhookEvent } from '../webhooks/events.js';
+import { WEBHOOK_EVENTS, type WebhookEvent } from '../store/outbox.js';
 import type { Webhook, WebhookStore } from '../webhooks/types.js';
 import { WebhookUrlError, checkWebhookUrl, type Resolve } from '../webhooks/url-guard.js';
 

@@ -9,7 +9,7 @@ import {
   type LedgerEntry,
   type StoredEvent,
 } from './store.js';
-import { webhookEventOf, type WebhookEvent } from '../webhooks/events.js';
+import { webhookEventOf, type WebhookEvent } from './outbox.js';
 
 /** The run's row as the commit finds it, read under the run's lock. */
 export interface RunAtCommit {

@@ -1,7 +1,7 @@
 // The webhook tables on SQLite: the connection of SqliteStore, one instance, synchronous
 // transactions (the outbox itself is written by the store's commit).
 import type Database from 'better-sqlite3';
-import type { WebhookEvent } from './events.js';
+import type { WebhookEvent } from '../store/outbox.js';
 import type { AttemptOutcome, ClaimedDelivery, Delivery, DeliveryAttempt, OutboxEntry, Webhook, WebhookStore } from './types.js';
 
 export interface WebhookRow {

@@ -1,5 +1,5 @@
 // What the webhook tables hold, and the contract both adapters of service/webhooks/ implement.
-import type { WebhookEvent } from './events.js';
+import type { WebhookEvent } from '../store/outbox.js';
 
 export interface Webhook {
   webhookId: string;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Engine } from '../../service/engine/engine.js';
 import type { AnyPipeline } from '../../service/pipelines/types.js';
 import { SqliteStore } from '../../service/store/sqlite.js';
-import type { StoredEvent } from '../../service/store/store.js';
+import type { EventName, StoredEvent } from '../../service/events.js';
 
 export function tempDir(prefix = 'runstate-test-'): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
@@ -15,6 +15,11 @@ export function tempDir(prefix = 'runstate-test-'): { path: string; remove(): vo
 export function engineOn(dir: string, pipelines: readonly AnyPipeline[]) {
   const store = new SqliteStore({ filename: join(dir, 'runstate.db') });
   const engine = new Engine({ store, pipelines });
+  return { store, engine, ...recordEvents(engine) };
+}
+
+/** Keeps every event the engine announces, in order, and resolves waits on them. */
+export function recordEvents(engine: Engine) {
   const events: StoredEvent[] = [];
   const waiters: { test: (e: StoredEvent) => boolean; resolve: (e: StoredEvent) => void }[] = [];
   engine.onEvents((_, batch) => {
@@ -35,10 +40,19 @@ export function engineOn(dir: string, pipelines: readonly AnyPipeline[]) {
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve) => waiters.push({ test: pass, resolve }));
   }
-  return { store, engine, events, next };
+  return { events, next };
 }
 
 export function isTransition(machine: string, to: string) {
-  return (e: StoredEvent) =>
-    e.event === 'state_change' && e.machine_name === machine && (e.payload as { to_state: string }).to_state === to;
+  return (e: StoredEvent) => e.event === 'state_change' && e.machine_name === machine && e.payload.to_state === to;
+}
+
+/** A predicate that narrows events to one type: `log.filter(isEvent('stage_start'))`. */
+export function isEvent<N extends EventName>(name: N) {
+  return (e: StoredEvent): e is StoredEvent<N> => e.event === name;
+}
+
+/** Any field of an event, by name, for assertions on what is stored whatever its type. */
+export function fieldOf(e: object, key: string): unknown {
+  return Reflect.get(e, key) as unknown;
 }

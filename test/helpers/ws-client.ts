@@ -8,6 +8,7 @@ export interface Msg {
   event?: { event: string; seq: number; [k: string]: unknown };
   run?: Record<string, unknown>;
   runs?: Record<string, unknown>[];
+  processing?: Record<string, unknown> | null;
   code?: string;
   message?: string;
 }
@@ -16,6 +17,8 @@ export interface Msg {
 export async function wsClient(url: string, headers: Record<string, string> = {}) {
   const ws = new WebSocket(url, { headers });
   const messages: Msg[] = [];
+  /** performance.now() when each message arrived, index for index. */
+  const receivedAt: number[] = [];
   let pings = 0;
   const waiters: { test: () => boolean; resolve: () => void }[] = [];
   const check = () => {
@@ -28,6 +31,7 @@ export async function wsClient(url: string, headers: Record<string, string> = {}
   };
   ws.on('message', (data) => {
     messages.push(JSON.parse(String(data)) as Msg);
+    receivedAt.push(performance.now());
     check();
   });
   ws.on('ping', () => (pings += 1));
@@ -40,6 +44,7 @@ export async function wsClient(url: string, headers: Record<string, string> = {}
   return {
     ws,
     messages,
+    receivedAt,
     closed,
     get pings() {
       return pings;

@@ -28,8 +28,7 @@ describe('HTTP API under arbitrary input (fast-check)', () => {
     await h.engine.settle();
   });
   afterAll(async () => {
-    await h.app.close();
-    await h.engine.stop();
+    await h.stop();
     dir.remove();
   });
 

@@ -20,8 +20,7 @@ describe('HTTP API', () => {
     app = h.app;
   });
   afterEach(async () => {
-    await app.close();
-    await h.engine.stop();
+    await h.stop();
     dir.remove();
   });
 
@@ -65,6 +64,41 @@ describe('HTTP API', () => {
         const res = await app.inject({ method: 'POST', url: `${API}/runs`, headers: auth(SITE5), payload: payload as object });
         expectError(res, 400, code);
         expect((res.json() as { error: { message: string } }).error.message).toMatch(message);
+      }
+      expect(await h.store.listRuns({})).toEqual([]);
+    });
+
+    it('takes ids given as JSON numbers as their decimal strings', async () => {
+      const run = await start(ADMIN, { site_id: 5, pipeline: 'gated', account_id: 7 });
+      expect(run).toMatchObject({ site_id: '5', account_id: '7' });
+      expect((await h.store.getRun(run.run_id))).toMatchObject({ siteId: '5', accountId: '7' });
+      const byNumber = await start(ADMIN, { site_id: '5', pipeline: 'gated' });
+      const listed = await app.inject({ url: `${API}/runs?site_id=5`, headers: auth(ADMIN) });
+      expect(listed.json().data.map((r: { run_id: string }) => r.run_id)).toEqual([byNumber.run_id, run.run_id].sort().reverse());
+      const card = await app.inject({ url: `${API}/current_processing/?site_id=5&run_id=${run.run_id}`, headers: auth(ADMIN) });
+      expect(card.statusCode, card.body).toBe(200);
+    });
+
+    it('refuses an id that is no id with 400 naming the field, and starts nothing', async () => {
+      const cases: [Record<string, unknown>, string][] = [
+        [{ site_id: 5.5, pipeline: 'gated' }, 'site_id'],
+        [{ site_id: -5, pipeline: 'gated' }, 'site_id'],
+        [{ site_id: 2 ** 53, pipeline: 'gated' }, 'site_id'],
+        [{ site_id: true, pipeline: 'gated' }, 'site_id'],
+        [{ site_id: '..', pipeline: 'gated' }, 'site_id'],
+        [{ site_id: { id: 5 }, pipeline: 'gated' }, 'site_id'],
+        [{ site_id: 5, pipeline: 'gated', account_id: 1.5 }, 'account_id'],
+        [{ site_id: 5, pipeline: 'gated', account_id: null }, 'account_id'],
+      ];
+      for (const [payload, field] of cases) {
+        const res = await app.inject({ method: 'POST', url: `${API}/runs`, headers: auth(ADMIN), payload });
+        expectError(res, 400, 'BAD_REQUEST');
+        expect((res.json() as { error: { message: string } }).error.message, JSON.stringify(payload)).toContain(`\`${field}\``);
+      }
+      for (const url of [`${API}/runs?site_id=-1`, `${API}/current_processing/?site_id=..`]) {
+        const res = await app.inject({ url, headers: auth(ADMIN) });
+        expectError(res, 400, 'BAD_REQUEST');
+        expect((res.json() as { error: { message: string } }).error.message).toContain('`site_id`');
       }
       expect(await h.store.listRuns({})).toEqual([]);
     });

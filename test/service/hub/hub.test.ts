@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { PipelineDefinition } from '../../../service/pipelines/types.js';
-import { ADMIN, OTHER, SITE5, appOn } from '../../helpers/app.js';
+import { ADMIN, OTHER, SITE5, appOn, auth } from '../../helpers/app.js';
 import { tempDir } from '../../helpers/engine.js';
+import { gatedPipeline } from '../../helpers/gated.js';
 import { wsClient, type Msg, type WsClient } from '../../helpers/ws-client.js';
 
 /** A run that emits events steadily: items of about a millisecond, eight at a time. */
@@ -40,9 +41,9 @@ describe('WebSocket hub (real sockets)', () => {
   let url: string;
   const clients: WsClient[] = [];
 
-  async function setup(items = 1500, hub = {}) {
+  async function setup(items = 1500, hub = {}, more: PipelineDefinition<Record<string, never>>[] = []) {
     // Short enough to keep tests quick, long enough that a busy test process never misses a pong.
-    h = await appOn(dir.path, [pump(items)], { pingIntervalMs: 250, pongTimeoutMs: 2000, sendTimeoutMs: 1500, queueBytes: 64 * 1024, ...hub });
+    h = await appOn(dir.path, [pump(items), ...more], { pingIntervalMs: 250, pongTimeoutMs: 2000, sendTimeoutMs: 1500, queueBytes: 64 * 1024, ...hub });
     await h.app.listen({ port: 0, host: '127.0.0.1' });
     const { port } = h.app.server.address() as { port: number };
     url = `ws://127.0.0.1:${port}/ws`;
@@ -54,8 +55,8 @@ describe('WebSocket hub (real sockets)', () => {
     return c;
   }
 
-  async function startRun(site = 'site-5') {
-    return (await h.engine.startRun({ accountId: 'acme', siteId: site, pipeline: 'pump' })).run_id;
+  async function startRun(site = 'site-5', pipeline = 'pump') {
+    return (await h.engine.startRun({ accountId: 'acme', siteId: site, pipeline })).run_id;
   }
 
   beforeEach(() => {
@@ -63,8 +64,8 @@ describe('WebSocket hub (real sockets)', () => {
   });
   afterEach(async () => {
     clients.splice(0).forEach((c) => c.close());
-    await h.app.close();
-    await h.engine.stop();
+    // The service's own ordered stop: traces flushed and the store closed before the files go.
+    await h.stop();
     dir.remove();
   });
 
@@ -286,4 +287,159 @@ describe('WebSocket hub (real sockets)', () => {
     await c.until((m) => m.length === 1);
     expect(c.messages[0]).toMatchObject({ type: 'reset', topic: `run:${runId}`, seq: last, run: { run_id: runId, status: 'completed' } });
   });
+
+  describe('view mode', () => {
+    const views = (c: WsClient) => c.messages.flatMap((m, i) => (m.type === 'view' ? [{ ...m, at: c.receivedAt[i]! }] : []));
+
+    it('sends views at most max_hz over a fast run, one more per new state; the last equals GET /runs/:id and current_processing', async () => {
+      await setup(1500, {}, [steady(700)]);
+      const c = await client();
+      const runId = await startRun('site-5', 'steady');
+      const topic = `run:${runId}`;
+      c.send({ type: 'subscribe', topic, mode: 'view', max_hz: 5 });
+      await c.until((m) => m.some((x) => x.type === 'view'));
+      const started = performance.now();
+      await h.engine.whenRetired(runId);
+      const last = (await h.store.getRun(runId))!.lastSeq;
+      await c.until((m) => m.some((x) => x.type === 'view' && x.seq === last));
+      const seconds = (performance.now() - started) / 1000;
+      const log = await h.store.readEvents(runId, 0);
+      const stateChanges = log.filter((e) => e.event === 'state_change').length;
+      const got = views(c);
+      expect(c.messages.every((m) => m.type === 'view' && m.topic === topic)).toBe(true);
+      // Many events, few views: a view is the newest, not one per event.
+      expect(log.length).toBeGreaterThan(10 * got.length);
+      // Two views closer than half the 200 ms interval: only the ones a new state sends at once.
+      const quick = got.filter((v, i) => i > 0 && v.at - got[i - 1]!.at < 100).length;
+      expect(quick).toBeLessThanOrEqual(stateChanges);
+      expect(got.length).toBeLessThanOrEqual(Math.ceil(seconds * 5) + stateChanges + 1);
+      expect(got.map((v) => v.seq)).toEqual([...got.map((v) => v.seq!)].sort((a, b) => a - b));
+
+      const final = got.at(-1)!;
+      expect(final).toEqual({ type: 'view', topic, seq: last, run: expect.any(Object), processing: expect.any(Object), at: final.at });
+      const run = await h.app.inject({ method: 'GET', url: `/api/v1/automation/runs/${runId}`, headers: auth(SITE5) });
+      expect(final.run).toEqual(run.json<{ data: unknown }>().data);
+      expect(final.run).toMatchObject({ status: 'completed', last_seq: last });
+      const card = await h.app.inject({ method: 'GET', url: `/api/v1/automation/current_processing/?run_id=${runId}`, headers: auth(SITE5) });
+      expect(final.processing).toEqual(card.json<{ data: unknown }>().data);
+    });
+
+    it('sends a view at once when the run reaches a new state, however low max_hz is', async () => {
+      const gate = gatedPipeline('gated', [3], { concurrency: 1 });
+      await setup(5, {}, [gate.pipeline as PipelineDefinition<Record<string, never>>]);
+      const runId = await startRun('site-5', 'gated');
+      await gate.inFlight(1);
+      const c = await client();
+      c.send({ type: 'subscribe', topic: `run:${runId}`, mode: 'view', max_hz: 0.5 });
+      await c.until((m) => m.length === 1);
+      const first = performance.now();
+      expect(views(c)[0]!.run).toMatchObject({ status: 'running' });
+      await h.engine.command(runId, 'pause', { by: 'test' });
+      await c.until((m) => m.length === 2);
+      // Well inside the 2 s a view of an item would wait for.
+      expect(performance.now() - first).toBeLessThan(1000);
+      const paused = views(c)[1]!;
+      expect((paused.run!.stages as { state: string }[])[0]!.state).toBe('pausing');
+      await gate.finish();
+      await c.until((m) => m.some((x) => x.type === 'view' && x.run!.status === 'paused'));
+      expect(performance.now() - first).toBeLessThan(1900);
+    });
+
+    it('evicts a view-mode client that stops reading, like any other', async () => {
+      await setup(2000);
+      const runId = await startRun();
+      const topic = `run:${runId}`;
+      const fine = await client();
+      const stalled = await client();
+      for (const c of [fine, stalled]) c.send({ type: 'subscribe', topic, mode: 'view', max_hz: 60 });
+      await stalled.until((m) => m.length >= 1);
+      stalled.stall();
+      await vi.waitFor(() => expect(h.hub.clients).toBe(1), { timeout: 10_000, interval: 50 });
+      const metrics = await h.metrics.registry.getSingleMetricAsString('runstate_ws_evictions_total');
+      expect([...metrics.matchAll(/reason="(\w+)"} (\d+)/g)].reduce((n, m) => n + Number(m[2]), 0)).toBe(1);
+      stalled.unstall();
+      expect([4008, 1006]).toContain((await stalled.closed).code);
+      await h.engine.whenRetired(runId);
+      const last = (await h.store.getRun(runId))!.lastSeq;
+      await fine.until((m) => m.at(-1)?.seq === last);
+      expect(views(fine).at(-1)!.run).toMatchObject({ status: 'completed' });
+    });
+
+    it('answers a bad mode or max_hz with an error frame', async () => {
+      await setup(5);
+      const runId = await startRun();
+      const topic = `run:${runId}`;
+      const c = await client();
+      const bad: [unknown, string][] = [
+        [{ type: 'subscribe', topic, mode: 'movie' }, 'BAD_REQUEST'],
+        [{ type: 'subscribe', topic, mode: 'view', max_hz: 0 }, 'BAD_REQUEST'],
+        [{ type: 'subscribe', topic, mode: 'view', max_hz: -1 }, 'BAD_REQUEST'],
+        [{ type: 'subscribe', topic, mode: 'view', max_hz: 61 }, 'BAD_REQUEST'],
+        [{ type: 'subscribe', topic, mode: 'view', max_hz: 'fast' }, 'BAD_REQUEST'],
+        [{ type: 'subscribe', topic, mode: 'view', after_seq: 3 }, 'BAD_REQUEST'],
+        [{ type: 'subscribe', topic, max_hz: 5 }, 'BAD_REQUEST'],
+        [{ type: 'subscribe', topic: 'site:site-5', mode: 'view' }, 'BAD_REQUEST'],
+        [{ type: 'subscribe', topic: 'site:../x' }, 'INVALID_TOPIC'],
+        [{ type: 'subscribe', topic: 'run:nope', mode: 'view' }, 'INVALID_RUN_ID'],
+        [{ type: 'subscribe', topic: 'run:run_20200101_000000_manual', mode: 'view' }, 'RUN_NOT_FOUND'],
+      ];
+      for (const [msg] of bad) c.send(msg);
+      await c.until((m) => m.length === bad.length);
+      expect(c.messages.map((m) => m.code).sort()).toEqual(bad.map(([, code]) => code).sort());
+      for (const m of c.messages) expect(m).toEqual({ type: 'error', code: expect.any(String), message: expect.any(String) });
+      const other = await client(OTHER);
+      other.send({ type: 'subscribe', topic, mode: 'view' });
+      await other.until((m) => m.length === 1);
+      expect(other.messages[0]).toMatchObject({ type: 'error', code: 'FORBIDDEN' });
+      // A view and the events of one run, side by side on one connection.
+      c.send({ type: 'subscribe', topic, mode: 'view', max_hz: 60 });
+      c.send({ type: 'subscribe', topic });
+      await c.until((m) => m.some((x) => x.type === 'view') && m.some((x) => x.type === 'snapshot'));
+      c.send({ type: 'unsubscribe', topic, mode: 'view' });
+      c.send({ type: 'unsubscribe', topic });
+    });
+  });
+
+  it('sends site:* the runs of every site the token may see: the admin all, a scoped token its own', async () => {
+    await setup(40);
+    const early = [await startRun('site-5'), await startRun('site-9')];
+    const admin = await client(ADMIN);
+    const scoped = await client(SITE5);
+    for (const c of [admin, scoped]) c.send({ type: 'subscribe', topic: 'site:*' });
+    await Promise.all([admin, scoped].map((c) => c.until((m) => m.some((x) => x.type === 'snapshot'))));
+    const snapshot = (c: WsClient) => (c.messages.find((x) => x.type === 'snapshot')!.runs as { run_id: string }[]).map((r) => r.run_id).sort();
+    expect(snapshot(admin)).toEqual([...early].sort());
+    expect(snapshot(scoped)).toEqual([early[0]]);
+    const late = [await startRun('site-9'), await startRun('site-5')];
+    for (const runId of [...early, ...late]) await h.engine.whenRetired(runId);
+    const done = (c: WsClient, runId: string) => c.messages.some((x) => x.type === 'run' && x.run!.run_id === runId && x.run!.status === 'completed');
+    await admin.until(() => [...early, ...late].every((r) => done(admin, r)));
+    await scoped.until(() => done(scoped, early[0]!) && done(scoped, late[1]!));
+    for (const c of [admin, scoped]) expect(c.messages.every((x) => x.topic === 'site:*')).toBe(true);
+    const sites = (c: WsClient) => new Set(c.messages.filter((x) => x.type === 'run').map((x) => x.run!.site_id));
+    expect(sites(admin)).toEqual(new Set(['site-5', 'site-9']));
+    // Anything the hub sent the scoped client before the admin saw site-9 finish is in its
+    // queue ahead of the answer to this.
+    scoped.send({ type: 'dance' });
+    await scoped.until((m) => m.some((x) => x.type === 'error'));
+    expect(sites(scoped)).toEqual(new Set(['site-5']));
+  });
 });
+
+/** A run of two stages that lasts a second or two, many events a second. */
+function steady(items: number): PipelineDefinition<Record<string, never>> {
+  return {
+    ...pump(items),
+    name: 'steady',
+    concurrencyOf: () => 4,
+    stages: [1, 2].map((n) => ({
+      key: `s${n}`,
+      name: `Stage ${n}`,
+      loadItems: async () => Array.from({ length: items }, (_, i) => ({ id: i + 1, title: `item ${i + 1}` })),
+      processItem: async () => {
+        await sleep(2);
+        return { cost: 0.1 };
+      },
+    })),
+  };
+}

@@ -76,6 +76,11 @@ describe('several instances on one Postgres', () => {
     const ws: WsClient = await wsClient(`${i3!.base.replace('http', 'ws')}/ws?token=${TOKEN}`);
     cleanup.push(() => ws.close());
     ws.send({ type: 'subscribe', topic: `run:${r1}`, after_seq: 0 });
+    // Another on i3 watches r2, which i2 runs, in view mode, and every site's runs.
+    const screen: WsClient = await wsClient(`${i3!.base.replace('http', 'ws')}/ws?token=${TOKEN}`);
+    cleanup.push(() => screen.close());
+    screen.send({ type: 'subscribe', topic: `run:${r2}`, mode: 'view', max_hz: 20 });
+    screen.send({ type: 'subscribe', topic: 'site:*' });
     await ws.until((m) => m.some((x) => x.event?.event === 'stage_item_processed'));
     // Every instance lists every run.
     const listed = (await api(i3!, '/runs?site_id=site-5')).json.data as unknown as { run_id: string }[];
@@ -119,6 +124,13 @@ describe('several instances on one Postgres', () => {
       expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
       expect(events.filter((e) => e.event === 'stage_item_processed')).toHaveLength(30);
     }
+    // The screen on i3 ends on r2's view as i3's API answers it, and saw both runs on site:*.
+    const last2 = (await store.getRun(r2))!.lastSeq;
+    await screen.until((m) => m.some((x) => x.type === 'view' && x.seq === last2));
+    const view = screen.messages.findLast((x) => x.type === 'view')!;
+    expect(view.run).toEqual((await api(i3!, `/runs/${r2}`)).json.data);
+    await screen.until((m) => [r1, r2].every((r) => m.some((x) => x.topic === 'site:*' && x.type === 'run' && x.run!.run_id === r && x.run!.status === 'completed')));
+
     // The socket on i3 saw every event of r1, in order, whoever ran it.
     const last = (await store.getRun(r1))!.lastSeq;
     await ws.until((m) => m.at(-1)?.seq === last);

@@ -1,16 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { planCommit } from '../../../service/store/commit-plan.js';
-import type { NewEvent } from '../../../service/store/store.js';
-import { webhookEventOf } from '../../../service/webhooks/events.js';
+import { events, type NewEvent } from '../../../service/events.js';
+import { webhookEventOf } from '../../../service/store/outbox.js';
 
 const at = '2026-12-01T00:00:00.000Z';
-const runChange = (to: string): NewEvent => ({
-  event: 'state_change',
-  machine_name: 'run',
-  event_type: 'state_change',
-  payload: { from_state: 'running', to_state: to },
-  timestamp: at,
-});
+const runChange = (to: string, machine = 'run'): NewEvent =>
+  events.stateChange({ machine_name: machine, payload: { from_state: 'running', to_state: to, event_trigger: 'x', timestamp: 0 } }, at);
+const item = events.itemProcessed({ stage: 1, processed: 1, total: 1, item: { id: 1, title: 'One' } }, at);
+const complete = (stage: number) => events.stageComplete({ stage, processed_count: 1, failed_count: 0, time_elapsed: '0s', credits_used: 0 }, at);
 
 describe('the outbox', () => {
   it('names the webhook kind of each event that has one', () => {
@@ -19,9 +16,9 @@ describe('the outbox', () => {
     expect(webhookEventOf(runChange('cancelled'))).toBe('run_cancelled');
     expect(webhookEventOf(runChange('awaiting_approval'))).toBe('awaiting_approval');
     expect(webhookEventOf(runChange('paused'))).toBeNull();
-    expect(webhookEventOf({ ...runChange('completed'), machine_name: 'stage_2' })).toBeNull();
-    expect(webhookEventOf({ event: 'stage_complete', stage: 2, timestamp: at })).toBe('stage_complete');
-    expect(webhookEventOf({ event: 'stage_item_processed', stage: 2, timestamp: at })).toBeNull();
+    expect(webhookEventOf(runChange('completed', 'stage_2'))).toBeNull();
+    expect(webhookEventOf(complete(2))).toBe('stage_complete');
+    expect(webhookEventOf(item)).toBeNull();
   });
 
   it('is planned with the events it reports, at their seqs, and never for a repeated key', () => {
@@ -29,8 +26,8 @@ describe('the outbox', () => {
       runId: 'run_1',
       batch: {
         events: [
-          { event: 'stage_item_processed', stage: 1, timestamp: at },
-          { event: 'stage_complete', stage: 1, timestamp: at },
+          item,
+          complete(1),
           runChange('completed'),
           runChange('completed'),
         ],
@@ -57,7 +54,7 @@ describe('the outbox', () => {
     // Most commits (items) write none.
     const items = planCommit({
       runId: 'run_1',
-      batch: { events: [{ event: 'stage_item_processed', stage: 1, timestamp: at }] },
+      batch: { events: [item] },
       run: { lastSeq: 13, owner: null, leaseUntilMs: null },
       seen: new Map(),
       nowMs: 0,

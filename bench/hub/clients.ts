@@ -1,0 +1,186 @@
+// The load generator of the hub parts, a process of its own (`bench/hub/clients.ts`): opens the
+// connections the parent asks for, keeps per-phase delivery counts, healthy clients' latency and
+// counts of every frame type, and stops reading on some of them when told to.
+import type { Socket } from 'node:net';
+import { WebSocket } from 'ws';
+import { serve } from '../harness/child.js';
+import { Histogram, monoMs, type HistogramData } from '../harness/stats.js';
+
+export interface PhaseStats {
+  /** Events of the phase received by any client. */
+  deliveries: number;
+  /** Of those, received by the healthy clients (their latency is in `latency`). */
+  healthyDeliveries: number;
+  latency: HistogramData;
+  /** Healthy clients' latency again, per second of the phase the events were appended in. */
+  windows: HistogramData[];
+  /** Monotonic ms of the last delivery of one of the phase's events. */
+  lastAt: number;
+}
+
+type Phase = Omit<PhaseStats, 'latency' | 'windows'> & { latency: Histogram; windows: Histogram[] };
+
+interface Conn {
+  ws: WebSocket;
+  healthy: boolean;
+  /** Set when it stops reading: what ws flushes out of its buffers as it is dropped is no delivery. */
+  stalled: boolean;
+}
+
+const SEQ = Buffer.from('"seq":');
+const APPENDED_AT = Buffer.from('"appended_at":');
+const PH = Buffer.from('"ph":');
+const SECOND = Buffer.from('"w":');
+/** How many connections are opened at once: a burst past the listen backlog costs SYN retries (1 s each). */
+const OPEN_CONCURRENCY = 64;
+
+const conns = new Map<number, Conn>();
+const phases = new Map<number, Phase>();
+/** Frames received by type (`event`, `view`, `error`, …), since the last `frames` call. */
+let kinds: Record<string, number> = {};
+/** Healthy clients whose connection ended: a fair hub never closes one. */
+let healthyClosed = 0;
+
+/** A number after `key` in a frame; indexOf on the bytes, not JSON.parse, so 1,000 clients' worth of frames stay cheap. */
+function numberAfter(buf: Buffer, key: Buffer): number {
+  const i = buf.indexOf(key);
+  return i < 0 ? NaN : parseFloat(buf.toString('latin1', i + key.length, i + key.length + 24));
+}
+
+/** `{"type":"event",…`: the frames of every variant start with the type. */
+function isEvent(buf: Buffer): boolean {
+  return buf[9] === 0x65 && buf[10] === 0x76;
+}
+
+function onMessage(conn: Conn, data: Buffer): void {
+  if (conn.stalled) return;
+  if (!isEvent(data)) {
+    const type = /^\{"type":"(\w+)"/.exec(data.toString('latin1', 0, 24))?.[1] ?? '?';
+    kinds[type] = (kinds[type] ?? 0) + 1;
+    return;
+  }
+  kinds.event = (kinds.event ?? 0) + 1;
+  const ph = numberAfter(data, PH);
+  let p = phases.get(ph);
+  if (!p) phases.set(ph, (p = { deliveries: 0, healthyDeliveries: 0, latency: new Histogram(), windows: [], lastAt: 0 }));
+  const now = monoMs();
+  p.deliveries += 1;
+  p.lastAt = Math.max(p.lastAt, now);
+  if (conn.healthy) {
+    const latency = now - numberAfter(data, APPENDED_AT);
+    const w = numberAfter(data, SECOND);
+    p.healthyDeliveries += 1;
+    p.latency.record(latency);
+    (p.windows[w] ??= new Histogram()).record(latency);
+  }
+}
+
+/** The subscribe each client sends: `{type, topic}` plus, for view mode, `mode` and `max_hz`. */
+type Subscribe = Record<string, unknown>;
+
+function open(url: string, cid: number, subscribe: Subscribe, healthy: boolean): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${url}&cid=${cid}`, { perMessageDeflate: false });
+    const conn: Conn = { ws, healthy, stalled: false };
+    ws.on('message', (data: Buffer) => onMessage(conn, data));
+    ws.once('open', () => {
+      conns.set(cid, conn);
+      ws.send(JSON.stringify({ type: 'subscribe', ...subscribe }));
+      resolve();
+    });
+    ws.once('error', reject);
+    ws.on('close', () => {
+      if (conns.get(cid) === conn) {
+        conns.delete(cid);
+        if (conn.healthy) healthyClosed += 1;
+      }
+    });
+  });
+}
+
+async function openAll(req: Record<string, unknown>): Promise<number> {
+  // Ids already connected are left as they are: a phase tops the fleet up to what it needs.
+  const ids = (req.ids as number[]).filter((cid) => !conns.has(cid));
+  const queue = [...ids];
+  await Promise.all(
+    Array.from({ length: Math.min(OPEN_CONCURRENCY, ids.length) }, async () => {
+      for (let cid = queue.shift(); cid !== undefined; cid = queue.shift()) {
+        await open(req.url as string, cid, { topic: req.topic, ...(req.extra as Subscribe | undefined) }, cid < (req.healthyBelow as number));
+      }
+    }),
+  );
+  return conns.size;
+}
+
+/** Stops reading, as a frozen browser tab does: the server's writes pile up in kernel buffers. */
+function stall(ids: number[]): number {
+  for (const cid of ids) {
+    const conn = conns.get(cid);
+    if (!conn) continue;
+    conn.stalled = true;
+    (conn.ws as unknown as { _socket: Socket })._socket.pause();
+  }
+  return monoMs();
+}
+
+/** Ends stalled connections from this side, so the next phase starts from the same fleet. */
+function drop(ids: number[]): void {
+  for (const cid of ids) {
+    const conn = conns.get(cid);
+    conns.delete(cid);
+    conn?.ws.terminate();
+  }
+}
+
+function stats(): Record<number, PhaseStats> {
+  return Object.fromEntries([...phases].map(([ph, p]) => [ph, { ...p, latency: p.latency.toJSON(), windows: Array.from(p.windows, (h) => h?.toJSON() ?? []) }]));
+}
+
+/**
+ * A client that comes back `behind` events late: subscribes with `after_seq` and times the
+ * replay up to `untilSeq` (the last event appended before it subscribed).
+ */
+function backlog(req: Record<string, unknown>): Promise<{ ms: number; received: number }> {
+  const { url, topic, afterSeq, untilSeq } = req as { url: string; topic: string; afterSeq: number; untilSeq: number };
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${url}&cid=-1`, { perMessageDeflate: false });
+    let t0 = 0;
+    let received = 0;
+    const timer = setTimeout(() => {
+      ws.terminate();
+      resolve({ ms: Infinity, received });
+    }, 30_000);
+    ws.on('message', (data: Buffer) => {
+      if (!isEvent(data)) return;
+      received += 1;
+      if (numberAfter(data, SEQ) >= untilSeq) {
+        const ms = monoMs() - t0;
+        clearTimeout(timer);
+        ws.terminate();
+        resolve({ ms, received });
+      }
+    });
+    ws.once('open', () => {
+      t0 = monoMs();
+      ws.send(JSON.stringify({ type: 'subscribe', topic, after_seq: afterSeq }));
+    });
+    ws.once('error', reject);
+  });
+}
+
+serve({
+  open: openAll,
+  stall: (req) => stall(req.ids as number[]),
+  drop: (req) => drop((req.ids as number[] | undefined) ?? [...conns.keys()]),
+  stats,
+  count: (req) => phases.get(req.ph as number)?.deliveries ?? 0,
+  frames: () => [kinds, (kinds = {})][0],
+  healthyClosed: () => healthyClosed,
+  /** CPU ms this process has used: whether the load generator, not the server, was the limit. */
+  cpu: () => {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1000;
+  },
+  backlog,
+  stop: () => void setImmediate(() => process.exit(0)),
+});
