@@ -25,8 +25,6 @@ describe('retention', () => {
 
   async function harness() {
     const h = await appOn(dir.path, [faceProcessorPipeline]);
-    const traces = new TraceWriter({ dataDir: dir.path, store: h.store, logger: silent });
-    h.engine.onEvents((run, events) => traces.write(run, events));
     let offsetMs = 0;
     const registry = new Registry();
     const sweeper = new RetentionSweeper({
@@ -37,7 +35,7 @@ describe('retention', () => {
       registry,
       now: () => Date.now() + offsetMs,
     });
-    return { ...h, traces, sweeper, registry, later: (ms: number) => (offsetMs += ms) };
+    return { ...h, sweeper, registry, later: (ms: number) => (offsetMs += ms) };
   }
 
   it('deletes finished runs with their rows and files, and never a running or paused one', async () => {
