@@ -12,10 +12,11 @@ import { hubPart } from './hub/index.js';
 import { watchersPart } from './hub/watchers.js';
 import { ingestPart } from './ingest.js';
 import { inspectPart } from './inspect.js';
+import { integrationsPart } from './integrations.js';
 import { scalePart } from './scale.js';
 
 const DOCS = join(ROOT, 'docs', 'benchmarks.md');
-const ALL: readonly BenchPart[] = [enginePart, hubPart, watchersPart, ingestPart, scalePart, inspectPart, browserPart];
+const ALL: readonly BenchPart[] = [enginePart, hubPart, watchersPart, ingestPart, scalePart, inspectPart, integrationsPart, browserPart];
 
 function selected(): readonly BenchPart[] {
   const keys = process.env.BENCH_PARTS?.split(',').map((k) => k.trim()).filter(Boolean);

@@ -20,6 +20,7 @@ import { ingestRoutes } from './routes/ingest.js';
 import { itemsRoutes } from './routes/items.js';
 import { runsRoutes } from './routes/runs.js';
 import { StoreUnavailableError, isTransient } from './store/faults.js';
+import { webhooksRoutes, type WebhookRoutesOptions } from './routes/webhooks.js';
 import type { Store } from './store/store.js';
 
 export interface AppDeps {
@@ -34,6 +35,8 @@ export interface AppDeps {
   webRoot?: string | null;
   /** The service's health (database, disk): /healthz answers from it; the API answers 503 while the database is away. */
   health?: Health;
+  /** The webhook subscriptions (`/webhooks`); none: those routes are not served. */
+  webhooks?: WebhookRoutesOptions;
 }
 
 export const API_PREFIX = '/api/v1/automation';
@@ -168,6 +171,7 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
       await api.register(runsRoutes, { engine: deps.engine, store: deps.store });
       await api.register(currentProcessingRoutes, { engine: deps.engine });
       await api.register(itemsRoutes, { engine: deps.engine, store: deps.store });
+      if (deps.webhooks) await api.register(webhooksRoutes, deps.webhooks);
       // Batches of events are bigger than commands: 1,000 events of a few hundred bytes.
       await api.register(ingestRoutes, { engine: deps.engine, bodyLimit: Math.max(config.bodyLimit, 1024 * 1024) });
     },

@@ -38,6 +38,51 @@ export interface Config {
   inspectUrl: string | null;
   /** [RUNSTATE_PIPELINES] pipeline modules, `.json` declarations and directories of them, comma-separated; absolute. */
   pipelines: readonly string[];
+  /** [RUNSTATE_WEBHOOKS_ALLOW_PRIVATE=0] 1: webhook URLs may reach loopback, link-local and private addresses. */
+  webhooksAllowPrivate: boolean;
+  /** [RUNSTATE_WEBHOOK_TIMEOUT_MS=10000] one delivery attempt, connection to the end of the answer. */
+  webhookTimeoutMs: number;
+  /** [RUNSTATE_WEBHOOK_BACKOFF_MS=1000] the wait before a failed delivery's first retry; it doubles, with jitter, for 24 h. */
+  webhookBackoffMs: number;
+  /** [RUNSTATE_RETENTION=30d] how long closed and finished runs are kept, in ms; 0 keeps them for ever. */
+  retentionMs: number;
+  /** [RUNSTATE_RETENTION_SWEEP_MS] how often the retention sweep looks; default half the retention, between 1 s and 1 min. */
+  retentionSweepMs: number;
+  /**
+   * [OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT] where OpenTelemetry spans
+   * go over OTLP/HTTP (the traces URL; `<endpoint>/v1/traces` from the base); off when unset.
+   */
+  otlpTracesUrl: string | null;
+  /** [OTEL_SERVICE_NAME=runstate] */
+  otelServiceName: string;
+}
+
+const DURATION_UNITS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `30d`, `12h`, `90m`, `45s`, or `0` (for ever) as milliseconds. */
+export function parseDuration(name: string, raw: string): number {
+  const m = /^(\d+)\s*([smhd])?$/.exec(raw.trim());
+  if (!m || (m[2] === undefined && m[1] !== '0')) {
+    throw new ConfigError(`Expected \`${name}\` to be a duration like 30d, 12h, 90m or 45s (or 0), got ${JSON.stringify(raw)}.`);
+  }
+  return Number(m[1]) * (m[2] === undefined ? 0 : DURATION_UNITS[m[2]]!);
+}
+
+function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = text(env, name);
+  if (raw === null || raw === '0' || raw === 'false') return false;
+  if (raw === '1' || raw === 'true') return true;
+  throw new ConfigError(`Expected \`${name}\` to be 1 or 0, got ${JSON.stringify(raw)}.`);
+}
+
+function otlpTracesUrl(env: NodeJS.ProcessEnv): string | null {
+  const traces = text(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
+  const base = text(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
+  const url = traces ?? (base === null ? null : `${base.replace(/\/+$/, '')}/v1/traces`);
+  if (url !== null && !/^https?:\/\/[^\s]+$/.test(url)) {
+    throw new ConfigError(`Expected \`OTEL_EXPORTER_OTLP_ENDPOINT\` to be an http(s) URL, got ${JSON.stringify(traces ?? base)}.`);
+  }
+  return url;
 }
 
 export class ConfigError extends Error {
@@ -103,6 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Readonl
   if (ingestSocket !== null && Buffer.byteLength(resolve(cwd, ingestSocket)) > 107) {
     throw new ConfigError('Expected `RUNSTATE_INGEST_SOCKET` to be a path of at most 107 bytes (a Unix socket limit).');
   }
+  const retentionMs = parseDuration('RUNSTATE_RETENTION', text(env, 'RUNSTATE_RETENTION') ?? '30d');
   return Object.freeze({
     port: integer(env, 'PORT', 3000, 0, 65535),
     host,
@@ -128,5 +174,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Readonl
         .filter((p) => p !== '')
         .map((p) => resolve(cwd, p)),
     ),
+    webhooksAllowPrivate: flag(env, 'RUNSTATE_WEBHOOKS_ALLOW_PRIVATE'),
+    webhookTimeoutMs: integer(env, 'RUNSTATE_WEBHOOK_TIMEOUT_MS', 10_000, 100, 300_000),
+    webhookBackoffMs: integer(env, 'RUNSTATE_WEBHOOK_BACKOFF_MS', 1000, 10, 3_600_000),
+    retentionMs,
+    retentionSweepMs: integer(env, 'RUNSTATE_RETENTION_SWEEP_MS', Math.min(60_000, Math.max(1000, Math.floor(retentionMs / 2))), 100, 86_400_000),
+    otlpTracesUrl: otlpTracesUrl(env),
+    otelServiceName: text(env, 'OTEL_SERVICE_NAME') ?? 'runstate',
   });
 }

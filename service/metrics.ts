@@ -46,13 +46,8 @@ export class Metrics {
       labelNames: ['status'],
       registers: [this.registry],
       async collect() {
-        // With the database away, /metrics still answers (runstate_database_up says why), with the last counts.
-        let counts: Record<string, number>;
-        try {
-          counts = await withTimeout(store.countRunsByStatus(), 1000);
-        } catch {
-          return;
-        }
+        const counts = await readForMetrics(() => store.countRunsByStatus());
+        if (counts === undefined) return;
         this.reset();
         for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
       },
@@ -66,6 +61,19 @@ export class Metrics {
       if (e.event === 'stage_item_processed') this.items.inc({ outcome: 'processed' });
       else if (e.event === 'stage_item_failed') this.items.inc({ outcome: 'failed' });
     }
+  }
+}
+
+/**
+ * A gauge's reading from the store, or undefined when the store does not answer within a
+ * second: with the database away /metrics still answers (runstate_database_up says why), and
+ * such a gauge keeps its last value.
+ */
+export async function readForMetrics<T>(read: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await withTimeout(read(), 1000);
+  } catch {
+    return undefined;
   }
 }
 

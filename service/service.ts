@@ -1,5 +1,5 @@
-// The whole service wired together: store, engine, hub, traces, metrics, tokens, the app and
-// the ingest socket. server.ts and the tests build it here, so both run the same wiring.
+// The whole service wired together: store, engine, hub, traces, metrics, tokens, webhooks,
+// retention, telemetry, the app and the ingest socket. server.ts and the tests build it here, so both run the same wiring.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -18,7 +18,13 @@ import type { AnyPipeline } from './pipelines/types.js';
 import { PostgresStore } from './store/postgres.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
+import { retentionStoreFor } from './retention/index.js';
+import { RetentionSweeper } from './retention/sweeper.js';
+import { createTelemetry } from './telemetry/otel.js';
 import { TraceWriter } from './trace/trace-writer.js';
+import { webhookEventOf } from './store/outbox.js';
+import { webhookStoreFor } from './webhooks/index.js';
+import { WebhookSender } from './webhooks/sender.js';
 
 /** What the environment does not say: the logger, and what tests replace. Every field is optional. */
 export interface ServiceOverrides {
@@ -101,8 +107,11 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
   const traces = new TraceWriter({ dataDir: config.dataDir, store, logger: log.child({ component: 'traces' }), faults: health });
   registerHealthMetrics(metrics.registry, health, () => traces.lagEvents());
   const inspection = config.inspectUrl === null ? null : createInspection({ url: config.inspectUrl, logger: log.child({ component: 'inspect' }) });
+  // Off (null, no OpenTelemetry module loaded) unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
+  const telemetry = await createTelemetry({ tracesUrl: config.otlpTracesUrl, serviceName: config.otelServiceName });
   const engine = new Engine({
     store,
+    telemetry,
     pipelines: overrides.pipelines ?? demoPipelines,
     logger: log.child({ component: 'engine' }),
     onWritten: (seconds) => metrics.appendSeconds.observe(seconds),
@@ -126,10 +135,30 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     ...overrides.hub,
     isLocal: (runId) => engine.isHosted(runId),
   });
+  const webhooks = webhookStoreFor(store);
+  const sender = new WebhookSender({
+    store: webhooks,
+    owner: engine.instanceId,
+    logger: log.child({ component: 'webhooks' }),
+    allowPrivate: config.webhooksAllowPrivate,
+    timeoutMs: config.webhookTimeoutMs,
+    backoffMs: config.webhookBackoffMs,
+    registry: metrics.registry,
+  });
+  const retention = new RetentionSweeper({
+    store: retentionStoreFor(store, log.child({ component: 'retention' })),
+    dataDir: config.dataDir,
+    retentionMs: config.retentionMs,
+    intervalMs: config.retentionSweepMs,
+    logger: log.child({ component: 'retention' }),
+    registry: metrics.registry,
+  });
   engine.onEvents((run, events) => {
     hub.publish(run, events);
     traces.write(run, events);
     metrics.observeEvents(events);
+    // The outbox row is already committed with the event; this only saves waiting for the poll.
+    if (events.some((e) => webhookEventOf(e) !== null)) sender.nudge();
   });
 
   let webRoot = overrides.webRoot;
@@ -137,7 +166,17 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     webRoot = existsSync(join(WEB_ROOT, 'index.html')) ? WEB_ROOT : null;
     if (webRoot === null) log.warn({ webRoot: WEB_ROOT }, 'the dashboard is not built (npm run build:web): serving the API only');
   }
-  const app = await buildApp(config, { engine, store, tokens, metrics, logger: log, hub, webRoot, health });
+  const app = await buildApp(config, {
+    engine,
+    store,
+    tokens,
+    metrics,
+    logger: log,
+    hub,
+    webRoot,
+    health,
+    webhooks: { webhooks, allowPrivate: config.webhooksAllowPrivate },
+  });
   const ingestSocket =
     config.ingestSocket === null ? null : new IngestSocket({ path: config.ingestSocket, engine, tokens, logger: log.child({ component: 'ingest' }) });
 
@@ -150,6 +189,8 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     const repaired = shared ? 0 : await traces.repair();
     const recovered = await engine.recover();
     engine.start();
+    sender.start();
+    retention.start();
     // Other instances' events reach this instance's WebSocket clients through the store.
     stopListening = await store.listen?.(
       (runId, lastSeq) => {
@@ -175,9 +216,12 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     if (ingestOpen) await ingestSocket!.stop(); // engines reconnect and resend what was not acknowledged
     await app.close(); // no new requests; in-flight ones finish; WebSockets are closed
     await stopListening?.();
+    await sender.stop(); // attempts in flight are recorded; the rest wait in the tables
+    await retention.stop();
     health.stop(); // its probe would only see the store closing
     await engine.stop(); // everything recorded is durable; leases released; items in flight run again
     await traces.flush();
+    await telemetry?.shutdown(); // the spans still buffered are exported
     await store.close();
     inspection?.stop();
   }

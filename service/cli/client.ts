@@ -67,7 +67,7 @@ export function resolveTarget(flags: TargetFlags, env: NodeJS.ProcessEnv = proce
 }
 
 /** Calls `/api/v1/automation<path>`; answers `data` (and the rest of the body). */
-export async function call<T = unknown>(target: Target, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ data: T } & Record<string, unknown>> {
+export async function call<T = unknown>(target: Target, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<{ data: T } & Record<string, unknown>> {
   let res: Response;
   try {
     res = await fetch(`${target.url}/api/v1/automation${path}`, {

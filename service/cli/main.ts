@@ -7,6 +7,7 @@ import type { RunView } from '../engine/view.js';
 import type { PipelineListing } from '../pipelines/loader.js';
 import { ServiceError, UsageError, call, resolveTarget, type Target, type TargetFlags } from './client.js';
 import { tail } from './tail.js';
+import { addWebhookCommands } from './webhooks.js';
 
 const COMMANDS = ['pause', 'resume', 'cancel', 'retry', 'close'] as const;
 
@@ -158,6 +159,8 @@ export function buildProgram(io: Io, onServing: () => void = () => undefined): C
         print(`${res.data.run_id}: ${res.data.status}${res.accepted === false ? ` (${command}: nothing to do)` : ''}`);
       });
   }
+
+  addWebhookCommands(program, { target, print, table, env: io.env });
 
   async function follow(t: Target, runId: string): Promise<void> {
     const status = await tail(t, runId, { out: io.out, err: io.err });

@@ -16,6 +16,7 @@ import { ExternalRuns } from './kinds/external.js';
 import { InternalRuns } from './kinds/internal.js';
 import type { CommandRequest, CommandResult, DurableView, RunKind, StartRunRequest } from './kinds/kind.js';
 import { Ownership } from './ownership.js';
+import type { RunTelemetry } from '../telemetry/telemetry.js';
 import type { ProcessingView, RunView } from './view.js';
 
 export { COMMANDS, type Command } from './commands.js';
@@ -42,6 +43,8 @@ export interface EngineOptions {
   inspect?: (ev: InspectionEvent) => void;
   /** Told when runs' writes are held (database away, disk full) and when they go through again. */
   faults?: FaultSink;
+  /** OpenTelemetry spans for runs, stages and item attempts (service/telemetry/); none: off. */
+  telemetry?: RunTelemetry | null;
 }
 
 /** Called once per durable batch, in seq order per run. */
@@ -95,6 +98,7 @@ export class Engine {
       logger: this.#log,
       now: this.#now,
       inspect: opts.inspect,
+      telemetry: opts.telemetry ?? undefined,
       onWritten: opts.onWritten,
       announce,
       onReleased: (runId) => {
@@ -179,6 +183,7 @@ export class Engine {
           options: prepared.options,
           machineName: prepared.machineName,
           createdAt: createdAt.toISOString(),
+          traceParent: req.traceParent ?? null,
           hosted: kind.hosted,
           ...(kind.hosted ? { lease: { owner: this.#owner, ms: this.#leaseMs } } : {}),
         });

@@ -13,6 +13,7 @@ import { errorMessage } from '../format.js';
 import type { AnyPipeline, ItemContext, LoadContext, StageDefinition } from '../pipelines/types.js';
 import { isTransient } from '../store/faults.js';
 import type { Item, RunRecord, Store } from '../store/store.js';
+import type { RunSpans, RunTelemetry } from '../telemetry/telemetry.js';
 import { Journal } from './journal.js';
 import type { ProvidedRunMachine } from './providers.js';
 import { initialStateOf, transitionEvents } from './transitions.js';
@@ -35,6 +36,8 @@ export interface HostDeps {
   onResume?: (host: RunHost) => void;
   /** The run reached completed or cancelled and everything about it is durable. */
   onRetired: (host: RunHost) => void;
+  /** OpenTelemetry spans of runs, stages and item attempts (service/telemetry/); none: off. */
+  telemetry?: RunTelemetry | undefined;
 }
 
 type RunActor = Actor<ProvidedRunMachine>;
@@ -57,6 +60,8 @@ export class RunHost {
   #actor: RunActor | undefined;
   #lastSeq: number;
   #retiring = false;
+  /** This run's spans while hosted here; undefined when telemetry is off. */
+  #spans: RunSpans | undefined;
 
   constructor(record: RunRecord, pipeline: AnyPipeline, options: unknown, deps: HostDeps) {
     this.record = record;
@@ -106,6 +111,7 @@ export class RunHost {
       ? createActor(this.#deps.machine, { input, snapshot: this.record.snapshot as never, inspect })
       : createActor(this.#deps.machine, { input, inspect });
     this.#actor = actor;
+    this.#spans = this.#deps.telemetry?.runHosted(this.record, restored);
     if (restored) this.#primeStates();
     actor.start();
     if (!restored) {
@@ -118,6 +124,7 @@ export class RunHost {
   stop(): void {
     this.journal.stop();
     this.#actor?.stop();
+    this.#spans?.stop();
   }
 
   /** The run machine's state right now. */
@@ -172,11 +179,14 @@ export class RunHost {
       attempt: job.attempt,
     };
     this.#attemptStarted.set(`${job.stage}:${job.index}`, this.#deps.now());
+    const span = this.#spans?.attempt(job.stage, item.id, job.attempt);
     try {
       const result = await this.#stageDef(job.stage).processItem(item, ctx);
       const cost = Number(result?.cost ?? 0);
+      span?.end('done');
       return { outcome: 'done', index: job.index, cost: Number.isFinite(cost) ? cost : 0 };
     } catch (err) {
+      span?.end('error', errorMessage(err));
       return { outcome: 'error', index: job.index, error: errorMessage(err), at: this.#deps.now() };
     }
   }
@@ -285,6 +295,11 @@ export class RunHost {
         ? { machine: 'run' as const, from, to, eventType: ev.event.type }
         : { machine: 'stage' as const, stage, stageName: this.#stageDef(stage).name, from, to, eventType: ev.event.type, context: snapshot.context as StageContext };
     for (const e of transitionEvents(step, this.#deps.now())) this.append(e);
+    if (this.#spans) {
+      const error = (snapshot.context as { error?: string | null } | undefined)?.error ?? null;
+      if (stage === undefined) traceRun(this.#spans, to, error);
+      else traceStage(this.#spans, stage, this.#stageDef(stage).name, to, error);
+    }
     if (isRoot && isTerminalRunState(to)) this.#retire();
   }
 
@@ -319,6 +334,18 @@ async function whileUnavailable<T>(work: () => Promise<T>, signal: AbortSignal |
       await sleep(Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2), undefined, signal ? { signal } : undefined);
     }
   }
+}
+
+/** The run span ends where the run machine stops working (completed, failed, cancelled) and opens again on a retry. */
+function traceRun(spans: RunSpans, to: string, error: string | null): void {
+  if (to === 'completed' || to === 'failed' || to === 'cancelled') spans.runEnded(to, error);
+  else if (to === 'running') spans.runActive();
+}
+
+/** A stage's span covers its loading and running (paused included), up to its final state. */
+function traceStage(spans: RunSpans, stage: number, name: string, to: string, error: string | null): void {
+  if (to === 'completed' || to === 'empty' || to === 'failed' || to === 'cancelled') spans.stageEnded(stage, to, error);
+  else if (to !== 'pending') spans.stageActive(stage, name);
 }
 
 /** When the process last gave the event loop a turn from here. */

@@ -5,6 +5,7 @@ import { COMMANDS, type Command, type Engine } from '../engine/engine.js';
 import { RunstateError } from '../errors.js';
 import { idParam, principalOf, requireSite, runIdParam } from '../http.js';
 import type { Store } from '../store/store.js';
+import { formatTraceParent, parseTraceParent } from '../telemetry/traceparent.js';
 
 export interface RunsRoutesOptions {
   engine: Engine;
@@ -82,7 +83,10 @@ export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: Fas
         throw new RunstateError('FORBIDDEN', 'This token may only start runs for its own account.');
       }
       const accountId = principal.accountId ?? givenAccount ?? 'default';
-      const run = await engine.startRun({ accountId, siteId, pipeline, trigger, options, machineName: machine_name });
+      // A W3C traceparent makes the run's spans children of the caller's trace; an invalid one is ignored.
+      const parent = parseTraceParent(request.headers.traceparent);
+      const traceParent = parent ? formatTraceParent(parent) : null;
+      const run = await engine.startRun({ accountId, siteId, pipeline, trigger, options, machineName: machine_name, traceParent });
       request.log.info({ runId: run.run_id, pipeline, siteId }, 'run started');
       return reply.status(201).send({ data: run });
     },

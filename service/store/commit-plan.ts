@@ -10,6 +10,7 @@ import {
   type LedgerEntry,
   type StoredEvent,
 } from './store.js';
+import { webhookEventOf, type WebhookEvent } from './outbox.js';
 
 /** The run's row as the commit finds it, read under the run's lock. */
 export interface RunAtCommit {
@@ -65,11 +66,23 @@ export interface RunUpdate {
   updatedAt: string;
 }
 
+/**
+ * The transactional outbox: one row per appended event a webhook may report, written with the
+ * event. It names the event only (its body is in the event row); the webhook sender fans each row
+ * out to the subscriptions that match, so a commit never reads the subscriptions.
+ */
+export interface OutboxRow {
+  seq: number;
+  kind: WebhookEvent;
+}
+
 export interface CommitPlan {
   run: RunUpdate;
   /** In seq order; empty when every event was a repeat. */
   events: EventRow[];
   ledger: LedgerRowToInsert[];
+  /** In seq order; empty for most commits (items), which report nothing. */
+  outbox: OutboxRow[];
   /** What `commit` returns once the plan is written. */
   result: CommitResult;
 }
@@ -109,6 +122,7 @@ export function planCommit(input: CommitInput): CommitPlan {
   const firstSeqOfKey = new Map(seen);
   const events: EventRow[] = [];
   const appended: StoredEvent[] = [];
+  const outbox: OutboxRow[] = [];
   let seq = run.lastSeq;
   batch.events.forEach((event, i) => {
     const key = batch.eventKeys?.[i] ?? null;
@@ -125,6 +139,8 @@ export function planCommit(input: CommitInput): CommitPlan {
     events.push({ seq, body: JSON.stringify(stored), key });
     appended.push(stored);
     seqs.push(seq);
+    const kind = webhookEventOf(stored);
+    if (kind !== null) outbox.push({ seq, kind });
   });
 
   return {
@@ -139,6 +155,7 @@ export function planCommit(input: CommitInput): CommitPlan {
     },
     events,
     ledger,
+    outbox,
     result: { events: appended, seqs },
   };
 }

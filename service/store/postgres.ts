@@ -98,6 +98,61 @@ const MIGRATIONS: readonly string[] = [
   // external run, and only an external run, has a machine name.
   `ALTER TABLE runs ADD COLUMN hosted BOOLEAN NOT NULL DEFAULT true;
    UPDATE runs SET hosted = false WHERE machine_name IS NOT NULL;`,
+  // Webhooks (service/webhooks/): the outbox each commit writes with the events it reports, the
+  // subscriptions, and the deliveries the sender fans the outbox out to, with each attempt; the
+  // indexes retention (service/retention/) finds and deletes old runs by; and the caller's trace
+  // a run's OpenTelemetry spans belong to (service/telemetry/).
+  `CREATE TABLE outbox (
+     id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+     run_id     TEXT COLLATE "C" NOT NULL,
+     seq        BIGINT NOT NULL,
+     kind       TEXT NOT NULL,
+     created_at TEXT NOT NULL
+   );
+   CREATE INDEX outbox_by_run ON outbox (run_id);
+   CREATE TABLE webhooks (
+     webhook_id TEXT COLLATE "C" PRIMARY KEY,
+     account_id TEXT COLLATE "C",
+     site_id    TEXT COLLATE "C",
+     url        TEXT NOT NULL,
+     events     TEXT NOT NULL,
+     secret     TEXT NOT NULL,
+     created_by TEXT NOT NULL,
+     created_at TEXT COLLATE "C" NOT NULL
+   );
+   CREATE TABLE webhook_deliveries (
+     delivery_id  TEXT COLLATE "C" PRIMARY KEY,
+     webhook_id   TEXT COLLATE "C" NOT NULL,
+     run_id       TEXT COLLATE "C" NOT NULL,
+     seq          BIGINT NOT NULL,
+     kind         TEXT NOT NULL,
+     body         TEXT NOT NULL,
+     status       TEXT NOT NULL DEFAULT 'pending',
+     attempts     INTEGER NOT NULL DEFAULT 0,
+     first_at     BIGINT NOT NULL,
+     next_at      BIGINT NOT NULL,
+     lease_owner  TEXT,
+     lease_until  BIGINT,
+     delivered_at TEXT,
+     last_error   TEXT,
+     created_at   TEXT COLLATE "C" NOT NULL,
+     UNIQUE (webhook_id, run_id, seq)
+   );
+   CREATE INDEX deliveries_due ON webhook_deliveries (next_at) WHERE status = 'pending';
+   CREATE INDEX deliveries_by_run ON webhook_deliveries (run_id);
+   CREATE INDEX deliveries_by_webhook ON webhook_deliveries (webhook_id, created_at);
+   CREATE TABLE webhook_attempts (
+     delivery_id TEXT COLLATE "C" NOT NULL,
+     attempt     INTEGER NOT NULL,
+     at          TEXT NOT NULL,
+     status_code INTEGER,
+     error       TEXT,
+     duration_ms DOUBLE PRECISION NOT NULL,
+     PRIMARY KEY (delivery_id, attempt)
+   );
+   CREATE INDEX commands_by_run ON commands (run_id);
+   CREATE INDEX runs_by_updated ON runs (updated_at);
+   ALTER TABLE runs ADD COLUMN trace_parent TEXT;`,
 ];
 
 /** Taken by every instance that migrates, so that instances starting together apply each migration once. */
@@ -112,7 +167,7 @@ typeParsers.setTypeParser(INT8_OID, (value: string) => Number(value));
 const UNIQUE_VIOLATION = '23505';
 
 const RUN_COLUMNS = `run_id, account_id, site_id, pipeline, trigger, machine_name, hosted, options, status, error,
-                     snapshot, last_seq, created_at, updated_at, closed_at, owner`;
+                     snapshot, last_seq, created_at, updated_at, closed_at, owner, trace_parent`;
 
 export interface PostgresStoreOptions extends PgTimeouts {
   /** Connections in the pool. [poolSize=10] */
@@ -189,12 +244,17 @@ export class PostgresStore implements Store {
     return new PostgresStore(pool, connectionString, opts.onIdleError);
   }
 
+  /** The pool, for the tables of service/webhooks/ and service/retention/, which keep their SQL there. */
+  get pool(): Pool {
+    return this.#pool;
+  }
+
   async createRun(run: NewRun): Promise<RunRecord> {
     try {
       const res = await this.#pool.query<RunRow>(
-        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, options, status, created_at, updated_at, owner, lease_until, hosted)
+        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, options, status, created_at, updated_at, owner, lease_until, hosted, trace_parent)
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'idle', $8, $8, $9::text,
-                 CASE WHEN $9::text IS NULL THEN NULL ELSE now() + make_interval(secs => $10::float8 / 1000) END, $11)
+                 CASE WHEN $9::text IS NULL THEN NULL ELSE now() + make_interval(secs => $10::float8 / 1000) END, $11, $12)
          RETURNING ${RUN_COLUMNS}`,
         [
           run.runId,
@@ -208,6 +268,7 @@ export class PostgresStore implements Store {
           run.lease?.owner ?? null,
           run.lease?.ms ?? 0,
           run.hosted !== false,
+          run.traceParent ?? null,
         ],
       );
       return toRecord(res.rows[0]!);
@@ -467,6 +528,12 @@ async function writePlan(client: PoolClient, runId: string, plan: CommitPlan): P
                   SELECT $1, s, b, k FROM unnest($2::bigint[], $3::text[], $4::text[]) AS e (s, b, k))
        SELECT pg_notify($5, $6)`,
       [runId, plan.events.map((e) => e.seq), plan.events.map((e) => e.body), plan.events.map((e) => e.key), EVENTS_CHANNEL, `${runId}:${u.lastSeq}`],
+    );
+  }
+  if (plan.outbox.length > 0) {
+    await client.query(
+      'INSERT INTO outbox (run_id, seq, kind, created_at) SELECT $1, s, k, $4 FROM unnest($2::bigint[], $3::text[]) AS o (s, k)',
+      [runId, plan.outbox.map((o) => o.seq), plan.outbox.map((o) => o.kind), u.updatedAt],
     );
   }
   if (plan.ledger.length > 0) {

@@ -27,6 +27,7 @@ export interface RunRow {
   updated_at: string;
   closed_at: string | null;
   owner: string | null;
+  trace_parent?: string | null;
 }
 
 export function toRecord(row: RunRow): RunRecord {
@@ -47,6 +48,7 @@ export function toRecord(row: RunRow): RunRecord {
     updatedAt: row.updated_at,
     closedAt: row.closed_at,
     owner: row.owner ?? null,
+    traceParent: row.trace_parent ?? null,
   };
 }
 

@@ -87,6 +87,61 @@ const MIGRATIONS: readonly string[] = [
   // external run, and only an external run, has a machine name.
   `ALTER TABLE runs ADD COLUMN hosted INTEGER NOT NULL DEFAULT 1;
    UPDATE runs SET hosted = 0 WHERE machine_name IS NOT NULL;`,
+  // Webhooks (service/webhooks/): the outbox each commit writes with the events it reports, the
+  // subscriptions, and the deliveries the sender fans the outbox out to, with each attempt; the
+  // indexes retention (service/retention/) finds and deletes old runs by; and the caller's trace
+  // a run's OpenTelemetry spans belong to (service/telemetry/).
+  `CREATE TABLE outbox (
+     id         INTEGER PRIMARY KEY,
+     run_id     TEXT NOT NULL,
+     seq        INTEGER NOT NULL,
+     kind       TEXT NOT NULL,
+     created_at TEXT NOT NULL
+   );
+   CREATE INDEX outbox_by_run ON outbox (run_id);
+   CREATE TABLE webhooks (
+     webhook_id TEXT PRIMARY KEY,
+     account_id TEXT,
+     site_id    TEXT,
+     url        TEXT NOT NULL,
+     events     TEXT NOT NULL,
+     secret     TEXT NOT NULL,
+     created_by TEXT NOT NULL,
+     created_at TEXT NOT NULL
+   );
+   CREATE TABLE webhook_deliveries (
+     delivery_id  TEXT PRIMARY KEY,
+     webhook_id   TEXT NOT NULL,
+     run_id       TEXT NOT NULL,
+     seq          INTEGER NOT NULL,
+     kind         TEXT NOT NULL,
+     body         TEXT NOT NULL,
+     status       TEXT NOT NULL DEFAULT 'pending',
+     attempts     INTEGER NOT NULL DEFAULT 0,
+     first_at     INTEGER NOT NULL,
+     next_at      INTEGER NOT NULL,
+     lease_owner  TEXT,
+     lease_until  INTEGER,
+     delivered_at TEXT,
+     last_error   TEXT,
+     created_at   TEXT NOT NULL,
+     UNIQUE (webhook_id, run_id, seq)
+   );
+   CREATE INDEX deliveries_due ON webhook_deliveries (next_at) WHERE status = 'pending';
+   CREATE INDEX deliveries_by_run ON webhook_deliveries (run_id);
+   CREATE INDEX deliveries_by_webhook ON webhook_deliveries (webhook_id, created_at);
+   CREATE TABLE webhook_attempts (
+     delivery_id TEXT NOT NULL,
+     attempt     INTEGER NOT NULL,
+     at          TEXT NOT NULL,
+     status_code INTEGER,
+     error       TEXT,
+     duration_ms REAL NOT NULL,
+     PRIMARY KEY (delivery_id, attempt)
+   ) WITHOUT ROWID;
+   CREATE INDEX commands_by_run ON commands (run_id);
+   CREATE INDEX runs_by_updated ON runs (updated_at);
+   ALTER TABLE runs ADD COLUMN trace_parent TEXT;`,
 ];
 
 export interface SqliteStoreOptions {
@@ -107,6 +162,9 @@ export class SqliteStore implements Store {
   constructor(options: SqliteStoreOptions) {
     if (options.filename !== ':memory:') mkdirSync(dirname(options.filename), { recursive: true });
     this.#db = new Database(options.filename);
+    // Before WAL and before any table, or it does not take: a new file can give back the pages
+    // retention frees (service/retention/); an older file is converted once by the sweep's VACUUM.
+    this.#db.pragma('auto_vacuum = INCREMENTAL');
     this.#db.pragma('journal_mode = WAL');
     // NORMAL in WAL mode: a commit survives a process crash; only an OS crash may lose the last ones.
     this.#db.pragma('synchronous = NORMAL');
@@ -115,8 +173,8 @@ export class SqliteStore implements Store {
     const db = this.#db;
     this.#stmt = {
       insertRun: db.prepare(
-        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, hosted, options, status, created_at, updated_at, owner, lease_until)
-         VALUES (@run_id, @account_id, @site_id, @pipeline, @trigger, @machine_name, @hosted, @options, 'idle', @created_at, @created_at, @owner, @lease_until)`,
+        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, hosted, options, status, created_at, updated_at, owner, lease_until, trace_parent)
+         VALUES (@run_id, @account_id, @site_id, @pipeline, @trigger, @machine_name, @hosted, @options, 'idle', @created_at, @created_at, @owner, @lease_until, @trace_parent)`,
       ),
       getRun: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE run_id = ?'),
       runAtCommit: db.prepare<[string], { last_seq: number; owner: string | null; lease_until: number | null }>(
@@ -130,6 +188,7 @@ export class SqliteStore implements Store {
          WHERE run_id = @run_id`,
       ),
       insertEvent: db.prepare('INSERT INTO events (run_id, seq, body, event_key) VALUES (?, ?, ?, ?)'),
+      insertOutbox: db.prepare('INSERT INTO outbox (run_id, seq, kind, created_at) VALUES (?, ?, ?, ?)'),
       seqByKey: db.prepare<[string, string], { seq: number }>('SELECT seq FROM events WHERE run_id = ? AND event_key = ?'),
       readEvents: db.prepare<[string, number, number], { body: string }>(
         'SELECT body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?',
@@ -171,6 +230,7 @@ export class SqliteStore implements Store {
         updated_at: plan.run.updatedAt,
       });
       for (const e of plan.events) this.#stmt.insertEvent.run(runId, e.seq, e.body, e.key);
+      for (const o of plan.outbox) this.#stmt.insertOutbox.run(runId, o.seq, o.kind, now);
       for (const l of plan.ledger) {
         const res = this.#stmt.insertLedger.run({
           run_id: runId,
@@ -186,6 +246,11 @@ export class SqliteStore implements Store {
       }
       return plan.result;
     });
+  }
+
+  /** The connection, for the tables of service/webhooks/ and service/retention/, which keep their SQL there. */
+  get connection(): Database.Database {
+    return this.#db;
   }
 
   #migrate(): void {
@@ -217,6 +282,7 @@ export class SqliteStore implements Store {
         created_at: run.createdAt,
         owner: run.lease?.owner ?? null,
         lease_until: run.lease ? Date.now() + run.lease.ms : null,
+        trace_parent: run.traceParent ?? null,
       });
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {

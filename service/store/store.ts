@@ -29,10 +29,13 @@ export interface NewRun {
   hosted?: boolean;
   /** Leases the new run to the instance that creates it. */
   lease?: { owner: string; ms: number };
+  /** The W3C `traceparent` the run was started under: its OpenTelemetry spans are children of it. */
+  traceParent?: string | null;
 }
 
 export interface RunRecord extends NewRun {
   machineName: string | null;
+  traceParent: string | null;
   hosted: boolean;
   /** The run machine's state: idle, running, paused, completed, failed, cancelled. */
   status: string;

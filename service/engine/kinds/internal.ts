@@ -14,6 +14,7 @@ import { decide, type Verdict } from '../commands.js';
 import { provideMachines, type ProvidedRunMachine } from '../providers.js';
 import { RunHost } from '../run-host.js';
 import { describeProcessing, describeRun, type ProcessingView, type RunView } from '../view.js';
+import type { RunTelemetry } from '../../telemetry/telemetry.js';
 import type { CommandRequest, CommandResult, DurableView, PreparedStart, RunKind, StartRunRequest } from './kind.js';
 
 export interface InternalRunsOptions {
@@ -24,6 +25,8 @@ export interface InternalRunsOptions {
   logger: Logger;
   now: () => number;
   inspect: ((ev: InspectionEvent) => void) | undefined;
+  /** OpenTelemetry spans of runs, stages and item attempts (service/telemetry/); undefined: off. */
+  telemetry?: RunTelemetry | undefined;
   onWritten: ((seconds: number) => void) | undefined;
   announce: (record: RunRecord, events: readonly StoredEvent[]) => void;
   /** A run left memory: it finished, or this instance can no longer write it. */
@@ -238,6 +241,7 @@ export class InternalRuns implements RunKind {
         if (this.#hosts.get(h.runId) === h) this.#opts.onRetired?.(h.runId);
         this.#release(h);
       },
+      telemetry: this.#opts.telemetry,
     });
     this.#hosts.set(record.runId, host);
     return host;

@@ -14,6 +14,8 @@ export interface StartRunRequest {
   options?: unknown;
   /** Runs fed from outside only: the name of the engine's machine (docs/ingest.md). */
   machineName?: string;
+  /** The caller's W3C `traceparent`, kept with the run: its spans are children of that trace. */
+  traceParent?: string | null;
 }
 
 export interface CommandRequest {
