@@ -11,6 +11,8 @@ export interface DemoOptions {
   concurrency: number[];
   max_attempts: number;
   backoff_ms: number;
+  /** Stages marked `approval` wait for someone to approve them (content: Review → Publish). */
+  review: boolean;
 }
 
 export interface DemoStage {
@@ -22,6 +24,8 @@ export interface DemoStage {
   items: number;
   /** Credits one item costs. */
   credits: number;
+  /** Waits for approval when the run is started with `review: true`. */
+  approval?: boolean;
 }
 
 const WORDS = [
@@ -29,7 +33,7 @@ const WORDS = [
   'kelp', 'lumen', 'meadow', 'nebula', 'onyx', 'prairie', 'quartz', 'river', 'saffron', 'tundra',
 ];
 
-const KNOWN = ['seed', 'delay_ms', 'items_per_stage', 'fail_rate', 'concurrency', 'max_attempts', 'backoff_ms'];
+const KNOWN = ['seed', 'delay_ms', 'items_per_stage', 'fail_rate', 'concurrency', 'max_attempts', 'backoff_ms', 'review'];
 
 const MAX_ITEMS_PER_STAGE = 100_000;
 
@@ -58,6 +62,13 @@ function perStage(raw: Record<string, unknown>, name: string, fallback: number[]
   return fallback.map(() => n);
 }
 
+function flag(raw: Record<string, unknown>, name: string): boolean {
+  const value = raw[name];
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw new PipelineOptionsError(`Expected \`${name}\` to be a boolean, got ${JSON.stringify(value)}.`);
+  return value;
+}
+
 export function parseDemoOptions(raw: unknown, stages: readonly DemoStage[]): DemoOptions {
   if (raw === undefined || raw === null) raw = {};
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new PipelineOptionsError('Expected `options` to be an object.');
@@ -73,6 +84,7 @@ export function parseDemoOptions(raw: unknown, stages: readonly DemoStage[]): De
     concurrency: perStage(obj, 'concurrency', stages.map(() => 2), 1, 256),
     max_attempts: finite(obj, 'max_attempts', 3, 1, 20, true),
     backoff_ms: finite(obj, 'backoff_ms', 200, 0, 600_000, false),
+    review: flag(obj, 'review'),
   };
 }
 
@@ -107,6 +119,7 @@ export function demoPipeline(name: string, description: string, stages: readonly
     stages: defs,
     parseOptions: (raw) => parseDemoOptions(raw, stages),
     concurrencyOf: (options, stage) => options.concurrency[stage - 1],
+    approvalOf: (options, stage) => options.review && stages[stage - 1]?.approval === true,
     retry: (options) => ({ attempts: options.max_attempts, backoffMs: options.backoff_ms }),
   };
 }

@@ -33,7 +33,7 @@ describe('HTTP API under arbitrary input (fast-check)', () => {
   });
 
   const junk = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.constantFrom('..', '%00', '%2e%2e%2f', "' OR 1=1 --", '\u202e', 'run_', 'x'.repeat(300)));
-  const segment = fc.oneof(junk.map(encodeURIComponent), fc.constantFrom('pause', 'resume', 'cancel', 'retry', 'close', 'trace', 'events'));
+  const segment = fc.oneof(junk.map(encodeURIComponent), fc.constantFrom('pause', 'resume', 'cancel', 'retry', 'close', 'approve', 'reject', 'trace', 'events'));
   const id = fc.oneof(fc.constant(() => runId), fc.constant(() => 'run_20200101_000000_manual'), junk.map((j) => () => encodeURIComponent(j)));
   const path = fc.oneof(
     fc.constant(() => `${API}/runs`),
