@@ -39,6 +39,7 @@ describe('HTTP API under arbitrary input (fast-check)', () => {
     fc.constant(() => `${API}/runs`),
     id.map((i) => () => `${API}/runs/${i()}`),
     fc.tuple(id, segment).map(([i, s]) => () => `${API}/runs/${i()}/${s}`),
+    segment.map((s) => () => `${API}/runs/bulk/${s}`),
     fc.constant(() => `${API}/current_processing/`),
     fc.array(segment, { maxLength: 4 }).map((segs) => () => `${API}/${segs.join('/')}`),
     fc.array(segment, { maxLength: 3 }).map((segs) => () => `/${segs.join('/')}`),
@@ -51,7 +52,7 @@ describe('HTTP API under arbitrary input (fast-check)', () => {
   const body = fc.oneof(
     fc.constant(undefined),
     fc.jsonValue().map((v) => ({ type: 'application/json', payload: JSON.stringify(v) })),
-    fc.record({ site_id: fc.oneof(junk, fc.constant('site-5')), pipeline: fc.oneof(junk, fc.constantFrom('content', 'gated')), options: fc.jsonValue(), reason: junk }, { requiredKeys: [] }).map((v) => ({ type: 'application/json', payload: JSON.stringify(v) })),
+    fc.record({ site_id: fc.oneof(junk, fc.constant('site-5')), pipeline: fc.oneof(junk, fc.constantFrom('content', 'gated')), options: fc.jsonValue(), reason: junk, status: fc.oneof(junk, fc.constantFrom('running', 'paused')), run_ids: fc.oneof(fc.jsonValue(), fc.array(fc.oneof(junk, fc.constant('run_20200101_000000_manual')), { maxLength: 3 })) }, { requiredKeys: [] }).map((v) => ({ type: 'application/json', payload: JSON.stringify(v) })),
     fc.tuple(fc.constantFrom('application/json', 'text/plain', 'application/x-www-form-urlencoded'), fc.string()).map(([type, payload]) => ({ type, payload })),
   );
   const method = fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS') as fc.Arbitrary<InjectOptions['method']>;
