@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { RUN_STATES } from '../../machines/index.js';
@@ -72,6 +73,29 @@ export type BulkResult =
   | { run_id: string; status: 200; accepted: boolean; run_status: string }
   | { run_id: string; status: number; code: string; message: string };
 
+/** The `Idempotency-Key` header, checked: 1–255 visible ASCII characters, given once. */
+function idempotencyKeyOf(raw: string | string[] | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(raw)) {
+    throw new RunstateError('BAD_REQUEST', 'Expected `Idempotency-Key` to be 1–255 visible ASCII characters, given once.');
+  }
+  return raw;
+}
+
+/** A digest of what a start asks for, the same whatever the order of keys in the body. */
+function fingerprintOf(value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('hex');
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
+    return `{${entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
 async function visibleRun(engine: Engine, principal: ReturnType<typeof principalOf>, rawId: unknown) {
   const runId = runIdParam(rawId);
   const run = await engine.getRun(runId);
@@ -88,7 +112,13 @@ export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: Fas
       schema: {
         summary: 'Start a run',
         body: startBody,
-        response: { 201: { type: 'object', properties: { data: runView } } },
+        headers: {
+          type: 'object',
+          properties: {
+            'idempotency-key': { type: 'string', description: '1–255 visible ASCII characters: the same key and body within 24 h answer the run first made (200, `Idempotent-Replayed: true`)' },
+          },
+        },
+        response: { 201: { type: 'object', properties: { data: runView } }, 200: { type: 'object', properties: { data: runView } } },
       },
     },
     async (request, reply) => {
@@ -101,7 +131,19 @@ export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: Fas
         throw new RunstateError('FORBIDDEN', 'This token may only start runs for its own account.');
       }
       const accountId = principal.accountId ?? givenAccount ?? 'default';
-      const run = await engine.startRun({ accountId, siteId, pipeline, trigger, options, machineName: machine_name });
+      const req = { accountId, siteId, pipeline, trigger, options, machineName: machine_name };
+      const key = idempotencyKeyOf(request.headers['idempotency-key']);
+      if (key !== undefined) {
+        const fingerprint = fingerprintOf({ account_id: accountId, site_id: siteId, pipeline, trigger: trigger ?? 'manual', options: options ?? {}, machine_name: machine_name ?? null });
+        const { run, replayed } = await engine.startRunOnce(req, { scope: principal.name, key, fingerprint });
+        if (replayed) {
+          request.log.info({ runId: run.run_id }, 'idempotent start replayed');
+          return reply.status(200).header('idempotent-replayed', 'true').send({ data: run });
+        }
+        request.log.info({ runId: run.run_id, pipeline, siteId }, 'run started');
+        return reply.status(201).send({ data: run });
+      }
+      const run = await engine.startRun(req);
       request.log.info({ runId: run.run_id, pipeline, siteId }, 'run started');
       return reply.status(201).send({ data: run });
     },

@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
+  IdempotencyKeyTakenError,
   StoreConflictError,
   type CommandOutcome,
   type CommitBatch,
@@ -87,6 +88,15 @@ const MIGRATIONS: readonly string[] = [
   // external run, and only an external run, has a machine name.
   `ALTER TABLE runs ADD COLUMN hosted INTEGER NOT NULL DEFAULT 1;
    UPDATE runs SET hosted = 0 WHERE machine_name IS NOT NULL;`,
+  // Idempotent starts (docs/api.md): one row per key and scope, written with the run it made.
+  `CREATE TABLE idempotency_keys (
+     scope       TEXT NOT NULL,
+     key         TEXT NOT NULL,
+     fingerprint TEXT NOT NULL,
+     run_id      TEXT NOT NULL,
+     created_ms  INTEGER NOT NULL,
+     PRIMARY KEY (scope, key)
+   ) WITHOUT ROWID;`,
 ];
 
 export interface SqliteStoreOptions {
@@ -204,6 +214,30 @@ export class SqliteStore implements Store {
   }
 
   async createRun(run: NewRun): Promise<RunRecord> {
+    const claim = run.idempotency;
+    if (!claim) {
+      this.#insertRun(run);
+    } else {
+      this.#db.transaction(() => {
+        this.#db.prepare('DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND created_ms <= ?').run(claim.scope, claim.key, claim.atMs - claim.windowMs);
+        try {
+          this.#db
+            .prepare('INSERT INTO idempotency_keys (scope, key, fingerprint, run_id, created_ms) VALUES (?, ?, ?, ?, ?)')
+            .run(claim.scope, claim.key, claim.fingerprint, run.runId, claim.atMs);
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') throw err;
+          const held = this.#db
+            .prepare<[string, string], { run_id: string; fingerprint: string }>('SELECT run_id, fingerprint FROM idempotency_keys WHERE scope = ? AND key = ?')
+            .get(claim.scope, claim.key)!;
+          throw new IdempotencyKeyTakenError(held.run_id, held.fingerprint);
+        }
+        this.#insertRun(run);
+      })();
+    }
+    return toRecord(this.#stmt.getRun.get(run.runId)!);
+  }
+
+  #insertRun(run: NewRun): void {
     try {
       this.#stmt.insertRun.run({
         run_id: run.runId,
@@ -224,7 +258,6 @@ export class SqliteStore implements Store {
       }
       throw err;
     }
-    return toRecord(this.#stmt.getRun.get(run.runId)!);
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {

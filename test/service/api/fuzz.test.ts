@@ -55,15 +55,18 @@ describe('HTTP API under arbitrary input (fast-check)', () => {
     fc.record({ site_id: fc.oneof(junk, fc.constant('site-5')), pipeline: fc.oneof(junk, fc.constantFrom('content', 'gated')), options: fc.jsonValue(), reason: junk, status: fc.oneof(junk, fc.constantFrom('running', 'paused')), run_ids: fc.oneof(fc.jsonValue(), fc.array(fc.oneof(junk, fc.constant('run_20200101_000000_manual')), { maxLength: 3 })) }, { requiredKeys: [] }).map((v) => ({ type: 'application/json', payload: JSON.stringify(v) })),
     fc.tuple(fc.constantFrom('application/json', 'text/plain', 'application/x-www-form-urlencoded'), fc.string()).map(([type, payload]) => ({ type, payload })),
   );
+  const idempotencyKey = fc.option(fc.oneof(junk, fc.constantFrom('k-1', 'k-2')), { nil: undefined });
   const method = fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS') as fc.Arbitrary<InjectOptions['method']>;
 
   it('never answers 5xx, always in the error shape, and a refused request changes nothing', async () => {
     await fc.assert(
-      fc.asyncProperty(method, path, query, token, body, async (m, p, q, t, b) => {
+      fc.asyncProperty(method, path, query, token, body, idempotencyKey, async (m, p, q, t, b, k) => {
         const url = `${p()}${q.length ? `?${q.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&')}` : ''}`;
         const headers: Record<string, string> = {};
         if (t) headers.authorization = t;
         if (b) headers['content-type'] = b.type;
+        // Header values must be sendable at all; the service judges the rest.
+        if (k !== undefined && /^[\x20-\x7e]*$/.test(k)) headers['idempotency-key'] = k;
         const runsBefore = (await h.store.listRuns({})).length;
         const eventsBefore = (await h.store.getRun(runId))!.lastSeq;
         const res = await h.app.inject({ method: m, url, headers, ...(b && m !== 'GET' && m !== 'HEAD' ? { payload: b.payload } : {}) });
