@@ -75,7 +75,10 @@ export function applyEvents(model: RunModel, events: readonly StoredEvent[]): Ru
       const total = e.total as number;
       if (stage) {
         stage.processed_items = Math.max(stage.processed_items, processed);
-        if (e.event === 'stage_item_failed') stage.failed_items += 1;
+        if (e.event === 'stage_item_failed') {
+          stage.failed_items += 1;
+          run.failed_items += 1;
+        }
       }
       if (processing && processing.stage_number === e.stage && processed >= processing.processed_items) {
         const item = e.item as { id: string | number } | undefined;
