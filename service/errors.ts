@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   RUN_NOT_FOUND: { http: 404, message: 'No run with that id.' },
   NOT_FOUND: { http: 404, message: 'Not found.' },
   COMMAND_NOT_ALLOWED: { http: 409, message: "The run's state does not allow that command." },
+  PIPELINE_NEEDS_WORKERS: { http: 409, message: 'The pipeline runs stages on workers, which this service does not have yet.' },
   PAYLOAD_TOO_LARGE: { http: 413, wsClose: 1009, message: 'The request body is too large.' },
   UNSUPPORTED_MEDIA_TYPE: { http: 415, message: 'Send the body as application/json.' },
   IDEMPOTENCY_KEY_REUSED: { http: 422, message: 'That Idempotency-Key was used with another body.' },

@@ -34,6 +34,11 @@ export interface StageDefinition<O = unknown> {
   concurrency?: number;
   /** The run waits in `awaiting_approval` until someone approves this stage; options may override it. [false] */
   approval?: boolean;
+  /**
+   * The worker queue this stage's items run on (docs/workers.md), instead of `processItem` here.
+   * Such a pipeline is listed, but not started until the service has workers.
+   */
+  queue?: string;
   loadItems(ctx: LoadContext<O>): Promise<Item[]>;
   processItem(item: Item, ctx: ItemContext<O>): Promise<ItemResult | void>;
 }
@@ -47,14 +52,18 @@ export interface RetryPolicy {
 }
 
 /**
- * A pipeline a user plugs in: one module exporting one of these. `parseOptions` turns the
- * `options` of `POST /runs` into `O`, throwing `PipelineOptionsError` naming the bad option.
+ * A pipeline as the engine runs it (what a user writes is `definePipeline`'s shape,
+ * service/pipelines/define.ts). The `options` of `POST /runs` are checked against
+ * `options_schema` (defaults filled in, service/pipelines/schema.ts), then `parseOptions`,
+ * if given, turns them into `O`, throwing `PipelineOptionsError` naming a bad option.
  */
 export interface PipelineDefinition<O = unknown> {
   name: string;
   description?: string;
+  /** JSON Schema (draft 2020-12) of the options; the start form is built from it. */
+  options_schema?: Record<string, unknown>;
   stages: readonly StageDefinition<O>[];
-  parseOptions(raw: unknown): O;
+  parseOptions?(raw: unknown): O;
   /** Per-stage concurrency chosen by the options, when they choose it. */
   concurrencyOf?(options: O, stage: number): number | undefined;
   /** Whether the options make a stage wait for approval, when they choose it. */
