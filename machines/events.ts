@@ -1,7 +1,7 @@
 // Names shared by the machines, the engine and the tests. Event types double as the
 // `event_trigger` of `state_change` events, so they read as what happened.
 
-export const RUN_STATES = ['idle', 'running', 'paused', 'completed', 'failed', 'cancelled'] as const;
+export const RUN_STATES = ['idle', 'running', 'paused', 'awaiting_approval', 'completed', 'failed', 'cancelled'] as const;
 export type RunState = (typeof RUN_STATES)[number];
 
 export const STAGE_STATES = [
@@ -22,6 +22,8 @@ export const COMMAND_EVENT = {
   resume: 'resume_requested',
   cancel: 'cancel_requested',
   retry: 'retry_requested',
+  approve: 'approve_requested',
+  reject: 'reject_requested',
 } as const;
 
 /**

@@ -23,6 +23,8 @@ export type RunEvent =
   | { type: 'resume_requested' }
   | { type: 'cancel_requested' }
   | { type: 'retry_requested' }
+  | { type: 'approve_requested' }
+  | { type: 'reject_requested' }
   | StageNotice
   | StageDone;
 
@@ -55,6 +57,8 @@ export const runMachine = setup({
       enqueue.sendTo(stageActorId(context.current), command);
     }),
     advance: assign({ current: ({ context }) => context.current + 1 }),
+    /** Resuming between stages when the next stage needs approval: the run moves to it and waits. */
+    advanceBetween: assign({ current: ({ context }) => context.current + 1, betweenStages: false }),
     /** Resuming after a pause that landed between stages starts the next one. */
     resumeWork: enqueueActions(({ context, enqueue }) => {
       if (context.betweenStages) {
@@ -68,6 +72,12 @@ export const runMachine = setup({
   guards: {
     isLastStage: ({ context }) => context.current >= context.stages.length,
     pauseRequested: ({ context }) => context.pauseRequested,
+    /** Stage 1 waits for someone to approve it (`approval: true`). */
+    firstNeedsApproval: ({ context }) => context.stages[0]?.approval === true,
+    /** The stage after the current one waits for someone to approve it. */
+    nextNeedsApproval: ({ context }) => context.stages[context.current]?.approval === true,
+    /** Paused between stages, and the next one waits for approval. */
+    nextNeedsApprovalBetween: ({ context }) => context.betweenStages && context.stages[context.current]?.approval === true,
   },
 }).createMachine({
   id: 'run',
@@ -76,7 +86,10 @@ export const runMachine = setup({
   states: {
     idle: {
       on: {
-        start_requested: { target: 'running', actions: ['spawnStages', 'startCurrent'] },
+        start_requested: [
+          { guard: 'firstNeedsApproval', target: 'awaiting_approval', actions: 'spawnStages' },
+          { target: 'running', actions: ['spawnStages', 'startCurrent'] },
+        ],
         cancel_requested: { target: 'cancelled' },
       },
     },
@@ -85,6 +98,7 @@ export const runMachine = setup({
         'xstate.done.actor.stage.*': [
           { guard: 'isLastStage', target: 'completed' },
           { guard: 'pauseRequested', target: 'paused', actions: assign({ betweenStages: true }) },
+          { guard: 'nextNeedsApproval', target: 'awaiting_approval', actions: 'advance' },
           { actions: ['advance', 'startCurrent'] },
         ],
         stage_paused: { target: 'paused' },
@@ -97,8 +111,23 @@ export const runMachine = setup({
     paused: {
       entry: assign({ pauseRequested: false }),
       on: {
-        resume_requested: { target: 'running', actions: 'resumeWork' },
+        resume_requested: [
+          { guard: 'nextNeedsApprovalBetween', target: 'awaiting_approval', actions: 'advanceBetween' },
+          { target: 'running', actions: 'resumeWork' },
+        ],
         cancel_requested: { target: 'cancelled', actions: [assign({ betweenStages: false }), 'forward'] },
+      },
+    },
+    /**
+     * The current stage has `approval: true` and has not started (it is `pending`): approve
+     * starts it; reject or cancel end the run. The state is persisted like any other, so it
+     * survives a restart.
+     */
+    awaiting_approval: {
+      on: {
+        approve_requested: { target: 'running', actions: 'startCurrent' },
+        reject_requested: { target: 'cancelled' },
+        cancel_requested: { target: 'cancelled' },
       },
     },
     failed: {

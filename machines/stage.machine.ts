@@ -21,6 +21,8 @@ export interface StageSettings {
   /** First retry delay; doubles per attempt up to `backoffMaxMs`. */
   backoffMs: number;
   backoffMaxMs: number;
+  /** The run waits in `awaiting_approval` before starting this stage. [false] */
+  approval?: boolean;
 }
 
 export interface StageInput extends StageSettings {

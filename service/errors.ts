@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   PIPELINE_NEEDS_WORKERS: { http: 409, message: 'The pipeline runs stages on workers, which this service does not have yet.' },
   PAYLOAD_TOO_LARGE: { http: 413, wsClose: 1009, message: 'The request body is too large.' },
   UNSUPPORTED_MEDIA_TYPE: { http: 415, message: 'Send the body as application/json.' },
+  IDEMPOTENCY_KEY_REUSED: { http: 422, message: 'That Idempotency-Key was used with another body.' },
   RATE_LIMITED: { http: 429, message: 'Too many messages; slow down.' },
   TOO_MANY_SUBSCRIPTIONS: { http: 429, message: 'Too many topics on one connection.' },
   SLOW_CONSUMER: { http: 503, wsClose: 4008, message: 'slow consumer' },

@@ -7,13 +7,20 @@ export const runMachine = createMachine({
   "states": {
     "idle": {
       "on": {
-        "start_requested": {
-          "target": "running",
-          "actions": [
-            "spawnStages",
-            "startCurrent"
-          ]
-        },
+        "start_requested": [
+          {
+            "guard": "firstNeedsApproval",
+            "target": "awaiting_approval",
+            "actions": "spawnStages"
+          },
+          {
+            "target": "running",
+            "actions": [
+              "spawnStages",
+              "startCurrent"
+            ]
+          }
+        ],
         "cancel_requested": {
           "target": "cancelled"
         }
@@ -29,6 +36,11 @@ export const runMachine = createMachine({
           {
             "guard": "pauseRequested",
             "target": "paused"
+          },
+          {
+            "guard": "nextNeedsApproval",
+            "target": "awaiting_approval",
+            "actions": "advance"
           },
           {
             "actions": [
@@ -63,16 +75,37 @@ export const runMachine = createMachine({
     },
     "paused": {
       "on": {
-        "resume_requested": {
-          "target": "running",
-          "actions": "resumeWork"
-        },
+        "resume_requested": [
+          {
+            "guard": "nextNeedsApprovalBetween",
+            "target": "awaiting_approval",
+            "actions": "advanceBetween"
+          },
+          {
+            "target": "running",
+            "actions": "resumeWork"
+          }
+        ],
         "cancel_requested": {
           "target": "cancelled",
           "actions": [
             null,
             "forward"
           ]
+        }
+      }
+    },
+    "awaiting_approval": {
+      "on": {
+        "approve_requested": {
+          "target": "running",
+          "actions": "startCurrent"
+        },
+        "reject_requested": {
+          "target": "cancelled"
+        },
+        "cancel_requested": {
+          "target": "cancelled"
         }
       }
     },

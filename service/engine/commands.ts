@@ -28,6 +28,7 @@ const LIVE: Readonly<Record<string, readonly Command[]>> = {
   running: ['pause', 'resume', 'cancel'],
   paused: ['pause', 'resume', 'cancel'],
   failed: ['retry', 'cancel'],
+  awaiting_approval: ['approve', 'reject', 'cancel'],
 };
 
 export function decide(command: Command, s: CommandState): Verdict {

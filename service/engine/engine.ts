@@ -11,7 +11,7 @@ import type { FaultSink } from '../health.js';
 import { isName, isRunId, isTrigger, runId as makeRunId } from '../ids.js';
 import { describePipeline, type PipelineListing } from '../pipelines/loader.js';
 import type { AnyPipeline } from '../pipelines/types.js';
-import { StoreConflictError, type RunFilter, type RunRecord, type Store } from '../store/store.js';
+import { IdempotencyKeyTakenError, StoreConflictError, type RunFilter, type RunRecord, type Store } from '../store/store.js';
 import { ExternalRuns } from './kinds/external.js';
 import { InternalRuns } from './kinds/internal.js';
 import type { CommandRequest, CommandResult, DurableView, RunKind, StartRunRequest } from './kinds/kind.js';
@@ -46,6 +46,9 @@ export interface EngineOptions {
   /** OpenTelemetry spans for runs, stages and item attempts (service/telemetry/); none: off. */
   telemetry?: RunTelemetry | null;
 }
+
+/** How long an `Idempotency-Key` keeps answering with the run it made (docs/api.md). */
+export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
 
 /** Called once per durable batch, in seq order per run. */
 export type EventsListener = (run: RunRecord, events: readonly StoredEvent[]) => void;
@@ -151,6 +154,20 @@ export class Engine {
   }
 
   async startRun(req: StartRunRequest): Promise<RunView> {
+    return (await this.#startRun(req, undefined)).run;
+  }
+
+  /**
+   * Starts a run unless `key` (in `scope`) already made one within `IDEMPOTENCY_WINDOW_MS`: then
+   * answers that run, `replayed`, if it was asked for with the same `fingerprint`, and refuses
+   * with `IDEMPOTENCY_KEY_REUSED` otherwise. The store's unique key decides, so concurrent
+   * starts with one key make one run, on any number of instances.
+   */
+  async startRunOnce(req: StartRunRequest, key: { scope: string; key: string; fingerprint: string }): Promise<{ run: RunView; replayed: boolean }> {
+    return this.#startRun(req, key);
+  }
+
+  async #startRun(req: StartRunRequest, idem: { scope: string; key: string; fingerprint: string } | undefined): Promise<{ run: RunView; replayed: boolean }> {
     this.#assertRunning();
     const kind = this.#kinds.find((k) => k.serves(req.pipeline));
     if (!kind) {
@@ -186,15 +203,26 @@ export class Engine {
           traceParent: req.traceParent ?? null,
           hosted: kind.hosted,
           ...(kind.hosted ? { lease: { owner: this.#owner, ms: this.#leaseMs } } : {}),
+          ...(idem ? { idempotency: { ...idem, atMs: createdAt.getTime(), windowMs: IDEMPOTENCY_WINDOW_MS } } : {}),
         });
         if (this.#suffixes.size > 64) this.#suffixes.clear();
         this.#suffixes.set(base, attempt + 1);
       } catch (err) {
+        if (err instanceof IdempotencyKeyTakenError) return this.#replay(err, idem!.fingerprint);
         if (!(err instanceof StoreConflictError) || attempt - first > 10_000) throw err;
       }
     }
     if (kind.hosted) this.#ownership.leased(leasedFrom);
-    return prepared.start(record, trigger);
+    return { run: await prepared.start(record, trigger), replayed: false };
+  }
+
+  async #replay(held: IdempotencyKeyTakenError, fingerprint: string): Promise<{ run: RunView; replayed: boolean }> {
+    if (held.fingerprint !== fingerprint) {
+      throw new RunstateError('IDEMPOTENCY_KEY_REUSED', `This Idempotency-Key started run ${held.runId} with another body; use a new key for another run.`);
+    }
+    const run = await this.getRun(held.runId);
+    if (!run) throw new Error(`idempotency key held by run ${held.runId}, which is not there`);
+    return { run, replayed: true };
   }
 
   /**

@@ -3,7 +3,7 @@
 import type { Engine } from './engine.js';
 import type { ProcessingView, RunView } from './view.js';
 
-const FIRST_CHOICE = new Set(['running', 'paused']);
+const FIRST_CHOICE = new Set(['running', 'paused', 'awaiting_approval']);
 const ALSO_SHOWN = new Set(['failed', 'completed']);
 
 /** The card of one run as `GET /current_processing/?run_id=` answers it; null when it shows none (cancelled). */
@@ -12,7 +12,7 @@ export async function processingOf(engine: Pick<Engine, 'currentProcessing'>, ru
   return data ? { run_id: run.run_id, ...data } : null;
 }
 
-/** A site's current run, from its open runs newest first: the newest running or paused one, else the newest failed or completed one. */
+/** A site's current run, from its open runs newest first: the newest running, paused or awaiting_approval one, else the newest failed or completed one. */
 export function pickCurrentRun(runs: readonly RunView[]): RunView | undefined {
   return runs.find((r) => FIRST_CHOICE.has(r.status)) ?? runs.find((r) => ALSO_SHOWN.has(r.status));
 }

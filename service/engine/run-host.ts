@@ -259,6 +259,7 @@ export class RunHost {
       maxAttempts: retry.attempts ?? 3,
       backoffMs: retry.backoffMs ?? 1000,
       backoffMaxMs: retry.backoffMaxMs ?? 60_000,
+      approval: this.pipeline.approvalOf?.(this.options, i + 1) ?? def.approval ?? false,
     }));
   }
 

@@ -40,6 +40,8 @@ export interface RunView {
   updated_at: string;
   closed_at: string | null;
   stages: StageView[];
+  /** Items recorded as failed after their last attempt, over every stage (the sum of the stages' `failed_items`). */
+  failed_items: number;
   /** The commands that would change something now (engine/commands.ts): what a screen offers. */
   allowed_commands: Command[];
 }
@@ -108,6 +110,7 @@ export function recordFields(record: RunRecord, lastSeq = record.lastSeq) {
 export function describeRun(record: RunRecord, stages: readonly StageMeta[], lastSeq = record.lastSeq): RunView {
   const snap = record.snapshot as PersistedActor<RunContext> | null;
   const status = typeof snap?.value === 'string' ? snap.value : record.status;
+  const stageViews = describeStages(snap, stages);
   return {
     ...recordFields(record, lastSeq),
     status,
@@ -115,22 +118,27 @@ export function describeRun(record: RunRecord, stages: readonly StageMeta[], las
     current_stage: snap?.context ? snap.context.current : null,
     error: snap?.context?.error ?? record.error,
     allowed_commands: allowedCommands({ status, closed: record.closedAt !== null, pauseRequested: snap?.context?.pauseRequested ?? false }),
-    stages: stages.map((meta, i) => {
-      const number = i + 1;
-      const ctx = stageContext(snap, number);
-      return {
-        number,
-        name: meta.name,
-        type: meta.key,
-        state: stageState(snap, number),
-        total_items: ctx?.total ?? null,
-        processed_items: ctx?.processed ?? 0,
-        failed_items: ctx?.failed ?? 0,
-        credits_used: round(ctx?.creditsUsed ?? 0),
-        error: ctx?.error ?? null,
-      };
-    }),
+    stages: stageViews,
+    failed_items: stageViews.reduce((n, s) => n + s.failed_items, 0),
   };
+}
+
+function describeStages(snap: PersistedActor<RunContext> | null, stages: readonly StageMeta[]): StageView[] {
+  return stages.map((meta, i) => {
+    const number = i + 1;
+    const ctx = stageContext(snap, number);
+    return {
+      number,
+      name: meta.name,
+      type: meta.key,
+      state: stageState(snap, number),
+      total_items: ctx?.total ?? null,
+      processed_items: ctx?.processed ?? 0,
+      failed_items: ctx?.failed ?? 0,
+      credits_used: round(ctx?.creditsUsed ?? 0),
+      error: ctx?.error ?? null,
+    };
+  });
 }
 
 /**

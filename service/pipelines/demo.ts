@@ -24,6 +24,8 @@ export interface DemoStage {
   items: number;
   /** Credits one item costs. */
   credits: number;
+  /** Waits for approval when the run is started with `review: true`. */
+  approval?: boolean;
 }
 
 const WORDS = [
@@ -119,6 +121,7 @@ export function demoPipeline(
     options_schema: demoOptionsSchema(stages, extraOptions),
     parseOptions: (valid) => normalizeDemoOptions(valid as Record<string, unknown>, stages),
     concurrencyOf: (options, stage) => options.concurrency[stage - 1],
+    approvalOf: (options, stage) => options.review && stages[stage - 1]?.approval === true,
     retry: (options) => ({ attempts: options.max_attempts, backoffMs: options.backoff_ms }),
   };
 }

@@ -32,6 +32,8 @@ export interface StageDefinition<O = unknown> {
   name: string;
   /** Items in flight at once; options may override it. */
   concurrency?: number;
+  /** The run waits in `awaiting_approval` until someone approves this stage; options may override it. [false] */
+  approval?: boolean;
   /**
    * The worker queue this stage's items run on (docs/workers.md), instead of `processItem` here.
    * Such a pipeline is listed, but not started until the service has workers.
@@ -64,6 +66,8 @@ export interface PipelineDefinition<O = unknown> {
   parseOptions?(raw: unknown): O;
   /** Per-stage concurrency chosen by the options, when they choose it. */
   concurrencyOf?(options: O, stage: number): number | undefined;
+  /** Whether the options make a stage wait for approval, when they choose it. */
+  approvalOf?(options: O, stage: number): boolean | undefined;
   retry?: Partial<RetryPolicy> | ((options: O) => Partial<RetryPolicy>);
 }
 

@@ -11,7 +11,8 @@ import type { ExpiredRun, RetentionStore } from './types.js';
 const EXPIRED_SQL = `((closed_at IS NOT NULL OR status IN ('completed', 'cancelled')) AND NOT (${LIVE_STATUS_SQL} AND closed_at IS NULL))`;
 
 /** Tables keyed by run_id that go with the run, children first. */
-const RUN_TABLES = ['events', 'ledger', 'stage_items', 'commands', 'outbox'] as const;
+// A deleted run takes with it everything kept by its id, its idempotency key included.
+const RUN_TABLES = ['events', 'ledger', 'stage_items', 'commands', 'outbox', 'idempotency_keys'] as const;
 
 interface ExpiredRow {
   run_id: string;

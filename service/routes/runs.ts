@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { RUN_STATES } from '../../machines/index.js';
 import { COMMANDS, type Command, type Engine } from '../engine/engine.js';
-import { RunstateError } from '../errors.js';
+import { RunstateError, asRunstateError } from '../errors.js';
 import { idParam, principalOf, requireSite, runIdParam } from '../http.js';
 import type { Store } from '../store/store.js';
 import { formatTraceParent, parseTraceParent } from '../telemetry/traceparent.js';
@@ -12,6 +13,10 @@ export interface RunsRoutesOptions {
   store: Store;
 }
 
+/** At most this many runs per bulk command. */
+const BULK_LIMIT = 500;
+/** Commands of one bulk request in flight at once: runs held elsewhere each wait for their holder. */
+const BULK_PARALLEL = 8;
 const NAME = { type: 'string', minLength: 1, maxLength: 64 } as const;
 // No `type`: Ajv would coerce `5.5` or `true` to a string; `idParam` takes numbers and names the field it refuses.
 const ID = { description: '1–64 of A-Z a-z 0-9 _ . -, or a whole number (taken as its decimal string)' } as const;
@@ -54,6 +59,45 @@ const commandBody = {
   ],
 } as const;
 
+const bulkBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    site_id: ID,
+    status: { type: 'string', enum: [...RUN_STATES] },
+    run_ids: { type: 'array', minItems: 1, maxItems: BULK_LIMIT, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 100 } },
+    reason: { type: 'string', maxLength: 500 },
+  },
+} as const;
+
+/** One run's outcome in a bulk command: the status and body it would have had if commanded alone. */
+export type BulkResult =
+  | { run_id: string; status: 200; accepted: boolean; run_status: string }
+  | { run_id: string; status: number; code: string; message: string };
+
+/** The `Idempotency-Key` header, checked: 1–255 visible ASCII characters, given once. */
+function idempotencyKeyOf(raw: string | string[] | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(raw)) {
+    throw new RunstateError('BAD_REQUEST', 'Expected `Idempotency-Key` to be 1–255 visible ASCII characters, given once.');
+  }
+  return raw;
+}
+
+/** A digest of what a start asks for, the same whatever the order of keys in the body. */
+function fingerprintOf(value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('hex');
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
+    return `{${entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
 async function visibleRun(engine: Engine, principal: ReturnType<typeof principalOf>, rawId: unknown) {
   const runId = runIdParam(rawId);
   const run = await engine.getRun(runId);
@@ -70,7 +114,13 @@ export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: Fas
       schema: {
         summary: 'Start a run',
         body: startBody,
-        response: { 201: { type: 'object', properties: { data: runView } } },
+        headers: {
+          type: 'object',
+          properties: {
+            'idempotency-key': { type: 'string', description: '1–255 visible ASCII characters: the same key and body within 24 h answer the run first made (200, `Idempotent-Replayed: true`)' },
+          },
+        },
+        response: { 201: { type: 'object', properties: { data: runView } }, 200: { type: 'object', properties: { data: runView } } },
       },
     },
     async (request, reply) => {
@@ -86,7 +136,19 @@ export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: Fas
       // A W3C traceparent makes the run's spans children of the caller's trace; an invalid one is ignored.
       const parent = parseTraceParent(request.headers.traceparent);
       const traceParent = parent ? formatTraceParent(parent) : null;
-      const run = await engine.startRun({ accountId, siteId, pipeline, trigger, options, machineName: machine_name, traceParent });
+      const req = { accountId, siteId, pipeline, trigger, options, machineName: machine_name, traceParent };
+      const key = idempotencyKeyOf(request.headers['idempotency-key']);
+      if (key !== undefined) {
+        const fingerprint = fingerprintOf({ account_id: accountId, site_id: siteId, pipeline, trigger: trigger ?? 'manual', options: options ?? {}, machine_name: machine_name ?? null });
+        const { run, replayed } = await engine.startRunOnce(req, { scope: principal.name, key, fingerprint });
+        if (replayed) {
+          request.log.info({ runId: run.run_id }, 'idempotent start replayed');
+          return reply.status(200).header('idempotent-replayed', 'true').send({ data: run });
+        }
+        request.log.info({ runId: run.run_id, pipeline, siteId }, 'run started');
+        return reply.status(201).send({ data: run });
+      }
+      const run = await engine.startRun(req);
       request.log.info({ runId: run.run_id, pipeline, siteId }, 'run started');
       return reply.status(201).send({ data: run });
     },
@@ -116,6 +178,66 @@ export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: Fas
   app.get<{ Params: { run_id: string } }>('/runs/:run_id', { schema: { summary: 'One run' } }, async (request) => {
     return { data: await visibleRun(engine, principalOf(request), request.params.run_id) };
   });
+
+  app.post<{ Params: { command: string }; Body: { site_id?: unknown; status?: string; run_ids?: string[]; reason?: string } }>(
+    '/runs/bulk/:command',
+    {
+      schema: {
+        summary: 'Apply one command to many runs, each as if commanded alone',
+        params: {
+          type: 'object',
+          properties: { command: { type: 'string', enum: [...COMMANDS] } },
+          required: ['command'],
+        },
+        body: bulkBody,
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const body = request.body ?? {};
+      const command = request.params.command as Command;
+      if (body.site_id === undefined && body.status === undefined && body.run_ids === undefined) {
+        throw new RunstateError('BAD_REQUEST', 'Expected at least one of `site_id`, `status` or `run_ids`.');
+      }
+      const siteId = body.site_id === undefined ? undefined : idParam(body.site_id, 'site_id');
+      if (siteId !== undefined) requireSite(principal, siteId);
+      let runIds: string[];
+      if (body.run_ids) {
+        runIds = body.run_ids;
+      } else {
+        // Only what the token may see: its sites, or the one it named.
+        const siteIds = siteId !== undefined ? [siteId] : principal.siteIds ? [...principal.siteIds] : undefined;
+        runIds = (await engine.listRuns({ siteIds, status: body.status, limit: BULK_LIMIT })).map((r) => r.run_id);
+      }
+      const one = async (id: string): Promise<BulkResult> => {
+        try {
+          const run = await visibleRun(engine, principal, id);
+          // With run_ids, the other filters still narrow: a run that does not match is left as it is.
+          if ((siteId !== undefined && run.site_id !== siteId) || (body.status !== undefined && run.status !== body.status)) {
+            return { run_id: id, status: 409, code: 'COMMAND_NOT_ALLOWED', message: `The run is ${run.status} on site ${run.site_id}: it does not match the filter.` };
+          }
+          const result = await engine.command(run.run_id, command, { by: principal.name, reason: body.reason });
+          return { run_id: id, status: 200, accepted: result.accepted, run_status: result.run.status };
+        } catch (err) {
+          const e = asRunstateError(err);
+          if (e.code === 'INTERNAL') request.log.error({ err, runId: id, command }, 'bulk command failed');
+          return { run_id: id, status: e.status, code: e.code, message: e.message };
+        }
+      };
+      const results: BulkResult[] = new Array<BulkResult>(runIds.length);
+      let next = 0;
+      const lane = async (): Promise<void> => {
+        while (next < runIds.length) {
+          const i = next++;
+          results[i] = await one(runIds[i]!);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(BULK_PARALLEL, runIds.length) }, lane));
+      const accepted = results.filter((r) => r.status === 200 && 'accepted' in r && r.accepted).length;
+      request.log.info({ command, runs: runIds.length, accepted }, 'bulk command');
+      return { results };
+    },
+  );
 
   app.post<{ Params: { run_id: string; command: string }; Body: { reason?: string } | null | undefined }>(
     '/runs/:run_id/:command',

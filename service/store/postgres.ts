@@ -3,6 +3,7 @@
 // (docs/operations.md).
 import { TypeOverrides, types, type Pool, type PoolClient } from 'pg';
 import {
+  IdempotencyKeyTakenError,
   StoreConflictError,
   type CommandOutcome,
   type CommitBatch,
@@ -153,6 +154,16 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX commands_by_run ON commands (run_id);
    CREATE INDEX runs_by_updated ON runs (updated_at);
    ALTER TABLE runs ADD COLUMN trace_parent TEXT;`,
+  // Idempotent starts (docs/api.md): one row per key and scope, written with the run it made.
+  `CREATE TABLE idempotency_keys (
+     scope       TEXT COLLATE "C" NOT NULL,
+     key         TEXT COLLATE "C" NOT NULL,
+     fingerprint TEXT NOT NULL,
+     run_id      TEXT COLLATE "C" NOT NULL,
+     created_ms  BIGINT NOT NULL,
+     PRIMARY KEY (scope, key)
+   );
+   CREATE INDEX idempotency_keys_by_run ON idempotency_keys (run_id);`,
 ];
 
 /** Taken by every instance that migrates, so that instances starting together apply each migration once. */
@@ -250,32 +261,29 @@ export class PostgresStore implements Store {
   }
 
   async createRun(run: NewRun): Promise<RunRecord> {
-    try {
-      const res = await this.#pool.query<RunRow>(
-        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, options, status, created_at, updated_at, owner, lease_until, hosted, trace_parent)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'idle', $8, $8, $9::text,
-                 CASE WHEN $9::text IS NULL THEN NULL ELSE now() + make_interval(secs => $10::float8 / 1000) END, $11, $12)
-         RETURNING ${RUN_COLUMNS}`,
-        [
-          run.runId,
-          run.accountId,
-          run.siteId,
-          run.pipeline,
-          run.trigger,
-          run.machineName ?? null,
-          JSON.stringify(run.options),
-          run.createdAt,
-          run.lease?.owner ?? null,
-          run.lease?.ms ?? 0,
-          run.hosted !== false,
-          run.traceParent ?? null,
-        ],
+    const claim = run.idempotency;
+    if (!claim) return insertRun(this.#pool, run);
+    const created = await inTransaction(this.#pool, async (client) => {
+      await client.query('DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND created_ms <= $3', [claim.scope, claim.key, claim.atMs - claim.windowMs]);
+      // A concurrent claim of the same key makes this wait for it to commit or roll back; then
+      // the key is either held (nothing inserted) or free.
+      const claimed = await client.query(
+        `INSERT INTO idempotency_keys (scope, key, fingerprint, run_id, created_ms) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (scope, key) DO NOTHING RETURNING run_id`,
+        [claim.scope, claim.key, claim.fingerprint, run.runId, claim.atMs],
       );
-      return toRecord(res.rows[0]!);
-    } catch (err) {
-      if (isUniqueViolation(err, 'runs_pkey')) throw new StoreConflictError(`run ${run.runId} already exists`);
-      throw err;
-    }
+      if (claimed.rowCount === 0) return undefined;
+      return insertRun(client, run);
+    });
+    if (created) return created;
+    const held = await this.#pool.query<{ run_id: string; fingerprint: string }>('SELECT run_id, fingerprint FROM idempotency_keys WHERE scope = $1 AND key = $2', [
+      claim.scope,
+      claim.key,
+    ]);
+    const row = held.rows[0];
+    // Held a moment ago and expired or released since: the caller tries again.
+    if (!row) throw new StoreConflictError(`the idempotency key was released while run ${run.runId} was made`);
+    throw new IdempotencyKeyTakenError(row.run_id, row.fingerprint);
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
@@ -467,6 +475,36 @@ export class PostgresStore implements Store {
     this.#closed = true;
     await this.#prober.close();
     await this.#pool.end();
+  }
+}
+
+/** Inserts the run row; a taken id is `StoreConflictError`. */
+async function insertRun(db: Pool | PoolClient, run: NewRun): Promise<RunRecord> {
+  try {
+    const res = await db.query<RunRow>(
+      `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, options, status, created_at, updated_at, owner, lease_until, hosted, trace_parent)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, 'idle', $8, $8, $9::text,
+               CASE WHEN $9::text IS NULL THEN NULL ELSE now() + make_interval(secs => $10::float8 / 1000) END, $11, $12)
+       RETURNING ${RUN_COLUMNS}`,
+      [
+        run.runId,
+        run.accountId,
+        run.siteId,
+        run.pipeline,
+        run.trigger,
+        run.machineName ?? null,
+        JSON.stringify(run.options),
+        run.createdAt,
+        run.lease?.owner ?? null,
+        run.lease?.ms ?? 0,
+        run.hosted !== false,
+        run.traceParent ?? null,
+      ],
+    );
+    return toRecord(res.rows[0]!);
+  } catch (err) {
+    if (isUniqueViolation(err, 'runs_pkey')) throw new StoreConflictError(`run ${run.runId} already exists`);
+    throw err;
   }
 }
 

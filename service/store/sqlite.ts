@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
+  IdempotencyKeyTakenError,
   StoreConflictError,
   type CommandOutcome,
   type CommitBatch,
@@ -142,6 +143,16 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX commands_by_run ON commands (run_id);
    CREATE INDEX runs_by_updated ON runs (updated_at);
    ALTER TABLE runs ADD COLUMN trace_parent TEXT;`,
+  // Idempotent starts (docs/api.md): one row per key and scope, written with the run it made.
+  `CREATE TABLE idempotency_keys (
+     scope       TEXT NOT NULL,
+     key         TEXT NOT NULL,
+     fingerprint TEXT NOT NULL,
+     run_id      TEXT NOT NULL,
+     created_ms  INTEGER NOT NULL,
+     PRIMARY KEY (scope, key)
+   ) WITHOUT ROWID;
+   CREATE INDEX idempotency_keys_by_run ON idempotency_keys (run_id);`,
 ];
 
 export interface SqliteStoreOptions {
@@ -269,6 +280,30 @@ export class SqliteStore implements Store {
   }
 
   async createRun(run: NewRun): Promise<RunRecord> {
+    const claim = run.idempotency;
+    if (!claim) {
+      this.#insertRun(run);
+    } else {
+      this.#db.transaction(() => {
+        this.#db.prepare('DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND created_ms <= ?').run(claim.scope, claim.key, claim.atMs - claim.windowMs);
+        try {
+          this.#db
+            .prepare('INSERT INTO idempotency_keys (scope, key, fingerprint, run_id, created_ms) VALUES (?, ?, ?, ?, ?)')
+            .run(claim.scope, claim.key, claim.fingerprint, run.runId, claim.atMs);
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') throw err;
+          const held = this.#db
+            .prepare<[string, string], { run_id: string; fingerprint: string }>('SELECT run_id, fingerprint FROM idempotency_keys WHERE scope = ? AND key = ?')
+            .get(claim.scope, claim.key)!;
+          throw new IdempotencyKeyTakenError(held.run_id, held.fingerprint);
+        }
+        this.#insertRun(run);
+      })();
+    }
+    return toRecord(this.#stmt.getRun.get(run.runId)!);
+  }
+
+  #insertRun(run: NewRun): void {
     try {
       this.#stmt.insertRun.run({
         run_id: run.runId,
@@ -290,7 +325,6 @@ export class SqliteStore implements Store {
       }
       throw err;
     }
-    return toRecord(this.#stmt.getRun.get(run.runId)!);
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {

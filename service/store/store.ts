@@ -31,6 +31,24 @@ export interface NewRun {
   lease?: { owner: string; ms: number };
   /** The W3C `traceparent` the run was started under: its OpenTelemetry spans are children of it. */
   traceParent?: string | null;
+  /**
+   * Creates the run only if no run holds this key in `scope` (made within `windowMs` before
+   * `atMs`), by a unique key written in the same transaction: concurrent starts with one key
+   * make one run. Otherwise throws `IdempotencyKeyTakenError` naming the run that holds it.
+   */
+  idempotency?: IdempotencyClaim;
+}
+
+export interface IdempotencyClaim {
+  /** Whose keys these are: two tokens may use the same key for different runs. */
+  scope: string;
+  key: string;
+  /** What the request that claims the key asked for (a digest of its body). */
+  fingerprint: string;
+  /** Epoch ms of the claim. */
+  atMs: number;
+  /** A key older than this is free again. */
+  windowMs: number;
 }
 
 export interface RunRecord extends NewRun {
@@ -105,7 +123,10 @@ export interface RunFilter {
 /** Runs, their event log, ledger and stage items, and how far their trace files are written. */
 export interface RunStore {
   readonly kind: 'sqlite' | 'postgres';
-  /** Creates the run with `last_seq` 0. Throws `StoreConflictError` when the id exists. */
+  /**
+   * Creates the run with `last_seq` 0. Throws `StoreConflictError` when the id exists, and
+   * `IdempotencyKeyTakenError` when `run.idempotency` names a key another run holds.
+   */
   createRun(run: NewRun): Promise<RunRecord>;
   getRun(runId: string): Promise<RunRecord | undefined>;
   /** Newest first. */
@@ -187,6 +208,17 @@ export type CommandOutcome = { accepted: boolean } | { error: { code: string; me
 
 export class StoreConflictError extends Error {
   readonly code = 'STORE_CONFLICT';
+}
+
+/** The idempotency key is held by a run made within its window: `runId`, asked for with `fingerprint`. */
+export class IdempotencyKeyTakenError extends Error {
+  readonly code = 'IDEMPOTENCY_KEY_TAKEN';
+  constructor(
+    readonly runId: string,
+    readonly fingerprint: string,
+  ) {
+    super(`the idempotency key is held by run ${runId}`);
+  }
 }
 
 export class StoreNotFoundError extends Error {

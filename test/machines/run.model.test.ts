@@ -8,6 +8,8 @@ type RunSnapshot = SnapshotFrom<typeof runMachine>;
 
 const STAGE = { concurrency: 1, maxAttempts: 2, backoffMs: 10, backoffMaxMs: 100 };
 const INPUT = { runId: 'run_20250101_000000_manual', stages: [STAGE, STAGE] };
+/** Both stages wait for approval: the first before the run starts, the second between stages. */
+const GATED = { runId: 'run_20250101_000000_manual', stages: [{ ...STAGE, approval: true }, { ...STAGE, approval: true }] };
 
 const never = fromPromise(() => new Promise<never>(() => {}));
 const runUnderTest = runMachine.provide({
@@ -23,6 +25,8 @@ function eventsFor(snap: RunSnapshot) {
     { type: 'resume_requested' },
     { type: 'cancel_requested' },
     { type: 'retry_requested' },
+    { type: 'approve_requested' },
+    { type: 'reject_requested' },
     { type: `xstate.done.actor.stage.${current}`, actorId: `stage.${current}`, output: { stage: current, processed: 1, failed: 0 } },
     { type: 'stage_paused', stage: current },
     { type: 'stage_failed', stage: current, error: 'source unavailable' },
@@ -40,11 +44,21 @@ function stageOf(snap: RunSnapshot, n: number): { value: string; context: StageC
 }
 
 describe('run machine, model-based', () => {
-  const paths = edgePaths<RunSnapshot, never>(runUnderTest, { input: INPUT, events: eventsFor, serializeState: serialize });
+  // Every transition is taken by one of two pipelines: one with no approval gates, one whose
+  // every stage has one (so both the gate before stage 1 and the gates between stages are met).
+  const models = [INPUT, GATED].map((input) => ({
+    input,
+    paths: edgePaths<RunSnapshot, never>(runUnderTest, { input, events: eventsFor, serializeState: serialize }),
+  }));
 
   it('reaches every state of the run', () => {
-    const reached = new Set(paths.flatMap((p) => p.steps.map((s) => String(s.state.value))));
-    expect([...reached].sort()).toEqual(['cancelled', 'completed', 'failed', 'idle', 'paused', 'running']);
+    const reached = new Set(models.flatMap((m) => m.paths.flatMap((p) => p.steps.map((s) => String(s.state.value)))));
+    expect([...reached].sort()).toEqual(['awaiting_approval', 'cancelled', 'completed', 'failed', 'idle', 'paused', 'running']);
+  });
+
+  it('never waits for approval on a pipeline without gates', () => {
+    const reached = new Set(models[0]!.paths.flatMap((p) => p.steps.map((s) => String(s.state.value))));
+    expect(reached.has('awaiting_approval')).toBe(false);
   });
 
   it('stays cancelled when the cancelled stage reports that it is done', () => {
@@ -75,7 +89,7 @@ describe('run machine, model-based', () => {
 
   it('keeps its promises on every path and takes every transition', () => {
     const coverage = transitionCollector('run');
-    for (const path of paths) {
+    for (const { input: INPUT, paths } of models) for (const path of paths) {
       const actor = createActor(runUnderTest, { input: INPUT, inspect: coverage.inspect });
       actor.start();
       let prev = actor.getSnapshot();
@@ -116,6 +130,22 @@ describe('run machine, model-based', () => {
           if (stageOf(prev, n)?.value === 'cancelled') expect(stageOf(snap, n)!.value, `${where}: stage ${n}`).toBe('cancelled');
         }
         if (snap.value === 'failed') expect(ctx.error, where).toBe('source unavailable');
+        // A gate holds the stage it guards: that stage has not started, and it is a gated one.
+        if (snap.value === 'awaiting_approval') {
+          expect(INPUT.stages[ctx.current - 1], where).toMatchObject({ approval: true });
+          expect(stage!.value, where).toBe('pending');
+          expect(ctx.betweenStages, where).toBe(false);
+        }
+        // Approval starts the stage it held; a stage with a gate never starts without one.
+        if (prev.value === 'awaiting_approval' && snap.value === 'running') {
+          expect(step.event, where).toMatchObject({ type: 'approve_requested' });
+          expect(stage!.value, where).toBe('loading');
+        }
+        const startedNow = String(stageOf(prev, ctx.current)?.value) === 'pending' && stage?.value === 'loading';
+        if (startedNow && 'approval' in INPUT.stages[ctx.current - 1]!) expect(prev.value, where).toBe('awaiting_approval');
+        // Reject ends the run as cancelled; in any other state it changes nothing.
+        if ((step.event as { type: string }).type === 'reject_requested' && prev.value !== 'awaiting_approval') expect(snap.value, where).toBe(prev.value);
+        if (prev.value === 'awaiting_approval' && (step.event as { type: string }).type === 'reject_requested') expect(snap.value, where).toBe('cancelled');
         prev = snap;
       }
       actor.stop();

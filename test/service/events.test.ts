@@ -54,7 +54,9 @@ describe('events', () => {
 
   it('knows the commands', () => {
     expect(isCommand('pause')).toBe(true);
-    expect(isCommand('approve')).toBe(false);
+    expect(isCommand('approve')).toBe(true);
+    expect(isCommand('reject')).toBe(true);
+    expect(isCommand('explode')).toBe(false);
     expect(isCommand(5)).toBe(false);
   });
 });

@@ -24,6 +24,7 @@ export function runView(over: Partial<RunView> = {}): RunView {
       { number: 1, name: 'Stage 1', type: 's1', state: 'running', total_items: 4, processed_items: 1, failed_items: 0, credits_used: 0, error: null },
       { number: 2, name: 'Stage 2', type: 's2', state: 'pending', total_items: null, processed_items: 0, failed_items: 0, credits_used: 0, error: null },
     ],
+    failed_items: 0,
     ...over,
   };
 }

@@ -113,6 +113,8 @@ export function describeExternal(record: RunRecord): RunView {
       credits_used: 0,
       error: null,
     })),
+    // An outside engine reports no failed items (docs/ingest.md).
+    failed_items: 0,
   };
 }
 

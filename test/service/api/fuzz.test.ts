@@ -33,12 +33,13 @@ describe('HTTP API under arbitrary input (fast-check)', () => {
   });
 
   const junk = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.constantFrom('..', '%00', '%2e%2e%2f', "' OR 1=1 --", '\u202e', 'run_', 'x'.repeat(300)));
-  const segment = fc.oneof(junk.map(encodeURIComponent), fc.constantFrom('pause', 'resume', 'cancel', 'retry', 'close', 'trace', 'events'));
+  const segment = fc.oneof(junk.map(encodeURIComponent), fc.constantFrom('pause', 'resume', 'cancel', 'retry', 'close', 'approve', 'reject', 'trace', 'events'));
   const id = fc.oneof(fc.constant(() => runId), fc.constant(() => 'run_20200101_000000_manual'), junk.map((j) => () => encodeURIComponent(j)));
   const path = fc.oneof(
     fc.constant(() => `${API}/runs`),
     id.map((i) => () => `${API}/runs/${i()}`),
     fc.tuple(id, segment).map(([i, s]) => () => `${API}/runs/${i()}/${s}`),
+    segment.map((s) => () => `${API}/runs/bulk/${s}`),
     fc.constant(() => `${API}/current_processing/`),
     fc.array(segment, { maxLength: 4 }).map((segs) => () => `${API}/${segs.join('/')}`),
     fc.array(segment, { maxLength: 3 }).map((segs) => () => `/${segs.join('/')}`),
@@ -51,18 +52,21 @@ describe('HTTP API under arbitrary input (fast-check)', () => {
   const body = fc.oneof(
     fc.constant(undefined),
     fc.jsonValue().map((v) => ({ type: 'application/json', payload: JSON.stringify(v) })),
-    fc.record({ site_id: fc.oneof(junk, fc.constant('site-5')), pipeline: fc.oneof(junk, fc.constantFrom('content', 'gated')), options: fc.jsonValue(), reason: junk }, { requiredKeys: [] }).map((v) => ({ type: 'application/json', payload: JSON.stringify(v) })),
+    fc.record({ site_id: fc.oneof(junk, fc.constant('site-5')), pipeline: fc.oneof(junk, fc.constantFrom('content', 'gated')), options: fc.jsonValue(), reason: junk, status: fc.oneof(junk, fc.constantFrom('running', 'paused')), run_ids: fc.oneof(fc.jsonValue(), fc.array(fc.oneof(junk, fc.constant('run_20200101_000000_manual')), { maxLength: 3 })) }, { requiredKeys: [] }).map((v) => ({ type: 'application/json', payload: JSON.stringify(v) })),
     fc.tuple(fc.constantFrom('application/json', 'text/plain', 'application/x-www-form-urlencoded'), fc.string()).map(([type, payload]) => ({ type, payload })),
   );
+  const idempotencyKey = fc.option(fc.oneof(junk, fc.constantFrom('k-1', 'k-2')), { nil: undefined });
   const method = fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS') as fc.Arbitrary<InjectOptions['method']>;
 
   it('never answers 5xx, always in the error shape, and a refused request changes nothing', async () => {
     await fc.assert(
-      fc.asyncProperty(method, path, query, token, body, async (m, p, q, t, b) => {
+      fc.asyncProperty(method, path, query, token, body, idempotencyKey, async (m, p, q, t, b, k) => {
         const url = `${p()}${q.length ? `?${q.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&')}` : ''}`;
         const headers: Record<string, string> = {};
         if (t) headers.authorization = t;
         if (b) headers['content-type'] = b.type;
+        // Header values must be sendable at all; the service judges the rest.
+        if (k !== undefined && /^[\x20-\x7e]*$/.test(k)) headers['idempotency-key'] = k;
         const runsBefore = (await h.store.listRuns({})).length;
         const eventsBefore = (await h.store.getRun(runId))!.lastSeq;
         const res = await h.app.inject({ method: m, url, headers, ...(b && m !== 'GET' && m !== 'HEAD' ? { payload: b.payload } : {}) });

@@ -12,6 +12,7 @@ describe('command rules', () => {
     expect(allowedCommands(at('running', { pauseRequested: true }))).toEqual(['resume', 'cancel']);
     expect(allowedCommands(at('paused'))).toEqual(['resume', 'cancel']);
     expect(allowedCommands(at('failed'))).toEqual(['cancel', 'retry']);
+    expect(allowedCommands(at('awaiting_approval'))).toEqual(['cancel', 'approve', 'reject']);
     expect(allowedCommands(at('completed'))).toEqual(['close']);
     expect(allowedCommands(at('cancelled'))).toEqual(['close']);
     expect(allowedCommands(at('completed', { closed: true }))).toEqual([]);
@@ -31,6 +32,10 @@ describe('command rules', () => {
     expect(decide('cancel', at('completed'))).toEqual({ kind: 'refuse', message: 'Cannot cancel a run that is completed.' });
     expect(decide('close', at('failed'))).toEqual({ kind: 'refuse', message: 'Cannot close a run that is failed: only completed or cancelled runs close.' });
     expect(decide('pause', at('idle')).kind).toBe('refuse');
+    expect(decide('approve', at('running'))).toEqual({ kind: 'refuse', message: 'Cannot approve a run that is running.' });
+    expect(decide('reject', at('completed')).kind).toBe('refuse');
+    expect(decide('pause', at('awaiting_approval')).kind).toBe('refuse');
+    expect(decide('retry', at('awaiting_approval')).kind).toBe('refuse');
   });
 
   it('agrees with the run machine: every command it applies to a live state, the machine takes', () => {
@@ -40,6 +45,7 @@ describe('command rules', () => {
       { value: 'running', pauseRequested: true },
       { value: 'paused', pauseRequested: false },
       { value: 'failed', pauseRequested: false },
+      { value: 'awaiting_approval', pauseRequested: false },
     ];
     const actor = createActor(runMachine, { input: { runId: 'r', stages: [] } });
     const base = actor.getSnapshot();

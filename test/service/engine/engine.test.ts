@@ -212,7 +212,7 @@ describe('engine', () => {
       { stage: 1, itemId: 101, status: 'failed', attempts: 3, cost: 0, error: 'still down' },
       { stage: 1, itemId: 102, status: 'done', attempts: 1, cost: 1, error: null },
     ]);
-    expect((await engine.getRun(id))!.status).toBe('completed');
+    expect((await engine.getRun(id))!).toMatchObject({ status: 'completed', failed_items: 1 });
   });
 
   it('fails the run when a stage cannot load, and retry resumes where it stopped', async () => {

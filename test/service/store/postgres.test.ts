@@ -148,7 +148,7 @@ describe('PostgresStore', () => {
       const stores = await Promise.all(Array.from({ length: 4 }, () => open()));
       const c = await client();
       const versions = await c.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-      expect(versions.rows.map((r) => r.version)).toEqual([1, 2, 3, 4]);
+      expect(versions.rows.map((r) => r.version)).toEqual([1, 2, 3, 4, 5]);
       await stores[0]!.createRun(newRun('run_a'));
       expect((await stores[3]!.getRun('run_a'))?.status).toBe('idle');
     });

@@ -1,6 +1,7 @@
 // The `RunStore` contract: runs, the event log, the ledger, stage items and traces.
 import { beforeEach, describe, expect, it } from 'vitest';
 import {
+  IdempotencyKeyTakenError,
   LedgerConflictError,
   StoreConflictError,
   StoreNotFoundError,
@@ -16,6 +17,49 @@ export function runStoreContract(name: string, open: OpenStore): void {
 
     beforeEach(() => {
       store = current();
+    });
+
+    describe('createRun with an idempotency key', () => {
+      const DAY = 24 * 60 * 60 * 1000;
+      const claim = (fingerprint: string, atMs: number) => ({ scope: 'ops', key: 'k-1', fingerprint, atMs, windowMs: DAY });
+
+      it('makes one run per key and scope, naming the holder to every other claim', async () => {
+        await store.createRun({ ...newRun('run_a'), idempotency: claim('f1', 1000) });
+        const err = await store.createRun({ ...newRun('run_b'), idempotency: claim('f2', 2000) }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(IdempotencyKeyTakenError);
+        expect(err).toMatchObject({ runId: 'run_a', fingerprint: 'f1' });
+        // Nothing of the refused run was written.
+        expect(await store.getRun('run_b')).toBeUndefined();
+        // Another scope's key of the same name is another key.
+        await store.createRun({ ...newRun('run_c'), idempotency: { ...claim('f1', 2000), scope: 'other' } });
+        expect((await store.listRuns({})).map((r) => r.runId).sort()).toEqual(['run_a', 'run_c']);
+      });
+
+      it('makes exactly one run of many concurrent claims of one key', async () => {
+        const ids = range(0, 19).map((i) => `run_${String(i).padStart(2, '0')}`);
+        const outcomes = await Promise.allSettled(ids.map((id) => store.createRun({ ...newRun(id), idempotency: claim('f1', 1000) })));
+        const made = outcomes.filter((o) => o.status === 'fulfilled');
+        expect(made).toHaveLength(1);
+        const holder = (made[0] as PromiseFulfilledResult<{ runId: string }>).value.runId;
+        for (const o of outcomes) {
+          if (o.status === 'rejected') expect(o.reason).toMatchObject({ runId: holder, fingerprint: 'f1' });
+        }
+        expect(await store.listRuns({})).toHaveLength(1);
+      });
+
+      it('frees a key once its window has passed', async () => {
+        await store.createRun({ ...newRun('run_a'), idempotency: claim('f1', 1000) });
+        await expect(store.createRun({ ...newRun('run_b'), idempotency: claim('f1', 1000 + DAY - 1) })).rejects.toBeInstanceOf(IdempotencyKeyTakenError);
+        const again = await store.createRun({ ...newRun('run_b'), idempotency: claim('f2', 1000 + DAY) });
+        expect(again.runId).toBe('run_b');
+        await expect(store.createRun({ ...newRun('run_c'), idempotency: claim('f1', 2000 + DAY) })).rejects.toMatchObject({ runId: 'run_b' });
+      });
+
+      it('keeps the key free when the run cannot be made', async () => {
+        await store.createRun(newRun('run_a'));
+        await expect(store.createRun({ ...newRun('run_a'), idempotency: claim('f1', 1000) })).rejects.toBeInstanceOf(StoreConflictError);
+        expect((await store.createRun({ ...newRun('run_b'), idempotency: claim('f1', 1000) })).runId).toBe('run_b');
+      });
     });
 
     describe('createRun and getRun', () => {
