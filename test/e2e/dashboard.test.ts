@@ -177,6 +177,50 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
     await tab.close();
   });
 
+  it('starts a run from the form built from the content schema with the values typed; a bad value is named at its field and starts nothing', async () => {
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await tab.goto(`${svc.base}/?token=${svc.token}`);
+    await tab.locator('[data-feed="live"]').waitFor();
+    await tab.getByText('Start a run').click();
+    const form = tab.locator('form.start');
+    await form.getByRole('combobox', { name: 'Pipeline' }).selectOption('content');
+    await form.getByRole('combobox', { name: 'Site' }).or(form.getByRole('textbox', { name: 'Site' })).fill('form-site');
+    const runsOfSite = async () => ((await api('/runs?site_id=form-site')).data as unknown as unknown[]).length;
+    const before = await runsOfSite();
+
+    // Before submitting: the field says what is wrong as it is typed, and Start sends nothing.
+    const failRate = form.getByLabel('Failure rate');
+    await failRate.fill('2');
+    const error = tab.locator('[data-field="fail_rate"] .field-error');
+    await expect.poll(() => error.textContent()).toBe('Failure rate must be at most 1.');
+    expect(await failRate.getAttribute('aria-invalid')).toBe('true');
+    await form.getByRole('button', { name: 'Start' }).click();
+    expect(await runsOfSite()).toBe(before);
+
+    // After submitting: what the service refuses is shown at the field it names.
+    await failRate.fill('0');
+    await expect.poll(() => error.count()).toBe(0);
+    const perStage = form.getByLabel('Items per stage');
+    await perStage.fill('[1, 2]');
+    await form.getByRole('button', { name: 'Start' }).click();
+    const refused = tab.locator('[data-field="items_per_stage"] .field-error');
+    await refused.waitFor();
+    expect(await refused.textContent()).toContain('`items_per_stage`');
+    expect(await runsOfSite()).toBe(before);
+
+    // Values that fit start the run with exactly what was typed, defaults for the rest.
+    await perStage.fill('[2, 0, 1, 0, 0, 0, 0]');
+    await form.getByLabel('Delay per item (ms)').fill('5');
+    await form.getByLabel('Seed').fill('42');
+    await form.getByRole('button', { name: 'Start' }).click();
+    await tab.waitForURL((u) => u.pathname.startsWith('/run/') && u.searchParams.has('id'));
+    const runId = new URL(tab.url()).searchParams.get('id')!;
+    const run = (await api(`/runs/${runId}`)).data as { site_id: string; pipeline: string; options: Record<string, unknown> };
+    expect(run).toMatchObject({ site_id: 'form-site', pipeline: 'content' });
+    expect(run.options).toMatchObject({ seed: 42, delay_ms: 5, fail_rate: 0, items_per_stage: [2, 0, 1, 0, 0, 0, 0], max_attempts: 3 });
+    await tab.close();
+  });
+
   it('lists a run of site 5 at once; filters and the run-id search narrow the list and survive a reload', async () => {
     const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await tab.goto(`${svc.base}/?token=${svc.token}`);

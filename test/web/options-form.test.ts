@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { optionFields, optionsFrom } from '../../web/lib/options-form.js';
+import { fieldErrors, fieldOfRefusal, optionFields, optionsFrom } from '../../web/lib/options-form.js';
 
 const schema = {
   type: 'object',
@@ -34,7 +34,21 @@ describe('start form from an options schema', () => {
     expect(optionsFrom(fields, { seed: '7', review: 'true', items_per_stage: '[1, 0]' })).toEqual({
       options: { seed: 7, fail_rate: 0, review: true, tone: 'dry', items_per_stage: [1, 0] },
     });
-    expect(optionsFrom(fields, { seed: '1.5' })).toEqual({ error: 'Seed must be a whole number.' });
-    expect(optionsFrom(fields, { items_per_stage: '[1,' })).toEqual({ error: 'Items per stage must be JSON, like [10,4].' });
+    expect(optionsFrom(fields, { seed: '1.5' })).toEqual({ errors: { seed: 'Seed must be a whole number.' } });
+    expect(optionsFrom(fields, { items_per_stage: '[1,' })).toEqual({ errors: { items_per_stage: 'Items per stage must be JSON, like [10,4].' } });
+  });
+
+  it('says at each field what breaks its limits as it is typed', () => {
+    const fields = optionFields(schema);
+    expect(fieldErrors(fields, {})).toEqual({});
+    expect(fieldErrors(fields, { fail_rate: '2', seed: '-1' })).toEqual({ fail_rate: 'Failure rate must be at most 1.', seed: 'Seed must be at least 0.' });
+    expect(fieldErrors(fields, { fail_rate: '' })).toEqual({});
+  });
+
+  it('finds the field a refusal of the service names', () => {
+    const fields = optionFields(schema);
+    expect(fieldOfRefusal(fields, 'Invalid options for content: `fail_rate` must be <= 1 (rule `maximum`).')).toBe('fail_rate');
+    expect(fieldOfRefusal(fields, 'Invalid options for content: `items_per_stage` must match exactly one schema (rule `oneOf`).')).toBe('items_per_stage');
+    expect(fieldOfRefusal(fields, 'No pipeline named "x".')).toBeNull();
   });
 });

@@ -3,20 +3,26 @@ import { useEffect, useMemo, useState } from 'react';
 import { api as makeApi, type Api, type PipelineInfo } from '../lib/api.js';
 import type { RunView } from '../lib/run-model.js';
 import { NO_FILTER, filterFromSearch, filterToSearch, formatDuration, listStatus, runDuration, runProgress, runsPage, type RunsFilter } from '../lib/runs-list.js';
-import { optionFields, optionsFrom, type OptionField } from '../lib/options-form.js';
+import { fieldErrors, fieldOfRefusal, optionFields, optionsFrom, type OptionField } from '../lib/options-form.js';
 import { takeToken } from '../lib/token.js';
 import { useSiteFeed } from '../lib/use-site-feed.js';
 
 const STATUSES = ['running', 'paused', 'awaiting_approval', 'idle', 'failed', 'completed', 'cancelled', 'closed'];
 const SITE_KEY = 'runstate:site';
 
-function OptionInput({ field, value, onChange }: { field: OptionField; value: string; onChange: (v: string) => void }) {
+function OptionInput({ field, value, error, onChange }: { field: OptionField; value: string; error: string | undefined; onChange: (v: string) => void }) {
   const id = `opt-${field.name}`;
-  const help = field.description ? <small className="muted" id={`${id}-help`}>{field.description}</small> : null;
-  const described = field.description ? { 'aria-describedby': `${id}-help` } : {};
+  const help = (
+    <>
+      {field.description && <small className="muted" id={`${id}-help`}>{field.description}</small>}
+      {error && <small className="field-error" id={`${id}-error`} role="alert">{error}</small>}
+    </>
+  );
+  const describedBy = [field.description ? `${id}-help` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ');
+  const described = { ...(describedBy ? { 'aria-describedby': describedBy } : {}), ...(error ? { 'aria-invalid': true } : {}) };
   if (field.kind === 'boolean') {
     return (
-      <div className="opt">
+      <div className="opt" data-field={field.name}>
         <label htmlFor={id}>
           <input id={id} type="checkbox" checked={value === 'true'} onChange={(e) => onChange(String(e.target.checked))} {...described} /> {field.label}
         </label>
@@ -25,7 +31,7 @@ function OptionInput({ field, value, onChange }: { field: OptionField; value: st
     );
   }
   return (
-    <div className="opt">
+    <div className="opt" data-field={field.name}>
       <label htmlFor={id}>{field.label}</label>
       {field.kind === 'choice' ? (
         <select id={id} value={value} onChange={(e) => onChange(e.target.value)} {...described}>
@@ -53,12 +59,15 @@ function StartForm({ api, sites, onStarted }: { api: Api; sites: string[]; onSta
   const [values, setValues] = useState<Record<string, string>>({});
   const [json, setJson] = useState('{}');
   const [error, setError] = useState<string | null>(null);
+  /** The service's refusal of a field after a submit, until that field changes. */
+  const [refused, setRefused] = useState<{ field: string; message: string } | null>(null);
   useEffect(() => {
     api.pipelines().then(setPipelines, (err: Error) => setError(err.message));
     setSite(localStorage.getItem(SITE_KEY) ?? '');
   }, [api]);
   const info = pipelines.find((p) => p.name === pipeline);
   const fields = useMemo(() => optionFields(info?.options_schema), [info]);
+  const errors = useMemo(() => fieldErrors(fields, values), [fields, values]);
   const siteValue = site || sites[0] || '';
   return (
     <details className="start-box">
@@ -71,7 +80,8 @@ function StartForm({ api, sites, onStarted }: { api: Api; sites: string[]; onSta
           let options: Record<string, unknown>;
           if (fields.length) {
             const res = optionsFrom(fields, values);
-            if ('error' in res) return setError(res.error);
+            // The fields say what is wrong (they do as the user types); nothing is sent.
+            if ('errors' in res) return;
             options = res.options;
           } else {
             try {
@@ -81,7 +91,11 @@ function StartForm({ api, sites, onStarted }: { api: Api; sites: string[]; onSta
             }
           }
           localStorage.setItem(SITE_KEY, siteValue);
-          api.start({ site_id: siteValue, pipeline, options }).then(onStarted, (err: Error) => setError(err.message));
+          api.start({ site_id: siteValue, pipeline, options }).then(onStarted, (err: Error) => {
+            const field = fieldOfRefusal(fields, err.message);
+            if (field) setRefused({ field, message: err.message });
+            else setError(err.message);
+          });
         }}
       >
         <div className="row">
@@ -92,7 +106,7 @@ function StartForm({ api, sites, onStarted }: { api: Api; sites: string[]; onSta
           </label>
           <label>
             Pipeline{' '}
-            <select value={pipeline} onChange={(e) => (setPipeline(e.target.value), setValues({}))}>
+            <select value={pipeline} onChange={(e) => (setPipeline(e.target.value), setValues({}), setRefused(null))}>
               {pipelines.map((p) => <option key={p.name} value={p.name}>{p.name}</option>)}
             </select>
           </label>
@@ -102,7 +116,18 @@ function StartForm({ api, sites, onStarted }: { api: Api; sites: string[]; onSta
         {fields.length ? (
           <fieldset className="opts">
             <legend>Options</legend>
-            {fields.map((f) => <OptionInput key={f.name} field={f} value={values[f.name] ?? f.initial} onChange={(v) => setValues((cur) => ({ ...cur, [f.name]: v }))} />)}
+            {fields.map((f) => (
+              <OptionInput
+                key={f.name}
+                field={f}
+                value={values[f.name] ?? f.initial}
+                error={errors[f.name] ?? (refused?.field === f.name ? refused.message : undefined)}
+                onChange={(v) => {
+                  setValues((cur) => ({ ...cur, [f.name]: v }));
+                  if (refused?.field === f.name) setRefused(null);
+                }}
+              />
+            ))}
           </fieldset>
         ) : (
           <label className="stack">
