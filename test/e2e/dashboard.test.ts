@@ -1,4 +1,6 @@
 import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,7 +35,8 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
 
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    svc = await startService(dir.path);
+    // The webhooks test delivers to a receiver on loopback, which the service refuses unless told.
+    svc = await startService(dir.path, { RUNSTATE_WEBHOOKS_ALLOW_PRIVATE: '1' });
     browser = await launchBrowser();
     page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   });
@@ -219,6 +222,50 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
     expect(run).toMatchObject({ site_id: 'form-site', pipeline: 'content' });
     expect(run.options).toMatchObject({ seed: 42, delay_ms: 5, fail_rate: 0, items_per_stage: [2, 0, 1, 0, 0, 0, 0], max_attempts: 3 });
     await tab.close();
+  });
+
+  it('adds a webhook from its page, shows its delivery with the receiver’s answer, and deletes it', async () => {
+    const got: { delivery: string; body: string }[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        got.push({ delivery: String(req.headers['x-runstate-delivery']), body });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const port = (receiver.address() as AddressInfo).port;
+    try {
+      const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await tab.goto(`${svc.base}/webhooks/?token=${svc.token}`);
+      const form = tab.getByRole('form', { name: 'Add a webhook' });
+      await form.getByLabel('URL').fill(`http://127.0.0.1:${port}/hook`);
+      await form.getByLabel('Site').fill('hook-site');
+      await form.getByLabel('Secret').fill('a-secret-of-twenty-chars');
+      await form.getByRole('button', { name: 'Add webhook' }).click();
+      const row = tab.locator('table[aria-label="Webhooks"] tbody tr[data-webhook]');
+      await row.first().waitFor();
+      expect(await row.first().textContent()).toContain(`http://127.0.0.1:${port}/hook`);
+      expect(await seriousViolations(tab)).toEqual([]);
+
+      const runId = (await api('/runs', { site_id: 'hook-site', pipeline: 'face_processor', options: { delay_ms: 5, items_per_stage: 1 } })).data.run_id as string;
+      await expect.poll(() => got.some((g) => g.body.includes(runId) && g.body.includes('run_completed')), { timeout: 20_000, interval: 100 }).toBe(true);
+      const delivery = got.find((g) => g.body.includes(runId))!.delivery;
+
+      await row.first().getByRole('button', { name: 'Deliveries' }).click();
+      const shown = tab.locator(`tr[data-delivery="${delivery}"]`);
+      await shown.waitFor();
+      expect(await shown.textContent()).toContain('delivered');
+      expect(await shown.textContent()).toContain('204');
+
+      await row.first().getByRole('button', { name: 'Delete' }).click();
+      await tab.getByText('No webhooks yet.').waitFor();
+      expect(((await api('/webhooks')).data as unknown as unknown[]).length).toBe(0);
+      await tab.close();
+    } finally {
+      await new Promise((resolve) => receiver.close(resolve));
+    }
   });
 
   it('lists a run of site 5 at once; filters and the run-id search narrow the list and survive a reload', async () => {

@@ -10,6 +10,9 @@ export default function RootLayout({ children }: { children: ReactNode }) {
       <body>
         <header className="top">
           <a href="/" className="brand">runstate</a>
+          <nav aria-label="Sections" className="top-nav">
+            <a href="/">Runs</a> <a href="/webhooks/">Webhooks</a>
+          </nav>
         </header>
         <main>{children}</main>
       </body>

@@ -59,8 +59,38 @@ export function api(token: string) {
     /** One page of a stage's items (`GET /runs/:id/items`). */
     items: (runId: string, q: { stage?: number; status?: string; after?: string; limit?: number }) =>
       call<ItemsPage & { stage: number; total_items: number | null }>(`/runs/${encodeURIComponent(runId)}/items${query(q)}`),
+    webhooks: () => call<{ data: WebhookInfo[] }>('/webhooks').then((r) => r.data),
+    addWebhook: (body: { url: string; events: string[]; secret: string; site_id?: string }) => call<{ data: WebhookInfo }>('/webhooks', { method: 'POST', body }).then((r) => r.data),
+    deleteWebhook: (id: string) => call<{ data: { deleted: boolean } }>(`/webhooks/${encodeURIComponent(id)}`, { method: 'DELETE' }).then((r) => r.data),
+    deliveries: (id: string) => call<{ data: DeliveryInfo[] }>(`/webhooks/${encodeURIComponent(id)}/deliveries`).then((r) => r.data),
     command: (runId: string, command: string) => call<{ data: RunView; accepted: boolean }>(`/runs/${encodeURIComponent(runId)}/${command}`, { method: 'POST', body: {} }),
   };
 }
 
 export type Api = ReturnType<typeof api>;
+
+/** A webhook subscription as `GET /webhooks` lists it (its secret is never shown back). */
+export interface WebhookInfo {
+  webhook_id: string;
+  account_id: string | null;
+  site_id: string | null;
+  url: string;
+  events: string[];
+  created_by: string;
+  created_at: string;
+}
+
+/** One delivery of a webhook, with every attempt (`GET /webhooks/:id/deliveries`). */
+export interface DeliveryInfo {
+  delivery_id: string;
+  event: string;
+  run_id: string;
+  seq: number;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  next_attempt_at: string | null;
+  delivered_at: string | null;
+  last_error: string | null;
+  created_at: string;
+  log: { attempt: number; at: string; status_code: number | null; error: string | null; duration_ms: number }[];
+}
