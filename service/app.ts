@@ -18,6 +18,8 @@ import { currentProcessingRoutes } from './routes/current-processing.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { runsRoutes } from './routes/runs.js';
 import type { Store } from './store/store.js';
+import type { WorkerDoor } from './workers/door.js';
+import { WORKERS_PREFIX, workerRoutes } from './workers/routes.js';
 
 export interface AppDeps {
   engine: Engine;
@@ -29,6 +31,8 @@ export interface AppDeps {
   hub?: Hub;
   /** The dashboard's static export (web/out), served at `/`; none: API only. */
   webRoot?: string | null;
+  /** The workers' door, served at `/api/v1/workers` (docs/workers.md). */
+  workers?: WorkerDoor;
 }
 
 export const API_PREFIX = '/api/v1/automation';
@@ -145,8 +149,12 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
   await app.register(
     async (api) => {
       api.addHook('onRequest', async (request) => {
-        const principal = deps.tokens.authenticate(TokenRegistry.fromHeader(request.headers.authorization));
-        if (!principal) throw new RunstateError('UNAUTHORIZED');
+        const token = TokenRegistry.fromHeader(request.headers.authorization);
+        const principal = deps.tokens.authenticate(token);
+        if (!principal) {
+          if (deps.tokens.identify(token)?.worker) throw new RunstateError('FORBIDDEN', 'A worker token may only use /api/v1/workers.');
+          throw new RunstateError('UNAUTHORIZED');
+        }
         request.principal = principal;
       });
       await api.register(runsRoutes, { engine: deps.engine, store: deps.store });
@@ -156,5 +164,8 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
     },
     { prefix: API_PREFIX },
   );
+  if (deps.workers) {
+    await app.register(workerRoutes, { door: deps.workers, tokens: deps.tokens, bodyLimit: Math.max(config.bodyLimit, 1024 * 1024), prefix: WORKERS_PREFIX });
+  }
   return app;
 }

@@ -18,6 +18,8 @@ import { PostgresStore } from './store/postgres.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { TraceWriter } from './trace/trace-writer.js';
+import { faceProcessorWorkersPipeline } from './workers/declared.js';
+import { createWorkers, type Workers } from './workers/index.js';
 
 /** What the environment does not say: the logger, and what tests replace. Every field is optional. */
 export interface ServiceOverrides {
@@ -51,6 +53,8 @@ export interface Service {
   readonly metrics: Metrics;
   readonly tokens: TokenRegistry;
   readonly traces: TraceWriter;
+  /** Worker jobs: the owner's queue and the `/api/v1/workers` door (docs/workers.md). */
+  readonly workers: Workers;
   /** The ingest socket door, when `RUNSTATE_INGEST_SOCKET` is set. */
   readonly ingestSocket: IngestSocket | null;
   /** The admin token; `created` when this start made it (the URL to open is printed with it). */
@@ -97,9 +101,18 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
   const metrics = new Metrics(store);
   const traces = new TraceWriter({ dataDir: config.dataDir, store, logger: log.child({ component: 'traces' }) });
   const inspection = config.inspectUrl === null ? null : createInspection({ url: config.inspectUrl, logger: log.child({ component: 'inspect' }) });
-  const engine = new Engine({
+  const workers = await createWorkers({
     store,
-    pipelines: overrides.pipelines ?? demoPipelines,
+    registry: metrics.registry,
+    logger: log.child({ component: 'workers' }),
+    defaultLeaseMs: config.jobLeaseMs,
+    isCancelled: async (runId) => (await engine.getRun(runId))?.status === 'cancelled',
+  });
+  // The demo `face_processor_workers` is registered here beside the demo pipelines until the
+  // pipeline loader reads its declaration from a .json file (service/workers/declared.ts).
+  const engine: Engine = new Engine({
+    store,
+    pipelines: workers.bind(overrides.pipelines ?? [...demoPipelines, faceProcessorWorkersPipeline]),
     logger: log.child({ component: 'engine' }),
     onWritten: (seconds) => metrics.appendSeconds.observe(seconds),
     leaseMs: config.leaseMs,
@@ -125,6 +138,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     hub.publish(run, events);
     traces.write(run, events);
     metrics.observeEvents(events);
+    workers.queue.observe(run, events);
   });
 
   let webRoot = overrides.webRoot;
@@ -132,7 +146,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     webRoot = existsSync(join(WEB_ROOT, 'index.html')) ? WEB_ROOT : null;
     if (webRoot === null) log.warn({ webRoot: WEB_ROOT }, 'the dashboard is not built (npm run build:web): serving the API only');
   }
-  const app = await buildApp(config, { engine, store, tokens, metrics, logger: log, hub, webRoot });
+  const app = await buildApp(config, { engine, store, tokens, metrics, logger: log, hub, webRoot, workers: workers.door });
   const ingestSocket =
     config.ingestSocket === null ? null : new IngestSocket({ path: config.ingestSocket, engine, tokens, logger: log.child({ component: 'ingest' }) });
 
@@ -142,6 +156,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
 
   async function start(): Promise<Listening> {
     const repaired = shared ? 0 : await traces.repair();
+    await workers.start();
     const recovered = await engine.recover();
     engine.start();
     // Other instances' events reach this instance's WebSocket clients through the store.
@@ -167,9 +182,11 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
 
   async function shutdown(): Promise<void> {
     if (ingestOpen) await ingestSocket!.stop(); // engines reconnect and resend what was not acknowledged
+    workers.door.close(); // long-poll claims answer at once with no job
     await app.close(); // no new requests; in-flight ones finish; WebSockets are closed
     await stopListening?.();
     await engine.stop(); // everything recorded is durable; leases released; items in flight run again
+    await workers.stop(); // the jobs stay in the database: workers' answers wait for the next owner
     await traces.flush();
     await store.close();
     inspection?.stop();
@@ -183,6 +200,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     metrics,
     tokens,
     traces,
+    workers,
     ingestSocket,
     admin,
     start,

@@ -9,6 +9,7 @@ import {
   type StageContext,
 } from '../../machines/index.js';
 import { errorMessage, formatElapsed } from '../format.js';
+import { isFinalAttempt, isReleasedAttempt } from '../pipelines/attempts.js';
 import type { AnyPipeline, ItemContext, LoadContext, StageDefinition } from '../pipelines/types.js';
 import type { Item, NewEvent, RunRecord, Store, StoredEvent } from '../store/store.js';
 import { Journal } from './journal.js';
@@ -155,7 +156,9 @@ export class RunHost {
       const cost = Number(result?.cost ?? 0);
       return { outcome: 'done', index: job.index, cost: Number.isFinite(cost) ? cost : 0 };
     } catch (err) {
-      return { outcome: 'error', index: job.index, error: errorMessage(err), at: this.#deps.now() };
+      if (isReleasedAttempt(err)) return { outcome: 'released', index: job.index };
+      const final = isFinalAttempt(err) ? { final: true } : {};
+      return { outcome: 'error', index: job.index, error: errorMessage(err), at: this.#deps.now(), ...final };
     }
   }
 

@@ -32,6 +32,16 @@ export interface StageDefinition<O = unknown> {
   name: string;
   /** Items in flight at once; options may override it. */
   concurrency?: number;
+  /**
+   * A worker queue (DESIGN §11, docs/workers.md): the stage's items, and its load unless the
+   * stage's own `loadItems` is kept, are jobs that workers claim over HTTP. The service puts
+   * the queue's `loadItems`/`processItem` in place of the definition's (service/workers/bind.ts).
+   */
+  queue?: string;
+  /** A worker's lease of one job of this stage, in ms. [RUNSTATE_JOB_LEASE_MS, 30000] */
+  leaseMs?: number;
+  /** With `queue`: whether `loadItems` runs here (true) or is a `load` job for a worker. [false] */
+  loadsInProcess?: boolean;
   loadItems(ctx: LoadContext<O>): Promise<Item[]>;
   processItem(item: Item, ctx: ItemContext<O>): Promise<ItemResult | void>;
 }

@@ -183,6 +183,11 @@ export class PostgresStore implements Store {
     return new PostgresStore(pool, connectionString);
   }
 
+  /** The pool and URL, for the worker jobs kept in the same database (jobs-postgres.ts). */
+  get connection(): { pool: Pool; url: string } {
+    return { pool: this.#pool, url: this.#url };
+  }
+
   async createRun(run: NewRun): Promise<RunRecord> {
     try {
       const res = await this.#pool.query<RunRow>(

@@ -188,6 +188,11 @@ export class SqliteStore implements Store {
     });
   }
 
+  /** The connection, for the worker jobs kept in the same file (jobs-sqlite.ts). */
+  get database(): Database.Database {
+    return this.#db;
+  }
+
   #migrate(): void {
     this.#db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
     const applied = new Set(

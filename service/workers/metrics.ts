@@ -1,0 +1,44 @@
+// The workers' Prometheus metrics, in the service's registry (docs/workers.md, "Metrics").
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { JobStore } from '../store/jobs.js';
+
+export interface WorkerMetrics {
+  jobSeconds: Histogram<'queue' | 'kind' | 'outcome'>;
+  leasesLost: Counter<'queue'>;
+}
+
+export function workerMetrics(registry: Registry, jobs: JobStore, connected: () => number): WorkerMetrics {
+  new Gauge({
+    name: 'runstate_workers_connected',
+    help: 'Workers seen by this instance in the last minute',
+    registers: [registry],
+    collect() {
+      this.set(connected());
+    },
+  });
+  new Gauge({
+    name: 'runstate_worker_jobs_waiting',
+    help: 'Jobs waiting for a worker, per queue (a job whose lease ran out included)',
+    labelNames: ['queue'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const [queue, n] of Object.entries(await jobs.waitingByQueue())) this.set({ queue }, n);
+    },
+  });
+  return {
+    jobSeconds: new Histogram({
+      name: 'runstate_worker_job_seconds',
+      help: 'From a claim to its completion or fail, per queue and job kind',
+      labelNames: ['queue', 'kind', 'outcome'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: [registry],
+    }),
+    leasesLost: new Counter({
+      name: 'runstate_worker_leases_lost_total',
+      help: 'Job leases that ran out before an answer (the job was offered again), per queue',
+      labelNames: ['queue'],
+      registers: [registry],
+    }),
+  };
+}
