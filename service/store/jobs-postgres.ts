@@ -199,6 +199,19 @@ export class PostgresJobStore implements JobStore {
     }
   }
 
+  async release(id: number, claims: number): Promise<FinishAnswer> {
+    const res = await this.#pool.query<{ state: string; claims: number; held: boolean; released: boolean }>(
+      `WITH cur AS (SELECT id, state, claims, lease_until > now() AS held FROM worker_jobs WHERE id = $1 FOR UPDATE),
+            upd AS (UPDATE worker_jobs j SET state = 'queued', lease_until = NULL FROM cur
+                    WHERE j.id = cur.id AND cur.state = 'claimed' AND cur.claims = $2 AND cur.held RETURNING j.id)
+       SELECT cur.state, cur.claims, cur.held, EXISTS (SELECT 1 FROM upd) AS released FROM cur`,
+      [id, claims],
+    );
+    const row = res.rows[0];
+    if (!row) return 'not_found';
+    return row.released ? 'ok' : finishAnswer(row.state, row.claims === claims, row.held === true);
+  }
+
   async finished(ids: readonly number[]): Promise<JobRecord[]> {
     if (ids.length === 0) return [];
     const res = await this.#pool.query<JobRow>(

@@ -219,6 +219,19 @@ export class SqliteJobStore implements JobStore {
     })();
   }
 
+  async release(id: number, claims: number): Promise<FinishAnswer> {
+    const now = Date.now();
+    return this.#db.transaction((): FinishAnswer => {
+      const row = this.#db.prepare<[number], { state: string; claims: number; lease_until: number | null }>(
+        'SELECT state, claims, lease_until FROM worker_jobs WHERE id = ?',
+      ).get(id);
+      if (!row) return 'not_found';
+      const verdict = finishAnswer(row.state, row.claims === claims, row.lease_until !== null && row.lease_until > now);
+      if (verdict === 'ok') this.#db.prepare(`UPDATE worker_jobs SET state = 'queued', lease_until = NULL WHERE id = ?`).run(id);
+      return verdict;
+    })();
+  }
+
   async finished(ids: readonly number[]): Promise<JobRecord[]> {
     if (ids.length === 0) return [];
     const out: JobRecord[] = [];

@@ -89,6 +89,8 @@ export interface JobStore {
   heartbeat(id: number, claims: number, message: string | null): Promise<HeartbeatAnswer>;
   /** Stores the worker's answer for claim `claims`, if that claim still holds its lease. */
   finish(id: number, claims: number, answer: JobAnswer): Promise<FinishAnswer>;
+  /** Gives claim `claims` back unanswered (a worker stopping): offered again at once, same attempt. */
+  release(id: number, claims: number): Promise<FinishAnswer>;
   /** Of these jobs, the ones answered or cancelled. */
   finished(ids: readonly number[]): Promise<JobRecord[]>;
   /** Jobs waiting for a worker, per queue (held ones not counted). */

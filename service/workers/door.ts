@@ -109,6 +109,17 @@ export class WorkerDoor {
     return this.#finish(job, claims, ref, { state: 'failed', error: b.error.slice(0, 4000), retryable: b.retryable !== false });
   }
 
+  /** Gives a claimed job back unanswered: offered again at once, same attempt (a worker stopping). */
+  async release(principal: Principal, ref: string): Promise<Record<string, unknown>> {
+    const { job, claims } = await this.#job(principal, ref);
+    const verdict = await this.#opts.jobs.release(job.id, claims);
+    if (verdict === 'not_found') throw notFound(ref);
+    if (verdict === 'lost') throw lost(ref);
+    this.#done(job);
+    if (verdict === 'ok') this.queued(job.queue);
+    return verdict === 'ok' ? { ok: true } : { ok: true, [verdict]: true };
+  }
+
   /** Workers seen in the last minute, newest first. */
   workers(now = Date.now()): WorkerSeen[] {
     const out: WorkerSeen[] = [];

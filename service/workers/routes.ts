@@ -36,6 +36,9 @@ export const workerRoutes: FastifyPluginAsync<{ door: WorkerDoor; tokens: TokenR
   app.post<JobReq>('/jobs/:job_id/complete', { bodyLimit, schema: { summary: 'Complete a job' } }, async (request) =>
     door.complete(who(request), request.params.job_id, request.body),
   );
+  app.post<JobReq>('/jobs/:job_id/release', { schema: { summary: 'Give a claimed job back unanswered' } }, async (request) =>
+    door.release(who(request), request.params.job_id),
+  );
   app.post<JobReq>('/jobs/:job_id/fail', { schema: { summary: 'Fail an attempt' } }, async (request) =>
     door.fail(who(request), request.params.job_id, request.body),
   );
