@@ -172,7 +172,9 @@ class Worker:
         beat.start()
         try:
             while not self._stopping.is_set():
-                self._free.acquire()
+                # With a timeout: a signal does not end a plain acquire, and a stop must.
+                if not self._free.acquire(timeout=0.2):
+                    continue
                 free = 1
                 while free < self.max_claim and self._free.acquire(blocking=False):
                     free += 1
