@@ -42,17 +42,18 @@ export async function openJobStore(store: Store): Promise<JobStore> {
 
 export async function createWorkers(opts: WorkersOptions): Promise<Workers> {
   const jobs = await openJobStore(opts.store);
-  let door: WorkerDoor | undefined;
+  const queues: { queue?: JobQueue } = {};
+  const metrics = workerMetrics(opts.registry, jobs, () => door.workers().length);
+  const door = new WorkerDoor({ jobs, metrics, onAnswered: () => queues.queue?.kick() });
   const queue = new JobQueue({
     jobs,
     store: opts.store,
     defaultLeaseMs: opts.defaultLeaseMs,
     isCancelled: opts.isCancelled,
     logger: opts.logger,
-    onQueued: (q) => door?.queued(q),
+    onQueued: (q) => door.queued(q),
   });
-  const metrics = workerMetrics(opts.registry, jobs, () => door?.workers().length ?? 0);
-  door = new WorkerDoor({ jobs, metrics, onAnswered: () => queue.kick() });
+  queues.queue = queue;
   return {
     jobs,
     queue,
