@@ -140,6 +140,7 @@ class Worker:
         self._stopping = threading.Event()
         self._local = threading.local()
         self._threads = []
+        self._claiming = None
 
     # --- registering handlers -----------------------------------------------------------
 
@@ -167,7 +168,7 @@ class Worker:
         """Claims and runs jobs until `stop()` (or SIGTERM/SIGINT when `install_signals`)."""
         if install_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: self.stop())
+                signal.signal(sig, lambda *_: self._on_signal())
         beat = threading.Thread(target=self._heartbeats, name="runstate-heartbeat", daemon=True)
         beat.start()
         try:
@@ -204,6 +205,17 @@ class Worker:
         """Stops claiming; running handlers get `grace_s` to finish, then their jobs are released."""
         self._stopping.set()
 
+    def _on_signal(self):
+        self.stop()
+        # A long poll in progress would hold the stop for up to `wait_ms`: hang up on it. The
+        # service claims nothing for a worker that hung up.
+        conn = self._claiming
+        if conn is not None and conn.sock is not None:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def _give_back(self, n):
         for _ in range(n):
             self._free.release()
@@ -211,7 +223,11 @@ class Worker:
     def _claim(self, n):
         # While stopping, a long poll would only delay the exit.
         wait = 0 if self._stopping.is_set() else self.wait_ms
-        res = self._post("/api/v1/workers/claim", {"queue": self.queue, "worker_id": self.worker_id, "max": n, "wait_ms": wait}, timeout=wait / 1000 + 30)
+        self._claiming = self._connection(wait / 1000 + 30)
+        try:
+            res = self._post("/api/v1/workers/claim", {"queue": self.queue, "worker_id": self.worker_id, "max": n, "wait_ms": wait}, timeout=wait / 1000 + 30)
+        finally:
+            self._claiming = None
         return res.get("jobs", [])
 
     def _work(self, job):
@@ -314,7 +330,8 @@ class Worker:
             except (http.client.HTTPException, OSError):
                 conn.close()
                 self._local.conn = None
-                if attempt == 2:
+                # Once stopping, a request cut short is not sent again (a claim hung up on).
+                if attempt == 2 or self._stopping.is_set():
                     raise
         parsed = json.loads(raw.decode("utf-8") or "{}")
         if res.status >= 400:

@@ -55,7 +55,8 @@ export class WorkerDoor {
     this.#queued.emit('*close*');
   }
 
-  async claim(principal: Principal, body: unknown): Promise<{ jobs: unknown[] }> {
+  /** `gone`: the worker hung up (it is stopping): no job is claimed for it after that. */
+  async claim(principal: Principal, body: unknown, gone?: AbortSignal): Promise<{ jobs: unknown[] }> {
     const b = objectBody(body);
     const queue = b.queue;
     if (typeof queue !== 'string' || !NAME.test(queue)) throw bad('Expected `queue` to be 1–100 letters, digits, `_`, `.`, `:` or `-`.');
@@ -67,6 +68,7 @@ export class WorkerDoor {
     this.#see(workerId, queue);
     const deadline = Date.now() + waitMs;
     for (;;) {
+      if (gone?.aborted) return { jobs: [] };
       const claimed = await this.#opts.jobs.claim(queue, workerId, max);
       if (claimed.length > 0) {
         const seen = this.#see(workerId, queue);
@@ -78,7 +80,7 @@ export class WorkerDoor {
       }
       const left = deadline - Date.now();
       if (left <= 0 || this.#closed) return { jobs: [] };
-      await this.#waitForJob(queue, Math.min(left, this.#opts.pollMs ?? 250));
+      await this.#waitForJob(queue, Math.min(left, this.#opts.pollMs ?? 250), gone);
     }
   }
 
@@ -181,17 +183,19 @@ export class WorkerDoor {
     s.lastSeen = Date.now();
   }
 
-  #waitForJob(queue: string, ms: number): Promise<void> {
+  #waitForJob(queue: string, ms: number, gone: AbortSignal | undefined): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
         this.#queued.off(queue, done);
         this.#queued.off('*close*', done);
+        gone?.removeEventListener('abort', done);
         resolve();
       };
       const timer = setTimeout(done, ms);
       this.#queued.once(queue, done);
       this.#queued.once('*close*', done);
+      gone?.addEventListener('abort', done, { once: true });
     });
   }
 }

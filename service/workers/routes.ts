@@ -28,7 +28,19 @@ export const workerRoutes: FastifyPluginAsync<{ door: WorkerDoor; tokens: TokenR
   type JobReq = { Params: { job_id: string }; Body: unknown };
 
   app.get('/', { schema: { summary: 'Workers seen in the last minute' } }, async () => ({ workers: door.workers() }));
-  app.post<{ Body: unknown }>('/claim', { schema: { summary: 'Claim jobs of a queue' } }, async (request) => door.claim(who(request), request.body));
+  app.post<{ Body: unknown }>('/claim', { schema: { summary: 'Claim jobs of a queue' } }, async (request, reply) => {
+    // A worker that hangs up during a long poll is stopping: claim nothing for it after that.
+    const gone = new AbortController();
+    const onClose = () => {
+      if (!reply.raw.writableEnded) gone.abort();
+    };
+    reply.raw.once('close', onClose);
+    try {
+      return await door.claim(who(request), request.body, gone.signal);
+    } finally {
+      reply.raw.off('close', onClose);
+    }
+  });
   app.post<JobReq>('/jobs/:job_id/heartbeat', { schema: { summary: "Extend a job's lease" } }, async (request) =>
     door.heartbeat(who(request), request.params.job_id, request.body),
   );
