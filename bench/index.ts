@@ -12,9 +12,10 @@ import { inspectPart } from './inspect.js';
 import type { BenchPart } from './part.js';
 import { scalePart } from './scale.js';
 import { textTable } from './table.js';
+import { workersPart } from './workers.js';
 
 const DOCS = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'docs', 'benchmarks.md');
-const ALL_PARTS: readonly BenchPart[] = [enginePart, hubPart, ingestPart, scalePart, inspectPart, browserPart];
+const ALL_PARTS: readonly BenchPart[] = [enginePart, hubPart, ingestPart, scalePart, inspectPart, browserPart, workersPart];
 
 /** `BENCH_PARTS=hub npm run bench` runs only the parts named (comma-separated); unset, all of them. */
 function selectedParts(): readonly BenchPart[] {

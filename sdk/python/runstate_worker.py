@@ -28,6 +28,7 @@ at once with the same attempt and idempotency key (docs/workers.md).
 import http.client
 import json
 import os
+import queue as queues
 import signal
 import socket
 import threading
@@ -140,6 +141,7 @@ class Worker:
         self._stopping = threading.Event()
         self._local = threading.local()
         self._threads = []
+        self._todo = queues.Queue()
         self._claiming = None
 
     # --- registering handlers -----------------------------------------------------------
@@ -171,6 +173,12 @@ class Worker:
                 signal.signal(sig, lambda *_: self._on_signal())
         beat = threading.Thread(target=self._heartbeats, name="runstate-heartbeat", daemon=True)
         beat.start()
+        # A fixed set of handler threads, each with its own kept-alive connection.
+        self._threads = [
+            threading.Thread(target=self._handle, name="runstate-handler-%d" % i, daemon=True) for i in range(self.concurrency)
+        ]
+        for t in self._threads:
+            t.start()
         try:
             while not self._stopping.is_set():
                 # With a timeout: a signal does not end a plain acquire, and a stop must.
@@ -194,10 +202,7 @@ class Worker:
                     job = Job(self, data)
                     with self._lock:
                         self._held[job.job_id] = job
-                    t = threading.Thread(target=self._work, args=(job,), name="runstate-job-%s" % job.job_id, daemon=True)
-                    self._threads.append(t)
-                    t.start()
-                self._threads = [t for t in self._threads if t.is_alive()]
+                    self._todo.put(job)
         finally:
             self._drain()
 
@@ -229,6 +234,13 @@ class Worker:
         finally:
             self._claiming = None
         return res.get("jobs", [])
+
+    def _handle(self):
+        while True:
+            job = self._todo.get()
+            if job is None:
+                return
+            self._work(job)
 
     def _work(self, job):
         try:
@@ -294,6 +306,8 @@ class Worker:
 
     def _drain(self):
         deadline = time.monotonic() + self.grace_s
+        for _ in self._threads:
+            self._todo.put(None)
         for t in list(self._threads):
             t.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
