@@ -1,13 +1,14 @@
-// `npm run bench`, browser part: the dashboard open in Debian's Chromium while a run emits
-// 1,000 events a second; frames dropped, and the lag from an event's append to its row on the
-// page. The same page idle, in the same run, is the baseline for frames.
+// Browser part. Method: the dashboard's run page in Debian's Chromium while an external run
+// gets 1,000 events a second through the HTTP door; frames dropped and the lag from an event's
+// append to its row. Baseline: the same page idle just before. Full method: docs/benchmarks.md.
 import type { Page } from 'playwright-core';
 import { launchBrowser } from '../test/helpers/browser.js';
 import { tempDir } from '../test/helpers/engine.js';
 import { startService, type ServiceProcess } from '../test/helpers/service-process.js';
-import type { BenchPart, PartReport } from './part.js';
-import { envInt, fmtInt } from './stats.js';
-import { markdownTable, type Table } from './table.js';
+import { sections, type BenchPart, type Table } from './harness/report.js';
+import { fmtInt, percentile, QUICK, size } from './harness/stats.js';
+import { existsSync } from 'node:fs';
+import { ROOT } from './harness/child.js';
 
 const FRAME_MS = 1000 / 60;
 
@@ -49,12 +50,13 @@ async function frames(page: Page, fromIndex = 0) {
   return { rendered: times.length, dropped, expected, end: fromIndex + times.length };
 }
 
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
-
-async function run(): Promise<PartReport> {
-  const seconds = envInt('BENCH_BROWSER_SECONDS', 5);
+async function run() {
+  if (!existsSync(`${ROOT}/web/out/index.html`)) {
+    // Quick mode checks the bench's code, not the build: say so and go on.
+    if (QUICK) return { tables: [{ title: 'Browser', rows: [['skipped'], ['the dashboard is not built (npm run build:web)']] }], markdown: '' };
+    throw new Error('bench: the dashboard is not built; run `npm run build:web` first');
+  }
+  const seconds = size('BROWSER_SECONDS', 5, 1);
   const rate = 1000;
   const dir = tempDir('rs-browser-');
   const svc = await startService(dir.path);
@@ -110,28 +112,7 @@ async function run(): Promise<PartReport> {
       ['events shown', 'lag p50 ms', 'lag p99 ms', 'lag max ms'],
       [fmtInt(lags.length), percentile(lags, 50).toFixed(0), percentile(lags, 99).toFixed(0), (lags.at(-1) ?? NaN).toFixed(0)],
     ];
-    const markdown = `### Frames, idle and under ${fmtInt(rate)} events/s for ${seconds} s
-
-${markdownTable(table)}
-
-### From an event's append to its row on the page
-
-${markdownTable(lagTable)}
-
-### Method
-
-- The service as \`npm start\` runs it, the dashboard's run page open in Debian's Chromium
-  (headless, driven by playwright-core), on an external run. Its events come through the
-  HTTP door (\`POST /runs/:run_id/events\`), 50 every 50 ms: ${fmtInt(rate)} \`item_processed\`
-  events a second for ${seconds} s, each moving the bar and adding a row to the log.
-- **Frames**: a \`requestAnimationFrame\` loop in the page records every frame; a gap of *n*
-  frame times (16.7 ms) counts *n − 1* frames dropped. The same page idle for ${seconds} s,
-  just before, is the baseline.
-- **Lag**: a \`MutationObserver\` on the log notes when each event's row first appears (the log
-  follows the end); the lag is that time minus the event's \`timestamp\` (stamped by the service
-  as it appends, same machine clock). The page folds events into one render per animation frame.
-- The bar is checked to end at 100%.
-`;
+    const markdown = sections(`### Frames, idle and under ${fmtInt(rate)} events/s for ${seconds} s`, table, "### From an event's append to its row on the page", lagTable);
     return { tables: [{ title: 'Browser: frames', rows: table }, { title: 'Browser: lag', rows: lagTable }], markdown };
   } finally {
     await browser.close();

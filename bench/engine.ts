@@ -1,157 +1,139 @@
-import { measureBare } from './bare-loop.js';
-import { measureEngine } from './engine-run.js';
-import { measureMemory } from './memory.js';
-import type { BenchPart, PartReport } from './part.js';
-import { envInt, fmtInt, inTempDir, median } from './stats.js';
-import { markdownTable, type Table } from './table.js';
+// Engine part. Method: one run of no-op items through a fresh engine and store, timed from
+// startRun to retired and checked. Baseline: a bare better-sqlite3 loop doing the same durable
+// writes per item (and per 40 items), in the same rounds. Aims: engine / bare ≥ 0.5; 1,000
+// concurrent runs under 100 MB above baseline (a child process, bench/engine-memory.ts).
+// The full method is in docs/benchmarks.md, after the part's section.
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { start } from './harness/child.js';
+import { ratio, sections, type BenchPart, type Table } from './harness/report.js';
+import { createBenchRun, measureEngine, SqliteStore } from './harness/service.js';
+import { fmtInt, inTempDir, interleaved, median, progress, QUICK, size, spread } from './harness/stats.js';
+import type { MemoryResult } from './engine-memory.js';
 
-const REPETITIONS = 3;
-/** The aim: the engine within 2× of the bare durable loop. */
+/** The aims: the engine within 2× of the bare durable loop; 1,000 runs under 100 MB above baseline. */
 const AIM_RATIO = 0.5;
-/** The aim: 1,000 runs under 100 MB above baseline. */
 const AIM_MB = 100;
 const MB = 1024 * 1024;
-
-const VARIANTS = [
-  { label: 'engine, concurrency 1', concurrency: 1, trace: false },
-  { label: 'engine, concurrency 8', concurrency: 8, trace: false },
-  { label: 'engine + trace, concurrency 1', concurrency: 1, trace: true },
-  { label: 'engine + trace, concurrency 8', concurrency: 8, trace: true },
-] as const;
-const BARE = 'bare SQLite loop';
 /** Group commit at about the engine's own batch size at concurrency 1, to show what batching alone buys. */
-const BARE_GROUPED_TXN = 40;
-const BARE_GROUPED = `bare SQLite loop, ${BARE_GROUPED_TXN} items per txn`;
+const GROUPED = 40;
+const BARE = 'bare SQLite loop';
+const BARE_GROUPED = `bare SQLite loop, ${GROUPED} items per txn`;
+const ENGINE = {
+  'engine, concurrency 1': { concurrency: 1, trace: false },
+  'engine, concurrency 8': { concurrency: 8, trace: false },
+  'engine + trace, concurrency 1': { concurrency: 1, trace: true },
+  'engine + trace, concurrency 8': { concurrency: 8, trace: true },
+} as const;
+type Variant = keyof typeof ENGINE | typeof BARE | typeof BARE_GROUPED;
 
-interface Measured {
-  itemsPerSec: number;
-  itemsPerTxn: number;
-}
-
-function progress(message: string): void {
-  process.stderr.write(`  ${message}\n`);
-}
-
-async function throughput(items: number): Promise<{ rows: Table; snapshotBytes: number }> {
-  let snapshotBytes = 0;
-  const variants: { label: string; measure: (dir: string) => Promise<Measured> }[] = [
-    ...VARIANTS.map((v) => ({
-      label: v.label,
-      measure: async (dir: string) => {
-        const r = await measureEngine(dir, { items, concurrency: v.concurrency, trace: v.trace });
-        // The first plain run (the warm-up, which runs in list order) sizes the bare loop's snapshot.
-        if (snapshotBytes === 0 && v === VARIANTS[0]) snapshotBytes = r.snapshotBytes;
-        return { itemsPerSec: r.itemsPerSec, itemsPerTxn: items / r.batches };
-      },
-    })),
-    { label: BARE, measure: async (dir: string) => ({ ...(await measureBare(dir, items, snapshotBytes)), itemsPerTxn: 1 }) },
-    {
-      label: BARE_GROUPED,
-      measure: async (dir: string) => ({ ...(await measureBare(dir, items, snapshotBytes, BARE_GROUPED_TXN)), itemsPerTxn: BARE_GROUPED_TXN }),
-    },
-  ];
-  const samples = new Map<string, Measured[]>(variants.map((v) => [v.label, []]));
-  // Round 0 warms up. Every round runs every variant once, so a burst of load from whatever
-  // else runs on the machine lands on the engine and on its baseline alike; the order rotates
-  // so no variant always pays for what the one before it left behind (GC debt, dirty pages).
-  for (let round = 0; round <= REPETITIONS; round++) {
-    const tag = round === 0 ? 'warm-up' : `rep ${round}/${REPETITIONS}`;
-    const shift = round % variants.length;
-    for (const v of [...variants.slice(shift), ...variants.slice(0, shift)]) {
-      const m = await inTempDir(v.measure);
-      progress(`${tag} ${v.label}: ${fmtInt(m.itemsPerSec)} items/s`);
-      if (round > 0) samples.get(v.label)!.push(m);
-    }
+/**
+ * The floor: per item (or per `perTxn` items) one transaction with the durable writes the engine
+ * makes for an item (a ledger row, a `stage_item_processed` event with the next seq, the run row's
+ * last_seq and a snapshot of `snapshotBytes`), through better-sqlite3 on the store's own schema.
+ */
+async function bareLoop(dir: string, items: number, snapshotBytes: number, perTxn: number): Promise<number> {
+  const filename = join(dir, 'runstate.db');
+  const runId = 'run_20250101_000000_bench';
+  const store = new SqliteStore({ filename });
+  await createBenchRun(store, runId, 'bench-noop');
+  await store.close();
+  const db = new Database(filename);
+  try {
+    // The pragmas of service/store/sqlite.ts.
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    const ledger = db.prepare(`INSERT INTO ledger (run_id, stage, item_id, item, status, attempts, cost, error) VALUES (?, 1, ?, ?, 'done', 1, 0, NULL)`);
+    const event = db.prepare('INSERT INTO events (run_id, seq, body, event_key) VALUES (?, ?, ?, NULL)');
+    const run = db.prepare(`UPDATE runs SET last_seq = ?, snapshot = ?, status = 'running', updated_at = ? WHERE run_id = ?`);
+    const pad = 'x'.repeat(Math.max(0, snapshotBytes - JSON.stringify({ value: 'running', processed: items, pad: '' }).length));
+    const step = db.transaction((first: number, last: number) => {
+      const timestamp = new Date().toISOString();
+      for (let i = first; i <= last; i++) {
+        ledger.run(runId, String(i), JSON.stringify(i));
+        event.run(runId, i, JSON.stringify({ event: 'stage_item_processed', run_id: runId, seq: i, stage: 1, processed: i, total: items, item: { id: i, title: `item ${i}` }, timestamp }));
+      }
+      run.run(last, JSON.stringify({ value: 'running', processed: last, pad }), timestamp, runId);
+    });
+    const t0 = performance.now();
+    for (let i = 1; i <= items; i += perTxn) step(i, Math.min(items, i + perTxn - 1));
+    const ms = performance.now() - t0;
+    const count = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM ledger').get()!.n;
+    if (count !== items) throw new Error(`bench: the bare loop wrote ${count} ledger rows, expected ${items}`);
+    return (items / ms) * 1000;
+  } finally {
+    db.close();
   }
+}
 
-  const perSec = (label: string) => samples.get(label)!.map((m) => m.itemsPerSec);
-  const bare = median(perSec(BARE));
+async function throughput(items: number, reps: number) {
+  let snapshotBytes = 0;
+  const variants = [...(Object.keys(ENGINE) as (keyof typeof ENGINE)[]), BARE, BARE_GROUPED] as Variant[];
+  const samples = await interleaved(variants, reps, (v, tag) =>
+    inTempDir(async (dir) => {
+      let m: { perSec: number; perTxn: number };
+      if (v === BARE || v === BARE_GROUPED) {
+        const perTxn = v === BARE ? 1 : GROUPED;
+        m = { perSec: await bareLoop(dir, items, snapshotBytes, perTxn), perTxn };
+      } else {
+        const r = await measureEngine(dir, { items, ...ENGINE[v] });
+        // The warm-up runs the first variant first: its snapshot sizes the bare loop's.
+        snapshotBytes ||= r.snapshotBytes;
+        m = { perSec: r.itemsPerSec, perTxn: items / r.batches };
+      }
+      progress(`${tag} ${v}: ${fmtInt(m.perSec)} items/s`);
+      return m;
+    }),
+  );
+  const bare = median(samples[BARE].map((m) => m.perSec));
   const rows: Table = [['variant', 'items/s (median)', 'min – max', 'items per txn', 'engine / bare']];
-  for (const label of [BARE, BARE_GROUPED, ...VARIANTS.map((v) => v.label)]) {
-    const s = perSec(label);
-    const ratio = median(s) / bare;
-    rows.push([
-      label,
-      fmtInt(median(s)),
-      `${fmtInt(Math.min(...s))} – ${fmtInt(Math.max(...s))}`,
-      median(samples.get(label)!.map((m) => m.itemsPerTxn)).toFixed(1),
-      label === BARE ? '1.00' : label === BARE_GROUPED ? `${ratio.toFixed(2)} (a baseline)` : `${ratio.toFixed(2)} ${ratio >= AIM_RATIO ? '(meets ≥ 0.5)' : '(below 0.5)'}`,
-    ]);
+  for (const v of [BARE, BARE_GROUPED, ...Object.keys(ENGINE)] as Variant[]) {
+    const s = samples[v].map((m) => m.perSec);
+    const r = v === BARE ? '1.00' : v === BARE_GROUPED ? `${ratio(median(s), bare)} (a baseline)` : ratio(median(s), bare, AIM_RATIO);
+    rows.push([v, ...spread(s), median(samples[v].map((m) => m.perTxn)).toFixed(1), r]);
   }
   return { rows, snapshotBytes };
 }
 
 async function memory(runs: number): Promise<Table> {
   progress(`memory: ${fmtInt(runs)} runs in a child process`);
-  const m = await inTempDir((dir) => measureMemory(dir, runs));
-  const heap = m.loaded.heapUsed - m.baseline.heapUsed;
-  const rss = m.loaded.rss - m.baseline.rss;
-  const verdict = (bytes: number) => (bytes / MB < AIM_MB ? `(meets < ${AIM_MB} MB)` : `(above ${AIM_MB} MB)`);
+  const m = await inTempDir(async (dir) => (await start<MemoryResult>('engine-memory.ts', [dir, runs], { nodeArgs: ['--expose-gc'], readyMs: 300_000 })).ready);
+  const mb = (b: number) => `${(b / MB).toFixed(1)}`;
+  const row = (name: string, key: 'heapUsed' | 'rss') => {
+    const above = m.loaded[key] - m.baseline[key];
+    const verdict = above / MB < AIM_MB ? `(meets < ${AIM_MB} MB)` : `(above ${AIM_MB} MB)`;
+    return [name, `${mb(above)} MB ${verdict}`, `${(above / runs / 1024).toFixed(1)} KB`, `${mb(m.baseline[key])} → ${mb(m.loaded[key])} MB`];
+  };
   return [
     ['measure', `${fmtInt(runs)} runs above baseline`, 'per run', 'baseline → loaded'],
-    ['heapUsed', `${(heap / MB).toFixed(1)} MB ${verdict(heap)}`, `${(heap / runs / 1024).toFixed(1)} KB`, `${(m.baseline.heapUsed / MB).toFixed(1)} → ${(m.loaded.heapUsed / MB).toFixed(1)} MB`],
-    ['RSS', `${(rss / MB).toFixed(1)} MB ${verdict(rss)}`, `${(rss / runs / 1024).toFixed(1)} KB`, `${(m.baseline.rss / MB).toFixed(1)} → ${(m.loaded.rss / MB).toFixed(1)} MB`],
+    row('heapUsed', 'heapUsed'),
+    row('RSS', 'rss'),
     ['time to start them', `${fmtInt(m.startMs)} ms`, `${(m.startMs / runs).toFixed(2)} ms`, 'one startRun after another'],
   ];
 }
 
-function method(items: number, runs: number, snapshotBytes: number): string {
-  return `### Method
-
-- **Engine throughput.** A pipeline defined in the bench: one stage of ${fmtInt(items)} items
-  (\`BENCH_ITEMS\`) whose \`processItem\` resolves at once, so what is measured is the engine:
-  run and stage actors, the journal, the durable ledger and event log, the snapshot written
-  with every batch. Each measurement uses a fresh \`Engine\` on a fresh \`SqliteStore\` in a
-  fresh temporary directory, and is timed from \`engine.startRun\` to \`engine.whenRetired\`
-  (plus \`traces.flush()\` when the \`TraceWriter\` is attached through \`engine.onEvents\`), so
-  creating the run, loading and storing the item list and every \`state_change\` and
-  \`stage_*\` event are included. After each run the bench checks, and stops if not, that the
-  run is \`completed\`, the ledger has ${fmtInt(items)} entries, seqs are 1…\`last_seq\` without a
-  gap and, with traces, that \`run_trace.jsonl\` has one line per event in seq order.
-- **Bare SQLite loop (the baseline).** The same schema (created by \`SqliteStore\`) and pragmas
-  (WAL, \`synchronous = NORMAL\`), better-sqlite3 used directly: per item one transaction that
-  inserts a ledger row, inserts a \`stage_item_processed\` event with the next seq and updates
-  the run row's \`last_seq\` and snapshot with a ${snapshotBytes}-byte JSON snapshot (the size of
-  the engine's snapshot halfway through the stage, measured in the warm-up run).
-  The same loop with ${BARE_GROUPED_TXN} items per transaction (one run-row update per
-  transaction) shows what group commit alone buys: the engine writes the items that finish in
-  one event-loop turn in one transaction, so compare its cost per item with that row too.
-- **Repetitions.** One warm-up round, then ${REPETITIONS} rounds; every round runs every variant once,
-  interleaved, so background load falls on the engine and its baseline alike, in an order that
-  rotates from round to round so no variant always follows the same one. Items/s is the
-  median of the ${REPETITIONS}; \`engine / bare\` divides medians from the same run of the bench; the
-  aim is ≥ ${AIM_RATIO} (the engine within 2× of the bare durable loop). \`items per txn\` is items
-  divided by the durable batches the engine wrote: with concurrency above 1, items that finish
-  in the same tick share one transaction, which is why the engine can beat the bare loop.
-- **Memory per run actor.** A child process (\`node --expose-gc --import tsx
-  bench/memory-child.ts\`) hosts a pipeline of 3 stages × 100 items at concurrency 2 whose
-  items never finish until aborted. It starts and cancels 10 warm-up runs, takes the baseline
-  (\`heapUsed\`, RSS) after \`gc()\`, starts ${fmtInt(runs)} runs (\`BENCH_RUNS\`) one after another,
-  waits until all ${fmtInt(runs * 2)} first items are in flight, runs \`gc()\` again and measures;
-  then stops the engine. The aim is under ${AIM_MB} MB above baseline for 1,000 runs.
-- The machine may be shared with other work: absolute numbers are noisy; ratios against the
-  baseline of the same run are the figures to compare.`;
-}
-
-async function run(): Promise<PartReport> {
-  const items = envInt('BENCH_ITEMS', 20_000);
-  const runs = envInt('BENCH_RUNS', 1_000);
-  const t = await throughput(items);
-  const mem = await memory(runs);
-  const markdown = [
-    `### Throughput: ${fmtInt(items)} no-op items through one stage`,
-    markdownTable(t.rows),
-    `### Memory: ${fmtInt(runs)} concurrent runs in one process`,
-    markdownTable(mem),
-    method(items, runs, t.snapshotBytes),
-  ].join('\n\n');
-  return {
-    tables: [
-      { title: `Engine throughput (${fmtInt(items)} items)`, rows: t.rows },
-      { title: `Engine memory (${fmtInt(runs)} runs)`, rows: mem },
-    ],
-    markdown,
-  };
-}
-
-export const enginePart: BenchPart = { key: 'engine', title: 'Engine', source: 'bench/engine.ts', run };
+export const enginePart: BenchPart = {
+  key: 'engine',
+  title: 'Engine',
+  source: 'bench/engine.ts',
+  async run() {
+    const items = size('ITEMS', 20_000, 300);
+    const runs = size('RUNS', 1_000, 20);
+    const reps = QUICK ? 1 : 3;
+    const t = await throughput(items, reps);
+    const mem = await memory(runs);
+    return {
+      tables: [
+        { title: `Engine throughput (${fmtInt(items)} items)`, rows: t.rows },
+        { title: `Engine memory (${fmtInt(runs)} runs)`, rows: mem },
+      ],
+      markdown: sections(
+        `### Throughput: ${fmtInt(items)} no-op items through one stage`,
+        t.rows,
+        `The bare loop wrote a ${t.snapshotBytes}-byte snapshot per transaction (the engine's, halfway through the stage); ${reps} rounds after a warm-up.`,
+        `### Memory: ${fmtInt(runs)} concurrent runs in one process`,
+        mem,
+      ),
+    };
+  },
+};

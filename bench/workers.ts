@@ -1,15 +1,15 @@
 // `npm run bench`, workers part: 4 Python workers (bench/py_noop_worker.py, no-op handlers,
 // claiming up to 16 at a time) on one run, against the same items processed in-process, in the
 // same run of the bench: items/s, and per item the time from its claim to its durable record.
+// `BENCH_WORKER_ITEMS` sets the size (20,000; 300 with --quick).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { loadConfig } from '../service/config.js';
 import type { AnyPipeline, Item } from '../service/pipelines/types.js';
 import { buildService } from '../service/service.js';
 import type { SqliteStore } from '../service/store/sqlite.js';
-import type { BenchPart, PartReport } from './part.js';
-import { envInt, fmtInt, inTempDir } from './stats.js';
-import { markdownTable, type Table } from './table.js';
+import { markdownTable, type BenchPart, type PartReport, type Table } from './harness/report.js';
+import { fmtInt, inTempDir, percentile, size } from './harness/stats.js';
 
 const WORKERS = 4;
 const CONCURRENCY = 64;
@@ -34,11 +34,6 @@ function pipeline(name: string, queue: string | undefined, items: number): AnyPi
     ],
     parseOptions: () => ({}),
   };
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 async function measure(dir: string, items: number): Promise<{ inProcess: number; workers: number; p50: number; p99: number }> {
@@ -85,7 +80,7 @@ async function measure(dir: string, items: number): Promise<{ inProcess: number;
 }
 
 async function run(): Promise<PartReport> {
-  const items = envInt('BENCH_WORKER_ITEMS', 20_000);
+  const items = size('WORKER_ITEMS', 20_000, 300);
   const m = await inTempDir((dir) => measure(dir, items));
   const rows: Table = [
     ['path', 'items/s', 'claim → recorded p50 (ms)', 'p99 (ms)'],

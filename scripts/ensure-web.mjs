@@ -21,7 +21,7 @@ function sources(dir) {
 /** A digest of everything the build depends on: web's sources, the service types they import, the lockfile. */
 function digest() {
   const hash = createHash('sha256');
-  const files = [...sources(web), join(root, 'package-lock.json'), join(root, 'service', 'engine', 'view.ts'), join(root, 'service', 'store', 'store.ts')].sort();
+  const files = [...sources(web), join(root, 'package-lock.json'), join(root, 'service', 'engine', 'view.ts'), join(root, 'service', 'engine', 'commands.ts'), join(root, 'service', 'events.ts'), join(root, 'service', 'store', 'store.ts')].sort();
   for (const f of files) hash.update(relative(root, f)).update('\0').update(readFileSync(f)).update('\0');
   return hash.digest('hex');
 }

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Store, StoredEvent } from './store/store.js';
+import type { StoredEvent } from './events.js';
+import type { Store } from './store/store.js';
 
 /**
  * The service's Prometheus metrics, in a registry of its own (several apps in one test

@@ -29,3 +29,27 @@ describe('error table', () => {
     }
   });
 });
+
+describe('module map', () => {
+  it('shows the modules as they import each other (npm run modules:diagram)', async () => {
+    const { withDiagram: withModules } = await import('../scripts/modules-diagram.js');
+    const doc = readFileSync(join(import.meta.dirname, '..', 'docs', 'architecture.md'), 'utf8');
+    expect(doc).toBe(withModules(doc));
+  });
+
+  it('has no cycle: no module imports back up the chain', async () => {
+    const { moduleGraph } = await import('../scripts/modules-diagram.js');
+    const graph = moduleGraph();
+    const state = new Map<string, 'open' | 'done'>();
+    const cycles: string[] = [];
+    const visit = (node: string, path: string[]) => {
+      if (state.get(node) === 'done') return;
+      if (state.get(node) === 'open') return void cycles.push([...path.slice(path.indexOf(node)), node].join(' → '));
+      state.set(node, 'open');
+      for (const next of graph.get(node) ?? []) visit(next, [...path, node]);
+      state.set(node, 'done');
+    };
+    for (const node of graph.keys()) visit(node, []);
+    expect(cycles).toEqual([]);
+  });
+});

@@ -1,19 +1,20 @@
 import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import {
   isTerminalRunState,
-  triggerOf,
   type ItemJob,
   type ItemOutcome,
   type ItemRecord,
   type LoadOutcome,
   type StageContext,
 } from '../../machines/index.js';
-import { errorMessage, formatElapsed } from '../format.js';
+import { events, type NewEvent, type StoredEvent } from '../events.js';
+import { errorMessage } from '../format.js';
 import { isFinalAttempt, isReleasedAttempt } from '../pipelines/attempts.js';
 import type { AnyPipeline, ItemContext, LoadContext, StageDefinition } from '../pipelines/types.js';
-import type { Item, NewEvent, RunRecord, Store, StoredEvent } from '../store/store.js';
+import type { Item, RunRecord, Store } from '../store/store.js';
 import { Journal } from './journal.js';
 import type { ProvidedRunMachine } from './providers.js';
+import { initialStateOf, transitionEvents } from './transitions.js';
 import { describeProcessing, describeRun, type ProcessingView, type RunView } from './view.js';
 
 export interface HostDeps {
@@ -34,8 +35,8 @@ export interface HostDeps {
 type RunActor = Actor<ProvidedRunMachine>;
 
 /**
- * One run in memory: its actor, its journal, the stage items it works through, and the
- * translation of every machine transition into `state_change` events.
+ * One run in memory: its actor, its journal, and the stage items it works through. Each
+ * machine transition it sees becomes events through transitions.ts.
  */
 export class RunHost {
   readonly record: RunRecord;
@@ -98,7 +99,7 @@ export class RunHost {
     if (restored) this.#primeStates();
     actor.start();
     if (!restored) {
-      this.append({ event: 'run_started', trigger: this.record.trigger });
+      this.append(events.runStarted({ trigger: this.record.trigger }, this.#at()));
       actor.send({ type: 'start_requested' });
     }
   }
@@ -113,8 +114,13 @@ export class RunHost {
   }
 
   /** Appends an event to the run's log (in the batch of the current cascade). */
-  append(fields: { event: string; [k: string]: unknown }): void {
-    this.journal.record({ ...fields, timestamp: new Date(this.#deps.now()).toISOString() } as NewEvent);
+  append(event: NewEvent): void {
+    this.journal.record(event);
+  }
+
+  /** Now, as events stamp it. */
+  #at(): string {
+    return new Date(this.#deps.now()).toISOString();
   }
 
   view(): RunView {
@@ -170,12 +176,13 @@ export class RunHost {
     const total = stage?.total ?? 0;
     const processed = (stage?.processed ?? 0) + 1;
     const ref = { id: item.id, title: item.title };
+    const at = this.#at();
     const event =
       rec.status === 'done'
-        ? { event: 'stage_item_processed', stage: rec.stage, processed, total, item: ref }
-        : { event: 'stage_item_failed', stage: rec.stage, processed, total, item: ref, attempts: rec.attempts, error: rec.error };
+        ? events.itemProcessed({ stage: rec.stage, processed, total, item: ref }, at)
+        : events.itemFailed({ stage: rec.stage, processed, total, item: ref, attempts: rec.attempts, error: rec.error }, at);
     this.journal.record(
-      { ...event, timestamp: new Date(this.#deps.now()).toISOString() },
+      event,
       { stage: rec.stage, itemId: item.id, status: rec.status, attempts: rec.attempts, cost: rec.cost, error: rec.error },
     );
   }
@@ -213,7 +220,7 @@ export class RunHost {
       stage,
       options: this.options,
       signal,
-      log: (message: string) => this.append({ event: 'activity_log', stage, message: String(message) }),
+      log: (message: string) => this.append(events.activityLog({ stage, message: String(message) }, this.#at())),
     };
   }
 
@@ -242,43 +249,25 @@ export class RunHost {
     }
   }
 
+  /** Glue: finds which machine moved and from where, and appends what transitions.ts makes of it. */
   #inspect(ev: InspectionEvent): void {
     this.#deps.inspect?.(ev);
     if (ev.type !== '@xstate.microstep') return;
     const ref = ev.actorRef;
     const isRoot = ev.rootId === ref.sessionId;
-    const stage = isRoot ? 0 : stageNumberOf((ref as { id?: string }).id ?? '');
+    const stage = isRoot ? undefined : stageNumberOf((ref as { id?: string }).id ?? '');
     if (!isRoot && stage === undefined) return;
-    const to = String((ev.snapshot as { value?: unknown }).value);
-    const from = this.#states.get(ref.sessionId) ?? (isRoot ? 'idle' : 'pending');
+    const snapshot = ev.snapshot as { value?: unknown; context?: unknown };
+    const to = String(snapshot.value);
+    const from = this.#states.get(ref.sessionId) ?? initialStateOf(isRoot ? 'run' : 'stage');
     if (from === to) return;
     this.#states.set(ref.sessionId, to);
-    const now = this.#deps.now();
-    this.append({
-      event: 'state_change',
-      machine_name: isRoot ? 'run' : `stage_${stage}`,
-      event_type: 'state_change',
-      payload: { from_state: from, to_state: to, event_trigger: triggerOf(ev.event.type), timestamp: now / 1000 },
-    });
-    if (isRoot) {
-      if (isTerminalRunState(to)) this.#retire();
-      return;
-    }
-    const ctx = (ev.snapshot as unknown as { context: StageContext }).context;
-    const def = this.#stageDef(stage!);
-    if (from === 'loading' && (to === 'running' || to === 'paused' || to === 'empty')) {
-      this.append({ event: 'stage_start', stage, stage_name: def.name, total_items: ctx.total ?? 0 });
-    }
-    if (to === 'completed' || to === 'empty') {
-      this.append({
-        event: 'stage_complete',
-        stage,
-        processed_count: ctx.processed,
-        failed_count: ctx.failed,
-        time_elapsed: formatElapsed(ctx.startedAt === null ? 0 : now - ctx.startedAt),
-        credits_used: Math.round(ctx.creditsUsed * 1e6) / 1e6,
-      });
-    }
+    const step =
+      stage === undefined
+        ? { machine: 'run' as const, from, to, eventType: ev.event.type }
+        : { machine: 'stage' as const, stage, stageName: this.#stageDef(stage).name, from, to, eventType: ev.event.type, context: snapshot.context as StageContext };
+    for (const e of transitionEvents(step, this.#deps.now())) this.append(e);
+    if (isRoot && isTerminalRunState(to)) this.#retire();
   }
 
   #retire(): void {

@@ -3,7 +3,9 @@
 // snapshot in the store), so a run looks the same before and after it leaves memory.
 
 import { stageActorId, type StageContext, type RunContext } from '../../machines/index.js';
+import type { ItemRef } from '../events.js';
 import type { Item, RunRecord } from '../store/store.js';
+import { allowedCommands, type Command } from './commands.js';
 
 export interface StageView {
   number: number;
@@ -38,14 +40,13 @@ export interface RunView {
   updated_at: string;
   closed_at: string | null;
   stages: StageView[];
+  /** The commands that would change something now (engine/commands.ts): what a screen offers. */
+  allowed_commands: Command[];
 }
 
-export interface ItemRef {
-  id: Item['id'];
-  title: string;
-}
+export type { ItemRef };
 
-/** The payload of `GET /current_processing/` (DESIGN §4). */
+/** The payload of `GET /current_processing/` (docs/api.md). */
 export interface ProcessingView {
   stage_number: number;
   stage_name: string;
@@ -113,6 +114,7 @@ export function describeRun(record: RunRecord, stages: readonly StageMeta[], las
     state: snap?.value ?? record.status,
     current_stage: snap?.context ? snap.context.current : null,
     error: snap?.context?.error ?? record.error,
+    allowed_commands: allowedCommands({ status, closed: record.closedAt !== null, pauseRequested: snap?.context?.pauseRequested ?? false }),
     stages: stages.map((meta, i) => {
       const number = i + 1;
       const ctx = stageContext(snap, number);
@@ -169,7 +171,8 @@ export function describeProcessing(
     percentage: state === 'empty' ? 100 : ctx?.total == null ? 0 : percentage(processed, total),
     currently_processing: refs(active),
     up_next: refs(next.slice(0, UP_NEXT_LIMIT)),
-    remaining_count: Math.max(0, total - processed - active.length),
+    // In-flight items are not finished, so they count as remaining (docs/api.md: 7 of 10 processed, 3 remaining).
+    remaining_count: Math.max(0, total - processed),
     status,
     stage_state: state,
   };

@@ -4,7 +4,7 @@ import { canSeeSite } from '../auth/tokens.js';
 import type { Engine } from '../engine/engine.js';
 import { RunstateError } from '../errors.js';
 import { isRunId } from '../ids.js';
-import { processingOf } from '../routes/current-processing.js';
+import { processingOf } from '../engine/processing.js';
 import type { StoredEvent } from '../store/store.js';
 import type { Client } from './client.js';
 import { type Frame, frames } from './frames.js';

@@ -1,17 +1,10 @@
-// Events from engines outside the service (DESIGN §9): their shape, checked line by line.
+// Events from engines outside the service (docs/ingest.md): their shape, checked line by line.
 import { RUN_STATES } from '../../machines/index.js';
 import { RunstateError } from '../errors.js';
+import type { IngestEvent } from '../engine/kinds/external.js';
 import { isRunId } from '../ids.js';
 
-/** One event as an external engine sends it. */
-export interface IngestEvent {
-  run_id: string;
-  event_id: string | null;
-  machine_name: string;
-  event_type: 'state_change' | 'activity_log' | 'item_processed';
-  payload: Record<string, unknown>;
-}
-
+export type { IngestEvent };
 
 const NAME_MAX = 100;
 

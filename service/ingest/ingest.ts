@@ -1,6 +1,6 @@
 import { canSeeSite, type Principal } from '../auth/tokens.js';
 import type { Engine } from '../engine/engine.js';
-import type { IngestReply } from '../engine/external.js';
+import type { IngestReply } from '../engine/kinds/external.js';
 import { RunstateError, ingestFailure } from '../errors.js';
 import { parseIngestEvent, type IngestEvent } from './events.js';
 

@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ADMIN_NAME, TokenRegistry, type Principal } from '../auth/tokens.js';
 import type { Engine } from '../engine/engine.js';
-import type { IngestReply } from '../engine/external.js';
+import type { IngestReply } from '../engine/kinds/external.js';
 import { RunstateError, ingestFailure } from '../errors.js';
 import { errorMessage } from '../format.js';
 import { ingest } from './ingest.js';
@@ -25,7 +25,7 @@ const ADMIN: Principal = { name: ADMIN_NAME, admin: true, accountId: null, siteI
 const BATCH = 500;
 
 /**
- * The Unix socket door (DESIGN §9): newline-delimited JSON in, one reply line per line out,
+ * The Unix socket door (docs/ingest.md): newline-delimited JSON in, one reply line per line out,
  * in order, each once its event is durable. The socket file is 0600, so only the service's
  * own user connects; such a connection may act for every site, or say
  * `{"hello":{"token":"…"}}` first to act for one token's sites only.

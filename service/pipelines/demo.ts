@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { latency, pick, uniform } from './random.js';
 import { PipelineOptionsError, type Item, type PipelineDefinition, type StageDefinition } from './types.js';
 
-/** The options of DESIGN §8 that drive the demo pipelines, tests and benchmarks. */
+/** The options that drive the demo pipelines, tests and benchmarks (docs/api.md, POST /runs). */
 export interface DemoOptions {
   seed: number;
   delay_ms: number;

@@ -1,17 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Engine } from '../engine/engine.js';
-import type { ProcessingView, RunView } from '../engine/view.js';
+import { pickCurrentRun, processingOf } from '../engine/processing.js';
 import { RunstateError } from '../errors.js';
 import { idParam, principalOf, requireSite, runIdParam } from '../http.js';
-
-const FIRST_CHOICE = new Set(['running', 'paused']);
-const ALSO_SHOWN = new Set(['failed', 'completed']);
-
-/** The card of one run as `GET /current_processing/?run_id=` answers it (the hub's views too). */
-export async function processingOf(engine: Pick<Engine, 'currentProcessing'>, run: RunView): Promise<(ProcessingView & { run_id: string }) | null> {
-  const data = ALSO_SHOWN.has(run.status) || FIRST_CHOICE.has(run.status) ? await engine.currentProcessing(run.run_id) : undefined;
-  return data ? { run_id: run.run_id, ...data } : null;
-}
 
 /**
  * `GET /current_processing/`: the processing card's data (docs/api.md). It answers for running,
@@ -51,12 +42,8 @@ export const currentProcessingRoutes: FastifyPluginAsync<{ engine: Engine }> = a
         return { data: await processingOf(engine, run) };
       }
 
-      // The site's current run: the newest running or paused one, else the newest failed or
-      // completed one not yet closed.
-      const runs = await engine.listRuns({ siteIds: [site_id!], open: true, limit: 50 });
-      const pick = runs.find((r) => FIRST_CHOICE.has(r.status)) ?? runs.find((r) => ALSO_SHOWN.has(r.status));
-      const data = pick ? await engine.currentProcessing(pick.run_id) : undefined;
-      return { data: data && pick ? { run_id: pick.run_id, ...data } : null };
+      const pick = pickCurrentRun(await engine.listRuns({ siteIds: [site_id!], open: true, limit: 50 }));
+      return { data: pick ? await processingOf(engine, pick) : null };
     },
   );
 };

@@ -1,6 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Engine } from '../engine/engine.js';
-import { EXTERNAL_PIPELINE } from '../engine/external.js';
 import { RunstateError, ingestFailure } from '../errors.js';
 import { principalOf, requireSite, runIdParam } from '../http.js';
 import { ingest } from '../ingest/ingest.js';
@@ -27,7 +26,7 @@ export const ingestRoutes: FastifyPluginAsync<{ engine: Engine; bodyLimit: numbe
       const run = await engine.getRun(runId);
       if (!run) throw new RunstateError('RUN_NOT_FOUND', `No run with id ${runId}.`);
       requireSite(principal, run.site_id);
-      if (run.pipeline !== EXTERNAL_PIPELINE) {
+      if (!engine.external.serves(run.pipeline)) {
         throw new RunstateError('COMMAND_NOT_ALLOWED', `Run ${runId} is run by the service itself; it takes no events from outside.`);
       }
       // An event may leave run_id out; one naming another run is refused on its own.

@@ -88,7 +88,7 @@ export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: Fas
   );
 
   app.get('/pipelines', { schema: { summary: 'The pipelines runs can be started with' } }, async () => ({
-    data: [...engine.pipelines(), { name: 'external', description: 'Events from an engine outside the service (docs/ingest.md)', stages: [] }],
+    data: engine.pipelines(),
   }));
 
   app.get<{ Querystring: { site_id?: string; status?: string; open?: boolean; limit: number } }>(

@@ -46,18 +46,9 @@ export interface RunRecord extends NewRun {
   owner: string | null;
 }
 
-/** An event as the engine hands it over: everything but `run_id` and `seq`. */
-export interface NewEvent {
-  event: string;
-  timestamp: string;
-  [field: string]: unknown;
-}
-
-/** An event as stored and broadcast (docs/architecture.md, docs/protocol.md). */
-export interface StoredEvent extends NewEvent {
-  run_id: string;
-  seq: number;
-}
+/** Events as the engine hands them over (no `run_id`, no `seq`) and as stored: service/events.ts. */
+export type { NewEvent, StoredEvent } from '../events.js';
+import type { NewEvent, StoredEvent } from '../events.js';
 
 export interface LedgerEntry {
   stage: number;

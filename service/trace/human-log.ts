@@ -1,7 +1,9 @@
+// The human-readable run and stage logs of docs/operations.md, from the same events as the JSONL trace.
+
 import { pino, type Logger } from 'pino';
 import { prettyFactory } from 'pino-pretty';
 import { formatElapsed } from '../format.js';
-import type { StoredEvent } from '../store/store.js';
+import { RUN_MACHINE, stageOf, stageOfEvent, type ItemRef, type StoredEvent } from '../events.js';
 
 const prettify = prettyFactory({
   colorize: false,
@@ -9,11 +11,6 @@ const prettify = prettyFactory({
   ignore: 'pid,hostname,run_id,seq,stage',
   singleLine: true,
 });
-
-interface ItemRef {
-  id?: unknown;
-  title?: unknown;
-}
 
 /** Lines for people, from the same events as the JSONL trace. pino structures them, pino-pretty prints them. */
 export class HumanLog {
@@ -33,7 +30,7 @@ export class HumanLog {
       const line = this.#line(e);
       if (line === undefined) continue;
       run.push(line);
-      const stage = stageOf(e);
+      const stage = stageOfEvent(e);
       if (stage !== undefined) {
         const lines = stages.get(stage) ?? [];
         lines.push(line);
@@ -68,46 +65,35 @@ export class HumanLog {
   }
 
   #line(e: StoredEvent): string | undefined {
-    const item = (e.item ?? {}) as ItemRef;
-    const itemText = `#${String(item.id)} "${String(item.title)}"`;
+    const itemText = (item: ItemRef) => `#${String(item.id)} "${item.title}"`;
     switch (e.event) {
       case 'run_started':
-        return this.#emit('info', e.timestamp, `Run ${e.run_id} started (trigger: ${String(e.trigger)})`);
+        return this.#emit('info', e.timestamp, `Run ${e.run_id} started (trigger: ${e.trigger})`);
       case 'state_change': {
-        const p = (e.payload ?? {}) as Record<string, unknown>;
-        const who = e.machine_name === 'run' ? 'Run' : String(e.machine_name).replace('stage_', 'Stage ');
+        const p = e.payload;
+        const stage = stageOf(e.machine_name);
+        const who = e.machine_name === RUN_MACHINE ? 'Run' : stage !== undefined ? `Stage ${stage}` : e.machine_name;
         const level = p.to_state === 'failed' ? 'error' : 'info';
-        return this.#emit(level, e.timestamp, `${who}: ${String(p.from_state)} → ${String(p.to_state)} (${String(p.event_trigger)})`);
+        return this.#emit(level, e.timestamp, `${who}: ${String(p.from_state)} → ${p.to_state} (${p.event_trigger})`);
       }
       case 'stage_start':
-        return this.#emit('info', e.timestamp, `Stage ${String(e.stage)} "${String(e.stage_name)}" started with ${String(e.total_items)} items`);
+        return this.#emit('info', e.timestamp, `Stage ${e.stage} "${e.stage_name}" started with ${e.total_items} items`);
       case 'stage_item_processed':
-        return this.#emit('info', e.timestamp, `Stage ${String(e.stage)}: ${String(e.processed)}/${String(e.total)} processed ${itemText}`);
+        return this.#emit('info', e.timestamp, `Stage ${e.stage}: ${e.processed}/${e.total} processed ${itemText(e.item)}`);
       case 'stage_item_failed':
-        return this.#emit('warn', e.timestamp, `Stage ${String(e.stage)}: ${itemText} failed after ${String(e.attempts)} attempts: ${String(e.error)}`);
+        return this.#emit('warn', e.timestamp, `Stage ${e.stage}: ${itemText(e.item)} failed after ${e.attempts} attempts: ${String(e.error)}`);
       case 'stage_complete':
         return this.#emit(
           'info',
           e.timestamp,
-          `Stage ${String(e.stage)} complete: ${String(e.processed_count)} processed, ${String(e.failed_count)} failed in ${String(e.time_elapsed)}, ${String(e.credits_used)} credits`,
+          `Stage ${e.stage} complete: ${e.processed_count} processed, ${e.failed_count} failed in ${e.time_elapsed}, ${e.credits_used} credits`,
         );
       case 'activity_log':
-        return this.#emit('info', e.timestamp, String(e.message));
+        return this.#emit('info', e.timestamp, e.message);
       case 'command': {
-        const reason = e.reason ? ` (reason: ${String(e.reason)})` : '';
-        return this.#emit('info', e.timestamp, `Command ${String(e.command)} by ${String(e.by)}${reason}`);
+        const reason = e.reason ? ` (reason: ${e.reason})` : '';
+        return this.#emit('info', e.timestamp, `Command ${e.command} by ${e.by}${reason}`);
       }
-      default:
-        return this.#emit('info', e.timestamp, `${e.event}`);
     }
   }
-}
-
-function stageOf(e: StoredEvent): number | undefined {
-  if (typeof e.stage === 'number') return e.stage;
-  if (e.event === 'state_change' && typeof e.machine_name === 'string' && e.machine_name.startsWith('stage_')) {
-    const n = Number(e.machine_name.slice('stage_'.length));
-    return Number.isInteger(n) ? n : undefined;
-  }
-  return undefined;
 }

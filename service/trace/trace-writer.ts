@@ -1,7 +1,9 @@
 import { appendFile, mkdir, open, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { RunRecord, Store, StoredEvent } from '../store/store.js';
+import { isTerminalRunState } from '../../machines/index.js';
+import { runEnteredState, type StoredEvent } from '../events.js';
+import type { RunRecord, Store } from '../store/store.js';
 import { HumanLog } from './human-log.js';
 
 export interface TraceWriterOptions {
@@ -22,10 +24,14 @@ interface RunFiles {
   human: HumanLog;
 }
 
-const TERMINAL = new Set(['completed', 'cancelled']);
+/** The run machine's transition into completed or cancelled: the last event but `close`. */
+function isFinish(e: StoredEvent): e is StoredEvent<'state_change'> {
+  const to = runEnteredState(e);
+  return to !== undefined && isTerminalRunState(to);
+}
 
 /**
- * Writes the plain files of DESIGN §3 from the event stream, after the events are durable:
+ * Writes the plain files of docs/operations.md ("Data directory") from the event stream, after the events are durable:
  * `run_trace.jsonl` (each line byte-for-byte the stored event), the human-readable
  * `automation_run.log` and `stage_<n>.log`, and one line per finished run in
  * `automation_diagnostic.log`. Writes for one run happen one after another, in seq order;
@@ -94,11 +100,11 @@ export class TraceWriter {
         await this.#append(files, events);
         after = events[events.length - 1]!.seq;
       }
-      if (lastSeq === after && TERMINAL.has(run.status)) {
+      if (lastSeq === after && isTerminalRunState(run.status)) {
         // The trace was whole, but a crash may have come between it and the diagnostic line.
         if (!(await this.#diagnosticMentions(run.runId))) {
           const tail = await this.#opts.store.readEvents(run.runId, Math.max(0, run.lastSeq - 100));
-          const finished = tail.findLast((e) => e.event === 'state_change' && e.machine_name === 'run' && TERMINAL.has(String((e.payload as { to_state?: unknown }).to_state)));
+          const finished = tail.findLast(isFinish);
           if (finished) await this.#writeDiagnostic(run, finished);
         }
         await this.#opts.store.markTraced(run.runId, run.lastSeq);
@@ -154,9 +160,7 @@ export class TraceWriter {
     const { run: runLines, stages } = files.human.format(events);
     if (runLines) await appendFile(join(files.dir, 'automation_run.log'), runLines);
     for (const [stage, lines] of stages) await appendFile(join(files.dir, `stage_${stage}.log`), lines);
-    const finished = events.find(
-      (e) => e.event === 'state_change' && e.machine_name === 'run' && TERMINAL.has(String((e.payload as { to_state?: unknown }).to_state)),
-    );
+    const finished = events.find(isFinish);
     if (finished) await this.#writeDiagnostic(run, finished);
     // After its terminal event a run only ever gets `close`: either one means the trace is whole.
     if (finished || events.some((e) => e.event === 'command' && e.command === 'close')) {
@@ -166,7 +170,7 @@ export class TraceWriter {
     }
   }
 
-  async #writeDiagnostic(run: RunRecord, finished: StoredEvent): Promise<void> {
+  async #writeDiagnostic(run: RunRecord, finished: StoredEvent<'state_change'>): Promise<void> {
     const ledger = await this.#opts.store.ledger(run.runId);
     const line = this.#diagnostic.summary({
       time: finished.timestamp,
@@ -174,7 +178,7 @@ export class TraceWriter {
       accountId: run.accountId,
       siteId: run.siteId,
       pipeline: run.pipeline,
-      status: String((finished.payload as { to_state?: unknown }).to_state),
+      status: finished.payload.to_state,
       processed: ledger.filter((l) => l.status === 'done').length,
       failed: ledger.filter((l) => l.status === 'failed').length,
       events: finished.seq,

@@ -48,8 +48,9 @@ let processed = 0;
 let pauseSent = false;
 engine.onEvents((run, events) => {
   for (const e of events) {
-    const to = (e.payload as { to_state?: string } | undefined)?.to_state ?? '';
-    say(`EVENT ${e.seq} ${e.event} ${String(e.machine_name ?? e.stage ?? '')} ${to}`);
+    const to = e.event === 'state_change' ? e.payload.to_state : '';
+    const who = e.event === 'state_change' ? e.machine_name : 'stage' in e ? e.stage : undefined;
+    say(`EVENT ${e.seq} ${e.event} ${String(who ?? '')} ${to}`);
     if (e.event === 'stage_item_processed' || e.event === 'stage_item_failed') processed += 1;
     if (process.env.RESUME === '1' && e.event === 'state_change' && e.machine_name === 'run' && to === 'paused') {
       engine.command(run.runId, 'resume', { by: 'crash-test' }).catch((err: unknown) => say(`RESUME_FAILED ${String(err)}`));

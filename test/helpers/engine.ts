@@ -4,12 +4,11 @@ import { join } from 'node:path';
 import { Engine } from '../../service/engine/engine.js';
 import type { AnyPipeline } from '../../service/pipelines/types.js';
 import { SqliteStore } from '../../service/store/sqlite.js';
-import type { StoredEvent } from '../../service/store/store.js';
+import type { EventName, StoredEvent } from '../../service/events.js';
 
 export function tempDir(prefix = 'runstate-test-'): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
-  // Retries: trace files may still be landing when a test removes the directory.
-  return { path, remove: () => rmSync(path, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 }) };
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
 /** An engine on a real SQLite file, with every event it appends kept in order. */
@@ -45,6 +44,15 @@ export function recordEvents(engine: Engine) {
 }
 
 export function isTransition(machine: string, to: string) {
-  return (e: StoredEvent) =>
-    e.event === 'state_change' && e.machine_name === machine && (e.payload as { to_state: string }).to_state === to;
+  return (e: StoredEvent) => e.event === 'state_change' && e.machine_name === machine && e.payload.to_state === to;
+}
+
+/** A predicate that narrows events to one type: `log.filter(isEvent('stage_start'))`. */
+export function isEvent<N extends EventName>(name: N) {
+  return (e: StoredEvent): e is StoredEvent<N> => e.event === name;
+}
+
+/** Any field of an event, by name, for assertions on what is stored whatever its type. */
+export function fieldOf(e: object, key: string): unknown {
+  return Reflect.get(e, key) as unknown;
 }

@@ -32,7 +32,7 @@ export function applyEvents(model: RunModel, events: readonly StoredEvent[]): Ru
   const run: RunView = { ...model.run, stages: model.run.stages.map((s) => ({ ...s })) };
   let processing = model.processing ? { ...model.processing } : null;
   for (const e of fresh) {
-    const payload = (e.payload ?? {}) as { to_state?: string };
+    const payload: { to_state?: string } = e.event === 'state_change' ? e.payload : {};
     if (e.event === 'state_change' && e.machine_name === 'run' && payload.to_state) {
       run.status = payload.to_state;
       run.state = payload.to_state;

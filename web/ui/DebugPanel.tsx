@@ -10,7 +10,7 @@ export function DebugPanel({ processing, events, connection }: { processing: Pro
       <h4>current_processing (last response)</h4>
       <pre>{JSON.stringify(processing, null, 2)}</pre>
       <h4>Last events</h4>
-      <pre>{events.slice(-20).map((e) => `${e.seq} ${e.event} ${JSON.stringify(e.payload ?? e.item ?? e.message ?? '')}`).join('\n')}</pre>
+      <pre>{events.slice(-20).map((e) => `${e.seq} ${e.event} ${JSON.stringify(e.event === 'state_change' ? e.payload : 'item' in e ? e.item : e.event === 'activity_log' ? e.message : '')}`).join('\n')}</pre>
     </details>
   );
 }

@@ -7,10 +7,9 @@ const HEIGHT = 320;
 const OVERSCAN = 8;
 
 function describe(e: StoredEvent): string {
-  const p = (e.payload ?? {}) as { from_state?: string; to_state?: string; event_trigger?: string };
   switch (e.event) {
     case 'state_change':
-      return `${String(e.machine_name)}: ${p.from_state ?? '∅'} → ${p.to_state} (${p.event_trigger})`;
+      return `${e.machine_name}: ${e.payload.from_state ?? '∅'} → ${e.payload.to_state} (${e.payload.event_trigger})`;
     case 'stage_item_processed':
       return `stage ${String(e.stage)}: ${String(e.processed)}/${String(e.total)} ${(e.item as { title?: string } | undefined)?.title ?? ''}`;
     case 'stage_item_failed':
@@ -23,7 +22,7 @@ function describe(e: StoredEvent): string {
       return `${String(e.command)} by ${String(e.by)}${e.reason ? ` (${String(e.reason)})` : ''}`;
     case 'activity_log':
       return String(e.message);
-    default:
+    case 'run_started':
       return e.event;
   }
 }

@@ -41,7 +41,11 @@ export function MachinesView({ run, events, at, onLive }: { run: RunView; events
   );
   const focus = live ? (run.current_stage ?? 1) : Math.max(1, states.stages.findLastIndex((s) => s !== 'pending') + 1);
   const recent = useMemo(
-    () => events.filter((e) => e.event === 'state_change' && (live || e.seq <= at!)).slice(-8).reverse(),
+    () =>
+      events
+        .filter((e): e is StoredEvent<'state_change'> => e.event === 'state_change' && (live || e.seq <= at!))
+        .slice(-8)
+        .reverse(),
     [events, live, at],
   );
   return (
@@ -65,11 +69,11 @@ export function MachinesView({ run, events, at, onLive }: { run: RunView; events
       <table className="transitions">
         <tbody>
           {recent.map((e) => {
-            const p = e.payload as { from_state?: string; to_state?: string; event_trigger?: string };
+            const p = e.payload;
             return (
               <tr key={e.seq}>
                 <td>{e.seq}</td>
-                <td>{String(e.machine_name)}</td>
+                <td>{e.machine_name}</td>
                 <td>{p.from_state} → {p.to_state}</td>
                 <td>{p.event_trigger}</td>
                 <td>{e.timestamp.slice(11, 23)}</td>

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RunstateError } from '../../../service/errors.js';
 import { contentPipeline, faceProcessorPipeline } from '../../../service/pipelines/index.js';
-import type { StoredEvent } from '../../../service/store/store.js';
-import { engineOn, isTransition, tempDir } from '../../helpers/engine.js';
+import type { StoredEvent } from '../../../service/events.js';
+import { engineOn, isEvent, isTransition, tempDir } from '../../helpers/engine.js';
 import { gatedPipeline } from '../../helpers/gated.js';
 
 const ACME = { accountId: 'acme', siteId: 'site-5' };
@@ -34,21 +34,22 @@ describe('engine', () => {
     const perStage = [3, 0, 2, 1, 1, 0, 2];
     perStage.forEach((total, i) => {
       const stage = i + 1;
-      const processed = log.filter((e) => e.event === 'stage_item_processed' && e.stage === stage);
+      const processed = log.filter(isEvent('stage_item_processed')).filter((e) => e.stage === stage);
       expect(processed.map((e) => e.processed)).toEqual(Array.from({ length: total }, (_, k) => k + 1));
       for (const e of processed) expect(e.total).toBe(total);
       const start = log.find((e) => e.event === 'stage_start' && e.stage === stage);
       expect(start).toMatchObject({ stage_name: contentPipeline.stages[i]!.name, total_items: total });
-      const complete = log.find((e) => e.event === 'stage_complete' && e.stage === stage);
+      const complete = log.filter(isEvent('stage_complete')).find((e) => e.stage === stage);
       expect(complete).toMatchObject({ processed_count: total, failed_count: 0 });
       expect(complete!.time_elapsed).toMatch(/^(\d+h )?(\d+m )?\d+s$/);
       expect(complete!.credits_used).toBeCloseTo(total * [0.2, 0.5, 0.2, 2, 0.5, 1, 0][i]!, 6);
       const transitions = log
-        .filter((e) => e.event === 'state_change' && e.machine_name === `stage_${stage}`)
-        .map((e) => (e.payload as { to_state: string }).to_state);
+        .filter(isEvent('state_change'))
+        .filter((e) => e.machine_name === `stage_${stage}`)
+        .map((e) => e.payload.to_state);
       expect(transitions).toEqual(total === 0 ? ['loading', 'empty'] : ['loading', 'running', 'completed']);
     });
-    const runTransitions = log.filter((e) => e.event === 'state_change' && e.machine_name === 'run');
+    const runTransitions = log.filter(isEvent('state_change')).filter((e) => e.machine_name === 'run');
     expect(runTransitions.map((e) => e.payload)).toMatchObject([
       { from_state: 'idle', to_state: 'running', event_trigger: 'start_requested' },
       { from_state: 'running', to_state: 'completed', event_trigger: 'stage_finished' },
@@ -75,6 +76,8 @@ describe('engine', () => {
     const { engine, next, events } = engineOn(dir.path, [gate.pipeline]);
     const run = await engine.startRun({ ...ACME, pipeline: 'gated' });
     const id = run.run_id;
+    // Every view lists what its state allows: the dashboard's buttons.
+    expect(run.allowed_commands).toEqual(['pause', 'cancel']);
 
     await gate.inFlight(2);
     let card = await engine.currentProcessing(id);
@@ -86,7 +89,8 @@ describe('engine', () => {
       percentage: 0,
       currently_processing: [{ id: 101 }, { id: 102 }],
       up_next: [{ id: 103 }, { id: 104 }],
-      remaining_count: 2,
+      // In-flight items are not finished: all four remain.
+      remaining_count: 4,
       status: 'running',
       stage_state: 'running',
     });
@@ -95,20 +99,21 @@ describe('engine', () => {
     await next((e) => e.event === 'stage_item_processed' && e.processed === 1);
     await gate.inFlight(2);
     card = await engine.currentProcessing(id);
-    expect(card).toMatchObject({ processed_items: 1, percentage: 25, currently_processing: [{ id: 102 }, { id: 103 }], up_next: [{ id: 104 }] });
+    expect(card).toMatchObject({ processed_items: 1, percentage: 25, currently_processing: [{ id: 102 }, { id: 103 }], up_next: [{ id: 104 }], remaining_count: 3 });
 
     // Pause: nothing new starts, the two in flight finish and are recorded, then paused.
     const paused = await engine.command(id, 'pause', { by: 'ops-site-5', reason: 'provider outage' });
     expect(paused.accepted).toBe(true);
     expect(events.find((e) => e.event === 'command')).toMatchObject({ command: 'pause', by: 'ops-site-5', reason: 'provider outage' });
     expect((await engine.currentProcessing(id))!.stage_state).toBe('pausing');
-    expect((await engine.getRun(id))!.status).toBe('running');
+    expect(await engine.getRun(id)).toMatchObject({ status: 'running', allowed_commands: ['resume', 'cancel'] });
     await gate.finish();
     await gate.finish();
     await next(isTransition('run', 'paused'));
     expect(gate.pending).toHaveLength(0);
     card = await engine.currentProcessing(id);
     expect(card).toMatchObject({ processed_items: 3, percentage: 75, currently_processing: [], up_next: [{ id: 104 }], status: 'paused', stage_state: 'paused' });
+    expect((await engine.getRun(id))!.allowed_commands).toEqual(['resume', 'cancel']);
     // Pausing a paused run is not an error and changes nothing.
     const before = events.length;
     expect((await engine.command(id, 'pause', { by: 'x' })).accepted).toBe(false);
@@ -256,8 +261,10 @@ describe('engine', () => {
     await expect(engine.command(id, 'close', { by: 'x' })).rejects.toMatchObject({ code: 'COMMAND_NOT_ALLOWED' });
     await engine.whenRetired(id);
     expect(await engine.currentProcessing(id)).toMatchObject({ status: 'completed', percentage: 100, stage_name: 'running_inpainting' });
+    expect((await engine.getRun(id))!.allowed_commands).toEqual(['close']);
     const closed = await engine.command(id, 'close', { by: 'ops', reason: 'seen' });
     expect(closed.accepted).toBe(true);
+    expect(closed.run.allowed_commands).toEqual([]);
     expect(closed.run.closed_at).not.toBeNull();
     expect(await engine.currentProcessing(id)).toBeUndefined();
     expect((await engine.getRun(id))!.status).toBe('completed');

@@ -64,8 +64,8 @@ describe('WebSocket hub (real sockets)', () => {
   });
   afterEach(async () => {
     clients.splice(0).forEach((c) => c.close());
-    await h.app.close();
-    await h.engine.stop();
+    // The service's own ordered stop: traces flushed and the store closed before the files go.
+    await h.stop();
     dir.remove();
   });
 

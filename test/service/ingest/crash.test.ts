@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IngestClient } from '../../../service/ingest/client.js';
 import { SqliteStore } from '../../../service/store/sqlite.js';
-import { tempDir } from '../../helpers/engine.js';
+import { fieldOf, tempDir } from '../../helpers/engine.js';
 import { startService } from '../../helpers/service-process.js';
 
 const service = (dataDir: string, socketPath: string) => startService(dataDir, { RUNSTATE_INGEST_SOCKET: socketPath });
@@ -57,6 +57,6 @@ describe('ingest across a crash of the service', () => {
     cleanup.push(() => store.close());
     const log = await store.readEvents(runId, 0, 10_000);
     expect(log.map((e) => e.seq)).toEqual(Array.from({ length: total + 1 }, (_, i) => i + 1));
-    expect(log.slice(1).map((e) => e.event_id)).toEqual(Array.from({ length: total }, (_, i) => `e-${i}`));
+    expect(log.slice(1).map((e) => fieldOf(e, 'event_id'))).toEqual(Array.from({ length: total }, (_, i) => `e-${i}`));
   });
 });

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IngestClient } from '../../../service/ingest/client.js';
 import { IngestSocket } from '../../../service/ingest/socket.js';
 import { ADMIN, OTHER, SITE5, appOn, auth } from '../../helpers/app.js';
-import { tempDir } from '../../helpers/engine.js';
+import { fieldOf, tempDir } from '../../helpers/engine.js';
 import { gatedPipeline } from '../../helpers/gated.js';
 import { wsClient, type WsClient } from '../../helpers/ws-client.js';
 
@@ -72,8 +72,8 @@ describe('ingest: engines outside the service', () => {
   afterEach(async () => {
     for (const c of closers.splice(0)) await c();
     await door.stop();
-    await h.app.close();
-    await h.engine.stop();
+    // The service's own ordered stop: traces flushed and the store closed before the files go.
+    await h.stop();
     dir.remove();
   });
 
@@ -193,7 +193,7 @@ describe('ingest: engines outside the service', () => {
     expect(lines[1]).toEqual({ ok: true, seq: 2 });
     expect(lines[11]).toEqual({ ok: true, seq: 3 });
     for (const l of lines.filter((x) => !x.ok)) expect(l.error).toEqual({ code: expect.any(String), message: expect.any(String) });
-    expect((await h.store.readEvents(runId, 0)).map((e) => e.message ?? e.event)).toEqual(['run_started', 'first', 'last']);
+    expect((await h.store.readEvents(runId, 0)).map((e) => (e.event === 'activity_log' ? e.message : e.event))).toEqual(['run_started', 'first', 'last']);
   });
 
   it('acknowledges a resent event with its first seq and never appends it twice', async () => {
@@ -214,7 +214,7 @@ describe('ingest: engines outside the service', () => {
     const log = await h.store.readEvents(runId, 0);
     expect(log).toHaveLength(events.length + 1);
     expect(log.map((e) => e.seq)).toEqual(log.map((_, i) => i + 1));
-    expect(new Set(log.slice(1).map((e) => e.event_id)).size).toBe(events.length);
+    expect(new Set(log.slice(1).map((e) => fieldOf(e, 'event_id'))).size).toBe(events.length);
   });
 
   it('writes commands for a connection’s runs back to it', async () => {
@@ -226,6 +226,8 @@ describe('ingest: engines outside the service', () => {
     for (const cmd of ['pause', 'resume', 'cancel']) {
       const res = await h.app.inject({ method: 'POST', url: `${API}/runs/${runId}/${cmd}`, headers: auth(SITE5), payload: { reason: 'test' } });
       expect(res.json().accepted).toBe(true);
+      // A pause under way is resumed, not paused again, as with the service's own runs.
+      if (cmd === 'pause') expect(res.json().data.allowed_commands).toEqual(['resume', 'cancel']);
     }
     await client.send({ run_id: runId, machine_name: 'run', event_type: 'state_change', payload: { to_state: 'cancelled' } });
     expect(commands).toEqual(['pause', 'resume', 'cancel'].map((command) => ({ command, run_id: runId })));
@@ -234,6 +236,8 @@ describe('ingest: engines outside the service', () => {
     expect((await h.engine.getRun(runId))!.status).toBe('cancelled');
     const refused = await h.app.inject({ method: 'POST', url: `${API}/runs/${runId}/pause`, headers: auth(SITE5) });
     expect(refused.statusCode).toBe(409);
+    // The same rules as the service's own runs: a cancelled run only closes.
+    expect((await h.engine.getRun(runId))!.allowed_commands).toEqual(['close']);
   });
 
   it('keeps its socket file private, and removes it at stop and a stale one at start', async () => {

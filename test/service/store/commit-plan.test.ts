@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { holdsLease, keysToLookUp, planCommit, type CommitInput, type RunAtCommit } from '../../../service/store/commit-plan.js';
 import { LedgerConflictError, LeaseLostError, StoreNotFoundError, type CommitBatch } from '../../../service/store/store.js';
-import { activities, activity, at, done } from './contract.js';
+import { activities, activity, at, done, messageOf, untyped } from './contract.js';
 
 const NOW_MS = Date.UTC(2025, 11, 4, 19, 0, 0);
 const idle: RunAtCommit = { lastSeq: 0, owner: null, leaseUntilMs: null };
@@ -34,7 +34,7 @@ describe('planCommit', () => {
   });
 
   it('assigns run_id and seq itself, whatever the event carried, and stores the body as returned', () => {
-    const p = plan({ events: [{ event: 'activity_log', timestamp: at(1), run_id: 'forged', seq: 99, message: 'hi' }] });
+    const p = plan({ events: [untyped({ event: 'activity_log', timestamp: at(1), run_id: 'forged', seq: 99, message: 'hi' })] });
     const stored = { event: 'activity_log', run_id: 'run_a', seq: 1, timestamp: at(1), message: 'hi' };
     expect(p.result.events).toEqual([stored]);
     expect(p.events[0]!.body).toBe(JSON.stringify(stored));
@@ -47,7 +47,7 @@ describe('planCommit', () => {
       { run: { ...idle, lastSeq: 5 }, seen: new Map([['k2', 2]]) },
     );
     expect(p.result.seqs).toEqual([2, 6, 7]);
-    expect(p.result.events.map((e) => e.message)).toEqual(['y', 'z']);
+    expect(p.result.events.map((e) => messageOf(e))).toEqual(['y', 'z']);
     expect(p.events.map((e) => e.key)).toEqual(['k3', null]);
     expect(p.run.lastSeq).toBe(7);
   });
@@ -55,7 +55,7 @@ describe('planCommit', () => {
   it('appends a key repeated inside the batch once', () => {
     const p = plan({ events: [activity('a'), activity('b'), activity('c'), activity('d')], eventKeys: ['k', 'k', null, 'k'] });
     expect(p.result.seqs).toEqual([1, 1, 2, 1]);
-    expect(p.result.events.map((e) => [e.seq, e.message])).toEqual([
+    expect(p.result.events.map((e) => [e.seq, messageOf(e)])).toEqual([
       [1, 'a'],
       [2, 'c'],
     ]);

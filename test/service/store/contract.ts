@@ -4,7 +4,17 @@
 // ownership.contract.ts for `OwnershipStore`. They assert only what service/store/store.ts
 // promises, so a second adapter that passes them can replace SQLite without the engine noticing.
 import { afterEach, beforeEach } from 'vitest';
-import type { Item, LedgerEntry, NewEvent, NewRun, Store } from '../../../service/store/store.js';
+import type { Item, LedgerEntry, NewEvent, NewRun, Store, StoredEvent } from '../../../service/store/store.js';
+
+/** An activity event's message (undefined for any other event). */
+export function messageOf(e: StoredEvent): string | undefined {
+  return e.event === 'activity_log' ? e.message : undefined;
+}
+
+/** The store keeps whatever fields an event carries, typed or not: these tests hand it such events. */
+export function untyped(e: object): NewEvent {
+  return e as NewEvent;
+}
 
 export interface OpenedStore {
   store: Store;

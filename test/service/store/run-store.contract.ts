@@ -5,10 +5,9 @@ import {
   StoreConflictError,
   StoreNotFoundError,
   type Item,
-  type NewEvent,
   type Store,
 } from '../../../service/store/store.js';
-import { activities, activity, at, done, newRun, range, seqsOf, useStore, type OpenStore } from './contract.js';
+import { activities, activity, at, done, messageOf, newRun, range, seqsOf, untyped, useStore, type OpenStore } from './contract.js';
 
 export function runStoreContract(name: string, open: OpenStore): void {
   describe(`run store contract: ${name}`, () => {
@@ -143,7 +142,7 @@ export function runStoreContract(name: string, open: OpenStore): void {
       it('assigns seqs 1..n in batch order', async () => {
         const res = await store.commit('run_a', { events: activities(3) });
         expect(res.seqs).toEqual([1, 2, 3]);
-        expect(res.events.map((e) => [e.seq, e.message])).toEqual([
+        expect(res.events.map((e) => [e.seq, messageOf(e)])).toEqual([
           [1, 'm0'],
           [2, 'm1'],
           [3, 'm2'],
@@ -165,7 +164,7 @@ export function runStoreContract(name: string, open: OpenStore): void {
       });
 
       it('stores the event with run_id and seq and keeps every field', async () => {
-        const event: NewEvent = {
+        const event = untyped({
           event: 'stage_item_processed',
           timestamp: '2025-12-04T19:03:32.123Z',
           stage: 4,
@@ -174,7 +173,7 @@ export function runStoreContract(name: string, open: OpenStore): void {
           item: { id: 123, title: 'Ünïcode “title”', tags: ['a', 'b'], nested: { ok: true, none: null } },
           ratio: 0.25,
           note: null,
-        };
+        });
         const res = await store.commit('run_a', { events: [event] });
         const expected = { ...event, run_id: 'run_a', seq: 1 };
         expect(res.events).toEqual([expected]);
@@ -262,7 +261,7 @@ export function runStoreContract(name: string, open: OpenStore): void {
         expect(again.events).toEqual([]);
         expect((await store.getRun('run_a'))?.lastSeq).toBe(3);
         const events = await store.readEvents('run_a', 0);
-        expect(events.map((e) => e.message)).toEqual(['original', 'm0', 'm1']);
+        expect(events.map((e) => messageOf(e))).toEqual(['original', 'm0', 'm1']);
       });
 
       it('appends a key repeated inside one batch once', async () => {
@@ -271,7 +270,7 @@ export function runStoreContract(name: string, open: OpenStore): void {
           eventKeys: ['k', 'k', null, 'k'],
         });
         expect(res.seqs).toEqual([1, 1, 2, 1]);
-        expect(res.events.map((e) => [e.seq, e.message])).toEqual([
+        expect(res.events.map((e) => [e.seq, messageOf(e)])).toEqual([
           [1, 'a'],
           [2, 'c'],
         ]);
@@ -285,7 +284,7 @@ export function runStoreContract(name: string, open: OpenStore): void {
           eventKeys: ['k2', 'k3', null, 'k1', 'k4'],
         });
         expect(res.seqs).toEqual([2, 3, 4, 1, 5]);
-        expect(res.events.map((e) => [e.seq, e.message])).toEqual([
+        expect(res.events.map((e) => [e.seq, messageOf(e)])).toEqual([
           [3, 'y'],
           [4, 'z'],
           [5, 'v'],
@@ -417,7 +416,7 @@ export function runStoreContract(name: string, open: OpenStore): void {
 
       it('returns only events after afterSeq', async () => {
         const events = await store.readEvents('run_a', 4);
-        expect(events.map((e) => [e.seq, e.message])).toEqual([
+        expect(events.map((e) => [e.seq, messageOf(e)])).toEqual([
           [5, 'n0'],
           [6, 'n1'],
           [7, 'n2'],
@@ -575,7 +574,7 @@ export function runStoreContract(name: string, open: OpenStore): void {
         expect(b.map((e) => e.seq)).toEqual(range(1, 10));
         expect(new Set(a.map((e) => e.run_id))).toEqual(new Set(['run_a']));
         expect(new Set(b.map((e) => e.run_id))).toEqual(new Set(['run_b']));
-        expect(b.every((e) => String(e.message).startsWith('b'))).toBe(true);
+        expect(b.every((e) => String(messageOf(e)).startsWith('b'))).toBe(true);
         expect((await store.getRun('run_a'))?.lastSeq).toBe(20);
         expect((await store.getRun('run_b'))?.lastSeq).toBe(10);
       });

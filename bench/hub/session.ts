@@ -1,9 +1,15 @@
+// Drives one variant of the hub part: a server process and a load-generator process, through the phases.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { PhaseStats } from './hub-clients.js';
-import { start, type Proc } from './hub-procs.js';
-import { BENCH_TOKEN } from './hub-real.js';
-import type { PhaseResult, Variant } from './hub-server.js';
-import { TOPIC } from './hub-source.js';
+import { start, type Child } from '../harness/child.js';
+import { BENCH_TOKEN } from '../harness/service.js';
+import { progress } from '../harness/stats.js';
+import type { PhaseStats } from './clients.js';
+import type { PhaseResult, Variant } from './server.js';
+
+export const RUN_ID = 'run_20250101_000000_bench';
+export const TOPIC = `run:${RUN_ID}`;
+
+type Proc = Child<unknown>;
 
 export interface SessionOptions {
   clients: number;
@@ -13,6 +19,10 @@ export interface SessionOptions {
   /** Seconds each phase generates events; a stall phase runs `stallSeconds` so a 5 s eviction shows. */
   seconds: number;
   stallSeconds: number;
+  /** Seconds of unreported traffic before the first phase. */
+  warmUpSeconds: number;
+  /** After a phase, late deliveries still count (by the phase stamped in the event); how long the bench waits for them. */
+  graceMs: number;
   /** Backlog replays to time (C only). */
   backlogReps: number;
   backlogEvents: number;
@@ -53,19 +63,12 @@ export interface SessionResult {
   closesByReason: Record<string, number>;
 }
 
-/** After a phase, late deliveries still count (by the phase stamped in the event); this is how long the bench waits for them. */
-export const GRACE_MS = 1000;
-const WARM_UP_S = 3;
 /** Phase numbers the report never reads: the warm-up, and the backlog test's live traffic. */
 const WARM_UP_PH = 1000;
 const BACKLOG_PH = 1001;
 const BURST_PH = 2000;
 /** A burst's deliveries are over when the count has not moved for this long. */
 const QUIET_MS = 500;
-
-function progress(message: string): void {
-  process.stderr.write(`  ${message}\n`);
-}
 
 /**
  * One variant, one server process and one load-generator process: connect every client,
@@ -77,23 +80,31 @@ function progress(message: string): void {
 export async function runSession(variant: Variant, o: SessionOptions): Promise<SessionResult> {
   const procs: Proc[] = [];
   try {
-    const server = await start('hub-server.ts', [variant]);
+    const server = await start('hub/server.ts', [variant]);
     procs.push(server);
-    const load = await start('hub-clients.ts');
+    const load = await start('hub/clients.ts');
     procs.push(load);
     const url = `ws://127.0.0.1:${String(server.ready)}/ws?token=${BENCH_TOKEN}`;
     const healthy = Math.floor(o.clients * 0.9);
     const ids = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
     const open = (list: number[]) => load.call<number>('open', { url, ids: list, topic: TOPIC, healthyBelow: healthy }, 120_000);
 
+    /** Runs `body`, then `after` (the grace), and counts the load generator's CPU and the healthy clients lost around them. */
+    const around = async (body: () => Promise<PhaseResult>, after: () => Promise<unknown>) => {
+      const [closed0, cpu0] = [await load.call<number>('healthyClosed'), await load.call<number>('cpu')];
+      const result = await body();
+      const clientCpuMs = (await load.call<number>('cpu')) - cpu0;
+      await after();
+      return { server: result, clientCpuMs, healthyLost: (await load.call<number>('healthyClosed')) - closed0 };
+    };
     const rssBare = await server.call<number>('rss');
     await open(ids(0, o.clients));
     await sleep(1000);
     const rssIdle = await server.call<number>('rss');
     // Unreported: lets V8 compile every variant's send path before the first measured phase,
     // which would otherwise carry the warm-up and flatter every later phase beside it.
-    await server.call('run', { rate: o.rates[0], seconds: WARM_UP_S, ph: WARM_UP_PH }, 120_000);
-    await sleep(GRACE_MS);
+    await server.call('run', { rate: o.rates[0], seconds: o.warmUpSeconds, ph: WARM_UP_PH }, 120_000);
+    await sleep(o.graceMs);
 
     const phases: PhaseOutcome[] = [];
     let backlogMs: number[] = [];
@@ -105,14 +116,12 @@ export async function runSession(variant: Variant, o: SessionOptions): Promise<S
         // Every phase starts from the full fleet: the stalled clients of the last one were
         // dropped, and B may have closed healthy ones; they come back, as browsers would.
         await open(ids(0, o.clients));
-        const closed0 = await load.call<number>('healthyClosed');
-        const cpu0 = await load.call<number>('cpu');
-        const stalledAt = victims.length > 0 ? await load.call<number>('stall', { ids: victims }) : 0;
         const seconds = victims.length > 0 ? o.stallSeconds : o.seconds;
-        const server1 = await server.call<PhaseResult>('run', { rate, seconds, ph }, seconds * 1000 + 120_000);
-        const clientCpuMs = (await load.call<number>('cpu')) - cpu0;
-        await sleep(GRACE_MS);
-        const healthyLost = (await load.call<number>('healthyClosed')) - closed0;
+        let stalledAt = 0;
+        const m = await around(async () => {
+          stalledAt = victims.length > 0 ? await load.call<number>('stall', { ids: victims }) : 0;
+          return server.call<PhaseResult>('run', { rate, seconds, ph }, seconds * 1000 + 120_000);
+        }, () => sleep(o.graceMs));
         let evictions: (number | null)[] = [];
         if (victims.length > 0) {
           const closes = new Map(await server.call<[number, number][]>('closes'));
@@ -122,8 +131,8 @@ export async function runSession(variant: Variant, o: SessionOptions): Promise<S
           });
           await load.call('drop', { ids: victims });
         }
-        phases.push({ ph, rate, share, stalled: victims.length, server: server1, clientCpuMs, evictions, healthyLost });
-        progress(`${variant} ${rate} ev/s, ${victims.length} stalled: ${server1.events} events, ELD p99 ${server1.eldP99.toFixed(1)} ms`);
+        phases.push({ ph, rate, share, stalled: victims.length, ...m, evictions });
+        progress(`${variant} ${rate} ev/s, ${victims.length} stalled: ${m.server.events} events, ELD p99 ${m.server.eldP99.toFixed(1)} ms`);
         // Once per session, with no client stalled and events flowing: a client comes back behind.
         if (variant === 'hub' && share === 0 && rate === o.rates.at(-1) && backlogMs.length === 0 && o.backlogReps > 0) {
           backlogMs = await backlog(server, load, url, rate, o, BACKLOG_PH);
@@ -135,22 +144,17 @@ export async function runSession(variant: Variant, o: SessionOptions): Promise<S
     for (let i = 0; i < o.burstReps; i++) {
       await open(ids(0, o.clients));
       const ph = BURST_PH + i;
-      const closed0 = await load.call<number>('healthyClosed');
-      const cpu0 = await load.call<number>('cpu');
-      const result = await server.call<PhaseResult>('burst', { total: o.burstEvents, batch: o.burstBatch, ph }, 120_000);
-      const clientCpuMs = (await load.call<number>('cpu')) - cpu0;
-      await settled(load, ph);
-      const healthyLost = (await load.call<number>('healthyClosed')) - closed0;
-      bursts.push({ ph, rate: 0, share: 0, stalled: 0, server: result, clientCpuMs, evictions: [], healthyLost });
-      progress(`${variant} burst of ${o.burstEvents}: ${result.ms.toFixed(0)} ms to hand over, ELD max ${result.eldMax.toFixed(0)} ms`);
+      const m = await around(() => server.call<PhaseResult>('burst', { total: o.burstEvents, batch: o.burstBatch, ph }), () => settled(load, ph));
+      bursts.push({ ph, rate: 0, share: 0, stalled: 0, ...m, evictions: [] });
+      progress(`${variant} burst of ${o.burstEvents}: ${m.server.ms.toFixed(0)} ms to hand over, ELD max ${m.server.eldMax.toFixed(0)} ms`);
     }
 
     const all = await load.call<Record<number, PhaseStats>>('stats');
     for (const p of [...phases, ...bursts]) p.stats = all[p.ph];
     const healthyClosed = await load.call<number>('healthyClosed');
     const closesByReason = await server.call<Record<string, number>>('evictions');
-    await server.call('stop').catch(() => {});
-    await load.call('exit').catch(() => {});
+    await server.stop();
+    await load.stop();
     return { variant, healthy, rssBare, rssIdle, phases, bursts, backlogMs, healthyClosed, closesByReason };
   } finally {
     for (const p of procs) p.kill();

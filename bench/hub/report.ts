@@ -1,7 +1,7 @@
-import { Histogram } from './hub-histogram.js';
-import type { PhaseOutcome, SessionResult } from './hub-session.js';
-import { fmtInt, median } from './stats.js';
-import type { Table } from './table.js';
+// The hub part's figures and tables, from what its sessions measured.
+import type { Table } from '../harness/report.js';
+import { fmtInt, Histogram, median } from '../harness/stats.js';
+import type { PhaseOutcome, SessionResult } from './session.js';
 
 export const LABEL: Record<SessionResult['variant'], string> = {
   naive: 'A: naive send loop',
@@ -9,37 +9,13 @@ export const LABEL: Record<SessionResult['variant'], string> = {
   hub: 'C: hub',
 };
 
-/** What one or more phases come to, for the tables and the aims. */
-export interface PhaseFigures {
-  deliveriesPerSec: number;
-  /** Healthy clients' deliveries that never arrived, as a share of what was sent them. */
-  missing: number;
-  p50: number;
-  p99: number;
-  p999: number;
-  /**
-   * The p99 of each second of the phases, median over the seconds: one background hiccup
-   * delays every client's frames at once, so it sets a whole-phase p99 on its own; this does
-   * not move unless most seconds are slower.
-   */
-  p99Seconds: number;
-  /** Stalled clients the server closed, and the times to it (Infinity: some never were). */
-  evicted: number;
-  evictMedian: number;
-  evictMax: number;
-  eldP99: number;
-  eldMax: number;
-  serverCpu: number;
-  clientCpu: number;
-}
-
 /** From a phase's first append to its last delivery: a server that falls behind is timed until it has caught up. */
 function span(p: PhaseOutcome): number {
   return Math.max(p.server.ms, (p.stats?.lastAt ?? 0) - p.server.startedAt);
 }
 
-/** Figures over `phases` taken together (the two no-stall phases of a rate are one sample). */
-export function figures(phases: readonly PhaseOutcome[], healthy: number): PhaseFigures {
+/** What one or more phases come to, taken together (the two no-stall phases of a rate are one sample), for the tables and the aims. */
+export function figures(phases: readonly PhaseOutcome[], healthy: number) {
   const h = new Histogram();
   let expected = 0;
   let received = 0;
@@ -60,19 +36,19 @@ export function figures(phases: readonly PhaseOutcome[], healthy: number): Phase
   }
   const lost = Math.max(0, expected - received);
   const seconds = phases.flatMap((p) =>
-    (p.stats?.windows ?? []).filter((w) => w.length > 0).map((w) => {
-      const hw = new Histogram();
-      hw.merge(w);
-      return hw.quantile(0.99);
-    }),
+    (p.stats?.windows ?? []).filter((w) => w.length > 0).map((w) => new Histogram().merge(w).quantile(0.99)),
   );
   const times = phases.flatMap((p) => p.evictions.map((t) => t ?? Infinity));
+  // missing: healthy clients' deliveries that never arrived, as a share of what was sent them;
+  // evicted, evictMedian, evictMax: stalled clients the server closed and the times to it (Infinity: never).
   return {
     deliveriesPerSec: (deliveries / time) * 1000,
     missing: expected === 0 ? 0 : lost / expected,
     p50: h.quantile(0.5, lost),
     p99: h.quantile(0.99, lost),
     p999: h.quantile(0.999, lost),
+    // The p99 of each second, median over the seconds: one background hiccup delays every client's
+    // frames at once and alone sets a whole-phase p99; this moves only if most seconds are slower.
     // A variant that lost deliveries has no meaningful per-second figure: it is as lost as the whole.
     p99Seconds: lost > 0 && !Number.isFinite(h.quantile(0.99, lost)) ? Infinity : seconds.length ? median(seconds) : NaN,
     evicted: times.filter(Number.isFinite).length,
@@ -86,7 +62,7 @@ export function figures(phases: readonly PhaseOutcome[], healthy: number): Phase
 }
 
 /** The phases at `rate` with `stalled` clients stalled (0: the baseline before and after the stall phases). */
-export function at(s: SessionResult, rate: number, stalled: number): PhaseFigures {
+export function at(s: SessionResult, rate: number, stalled: number): ReturnType<typeof figures> {
   return figures(
     s.phases.filter((p) => p.rate === rate && p.stalled === stalled),
     s.healthy,
@@ -100,7 +76,7 @@ export function ms(v: number): string {
 }
 
 /** A latency; Infinity means the percentile falls among deliveries that never came. */
-export function latency(v: number, f?: PhaseFigures): string {
+export function latency(v: number, f?: ReturnType<typeof figures>): string {
   return Number.isFinite(v) ? ms(v) : f ? `lost (${pct(f.missing)})` : 'lost';
 }
 

@@ -1,63 +1,46 @@
-// Run as `node --expose-gc --import tsx bench/memory-child.ts <dataDir> <runs>` (bench/memory.ts
-// does): a process of its own, so nothing the throughput bench left on the heap is counted.
-// Prints one JSON line, MemoryChildResult, on stdout.
+// The engine part's memory child: `node --expose-gc --import tsx bench/engine-memory.ts <dataDir> <runs>`,
+// a process of its own so nothing the throughput runs left on the heap is counted. Hands back a MemoryResult.
 import { join } from 'node:path';
 import { setImmediate as tick, setTimeout as sleep } from 'node:timers/promises';
-import { Engine } from '../service/engine/engine.js';
-import type { PipelineDefinition } from '../service/pipelines/types.js';
-import { SqliteStore } from '../service/store/sqlite.js';
+import { finish } from './harness/child.js';
+import { Engine, OWNER, SqliteStore, type PipelineDefinition } from './harness/service.js';
 
-export interface MemoryChildResult {
-  runs: number;
+export interface MemoryResult {
   baseline: { heapUsed: number; rss: number };
   loaded: { heapUsed: number; rss: number };
   /** Wall time to start every run, one startRun after another. */
   startMs: number;
 }
 
-const STAGES = 3;
-const ITEMS_PER_STAGE = 100;
 const CONCURRENCY = 2;
-
-const [dataDir, runsArg] = process.argv.slice(2);
+const [dataDir, runsArg] = process.argv.slice(2) as [string, string];
 const runs = Number(runsArg);
-if (!dataDir || !Number.isInteger(runs) || runs <= 0) throw new TypeError('usage: memory-child.ts <dataDir> <runs>');
 const gc = globalThis.gc;
-if (!gc) throw new Error('memory-child.ts needs node --expose-gc');
+if (!gc) throw new Error('engine-memory.ts needs node --expose-gc');
 
 let inFlight = 0;
-/** Items that never finish: each run holds CONCURRENCY of them until it is cancelled or stopped. */
+/** 3 stages × 100 items whose work never finishes: each run holds CONCURRENCY of them until cancelled or stopped. */
 const pipeline: PipelineDefinition<object> = {
   name: 'bench-held',
   parseOptions: () => ({}),
   concurrencyOf: () => CONCURRENCY,
-  stages: Array.from({ length: STAGES }, (_, s) => ({
-    key: `held_${s + 1}`,
-    name: `Held ${s + 1}`,
-    loadItems: async () => Array.from({ length: ITEMS_PER_STAGE }, (_, i) => ({ id: i + 1, title: `item ${i + 1}` })),
+  stages: [1, 2, 3].map((s) => ({
+    key: `held_${s}`,
+    name: `Held ${s}`,
+    loadItems: async () => Array.from({ length: 100 }, (_, i) => ({ id: i + 1, title: `item ${i + 1}` })),
     processItem: (_item, ctx) =>
       new Promise<void>((_, reject) => {
         inFlight += 1;
-        ctx.signal.addEventListener(
-          'abort',
-          () => {
-            inFlight -= 1;
-            reject(new Error('aborted'));
-          },
-          { once: true },
-        );
+        ctx.signal.addEventListener('abort', () => (inFlight -= 1, reject(new Error('aborted'))), { once: true });
       }),
   })),
 };
-
 const store = new SqliteStore({ filename: join(dataDir, 'runstate.db') });
 const engine = new Engine({ store, pipelines: [pipeline] });
 
 async function startRuns(n: number): Promise<string[]> {
   const ids: string[] = [];
-  for (let i = 0; i < n; i++) {
-    ids.push((await engine.startRun({ accountId: 'bench', siteId: 'bench', pipeline: pipeline.name })).run_id);
-  }
+  for (let i = 0; i < n; i++) ids.push((await engine.startRun({ ...OWNER, pipeline: pipeline.name })).run_id);
   return ids;
 }
 
@@ -79,10 +62,9 @@ async function settledMemory(): Promise<{ heapUsed: number; rss: number }> {
   return { heapUsed, rss };
 }
 
-// Warm-up: every code path the measured runs take (start, load, process, cancel, retire) is
-// compiled and its module-level caches are filled before the baseline.
+// Warm-up: every path the measured runs take (start, load, process, cancel, retire) is compiled before the baseline.
 const warm = await startRuns(10);
-await untilInFlight(warm.length);
+await untilInFlight(10);
 for (const id of warm) await engine.command(id, 'cancel', { by: 'bench' });
 await Promise.all(warm.map((id) => engine.whenRetired(id)));
 if (inFlight !== 0) throw new Error(`bench: ${inFlight} items still in flight after cancelling the warm-up runs`);
@@ -94,8 +76,6 @@ const startMs = performance.now() - t0;
 await untilInFlight(runs);
 if (engine.hostedRuns !== runs) throw new Error(`bench: ${engine.hostedRuns} runs hosted, expected ${runs}`);
 const loaded = await settledMemory();
-
 await engine.stop();
 await store.close();
-const result: MemoryChildResult = { runs, baseline, loaded, startMs };
-process.stdout.write(`${JSON.stringify(result)}\n`);
+finish({ baseline, loaded, startMs } satisfies MemoryResult);

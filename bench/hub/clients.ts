@@ -1,11 +1,10 @@
-// The client side of the hub bench, in a process of its own: `node --import tsx
-// bench/hub-clients.ts`. Opens the connections the parent asks for, keeps per-phase delivery
-// counts and healthy clients' latency, and stops reading on some of them when told to.
+// The load generator of the hub parts, a process of its own (`bench/hub/clients.ts`): opens the
+// connections the parent asks for, keeps per-phase delivery counts, healthy clients' latency and
+// counts of every frame type, and stops reading on some of them when told to.
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
-import { monoMs } from './hub-clock.js';
-import { Histogram, type HistogramData } from './hub-histogram.js';
-import { serve, type Request } from './hub-ipc.js';
+import { serve } from '../harness/child.js';
+import { Histogram, monoMs, type HistogramData } from '../harness/stats.js';
 
 export interface PhaseStats {
   /** Events of the phase received by any client. */
@@ -19,13 +18,7 @@ export interface PhaseStats {
   lastAt: number;
 }
 
-interface Phase {
-  deliveries: number;
-  healthyDeliveries: number;
-  latency: Histogram;
-  windows: Histogram[];
-  lastAt: number;
-}
+type Phase = Omit<PhaseStats, 'latency' | 'windows'> & { latency: Histogram; windows: Histogram[] };
 
 interface Conn {
   ws: WebSocket;
@@ -43,6 +36,8 @@ const OPEN_CONCURRENCY = 64;
 
 const conns = new Map<number, Conn>();
 const phases = new Map<number, Phase>();
+/** Frames received by type (`event`, `view`, `error`, …), since the last `frames` call. */
+let kinds: Record<string, number> = {};
 /** Healthy clients whose connection ended: a fair hub never closes one. */
 let healthyClosed = 0;
 
@@ -58,7 +53,13 @@ function isEvent(buf: Buffer): boolean {
 }
 
 function onMessage(conn: Conn, data: Buffer): void {
-  if (conn.stalled || !isEvent(data)) return;
+  if (conn.stalled) return;
+  if (!isEvent(data)) {
+    const type = /^\{"type":"(\w+)"/.exec(data.toString('latin1', 0, 24))?.[1] ?? '?';
+    kinds[type] = (kinds[type] ?? 0) + 1;
+    return;
+  }
+  kinds.event = (kinds.event ?? 0) + 1;
   const ph = numberAfter(data, PH);
   let p = phases.get(ph);
   if (!p) phases.set(ph, (p = { deliveries: 0, healthyDeliveries: 0, latency: new Histogram(), windows: [], lastAt: 0 }));
@@ -74,14 +75,17 @@ function onMessage(conn: Conn, data: Buffer): void {
   }
 }
 
-function open(url: string, cid: number, topic: string, healthy: boolean): Promise<void> {
+/** The subscribe each client sends: `{type, topic}` plus, for view mode, `mode` and `max_hz`. */
+type Subscribe = Record<string, unknown>;
+
+function open(url: string, cid: number, subscribe: Subscribe, healthy: boolean): Promise<void> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`${url}&cid=${cid}`, { perMessageDeflate: false });
     const conn: Conn = { ws, healthy, stalled: false };
     ws.on('message', (data: Buffer) => onMessage(conn, data));
     ws.once('open', () => {
       conns.set(cid, conn);
-      ws.send(JSON.stringify({ type: 'subscribe', topic }));
+      ws.send(JSON.stringify({ type: 'subscribe', ...subscribe }));
       resolve();
     });
     ws.once('error', reject);
@@ -94,14 +98,14 @@ function open(url: string, cid: number, topic: string, healthy: boolean): Promis
   });
 }
 
-async function openAll(req: Request): Promise<number> {
+async function openAll(req: Record<string, unknown>): Promise<number> {
   // Ids already connected are left as they are: a phase tops the fleet up to what it needs.
   const ids = (req.ids as number[]).filter((cid) => !conns.has(cid));
   const queue = [...ids];
   await Promise.all(
     Array.from({ length: Math.min(OPEN_CONCURRENCY, ids.length) }, async () => {
       for (let cid = queue.shift(); cid !== undefined; cid = queue.shift()) {
-        await open(req.url as string, cid, req.topic as string, cid < (req.healthyBelow as number));
+        await open(req.url as string, cid, { topic: req.topic, ...(req.extra as Subscribe | undefined) }, cid < (req.healthyBelow as number));
       }
     }),
   );
@@ -129,25 +133,15 @@ function drop(ids: number[]): void {
 }
 
 function stats(): Record<number, PhaseStats> {
-  const out: Record<number, PhaseStats> = {};
-  for (const [ph, p] of phases) {
-    out[ph] = {
-      deliveries: p.deliveries,
-      healthyDeliveries: p.healthyDeliveries,
-      latency: p.latency.toJSON(),
-      windows: Array.from(p.windows, (h) => h?.toJSON() ?? []),
-      lastAt: p.lastAt,
-    };
-  }
-  return out;
+  return Object.fromEntries([...phases].map(([ph, p]) => [ph, { ...p, latency: p.latency.toJSON(), windows: Array.from(p.windows, (h) => h?.toJSON() ?? []) }]));
 }
 
 /**
  * A client that comes back `behind` events late: subscribes with `after_seq` and times the
  * replay up to `untilSeq` (the last event appended before it subscribed).
  */
-function backlog(req: Request): Promise<{ ms: number; received: number }> {
-  const { url, topic, afterSeq, untilSeq } = req as unknown as { url: string; topic: string; afterSeq: number; untilSeq: number };
+function backlog(req: Record<string, unknown>): Promise<{ ms: number; received: number }> {
+  const { url, topic, afterSeq, untilSeq } = req as { url: string; topic: string; afterSeq: number; untilSeq: number };
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`${url}&cid=-1`, { perMessageDeflate: false });
     let t0 = 0;
@@ -177,9 +171,10 @@ function backlog(req: Request): Promise<{ ms: number; received: number }> {
 serve({
   open: openAll,
   stall: (req) => stall(req.ids as number[]),
-  drop: (req) => drop(req.ids as number[]),
+  drop: (req) => drop((req.ids as number[] | undefined) ?? [...conns.keys()]),
   stats,
   count: (req) => phases.get(req.ph as number)?.deliveries ?? 0,
+  frames: () => [kinds, (kinds = {})][0],
   healthyClosed: () => healthyClosed,
   /** CPU ms this process has used: whether the load generator, not the server, was the limit. */
   cpu: () => {
@@ -187,6 +182,5 @@ serve({
     return (user + system) / 1000;
   },
   backlog,
-  exit: () => setImmediate(() => process.exit(0)),
+  stop: () => void setImmediate(() => process.exit(0)),
 });
-process.send!({ ready: true });

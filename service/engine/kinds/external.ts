@@ -1,14 +1,27 @@
-// Runs whose machines run outside the service (DESIGN §9). Their events arrive from the
-// ingest doors; here they are checked against the run, appended in order, folded into the
-// run's view, and announced like the service's own.
+// The kind of run whose machines run outside the service (docs/ingest.md). Their events
+// arrive from the ingest doors; here they are checked against the run, appended in order,
+// folded into the run's view, and announced like the service's own. The only place that
+// knows such a run by its pipeline name.
 import type { Logger } from 'pino';
-import { isTerminalRunState } from '../../machines/index.js';
-import { RunstateError, ingestFailure } from '../errors.js';
-import type { IngestEvent } from '../ingest/events.js';
-import type { NewEvent, RunRecord, Store, StoredEvent } from '../store/store.js';
-import type { ItemRef, ProcessingView, RunView } from './view.js';
-import { percentage, recordFields } from './view.js';
+import { isTerminalRunState } from '../../../machines/index.js';
+import { RunstateError, ingestFailure } from '../../errors.js';
+import { events as make, type Command, type ItemRef, type NewEvent, type StoredEvent } from '../../events.js';
+import type { RunRecord, Store } from '../../store/store.js';
+import { allowedCommands, decide, type CommandState } from '../commands.js';
+import type { ProcessingView, RunView } from '../view.js';
+import { percentage, recordFields } from '../view.js';
+import type { CommandRequest, CommandResult, DurableView, PreparedStart, RunKind, StartRunRequest } from './kind.js';
 
+/** One event as an external engine sends it, once the ingest doors have checked its shape (service/ingest/events.ts). */
+export interface IngestEvent {
+  run_id: string;
+  event_id: string | null;
+  machine_name: string;
+  event_type: 'state_change' | 'activity_log' | 'item_processed';
+  payload: Record<string, unknown>;
+}
+
+/** The pipeline name a run fed from outside is started with. */
 export const EXTERNAL_PIPELINE = 'external';
 
 /** What the run's snapshot holds for an external run: a fold over its events. */
@@ -19,6 +32,8 @@ export interface ExternalState {
   /** The states the engine's machine has been in, in order of first entry, with item counts. */
   states: { name: string; processed: number; total: number | null }[];
   lastItem: ItemRef | null;
+  /** A pause was asked for and the engine outside has not reported the run paused yet. */
+  pauseRequested?: boolean;
 }
 
 /** One answer per event, in the order sent. */
@@ -29,14 +44,17 @@ export function initialExternalState(machineName: string): ExternalState {
 }
 
 /** Folds one event into the state (a new object) and says how it is stored. */
-function apply(state: ExternalState, e: IngestEvent): { state: ExternalState; stored: Omit<NewEvent, 'timestamp'> } {
+function apply(state: ExternalState, e: IngestEvent, at: string): { state: ExternalState; stored: NewEvent } {
   const p = e.payload;
   const base = { machine_name: e.machine_name, ...(e.event_id === null ? {} : { event_id: e.event_id }) };
   if (e.event_type === 'state_change') {
     const to = p.to_state as string;
     const next = { ...state };
-    if (e.machine_name === 'run') next.status = to;
-    else if (!state.states.some((s) => s.name === to)) next.states = [...state.states, { name: to, processed: 0, total: null }];
+    if (e.machine_name === 'run') {
+      next.status = to;
+      // As the service's own run machine does: a new run state ends a pause under way.
+      next.pauseRequested = false;
+    } else if (!state.states.some((s) => s.name === to)) next.states = [...state.states, { name: to, processed: 0, total: null }];
     else next.states = [...state.states.filter((s) => s.name !== to), state.states.find((s) => s.name === to)!];
     const payload = {
       from_state: (p.from_state as string | undefined) ?? null,
@@ -44,10 +62,10 @@ function apply(state: ExternalState, e: IngestEvent): { state: ExternalState; st
       event_trigger: (p.event_trigger as string | undefined) ?? 'external',
       timestamp: (p.timestamp as number | undefined) ?? Date.now() / 1000,
     };
-    return { state: next, stored: { event: 'state_change', ...base, event_type: 'state_change', payload } };
+    return { state: next, stored: make.stateChange({ ...base, payload }, at) };
   }
   if (e.event_type === 'activity_log') {
-    return { state, stored: { event: 'activity_log', ...base, message: p.message as string } };
+    return { state, stored: make.activityLog({ ...base, message: p.message as string }, at) };
   }
   const item = p.item as { id: string | number; title: string };
   const ref = { id: item.id, title: item.title };
@@ -56,8 +74,12 @@ function apply(state: ExternalState, e: IngestEvent): { state: ExternalState; st
   states[current] = { ...states[current]!, processed: p.processed as number, total: p.total as number };
   return {
     state: { ...state, states, lastItem: ref },
-    stored: { event: 'stage_item_processed', ...base, stage: current + 1, processed: p.processed, total: p.total, item: ref },
+    stored: make.itemProcessed({ ...base, stage: current + 1, processed: p.processed as number, total: p.total as number, item: ref }, at),
   };
+}
+
+function commandState(record: RunRecord, st = stateOf(record)): CommandState {
+  return { status: st.status, closed: record.closedAt !== null, pauseRequested: st.pauseRequested ?? false };
 }
 
 function stateOf(record: RunRecord): ExternalState {
@@ -78,6 +100,7 @@ export function describeExternal(record: RunRecord): RunView {
     state: st.states[last]?.name ?? null,
     current_stage: last >= 0 ? last + 1 : null,
     error: record.error,
+    allowed_commands: allowedCommands(commandState(record, st)),
     stages: st.states.map((s, i) => ({
       number: i + 1,
       name: s.name,
@@ -127,18 +150,60 @@ export interface ExternalRunsOptions {
   announce: (record: RunRecord, events: readonly StoredEvent[]) => void;
 }
 
-/** Appends external engines' events, one run at a time, in the order they were sent. */
-export class ExternalRuns {
+/** Runs fed from outside: appends their engines' events, one run at a time, in the order they were sent. */
+export class ExternalRuns implements RunKind {
+  readonly hosted = false;
   readonly #opts: ExternalRunsOptions;
   readonly #hosts = new Map<string, Promise<Host>>();
-  readonly #commandListeners = new Set<(runId: string, command: string) => void>();
+  readonly #commandListeners = new Set<(runId: string, command: Command) => void>();
 
   constructor(opts: ExternalRunsOptions) {
     this.#opts = opts;
   }
 
+  serves(pipeline: string): boolean {
+    return pipeline === EXTERNAL_PIPELINE;
+  }
+
+  /** How `GET /pipelines` lists this kind. */
+  get pipeline(): { name: string; description: string; stages: never[] } {
+    return { name: EXTERNAL_PIPELINE, description: 'Events from an engine outside the service (docs/ingest.md)', stages: [] };
+  }
+
+  prepare(req: StartRunRequest): PreparedStart {
+    const machineName = req.machineName;
+    if (typeof machineName !== 'string' || !/^[A-Za-z0-9_.:-]{1,100}$/.test(machineName)) {
+      throw new RunstateError('BAD_REQUEST', 'An external run needs `machine_name`: 1–100 letters, digits, `_`, `.`, `:` or `-`.');
+    }
+    return {
+      machineName,
+      start: async (record, trigger) => {
+        // The engine outside reports the states; the run is running until it says otherwise.
+        const state = initialExternalState(machineName);
+        const started = make.runStarted({ trigger, machine_name: machineName }, record.createdAt);
+        const res = await this.#opts.store.commit(record.runId, { events: [started], snapshot: state, status: state.status });
+        const stored = { ...record, snapshot: state, status: state.status, lastSeq: res.events.at(-1)!.seq };
+        this.#opts.announce(stored, res.events);
+        return describeExternal(stored);
+      },
+    };
+  }
+
+  view(record: RunRecord): RunView {
+    return describeExternal(record);
+  }
+
+  processing(record: RunRecord): ProcessingView | undefined {
+    return describeExternalProcessing(record);
+  }
+
+  async durableView(record: RunRecord): Promise<DurableView> {
+    const processing = record.closedAt === null ? describeExternalProcessing(record) : undefined;
+    return { seq: record.lastSeq, run: { ...describeExternal(record), processing: processing ?? null } };
+  }
+
   /** Commands for external runs go to whoever listens (the ingest socket). */
-  onCommand(listener: (runId: string, command: string) => void): () => void {
+  onCommand(listener: (runId: string, command: Command) => void): () => void {
     this.#commandListeners.add(listener);
     return () => this.#commandListeners.delete(listener);
   }
@@ -150,33 +215,37 @@ export class ExternalRuns {
   async ingest(runId: string, events: readonly IngestEvent[], canSee: (siteId: string) => boolean): Promise<IngestReply[]> {
     const host = await this.#host(runId);
     if (!host) return events.map(() => failure(new RunstateError('RUN_NOT_FOUND', `No run with id ${runId}.`)));
-    if (host.record.pipeline !== EXTERNAL_PIPELINE) {
+    if (!this.serves(host.record.pipeline)) {
       return events.map(() => failure(new RunstateError('COMMAND_NOT_ALLOWED', `Run ${runId} is run by the service itself; it takes no events from outside.`)));
     }
     if (!canSee(host.record.siteId)) return events.map(() => failure(new RunstateError('FORBIDDEN', `This sender may not reach run ${runId}.`)));
     return this.#serial(host, () => this.#append(host, events));
   }
 
-  /** A command for an external run: recorded, then passed to the engine's connection. */
-  async command(runId: string, command: string, by: string, reason: string | undefined): Promise<boolean> {
-    const host = await this.#host(runId);
-    if (!host) throw new RunstateError('RUN_NOT_FOUND', `No run with id ${runId}.`);
+  /** A command for an external run, by the rules of commands.ts: recorded, then passed to the engine's connection. */
+  async command(record: RunRecord, command: Command, req: CommandRequest): Promise<CommandResult> {
+    const host = await this.#host(record.runId);
+    if (!host) throw new RunstateError('RUN_NOT_FOUND', `No run with id ${record.runId}.`);
     return this.#serial(host, async () => {
-      const status = stateOf(host.record).status;
-      if (command === 'close') {
-        if (!isTerminalRunState(status)) throw new RunstateError('COMMAND_NOT_ALLOWED', `Cannot close a run that is ${status}: only completed or cancelled runs close.`);
-        if (host.record.closedAt !== null) return false;
-      } else if (isTerminalRunState(status)) {
-        throw new RunstateError('COMMAND_NOT_ALLOWED', `Cannot ${command} a run that is ${status}.`);
-      }
+      const state = stateOf(host.record);
+      const verdict = decide(command, commandState(host.record, state));
+      if (verdict.kind === 'refuse') throw new RunstateError('COMMAND_NOT_ALLOWED', verdict.message);
+      if (verdict.kind === 'no-op') return { accepted: false, run: describeExternal(host.record) };
       const at = new Date(this.#opts.now()).toISOString();
-      const event = { event: 'command', command, by, ...(reason ? { reason } : {}), timestamp: at };
+      const event = make.command({ command, by: req.by, reason: req.reason }, at);
       const closedAt = command === 'close' ? at : undefined;
-      const res = await this.#opts.store.commit(runId, { events: [event], closedAt });
-      host.record = { ...host.record, lastSeq: res.events.at(-1)?.seq ?? host.record.lastSeq, closedAt: closedAt ?? host.record.closedAt };
+      const snapshot: ExternalState =
+        command === 'pause' ? { ...state, pauseRequested: true } : command === 'resume' ? { ...state, pauseRequested: false } : state;
+      const res = await this.#opts.store.commit(record.runId, { events: [event], closedAt, snapshot, status: snapshot.status });
+      host.record = {
+        ...host.record,
+        snapshot,
+        lastSeq: res.events.at(-1)?.seq ?? host.record.lastSeq,
+        closedAt: closedAt ?? host.record.closedAt,
+      };
       this.#opts.announce(host.record, res.events);
-      if (command !== 'close') for (const l of this.#commandListeners) l(runId, command);
-      return true;
+      if (command !== 'close') for (const l of this.#commandListeners) l(record.runId, command);
+      return { accepted: true, run: describeExternal(host.record) };
     });
   }
 
@@ -205,11 +274,11 @@ export class ExternalRuns {
       if (isTerminalRunState(state.status)) {
         return void replies.push(failure(new RunstateError('COMMAND_NOT_ALLOWED', `Run ${e.run_id} is ${state.status}; it takes no more events.`)));
       }
-      const next = apply(state, e);
+      const next = apply(state, e, at);
       state = next.state;
       slot.set(i, batch.length);
       if (e.event_id !== null) inBatch.set(e.event_id, batch.length);
-      batch.push({ ...next.stored, timestamp: at } as NewEvent);
+      batch.push(next.stored);
       keys.push(e.event_id);
       replies.push(null);
     });
@@ -235,7 +304,7 @@ export class ExternalRuns {
       host = (async () => {
         const record = await this.#opts.store.getRun(runId);
         if (!record) throw new Error('missing');
-        const keys = record.pipeline === EXTERNAL_PIPELINE ? await this.#opts.store.eventKeys(runId) : new Map<string, number>();
+        const keys = this.serves(record.pipeline) ? await this.#opts.store.eventKeys(runId) : new Map<string, number>();
         return { record, keys, tail: Promise.resolve() };
       })();
       this.#hosts.set(runId, host);

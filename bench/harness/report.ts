@@ -1,0 +1,66 @@
+// What a part hands back, and how it reaches the console and its section of docs/benchmarks.md.
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+
+/** Rows of cells, the first row the header; every column but the first is right-aligned. */
+export type Table = string[][];
+
+export interface PartReport {
+  /** Printed to the console, one after another. */
+  tables: { title: string; rows: Table }[];
+  /** The part's docs/benchmarks.md section, below its heading and the machine line. */
+  markdown: string;
+}
+
+export interface BenchPart {
+  /** Names the section's markers, `<!-- bench:<key>:start -->`, and `BENCH_PARTS`. */
+  key: string;
+  title: string;
+  /** The script that owns the section, named in it. */
+  source: string;
+  run(): Promise<PartReport>;
+}
+
+export function textTable(rows: Table): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  const line = (r: string[]) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
+  return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
+}
+
+export function markdownTable(rows: Table): string {
+  const line = (r: string[]) => `| ${r.join(' | ')} |`;
+  return [line(rows[0]!), `|${rows[0]!.map((_, c) => (c === 0 ? '---' : '---:')).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
+}
+
+/** A ratio against the baseline measured in the same run, with its verdict against an aim (`≥ aim`) when there is one. */
+export function ratio(value: number, base: number, aim?: number): string {
+  const r = value / base;
+  return aim === undefined ? r.toFixed(2) : `${r.toFixed(2)} ${r >= aim ? `(meets ≥ ${aim})` : `(below ${aim})`}`;
+}
+
+/** Markdown of headed tables and paragraphs: `['### A', table, 'text', …]`. */
+export function sections(...blocks: (string | Table)[]): string {
+  return blocks.map((b) => (typeof b === 'string' ? b : markdownTable(b))).join('\n\n');
+}
+
+const PREAMBLE = `# Benchmarks
+
+Numbers written by \`npm run bench\`. Each part owns the text between its
+\`<!-- bench:<part>:start -->\` and \`<!-- bench:<part>:end -->\` markers and rewrites only that;
+everything outside the markers is kept as it is.
+`;
+
+/** Replaces the text between a part's markers (creating the file, or appending the section, when missing); the rest stays. */
+export function writeSection(path: string, part: string, body: string): void {
+  const start = `<!-- bench:${part}:start -->`;
+  const end = `<!-- bench:${part}:end -->`;
+  const block = `${start}\n${body.trim()}\n${end}`;
+  const text = existsSync(path) ? readFileSync(path, 'utf8') : PREAMBLE;
+  const i = text.indexOf(start);
+  const j = text.indexOf(end);
+  // A half-present section means someone edited the markers; guessing could eat their text.
+  if ((i === -1) !== (j === -1) || j < i) throw new Error(`${path}: the ${part} section's markers are broken; fix ${start} … ${end} by hand`);
+  const next = i === -1 ? `${text.trimEnd()}\n\n${block}\n` : text.slice(0, i) + block + text.slice(j + end.length);
+  // Write then rename: a bench killed halfway never leaves a torn file.
+  writeFileSync(`${path}.tmp`, next);
+  renameSync(`${path}.tmp`, path);
+}

@@ -1,0 +1,48 @@
+// The service in a process of its own, for the parts that need one (ingest, hub watchers):
+//   node --import tsx bench/harness/service-child.ts <dataDir> <items> <concurrency>
+// Ready: {port, socketPath}. A no-op pipeline of <items> items is registered; its runs wait at
+// items until `go`, so clients can subscribe before the run's events start.
+import { serve } from './child.js';
+import { noopPipeline, OWNER, startExternalRun, startService } from './service.js';
+
+const [dir, items, concurrency] = process.argv.slice(2) as [string, string, string];
+// Every item of the held run awaits `open`; once it is resolved that costs a microtask.
+let open: Promise<void> = Promise.resolve();
+let release = () => {};
+let held = () => {};
+const pipeline = noopPipeline(Number(items), Number(concurrency), 'bench-fast', () => (held(), open));
+const svc = await startService(dir, [pipeline]);
+
+serve(
+  {
+    /** Starts `n` external runs: what the ingest socket appends to. */
+    external: async ({ n }) => {
+      const ids: string[] = [];
+      for (let i = 0; i < Number(n); i++) ids.push(await startExternalRun(svc.engine, `bench-${i}`));
+      return ids;
+    },
+    /** Starts a fast run, held at its first item; answers with its id. */
+    prepare: async () => {
+      open = new Promise<void>((resolve) => (release = resolve));
+      const waiting = new Promise<void>((resolve) => (held = resolve));
+      const run = await svc.engine.startRun({ ...OWNER, pipeline: pipeline.name });
+      await waiting;
+      return run.run_id;
+    },
+    /** Lets the run go; answers with its events and the time from go to retired. */
+    go: async ({ runId }) => {
+      const t0 = performance.now();
+      release();
+      await svc.engine.whenRetired(String(runId));
+      const ms = performance.now() - t0;
+      const run = await svc.store.getRun(String(runId));
+      if (run?.status !== 'completed') throw new Error(`bench: run ${String(runId)} ended ${run?.status}`);
+      return { ms, events: run.lastSeq };
+    },
+    stop: async () => {
+      await svc.stop();
+      setImmediate(() => process.exit(0));
+    },
+  },
+  { port: svc.port, socketPath: svc.socketPath },
+);

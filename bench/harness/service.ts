@@ -1,0 +1,173 @@
+// The bench's only touch points with service/: stores, engines, the hub, the in-process service
+// and a measured engine run. When service/ changes shape, this is the file to adapt.
+import { createReadStream } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import type { InspectionEvent } from 'xstate';
+import { loadConfig } from '../../service/config.js';
+import { TokenRegistry } from '../../service/auth/tokens.js';
+import { Engine } from '../../service/engine/engine.js';
+import { Hub } from '../../service/hub/hub.js';
+import type { PipelineDefinition } from '../../service/pipelines/types.js';
+import { PostgresStore } from '../../service/store/postgres.js';
+import { SqliteStore } from '../../service/store/sqlite.js';
+import type { NewEvent, RunRecord, StoredEvent, Store } from '../../service/store/store.js';
+import { events } from '../../service/events.js';
+import { createInspection } from '../../service/inspect.js';
+import { buildService } from '../../service/service.js';
+import { TraceWriter } from '../../service/trace/trace-writer.js';
+
+export { createInspection, Engine, events, SqliteStore, type NewEvent, type PipelineDefinition, type StoredEvent, type Store };
+
+export const BENCH_TOKEN = 'bench-admin-token-0123456789abcdef';
+export const OWNER = { accountId: 'bench', siteId: 'bench' } as const;
+/** Silent: a failure shows up in the bench's checks, and a logger writing to stdout would be the bench's cost. */
+export const silent = pino({ level: 'silent' });
+
+/** SQLite in `target` (a directory), or Postgres when `target` is a connection string. */
+export async function openStore(target: string): Promise<Store> {
+  return target.startsWith('postgres') ? PostgresStore.connect(target, { poolSize: 8 }) : new SqliteStore({ filename: join(target, 'runstate.db') });
+}
+
+/** A run row written straight to the store, for the baselines that append to it without an engine; `external` runs take `machineName`. */
+export function createBenchRun(store: Store, runId: string, pipeline: string, machineName?: string): Promise<RunRecord> {
+  return store.createRun({ runId, ...OWNER, pipeline, trigger: 'bench', options: {}, ...(machineName ? { machineName } : {}), createdAt: new Date().toISOString() });
+}
+
+/** Appends events to a run in one durable commit (what the engine's journal does per batch); `keys` deduplicate them. */
+export async function appendEvents(store: Store, runId: string, events: NewEvent[], keys?: (string | null)[]): Promise<StoredEvent[]> {
+  return (await store.commit(runId, { events, ...(keys ? { eventKeys: keys } : {}) })).events;
+}
+
+/** Starts an external run (events come through the doors, not from a pipeline). */
+export async function startExternalRun(engine: Engine, trigger: string): Promise<string> {
+  return (await engine.startRun({ ...OWNER, pipeline: 'external', machineName: 'face_processor', trigger })).run_id;
+}
+
+/**
+ * One stage of `items` items whose work resolves at once: what is measured is the engine. With
+ * `gate`, every item awaits it first, so a run can be started, watched, and then let go.
+ */
+export function noopPipeline(items: number, concurrency: number, name = 'bench-noop', gate?: () => Promise<void>): PipelineDefinition<object> {
+  return {
+    name,
+    parseOptions: () => ({}),
+    concurrencyOf: () => concurrency,
+    stages: [
+      {
+        key: 'noop',
+        name: 'No-op',
+        loadItems: async () => Array.from({ length: items }, (_, i) => ({ id: i + 1, title: `item ${i + 1}` })),
+        processItem: gate ? () => gate() : async () => {},
+      },
+    ],
+  };
+}
+
+function adminTokens(): TokenRegistry {
+  return new TokenRegistry([{ token: BENCH_TOKEN, principal: { name: 'bench', admin: true, accountId: null, siteIds: null } }]);
+}
+
+/** The real hub with its defaults, publishing to one run's topic; its own metrics say what it holds and whom it evicted. */
+export function benchHub(engine: Engine, run: RunRecord) {
+  const registry = new Registry();
+  const hub = new Hub({ engine, tokens: adminTokens(), logger: silent, registry });
+  const metric = async (name: string) => (await registry.getSingleMetric(name)?.get())?.values ?? [];
+  return {
+    handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => hub.handleUpgrade(req, socket, head),
+    publish: (events: readonly StoredEvent[]) => hub.publish(run, events),
+    queuedBytes: async () => (await metric('runstate_ws_queued_bytes'))[0]?.value ?? 0,
+    evictions: async () => Object.fromEntries((await metric('runstate_ws_evictions_total')).map((v) => [String(v.labels.reason), v.value])),
+    close: () => hub.close(),
+  };
+}
+
+export interface InProcessService {
+  port: number;
+  socketPath: string;
+  engine: Engine;
+  store: Store;
+  stop(): Promise<void>;
+}
+
+/** The service as `npm start` builds it (buildService), on 127.0.0.1 (port 0) with the ingest socket, on `dir`. */
+export async function startService(dir: string, pipelines: readonly PipelineDefinition<object>[]): Promise<InProcessService> {
+  const socketPath = join(dir, 'ingest.sock');
+  const config = loadConfig({ RUNSTATE_DATA: dir, PORT: '0', RUNSTATE_ADMIN_TOKEN: BENCH_TOKEN, RUNSTATE_INGEST_SOCKET: socketPath, RUNSTATE_LOG_LEVEL: 'silent' });
+  const service = await buildService(config, { pipelines: [...pipelines], webRoot: null });
+  const { port } = await service.start();
+  return { port, socketPath, engine: service.engine, store: service.store, stop: () => service.stop() };
+}
+
+export interface EngineRunResult {
+  ms: number;
+  itemsPerSec: number;
+  /** Bytes of the run's snapshot halfway through the stage: what the bare loop writes per item. */
+  snapshotBytes: number;
+  /** Durable batches (store transactions that appended events). */
+  batches: number;
+}
+
+/** One run of `items` no-op items through a fresh engine on a fresh SQLite store in `dir`, timed from startRun to retired, then checked. */
+export async function measureEngine(
+  dir: string,
+  opts: { items: number; concurrency: number; trace?: boolean; inspect?: (ev: InspectionEvent) => void },
+): Promise<EngineRunResult> {
+  const store = new SqliteStore({ filename: join(dir, 'runstate.db') });
+  const pipeline = noopPipeline(opts.items, opts.concurrency);
+  const engine = new Engine({ store, pipelines: [pipeline], inspect: opts.inspect });
+  const traces = opts.trace ? new TraceWriter({ dataDir: dir, store, logger: silent }) : undefined;
+  let batches = 0;
+  let snapshot: Promise<number> | undefined;
+  engine.onEvents((run, events) => {
+    batches += 1;
+    traces?.write(run, events);
+    // The snapshot of a running stage (items in flight) is what most batches write; sample one.
+    if (!snapshot && events.some((e) => e.event === 'stage_item_processed' && Number(e.processed) >= opts.items / 2)) {
+      snapshot = store.getRun(run.runId).then((r) => Buffer.byteLength(JSON.stringify(r?.snapshot ?? null)));
+    }
+  });
+  try {
+    const t0 = performance.now();
+    const run = await engine.startRun({ ...OWNER, pipeline: pipeline.name });
+    await engine.whenRetired(run.run_id);
+    await traces?.flush();
+    const ms = performance.now() - t0;
+    await verifyRun(store, run.run_id, opts.items);
+    if (traces) await verifyTrace(join(TraceWriter.runDir(dir, { ...OWNER, runId: run.run_id }), 'run_trace.jsonl'), (await store.getRun(run.run_id))!.lastSeq);
+    if (!snapshot) throw new Error('bench: no stage_item_processed event reached the listener');
+    return { ms, itemsPerSec: (opts.items / ms) * 1000, snapshotBytes: await snapshot, batches };
+  } finally {
+    await engine.stop();
+    await store.close();
+  }
+}
+
+/** A run must be complete and exact, or its speed means nothing: completed, every item done in the ledger, seqs 1…last_seq. */
+export async function verifyRun(store: Store, runId: string, items: number): Promise<void> {
+  const fail = (what: string) => {
+    throw new Error(`bench: run ${runId}: ${what}`);
+  };
+  const run = await store.getRun(runId);
+  if (run?.status !== 'completed') fail(`expected status completed, got ${run?.status}`);
+  const ledger = await store.ledger(runId);
+  if (ledger.length !== items || ledger.some((l) => l.status !== 'done')) fail(`expected ${items} done ledger entries, got ${ledger.length}`);
+  let seq = 0;
+  for (let page = await store.readEvents(runId, 0, 10_000); page.length > 0; page = await store.readEvents(runId, seq, 10_000)) {
+    for (const e of page) if (e.seq !== ++seq) fail(`seq gap: expected ${seq}, got ${e.seq}`);
+  }
+  if (seq !== run!.lastSeq || seq < items) fail(`the log ends at seq ${seq}, the run says last_seq ${run!.lastSeq}, for ${items} items`);
+}
+
+async function verifyTrace(path: string, lastSeq: number): Promise<void> {
+  let line = 0;
+  for await (const text of createInterface({ input: createReadStream(path) })) {
+    const seq = (JSON.parse(text) as { seq: number }).seq;
+    if (seq !== ++line) throw new Error(`bench: ${path} line ${line} has seq ${seq}`);
+  }
+  if (line !== lastSeq) throw new Error(`bench: ${path} has ${line} lines, the log ${lastSeq} events`);
+}

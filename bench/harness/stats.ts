@@ -1,0 +1,121 @@
+// Numbers for every part: sizes (full or --quick), medians, percentiles, a mergeable histogram, one clock.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** `npm run bench -- --quick` or `BENCH_QUICK=1`: every part at tiny sizes, to check the bench code runs; nothing is written. */
+export const QUICK = process.argv.includes('--quick') || process.env.BENCH_QUICK === '1';
+
+/** A size: `BENCH_<name>` when set (a positive integer), else `full`, or `quick` in quick mode. */
+export function size(name: string, full: number, quick: number): number {
+  const raw = process.env[`BENCH_${name}`];
+  if (raw === undefined || raw === '') return QUICK ? quick : full;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new TypeError(`Expected \`BENCH_${name}\` to be a positive integer, got ${JSON.stringify(raw)}.`);
+  return n;
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new TypeError('Expected at least one value.');
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** The p-th percentile (0–100) of values sorted ascending. */
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+/** `median (min – max)` cells of a sample. */
+export function spread(values: readonly number[]): [string, string] {
+  return [fmtInt(median(values)), `${fmtInt(Math.min(...values))} – ${fmtInt(Math.max(...values))}`];
+}
+
+export function fmtInt(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+/**
+ * Milliseconds on the machine's monotonic clock (what `process.hrtime` reads): one clock for every
+ * process, so a time stamped in one and read in another compares exactly, which
+ * `performance.timeOrigin + performance.now()` does not promise.
+ */
+export function monoMs(): number {
+  const [s, ns] = process.hrtime();
+  return s * 1e3 + ns / 1e6;
+}
+
+/** Runs `fn` in a fresh temporary directory and removes it afterwards, whatever happens. */
+export async function inTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'runstate-bench-'));
+  try {
+    return await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function progress(message: string): void {
+  process.stderr.write(`  ${message}\n`);
+}
+
+/**
+ * Runs `round(variant)` for every variant, a warm-up round and then `reps` rounds, each round
+ * every variant once in an order that rotates, so background load and what one variant leaves
+ * behind (GC debt, dirty pages) fall on every variant alike. Returns the samples by variant.
+ */
+export async function interleaved<V extends string, T>(variants: readonly V[], reps: number, measure: (v: V, tag: string) => Promise<T>): Promise<Record<V, T[]>> {
+  const out = Object.fromEntries(variants.map((v) => [v, [] as T[]])) as Record<V, T[]>;
+  for (let round = 0; round <= reps; round++) {
+    const shift = round % variants.length;
+    for (const v of [...variants.slice(shift), ...variants.slice(0, shift)]) {
+      const m = await measure(v, round === 0 ? 'warm-up' : `rep ${round}/${reps}`);
+      if (round > 0) out[v].push(m);
+    }
+  }
+  return out;
+}
+
+const MIN_MS = 0.01;
+const LOG_GROWTH = Math.log(1.01);
+/** 10 µs · 1.01^2600 ≈ 30 min: anything slower lands in the last bucket. */
+const BUCKETS = 2600;
+/** Sparse form for IPC: [bucket, count] pairs. */
+export type HistogramData = [number, number][];
+
+/** Latencies in log buckets 1% wide from 10 µs: small enough for IPC, cheap at a million values a second. */
+export class Histogram {
+  readonly #counts = new Float64Array(BUCKETS);
+  #total = 0;
+
+  record(ms: number): void {
+    this.#counts[ms <= MIN_MS ? 0 : Math.min(BUCKETS - 1, Math.ceil(Math.log(ms / MIN_MS) / LOG_GROWTH))]! += 1;
+    this.#total += 1;
+  }
+
+  merge(data: HistogramData): this {
+    for (const [i, n] of data) {
+      this.#counts[i]! += n;
+      this.#total += n;
+    }
+    return this;
+  }
+
+  toJSON(): HistogramData {
+    const out: HistogramData = [];
+    this.#counts.forEach((n, i) => n > 0 && out.push([i, n]));
+    return out;
+  }
+
+  /** The value at quantile q (0–1) of `count + missing` samples; the missing ones never arrived, so Infinity when q falls among them. */
+  quantile(q: number, missing = 0): number {
+    const rank = Math.ceil(q * (this.#total + missing));
+    let seen = 0;
+    for (let i = 0; i < BUCKETS; i++) {
+      seen += this.#counts[i]!;
+      if (seen >= rank && seen > 0) return MIN_MS * Math.exp(LOG_GROWTH * i);
+    }
+    return Infinity;
+  }
+}

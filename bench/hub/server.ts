@@ -1,0 +1,275 @@
+// The server side of the hub part, one process per variant: `bench/hub/server.ts <naive|serial|hub>`.
+// Listens on 127.0.0.1 (port 0, sent as `ready`), then runs the phases the parent asks for:
+// events appended through the real store at a fixed rate (or a burst) and handed to the variant.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { serve } from '../harness/child.js';
+import { appendEvents, benchHub, createBenchRun, Engine, noopPipeline, SqliteStore, type NewEvent, type StoredEvent } from '../harness/service.js';
+import { monoMs } from '../harness/stats.js';
+import { RUN_ID, TOPIC } from './session.js';
+
+export type Variant = 'naive' | 'serial' | 'hub';
+
+export interface PhaseResult {
+  events: number;
+  /** Monotonic ms when the first event was appended, and the wall time the generator ran. */
+  startedAt: number;
+  ms: number;
+  /** Event-loop delay over the phase, ms. */
+  eldP50: number;
+  eldP99: number;
+  eldMax: number;
+  /** Events B had accepted but not yet sent to everyone when the phase ended. */
+  backlog: number;
+  lastSeq: number;
+  rss: number;
+  /** Bytes the server held for clients in user space when the phase ended. */
+  heldBytes: number;
+  cpuMs: number;
+}
+
+/** What the server needs of each variant. */
+interface Broadcaster {
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  publish(events: readonly StoredEvent[]): void;
+  readonly backlog: number;
+  heldBytes(): number | Promise<number>;
+  closes(): Record<string, number> | Promise<Record<string, number>>;
+  close(): Promise<void>;
+}
+
+/** The sockets A and B keep, and ws's own count of what they hold (its queue and the socket's unwritten buffer). */
+class Clients {
+  readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false });
+  readonly set = new Set<WebSocket>();
+  accept(req: IncomingMessage, socket: Duplex, head: Buffer, onOpen: (ws: WebSocket) => void = () => {}): void {
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.set.add(ws);
+      ws.on('close', () => this.set.delete(ws));
+      // A peer reset is what a stalled client's end looks like: nothing to do but forget it.
+      ws.on('error', () => {});
+      onOpen(ws);
+    });
+  }
+  heldBytes(): number {
+    let n = 0;
+    // Open ones only: ws counts a send after close in bufferedAmount without keeping it.
+    for (const ws of this.set) if (ws.readyState === ws.OPEN) n += ws.bufferedAmount;
+    return n;
+  }
+  async close(): Promise<void> {
+    for (const ws of this.set) ws.terminate();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+}
+
+const frame = (e: StoredEvent) => JSON.stringify({ type: 'event', topic: TOPIC, seq: e.seq, event: e });
+
+/** A: `ws.send` per client per event, never waiting; a client that stops reading piles up here. */
+function naive(): Broadcaster {
+  const clients = new Clients();
+  return {
+    handleUpgrade: (req, socket, head) => clients.accept(req, socket, head),
+    publish(events) {
+      for (const e of events) {
+        const json = frame(e);
+        for (const ws of clients.set) ws.send(json);
+      }
+    },
+    backlog: 0,
+    heldBytes: () => clients.heldBytes(),
+    closes: () => ({}),
+    close: () => clients.close(),
+  };
+}
+
+/**
+ * B: the incident's fix. One loop takes events in order and for each awaits every client's send
+ * callback in turn, terminating a client after 2 s; its keepalive (the hub's settings: ping 1 s,
+ * pong 3 s) ran on that same loop between events, so a loop stuck in sends stops pinging too.
+ */
+function serialAwait(): Broadcaster {
+  const clients = new Clients();
+  const lastPong = new Map<WebSocket, number>();
+  const terminated = { send_timeout: 0, pong_missed: 0 };
+  let queue: StoredEvent[] = [];
+  let head = 0;
+  let wake: (() => void) | null = null;
+  let stopped = false;
+  let nextPing = monoMs() + 1000;
+  const send = (ws: WebSocket, json: string) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        if (ws.readyState === ws.OPEN) terminated.send_timeout += 1;
+        ws.terminate();
+        resolve();
+      }, 2000);
+      ws.send(json, () => (clearTimeout(timer), resolve()));
+    });
+  const heartbeat = () => {
+    const now = monoMs();
+    nextPing = now + 1000;
+    for (const ws of clients.set) {
+      if (ws.readyState !== ws.OPEN) continue;
+      if (now - (lastPong.get(ws) ?? now) <= 3000) ws.ping();
+      else {
+        terminated.pong_missed += 1;
+        ws.terminate();
+      }
+    }
+  };
+  const idle = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => (wake = null, resolve()), Math.max(0, ms));
+      wake = () => (clearTimeout(timer), (wake = null), resolve());
+    });
+  const done = (async () => {
+    while (!stopped) {
+      const e = queue[head];
+      if (e) {
+        // Drop what has been sent now and then, so a long backlog does not cost O(n) per event.
+        if (++head > 4096) {
+          queue = queue.slice(head);
+          head = 0;
+        }
+        const json = frame(e);
+        for (const ws of [...clients.set]) await send(ws, json);
+      } else await idle(nextPing - monoMs());
+      if (monoMs() >= nextPing) heartbeat();
+    }
+  })();
+  return {
+    handleUpgrade: (req, socket, head_) =>
+      clients.accept(req, socket, head_, (ws) => {
+        lastPong.set(ws, monoMs());
+        ws.on('pong', () => lastPong.set(ws, monoMs()));
+        ws.on('close', () => lastPong.delete(ws));
+      }),
+    publish: (events) => (queue.push(...events), wake?.()),
+    get backlog() {
+      return queue.length - head;
+    },
+    heldBytes: () => clients.heldBytes(),
+    closes: () => ({ ...terminated }),
+    async close() {
+      stopped = true;
+      wake?.();
+      await clients.close();
+      await done;
+    },
+  };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'runstate-bench-hub-'));
+const store = new SqliteStore({ filename: join(dir, 'runstate.db') });
+// Registered so the engine can describe the run (snapshots, replay); it never runs.
+const engine = new Engine({ store, pipelines: [noopPipeline(0, 1, 'bench-hub')] });
+const record = await createBenchRun(store, RUN_ID, 'bench-hub');
+
+/** C: the real Hub with its defaults, fed the same durable batches. */
+function realHub(): Broadcaster {
+  const hub = benchHub(engine, record);
+  return { ...hub, backlog: 0, heldBytes: hub.queuedBytes, closes: hub.evictions };
+}
+
+const variant = process.argv[2] as Variant;
+const broadcaster = { naive, serial: serialAwait, hub: realHub }[variant]();
+const TITLE = 'Image prompt for a long-form article about fan-out under load'.padEnd(96, '.');
+let n = 0;
+
+/**
+ * Appends `count` `stage_item_processed` events (about 300 bytes framed) in one commit and hands
+ * them over. Each carries `appended_at` (monotonic ms) for the clients' latency, `ph`, the phase
+ * it belongs to (a late delivery still counts against it), and `w`, the second of the phase.
+ */
+async function append(count: number, ph: number, w: number): Promise<void> {
+  const appendedAt = monoMs();
+  const timestamp = new Date().toISOString();
+  const events: NewEvent[] = Array.from({ length: count }, () => ({ event: 'stage_item_processed', timestamp, stage: 6, processed: ++n, total: 1_000_000, item: { id: n, title: TITLE }, appended_at: appendedAt, ph, w }));
+  broadcaster.publish(await appendEvents(store, RUN_ID, events));
+}
+
+/** When each connection's socket closed (monotonic ms), by the client id in its URL. */
+const closes = new Map<number, number>();
+const server = createServer((_, res) => res.writeHead(404).end());
+server.on('upgrade', (req, socket, head) => {
+  const cid = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('cid'));
+  socket.once('close', () => closes.set(cid, monoMs()));
+  broadcaster.handleUpgrade(req, socket, head);
+});
+// 1,000 clients connect in a burst: a listen backlog that holds them all.
+await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 2048 }, resolve));
+const eld = monitorEventLoopDelay({ resolution: 5 });
+eld.enable();
+
+/** Runs `body` (which returns how many events it appended) with the phase's measurements around it. */
+async function measured(body: () => Promise<number>): Promise<PhaseResult> {
+  eld.reset();
+  const cpu = process.cpuUsage();
+  const startedAt = monoMs();
+  const events = await body();
+  const used = process.cpuUsage(cpu);
+  return {
+    events,
+    startedAt,
+    ms: monoMs() - startedAt,
+    eldP50: eld.percentile(50) / 1e6,
+    eldP99: eld.percentile(99) / 1e6,
+    eldMax: eld.max / 1e6,
+    backlog: broadcaster.backlog,
+    lastSeq: n,
+    rss: process.memoryUsage().rss,
+    heldBytes: await broadcaster.heldBytes(),
+    cpuMs: (used.user + used.system) / 1000,
+  };
+}
+
+serve(
+  {
+    rss: () => process.memoryUsage().rss,
+    /** Events at a fixed rate: every 10 ms, as many as are due, in one append. */
+    run: ({ rate, seconds, ph }) =>
+      measured(async () => {
+        const [r, s, t0] = [Number(rate), Number(seconds), monoMs()];
+        let sent = 0;
+        for (let elapsed = 0; elapsed < s * 1000; elapsed = monoMs() - t0) {
+          const due = Math.min(Math.floor((r * elapsed) / 1000) + 1, r * s) - sent;
+          if (due > 0) {
+            await append(due, Number(ph), Math.floor(elapsed / 1000));
+            sent += due;
+          }
+          await sleep(10);
+        }
+        return sent;
+      }),
+    /** As fast as the variant takes them, yielding to I/O between appends; for B, until its loop has sent them all (at most 30 s). */
+    burst: ({ total, batch, ph }) =>
+      measured(async () => {
+        for (let sent = 0; sent < Number(total); sent += Number(batch)) {
+          await append(Math.min(Number(batch), Number(total) - sent), Number(ph), 0);
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        const deadline = monoMs() + 30_000;
+        while (broadcaster.backlog > 0 && monoMs() < deadline) await sleep(10);
+        return Number(total);
+      }),
+    closes: () => [...closes],
+    lastSeq: () => n,
+    evictions: () => broadcaster.closes(),
+    stop: async () => {
+      await broadcaster.close();
+      server.close();
+      await engine.stop();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+      setImmediate(() => process.exit(0));
+    },
+  },
+  (server.address() as { port: number }).port,
+);

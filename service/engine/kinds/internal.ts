@@ -1,0 +1,237 @@
+// The kind of run the service works itself: its pipelines' stages as XState actors, one
+// RunHost per run in memory, each leased to this instance (docs/architecture.md, "The engine").
+import type { Logger } from 'pino';
+import type { InspectionEvent } from 'xstate';
+import { COMMAND_EVENT, isTerminalRunState, type RunContext } from '../../../machines/index.js';
+import { RunstateError } from '../../errors.js';
+import { events, isCommand, type Command, type StoredEvent } from '../../events.js';
+import { PipelineOptionsError, type AnyPipeline } from '../../pipelines/types.js';
+import { LeaseLostError, type CommandOutcome, type QueuedCommand, type RunRecord, type Store } from '../../store/store.js';
+import { decide, type Verdict } from '../commands.js';
+import { provideMachines, type ProvidedRunMachine } from '../providers.js';
+import { RunHost } from '../run-host.js';
+import { describeProcessing, describeRun, type ProcessingView, type RunView } from '../view.js';
+import type { CommandRequest, CommandResult, DurableView, PreparedStart, RunKind, StartRunRequest } from './kind.js';
+
+export interface InternalRunsOptions {
+  store: Store;
+  pipelines: ReadonlyMap<string, AnyPipeline>;
+  /** This instance: the holder of the leases of the runs it hosts. */
+  owner: string;
+  logger: Logger;
+  now: () => number;
+  inspect: ((ev: InspectionEvent) => void) | undefined;
+  onWritten: ((seconds: number) => void) | undefined;
+  announce: (record: RunRecord, events: readonly StoredEvent[]) => void;
+  /** A run left memory: it finished, or this instance can no longer write it. */
+  onReleased: (runId: string) => void;
+  /** Commands a live run that another instance holds: queued for it (ownership.ts). */
+  commandElsewhere: (record: RunRecord, command: Command, req: CommandRequest) => Promise<CommandResult>;
+}
+
+/** The service's own runs: hosts them, resumes them, and applies their commands. */
+export class InternalRuns implements RunKind {
+  readonly hosted = true;
+  readonly #opts: InternalRunsOptions;
+  readonly #machine: ProvidedRunMachine;
+  readonly #hosts = new Map<string, RunHost>();
+
+  constructor(opts: InternalRunsOptions) {
+    this.#opts = opts;
+    this.#machine = provideMachines((id) => this.#requireHost(id), opts.now);
+  }
+
+  serves(pipeline: string): boolean {
+    return this.#opts.pipelines.has(pipeline);
+  }
+
+  prepare(req: StartRunRequest): PreparedStart {
+    const pipeline = this.#pipeline(req.pipeline);
+    if (req.machineName !== undefined) throw new RunstateError('BAD_REQUEST', '`machine_name` applies to external runs only.');
+    const options = parseOptions(pipeline, req.options);
+    return {
+      machineName: null,
+      start: async (record) => {
+        const host = this.#host(record, pipeline, options);
+        host.start();
+        await host.journal.flush();
+        return host.view();
+      },
+    };
+  }
+
+  /** Puts a run claimed from the store back into memory; false (and logged) when it cannot run here. */
+  resume(record: RunRecord): boolean {
+    const pipeline = this.#opts.pipelines.get(record.pipeline);
+    let options: unknown;
+    try {
+      if (!pipeline) throw new Error(`pipeline ${record.pipeline} is not registered`);
+      options = pipeline.parseOptions(record.options);
+    } catch (err) {
+      this.#opts.logger.error({ err, runId: record.runId, pipeline: record.pipeline }, 'cannot resume run');
+      return false;
+    }
+    this.#host(record, pipeline, options).start();
+    return true;
+  }
+
+  /** The runs in memory. */
+  get hosts(): ReadonlyMap<string, RunHost> {
+    return this.#hosts;
+  }
+
+  /** The runs held here, and whether each still needs its lease (it has not finished). */
+  held(): { runId: string; live: boolean }[] {
+    return [...this.#hosts.values()].map((h) => ({ runId: h.runId, live: !isTerminalRunState(h.state) }));
+  }
+
+  /** Applies a command another instance queued for a run held here, and says how it went. */
+  async applyQueued(cmd: QueuedCommand): Promise<CommandOutcome> {
+    const host = this.#hosts.get(cmd.runId);
+    if (!isCommand(cmd.command)) return { error: { code: 'BAD_REQUEST', message: `Unknown command ${JSON.stringify(cmd.command)}.` } };
+    if (!host) return { error: { code: 'UNAVAILABLE', message: 'The run is between instances; try again.' } };
+    try {
+      const res = await this.commandHosted(host, cmd.command, { by: cmd.by, reason: cmd.reason ?? undefined });
+      return { accepted: res.accepted };
+    } catch (err) {
+      if (err instanceof RunstateError) return { error: { code: err.code, message: err.message } };
+      throw err;
+    }
+  }
+
+  /** Stops a run's actor and forgets it: another instance has it now, or it must not write again. */
+  letGo(runId: string): void {
+    const host = this.#hosts.get(runId);
+    if (!host) return;
+    host.stop();
+    this.#release(host);
+  }
+
+  view(record: RunRecord): RunView {
+    return this.#hosts.get(record.runId)?.view() ?? describeRun(record, this.#stagesOf(record));
+  }
+
+  processing(record: RunRecord): ProcessingView | undefined {
+    const host = this.#hosts.get(record.runId);
+    if (host) return host.processing();
+    return describeProcessing(record, this.#stagesOf(record), () => undefined);
+  }
+
+  async durableView(record: RunRecord): Promise<DurableView> {
+    const stages = this.#stagesOf(record);
+    const current = (record.snapshot as { context?: Partial<RunContext> } | null)?.context?.current ?? 1;
+    const items = this.#hosts.get(record.runId)?.cachedItems(current) ?? (await this.#opts.store.getStageItems(record.runId, current));
+    const processing = record.closedAt === null ? describeProcessing(record, stages, (n) => (n === current ? items : undefined)) : undefined;
+    return { seq: record.lastSeq, run: { ...describeRun(record, stages), processing: processing ?? null } };
+  }
+
+  async command(record: RunRecord, command: Command, req: CommandRequest): Promise<CommandResult> {
+    const host = this.#hosts.get(record.runId);
+    if (host) return this.commandHosted(host, command, req);
+    const view = describeRun(record, this.#stagesOf(record));
+    // Only a finished run is settled enough to decide here; a live one is its holder's to decide.
+    if (command !== 'close' && !isTerminalRunState(view.status)) return this.#opts.commandElsewhere(record, command, req);
+    const verdict = decide(command, { status: view.status, closed: record.closedAt !== null, pauseRequested: false });
+    if (!applies(verdict)) return { accepted: false, run: view };
+    const closedAt = new Date(this.#opts.now()).toISOString();
+    const res = await this.#opts.store.commit(record.runId, { events: [events.command({ command, by: req.by, reason: req.reason }, closedAt)], closedAt });
+    const closed = { ...record, closedAt, lastSeq: res.events.at(-1)?.seq ?? record.lastSeq };
+    this.#opts.announce(closed, res.events);
+    return { accepted: true, run: describeRun(closed, this.#stagesOf(closed)) };
+  }
+
+  /** A command for a run in memory here. */
+  async commandHosted(host: RunHost, command: Command, req: CommandRequest): Promise<CommandResult> {
+    const snap = host.actor.getSnapshot();
+    const status = String(snap.value);
+    const verdict = decide(command, { status, closed: host.record.closedAt !== null, pauseRequested: snap.context.pauseRequested });
+    if (!applies(verdict)) return { accepted: false, run: host.view() };
+    const at = new Date(this.#opts.now()).toISOString();
+    const event = events.command({ command, by: req.by, reason: req.reason }, at);
+    if (command === 'close') {
+      await host.journal.write({ events: [event], closedAt: at });
+      host.record.closedAt = at;
+      return { accepted: true, run: host.view() };
+    }
+    host.append(event);
+    host.actor.send({ type: COMMAND_EVENT[command] });
+    await host.journal.flush();
+    return { accepted: true, run: host.view() };
+  }
+
+  /** Resolves once everything every run has recorded so far is durable (and announced). */
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.#hosts.values()].map((h) => h.journal.flush()));
+  }
+
+  /** Writes what every run recorded, then stops every actor; items in flight run again at the next start. */
+  async stopAll(): Promise<void> {
+    const hosts = [...this.#hosts.values()];
+    await Promise.allSettled(hosts.map((h) => h.journal.flush()));
+    for (const h of hosts) h.stop();
+    this.#hosts.clear();
+  }
+
+  #pipeline(name: string): AnyPipeline {
+    const pipeline = this.#opts.pipelines.get(name);
+    if (!pipeline) throw new RunstateError('UNKNOWN_PIPELINE', `No pipeline named ${JSON.stringify(name)}.`);
+    return pipeline;
+  }
+
+  #requireHost(runId: string): RunHost {
+    const host = this.#hosts.get(runId);
+    if (!host) throw new Error(`run ${runId} is not hosted by this engine`);
+    return host;
+  }
+
+  #stagesOf(record: RunRecord): { key: string; name: string }[] {
+    return this.#opts.pipelines.get(record.pipeline)?.stages.map((s) => ({ key: s.key, name: s.name })) ?? [];
+  }
+
+  #host(record: RunRecord, pipeline: AnyPipeline, options: unknown): RunHost {
+    const log = this.#opts.logger;
+    const host = new RunHost(record, pipeline, options, {
+      store: this.#opts.store,
+      owner: this.#opts.owner,
+      inspect: this.#opts.inspect,
+      machine: this.#machine,
+      now: this.#opts.now,
+      onAppended: (h, batch) => this.#opts.announce(h.record, batch),
+      onWritten: this.#opts.onWritten,
+      onFault: (h, err) => {
+        // The store refused a write: what is durable stays as it was, and the run resumes from
+        // there (here at the next start, or on the instance that took its lease). Holding it in
+        // memory would only drift further.
+        if (err instanceof LeaseLostError) log.warn({ runId: h.runId }, 'lease lost: another instance has the run');
+        else log.error({ err, runId: h.runId }, 'run stopped: its events could not be written');
+        h.stop();
+        this.#release(h);
+      },
+      onRetired: (h) => this.#release(h),
+    });
+    this.#hosts.set(record.runId, host);
+    return host;
+  }
+
+  #release(host: RunHost): void {
+    // A host already replaced (or let go) is not released twice.
+    if (this.#hosts.get(host.runId) !== host) return;
+    this.#hosts.delete(host.runId);
+    this.#opts.onReleased(host.runId);
+  }
+}
+
+/** Applies or no-ops; a refusal is the 409 of docs/api.md. */
+function applies(verdict: Verdict): boolean {
+  if (verdict.kind === 'refuse') throw new RunstateError('COMMAND_NOT_ALLOWED', verdict.message);
+  return verdict.kind === 'apply';
+}
+
+function parseOptions(pipeline: AnyPipeline, raw: unknown): unknown {
+  try {
+    return pipeline.parseOptions(raw);
+  } catch (err) {
+    if (err instanceof PipelineOptionsError) throw new RunstateError('INVALID_OPTIONS', err.message);
+    throw err;
+  }
+}

@@ -1,0 +1,145 @@
+// Which instance works which run (docs/operations.md, "Several instances on one Postgres"):
+// claims runs nobody works, keeps their leases alive, lets go of runs whose lease was lost,
+// and carries commands between instances through the store's command queue.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { RunstateError, isErrorCode } from '../errors.js';
+import type { Command } from '../events.js';
+import type { CommandOutcome, QueuedCommand, RunRecord, Store } from '../store/store.js';
+
+export interface OwnershipOptions {
+  store: Store;
+  /** This instance's name in run leases. */
+  owner: string;
+  /** How long a lease lasts without renewal; another instance takes the run over after it. */
+  leaseMs: number;
+  /** How long a command for a run another instance holds may wait for that instance. */
+  commandTimeoutMs: number;
+  logger: Logger;
+  /** Called with runs about to be resumed (claimed at start or taken over), before they run. */
+  beforeResume: ((runs: readonly RunRecord[]) => Promise<void>) | undefined;
+  /** The runs this instance holds now, and whether each still needs its lease (it is not finished). */
+  held: () => Iterable<{ runId: string; live: boolean }>;
+  /** Puts a claimed run into memory; false when it cannot run here (its lease is then released). */
+  resume: (record: RunRecord) => boolean;
+  /** The run's lease was lost: stop it without writing. */
+  lose: (runId: string) => void;
+  /** Applies a command another instance queued for a run held here. */
+  apply: (cmd: QueuedCommand) => Promise<CommandOutcome>;
+}
+
+/** Polls of the command queue, in ms: a queued command waits about this long for its holder. */
+const COMMAND_POLL_MS = 200;
+const OUTCOME_POLL_MS = 20;
+
+export class Ownership {
+  readonly #opts: OwnershipOptions;
+  readonly #timers: NodeJS.Timeout[] = [];
+  #claiming: Promise<unknown> = Promise.resolve();
+  #stopped = false;
+
+  constructor(opts: OwnershipOptions) {
+    if (!Number.isFinite(opts.leaseMs) || opts.leaseMs < 100) throw new TypeError(`Expected \`leaseMs\` to be at least 100, got ${opts.leaseMs}.`);
+    this.#opts = opts;
+  }
+
+  /** Claims runs nobody works (with `all`, every live run) and resumes them; one claim at a time, so a run is hosted once. */
+  claim(all: boolean): Promise<RunRecord[]> {
+    const run = () => this.#claim(all);
+    const result = this.#claiming.then(run, run);
+    this.#claiming = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Renews leases, takes over runs whose owner died, applies queued commands: each on its own timer. */
+  start(): void {
+    const every = (ms: number, work: () => Promise<unknown>) => {
+      let busy = false;
+      const timer = setInterval(() => {
+        if (busy || this.#stopped) return;
+        busy = true;
+        work()
+          .catch((err: unknown) => this.#opts.logger.error({ err }, 'ownership task failed'))
+          .finally(() => (busy = false));
+      }, ms);
+      timer.unref();
+      this.#timers.push(timer);
+    };
+    const { leaseMs } = this.#opts;
+    every(Math.max(50, Math.floor(leaseMs / 3)), () => this.#renew());
+    every(Math.max(50, Math.floor(leaseMs / 2)), () => this.claim(false));
+    every(COMMAND_POLL_MS, () => this.#applyQueued());
+  }
+
+  /** Stops the timers and waits for a claim under way; `release` then gives the leases up. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const t of this.#timers) clearInterval(t);
+    await this.#claiming;
+  }
+
+  /** Gives up every lease this instance holds, so another instance may take the runs over at once. */
+  async release(): Promise<void> {
+    await this.#opts.store.releaseLeases(this.#opts.owner).catch((err: unknown) => this.#opts.logger.error({ err }, 'releasing leases failed'));
+  }
+
+  /**
+   * A command for a live run another instance holds (or nobody, for a moment after its owner
+   * died): queued for the holder, which applies it and answers. Nothing is applied after the
+   * wait is given up.
+   */
+  async commandElsewhere(runId: string, command: Command, by: string, reason: string | undefined): Promise<{ accepted: boolean }> {
+    const { store } = this.#opts;
+    const id = await store.enqueueCommand({ runId, command, by, reason });
+    const deadline = performance.now() + this.#opts.commandTimeoutMs;
+    for (;;) {
+      const outcome = await store.commandOutcome(id);
+      if (outcome === 'expired') break;
+      if (outcome !== 'pending') {
+        if ('error' in outcome) throw new RunstateError(isErrorCode(outcome.error.code) ? outcome.error.code : 'INTERNAL', outcome.error.message);
+        return { accepted: outcome.accepted };
+      }
+      // Once taken, the holder answers: wait for it. Untaken past the deadline: give it up.
+      if (performance.now() > deadline && (await store.expireCommand(id))) break;
+      await sleep(OUTCOME_POLL_MS);
+    }
+    throw new RunstateError('UNAVAILABLE', 'The instance that runs this run did not answer in time; nothing was done. Try again.');
+  }
+
+  async #claim(all: boolean): Promise<RunRecord[]> {
+    const { store, owner, leaseMs, logger } = this.#opts;
+    const found = await store.claimRuns(owner, leaseMs, 100, { all });
+    const held = new Set([...this.#opts.held()].map((h) => h.runId));
+    const claimed = found.filter((r) => !held.has(r.runId));
+    if (claimed.length === 0) return [];
+    await this.#opts.beforeResume?.(claimed);
+    const resumed: RunRecord[] = [];
+    for (const record of claimed) {
+      if (this.#stopped) break;
+      if (!this.#opts.resume(record)) {
+        await store.releaseLeases(owner, [record.runId]);
+        continue;
+      }
+      resumed.push(record);
+      logger.info({ runId: record.runId, status: record.status, lastSeq: record.lastSeq, owner }, 'run resumed');
+    }
+    return resumed;
+  }
+
+  /** A run whose lease was lost is another instance's now: let it go, write nothing. */
+  async #renew(): Promise<void> {
+    const { store, owner, leaseMs, logger } = this.#opts;
+    const renewed = new Set(await store.renewLeases(owner, leaseMs));
+    for (const { runId, live } of [...this.#opts.held()]) {
+      if (renewed.has(runId) || !live) continue;
+      logger.warn({ runId, owner }, 'lease lost: another instance has the run');
+      this.#opts.lose(runId);
+    }
+  }
+
+  async #applyQueued(): Promise<void> {
+    for (const cmd of await this.#opts.store.takeCommands(this.#opts.owner)) {
+      await this.#opts.store.finishCommand(cmd.id, await this.#opts.apply(cmd));
+    }
+  }
+}
