@@ -19,7 +19,7 @@ import { ingestRoutes } from './routes/ingest.js';
 import { runsRoutes } from './routes/runs.js';
 import type { Store } from './store/store.js';
 import type { WorkerDoor } from './workers/door.js';
-import { WORKERS_PREFIX, workerRoutes } from './workers/routes.js';
+import { WORKERS_PREFIX, workerRoutes, workersOverviewRoute } from './workers/routes.js';
 
 export interface AppDeps {
   engine: Engine;
@@ -159,6 +159,7 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
       });
       await api.register(runsRoutes, { engine: deps.engine, store: deps.store });
       await api.register(currentProcessingRoutes, { engine: deps.engine });
+      if (deps.workers) await api.register(workersOverviewRoute, { door: deps.workers });
       // Batches of events are bigger than commands: 1,000 events of a few hundred bytes.
       await api.register(ingestRoutes, { engine: deps.engine, bodyLimit: Math.max(config.bodyLimit, 1024 * 1024) });
     },

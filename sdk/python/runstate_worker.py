@@ -273,12 +273,22 @@ class Worker:
             self._free.release()
 
     def _answer(self, job, what, body):
+        # The service may be restarting: keep trying for as long as the lease could last. An
+        # answer it already took comes back `duplicate`, one too late `LEASE_LOST`: both end it.
+        deadline = time.monotonic() + max(job.lease_ms / 1000.0, 5.0)
         try:
-            self._post("/api/v1/workers/jobs/%s/%s" % (job.job_id, what), body)
-        except LeaseLost:
-            job.lost.set()
-        except RunstateError:
-            pass
+            while True:
+                try:
+                    self._post("/api/v1/workers/jobs/%s/%s" % (job.job_id, what), body)
+                    return
+                except LeaseLost:
+                    job.lost.set()
+                    return
+                except RunstateError:
+                    return
+                except Exception:
+                    if time.monotonic() > deadline or self._stopping.wait(0.5):
+                        return
         finally:
             job.answered = True
 

@@ -122,6 +122,14 @@ export class WorkerDoor {
     return verdict === 'ok' ? { ok: true } : { ok: true, [verdict]: true };
   }
 
+  /** What a screen shows of the workers: those seen in the last minute, and per queue the jobs waiting. */
+  async overview(): Promise<{ workers: WorkerSeen[]; queues: { queue: string; waiting: number }[] }> {
+    const waiting = await this.#opts.jobs.waitingByQueue();
+    const workers = this.workers();
+    const names = new Set([...Object.keys(waiting), ...workers.flatMap((w) => w.queues)]);
+    return { workers, queues: [...names].sort().map((queue) => ({ queue, waiting: waiting[queue] ?? 0 })) };
+  }
+
   /** Workers seen in the last minute, newest first. */
   workers(now = Date.now()): WorkerSeen[] {
     const out: WorkerSeen[] = [];

@@ -55,3 +55,11 @@ export const workerRoutes: FastifyPluginAsync<{ door: WorkerDoor; tokens: TokenR
     door.fail(who(request), request.params.job_id, request.body),
   );
 };
+
+/**
+ * `GET /api/v1/automation/workers`: the same list for the dashboard, with any token the
+ * automation API takes (workers are not per site), and per queue the jobs waiting.
+ */
+export const workersOverviewRoute: FastifyPluginAsync<{ door: WorkerDoor }> = async (app, { door }) => {
+  app.get('/workers', { schema: { summary: 'Workers seen in the last minute, and jobs waiting per queue' } }, async () => ({ data: await door.overview() }));
+};

@@ -113,6 +113,9 @@ describe('Python workers on a real service', () => {
     expect(metrics).toMatch(/runstate_worker_job_seconds_count\{queue="faces",kind="item",outcome="done"\} \d+/);
     const seen = await call(svc.base, WORKER, 'GET', `${W}/`);
     expect((seen.body.workers as { worker_id: string }[]).map((w) => w.worker_id)).toEqual(expect.arrayContaining(['w2', 'w3', 'w4']));
+    const overview = await call(svc.base, SITE, 'GET', `${API}/workers`);
+    expect(overview.status).toBe(200);
+    expect(overview.body.data).toMatchObject({ queues: [{ queue: 'faces', waiting: 0 }] });
     await Promise.all(workers.splice(0).map((w) => kill(w, 'SIGTERM')));
   });
 
