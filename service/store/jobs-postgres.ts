@@ -116,6 +116,14 @@ export class PostgresJobStore implements JobStore {
     return res.rows.map((r) => Number(r.id));
   }
 
+  async cancelRun(runId: string): Promise<number> {
+    const res = await this.#pool.query(
+      `UPDATE worker_jobs SET state = 'cancelled', finished_at = $2 WHERE run_id = $1 AND state IN ('queued', 'held', 'claimed')`,
+      [runId, Date.now()],
+    );
+    return res.rowCount ?? 0;
+  }
+
   async cancel(id: number): Promise<boolean> {
     const res = await this.#pool.query(
       `UPDATE worker_jobs SET state = 'cancelled', finished_at = $2 WHERE id = $1 AND state IN ('queued', 'held', 'claimed')`,

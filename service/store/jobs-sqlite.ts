@@ -148,6 +148,12 @@ export class SqliteJobStore implements JobStore {
       .map((r) => r.id);
   }
 
+  async cancelRun(runId: string): Promise<number> {
+    return this.#db
+      .prepare(`UPDATE worker_jobs SET state = 'cancelled', finished_at = ? WHERE run_id = ? AND state IN ('queued', 'held', 'claimed')`)
+      .run(Date.now(), runId).changes;
+  }
+
   async cancel(id: number): Promise<boolean> {
     return (
       this.#db.prepare(`UPDATE worker_jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state IN ('queued', 'held', 'claimed')`).run(Date.now(), id)

@@ -77,6 +77,8 @@ export interface JobStore {
   requeue(id: number): Promise<boolean>;
   /** Withdraws the run's queued item jobs (a pause; a load runs on): returns their ids. */
   holdRun(runId: string): Promise<number[]>;
+  /** Cancels every job of the run not yet answered (the run was cancelled); returns how many. */
+  cancelRun(runId: string): Promise<number>;
   /** Cancels a job not yet answered; false if it was answered. */
   cancel(id: number): Promise<boolean>;
   /**

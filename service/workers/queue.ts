@@ -115,7 +115,12 @@ export class JobQueue {
   observe(run: RunRecord, events: readonly StoredEvent[]): void {
     for (const e of events) {
       if (e.event === 'command' && e.command === 'pause') this.#hold(run.runId);
-      else if (e.event === 'command' && (e.command === 'resume' || e.command === 'cancel')) this.#pausing.delete(run.runId);
+      else if (e.event === 'command' && e.command === 'resume') this.#pausing.delete(run.runId);
+      else if (e.event === 'command' && e.command === 'cancel') {
+        // Every job of the run, held ones (a paused run has no attempt to abort) included.
+        this.#pausing.delete(run.runId);
+        this.#jobs.cancelRun(run.runId).catch((err: unknown) => this.#opts.logger.warn({ err, runId: run.runId }, 'cancelling the jobs of a run failed'));
+      }
       else if (e.event === 'state_change' && e.machine_name === 'run') {
         const to = (e.payload as { to_state?: string } | undefined)?.to_state;
         if (to === 'completed' || to === 'cancelled' || to === 'failed') {

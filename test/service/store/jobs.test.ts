@@ -156,6 +156,10 @@ for (const [name, open] of [
         ].sort(),
       );
       expect(await jobs.waitingByQueue()).toEqual({});
+      const c3 = await jobs.ensureJob(job(3));
+      await jobs.holdRun(c3.runId);
+      expect(await jobs.cancelRun(c3.runId)).toBe(2);
+      expect((await jobs.finished([b.id, c3.id])).map((j) => j.state)).toEqual(['cancelled', 'cancelled']);
     });
   });
 }

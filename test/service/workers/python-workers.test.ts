@@ -120,7 +120,7 @@ describe('Python workers on a real service', () => {
   });
 
   it('refuses late and bad answers, records a duplicate once, and keeps tokens to their door', async () => {
-    const runId = await startRun({ items_per_stage: 2, concurrency: 2 });
+    const runId = await startRun({ items_per_stage: 2, concurrency: 2, backoff_ms: 50 });
     const load = await claimOne();
     expect(load).toMatchObject({ kind: 'load', run_id: runId, stage: 1, attempt: 1, idempotency_key: `${runId}:1:load`, lease_ms: LEASE_MS });
 
@@ -187,8 +187,14 @@ describe('Python workers on a real service', () => {
     const failed = await until('item b failed', async () => (await recorded(2)).find((e) => e.event === 'stage_item_failed'));
     expect(failed).toMatchObject({ item: { id: 'b' }, attempts: 1, error: 'corrupt image' });
 
-    // Cancel answers the heartbeat; what comes after records nothing.
+    // A retryable fail is a failed attempt: the item comes back after its backoff as attempt 2, same key.
+    const third = await claimOne();
+    expect(third).toMatchObject({ idempotency_key: `${runId}:2:c`, attempt: 1 });
+    expect((await worker(`/jobs/${third.job_id}/fail`, { error: 'flaky GPU' })).body).toEqual({ ok: true });
     const last = await claimOne();
+    expect(last).toMatchObject({ idempotency_key: `${runId}:2:c`, attempt: 2 });
+
+    // Cancel answers the heartbeat; what comes after records nothing.
     expect((await admin('POST', `${API}/runs/${runId}/cancel`, {})).status).toBe(200);
     await until('cancel on the heartbeat', async () => (await worker(`/jobs/${last.job_id}/heartbeat`, {})).body.cancel === true);
     expect((await worker(`/jobs/${last.job_id}/complete`, {})).body).toEqual({ ok: true, cancelled: true });
