@@ -21,8 +21,8 @@ export interface WorkerSeen {
 export interface DoorOptions {
   jobs: JobStore;
   metrics: WorkerMetrics;
-  /** Called with the run of a job answered here: its owner may be this instance. */
-  onAnswered: (runId: string) => void;
+  /** Called with a job answered here: its run's owner may be this instance. */
+  onAnswered: (job: JobRecord) => void;
   /** How often a long-poll claim looks again without a hint (leases run out silently). [250] */
   pollMs?: number;
 }
@@ -153,7 +153,7 @@ export class WorkerDoor {
     if (job.claimedAt !== null) {
       this.#opts.metrics.jobSeconds.observe({ queue: job.queue, kind: job.kind, outcome: answer.state }, Math.max(0, Date.now() - job.claimedAt) / 1000);
     }
-    this.#opts.onAnswered(job.runId);
+    this.#opts.onAnswered(job);
     return { ok: true };
   }
 

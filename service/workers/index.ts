@@ -44,7 +44,7 @@ export async function createWorkers(opts: WorkersOptions): Promise<Workers> {
   const jobs = await openJobStore(opts.store);
   const queues: { queue?: JobQueue } = {};
   const metrics = workerMetrics(opts.registry, jobs, () => door.workers().length);
-  const door = new WorkerDoor({ jobs, metrics, onAnswered: () => queues.queue?.kick() });
+  const door = new WorkerDoor({ jobs, metrics, onAnswered: (job) => queues.queue?.kick({ jobId: job.id }) });
   const queue = new JobQueue({
     jobs,
     store: opts.store,

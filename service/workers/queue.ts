@@ -48,6 +48,8 @@ export class JobQueue {
   readonly #pausing = new Set<string>();
   readonly #runs = new Map<string, Promise<RunRecord | undefined>>();
   #timer: NodeJS.Timeout | undefined;
+  /** Jobs to look at on the next check. */
+  readonly #due = new Set<number>();
   #checking = false;
   #again = false;
   #stopHints: (() => Promise<void>) | undefined;
@@ -68,7 +70,7 @@ export class JobQueue {
     this.#timer = setInterval(() => this.kick(), this.#opts.pollMs ?? 500);
     this.#timer.unref();
     this.#stopHints = await this.#jobs.listenJobs?.((h) => {
-      if (h.answered !== undefined) this.kick();
+      if (h.answered !== undefined) this.kick({ runId: h.answered });
       if (h.queue !== undefined) this.#opts.onQueued?.(h.queue);
     });
   }
@@ -83,13 +85,21 @@ export class JobQueue {
     return this.#waiters.size;
   }
 
-  /** Looks for answers now (coalesced): a worker answered here, or a hint said so. */
-  kick(): void {
+  /**
+   * Looks for answers now, coalesced: of one job (a worker answered here), of one run's jobs
+   * (a hint from another instance), or of every job waited for (the poll).
+   */
+  kick(which: { jobId?: number; runId?: string } = {}): void {
+    if (which.jobId !== undefined) {
+      if (this.#waiters.has(which.jobId)) this.#due.add(which.jobId);
+    } else {
+      for (const [id, w] of this.#waiters) if (which.runId === undefined || w.job.runId === which.runId) this.#due.add(id);
+    }
+    if (this.#due.size === 0) return;
     if (this.#checking) {
       this.#again = true;
       return;
     }
-    if (this.#waiters.size === 0) return;
     this.#checking = true;
     this.#check()
       .catch((err: unknown) => this.#opts.logger.warn({ err }, 'looking for worker answers failed; trying again'))
@@ -97,13 +107,15 @@ export class JobQueue {
         this.#checking = false;
         if (this.#again) {
           this.#again = false;
-          setImmediate(() => this.kick());
+          setImmediate(() => this.kick({ jobId: -1 }));
         }
       });
   }
 
   async #check(): Promise<void> {
-    for (const job of await this.#jobs.finished([...this.#waiters.keys()])) {
+    const ids = [...this.#due];
+    this.#due.clear();
+    for (const job of await this.#jobs.finished(ids)) {
       const w = this.#waiters.get(job.id);
       if (!w) continue;
       this.#waiters.delete(job.id);
@@ -247,7 +259,7 @@ export class JobQueue {
         },
       });
       // An answer may have come before the waiter was in place.
-      this.kick();
+      this.kick({ jobId: job.id });
     });
   }
 
