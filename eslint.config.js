@@ -47,7 +47,7 @@ export const machinePurity = {
 };
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'data/**', 'web/.next/**', 'web/out/**', 'web/next-env.d.ts', 'web/next.config.mjs', 'test-artifacts/**', 'docs/**', 'scratch/**', 'eslint.config.js', 'scripts/*.mjs'] },
+  { ignores: ['node_modules/**', 'data/**', 'web/.next/**', 'web/out/**', 'web/next-env.d.ts', 'web/next.config.mjs', 'test-artifacts/**', 'docs/**', 'scratch/**', 'eslint.config.js', 'scripts/*.mjs', 'bin/*.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

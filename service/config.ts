@@ -38,6 +38,8 @@ export interface Config {
   instanceId: string | null;
   /** [RUNSTATE_INSPECT] a Stately inspector relay (ws://…) to stream run and stage actors to; off when unset. */
   inspectUrl: string | null;
+  /** [RUNSTATE_PIPELINES] pipeline modules, `.json` declarations and directories of them, comma-separated; absolute. */
+  pipelines: readonly string[];
 }
 
 export class ConfigError extends Error {
@@ -122,5 +124,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Readonl
     jobLeaseMs: integer(env, 'RUNSTATE_JOB_LEASE_MS', 30_000, 100, 3_600_000),
     instanceId: text(env, 'RUNSTATE_INSTANCE_ID'),
     inspectUrl,
+    pipelines: Object.freeze(
+      (text(env, 'RUNSTATE_PIPELINES') ?? '')
+        .split(',')
+        .map((p) => p.trim())
+        .filter((p) => p !== '')
+        .map((p) => resolve(cwd, p)),
+    ),
   });
 }

@@ -1,24 +1,50 @@
 // The process: the one module that reads process.env; it makes the logger, builds the service,
 // prints the URL to open and turns SIGTERM and SIGINT into a graceful stop (docs/operations.md).
 import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
 import { redactUrl } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { demoPipelines } from './pipelines/index.js';
+import { PipelineLoadError, loadPipelines } from './pipelines/loader.js';
+import { registerRunstateResolver } from './pipelines/resolve.js';
+import type { AnyPipeline } from './pipelines/types.js';
 import { buildService } from './service.js';
 
 function makeLogger(config: Readonly<Config>): Logger {
-  return pino({
+  const options = {
     level: config.logLevel,
     serializers: {
       // Never the Authorization header, never a `token=` in a URL.
       req: (req: { method: string; url: string; id: string }) => ({ method: req.method, url: redactUrl(req.url), id: req.id }),
     },
-  });
+  };
+  // People at a terminal read lines; anything else (a file, a log shipper) gets JSON.
+  return process.stdout.isTTY ? pino(options, pretty({ sync: true, translateTime: 'SYS:HH:MM:ss.l' })) : pino(options);
+}
+
+/**
+ * The demo pipelines and those of RUNSTATE_PIPELINES (docs/pipelines.md). A fault in any file
+ * stops the start with exit 2, before the data directory or the store is touched.
+ */
+async function pipelinesOf(config: Readonly<Config>): Promise<AnyPipeline[]> {
+  if (config.pipelines.length === 0) return [...demoPipelines];
+  registerRunstateResolver();
+  try {
+    const loaded = await loadPipelines(config.pipelines, demoPipelines);
+    return [...demoPipelines, ...loaded.map((l) => l.pipeline)];
+  } catch (err) {
+    if (!(err instanceof PipelineLoadError)) throw err;
+    process.stderr.write(`runstate: cannot start: RUNSTATE_PIPELINES has ${err.faults.length === 1 ? 'a fault' : `${err.faults.length} faults`}:\n`);
+    for (const f of err.faults) process.stderr.write(`  ${f.file}: ${f.message}\n`);
+    process.exit(2);
+  }
 }
 
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const config = loadConfig(env);
   const log = makeLogger(config);
-  const service = await buildService(config, { logger: log });
+  const pipelines = await pipelinesOf(config);
+  const service = await buildService(config, { logger: log, pipelines });
   const { address, url } = await service.start();
   // As Jupyter does: the URL to open, with the admin token, on the console (not in the log).
   process.stderr.write(

@@ -18,7 +18,6 @@ import { PostgresStore } from './store/postgres.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { TraceWriter } from './trace/trace-writer.js';
-import { faceProcessorWorkersPipeline } from './workers/declared.js';
 import { createWorkers, type Workers } from './workers/index.js';
 
 /** What the environment does not say: the logger, and what tests replace. Every field is optional. */
@@ -108,11 +107,10 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     defaultLeaseMs: config.jobLeaseMs,
     isCancelled: async (runId) => (await engine.getRun(runId))?.status === 'cancelled',
   });
-  // The demo `face_processor_workers` is registered here beside the demo pipelines until the
-  // pipeline loader reads its declaration from a .json file (service/workers/declared.ts).
+  // Stages on a worker queue get their loads and items from the job queue.
   const engine: Engine = new Engine({
     store,
-    pipelines: workers.bind(overrides.pipelines ?? [...demoPipelines, faceProcessorWorkersPipeline]),
+    pipelines: workers.bind(overrides.pipelines ?? demoPipelines),
     logger: log.child({ component: 'engine' }),
     onWritten: (seconds) => metrics.appendSeconds.observe(seconds),
     leaseMs: config.leaseMs,

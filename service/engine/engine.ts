@@ -8,6 +8,7 @@ import type { InspectionEvent } from 'xstate';
 import { RunstateError } from '../errors.js';
 import type { Command, StoredEvent } from '../events.js';
 import { isName, isRunId, isTrigger, runId as makeRunId } from '../ids.js';
+import { describePipeline, type PipelineListing } from '../pipelines/loader.js';
 import type { AnyPipeline } from '../pipelines/types.js';
 import { StoreConflictError, type RunFilter, type RunRecord, type Store } from '../store/store.js';
 import { ExternalRuns } from './kinds/external.js';
@@ -115,13 +116,8 @@ export class Engine {
   }
 
   /** The pipelines runs can be started with: the registered ones, then runs fed from outside. */
-  pipelines(): { name: string; description: string; stages: { number: number; key: string; name: string }[] }[] {
-    const own = [...this.#pipelines.values()].map((p) => ({
-      name: p.name,
-      description: p.description ?? '',
-      stages: p.stages.map((s, i) => ({ number: i + 1, key: s.key, name: s.name })),
-    }));
-    return [...own, this.#external.pipeline];
+  pipelines(): PipelineListing[] {
+    return [...[...this.#pipelines.values()].map(describePipeline), this.#external.pipeline];
   }
 
   /** Subscribes to every durable batch of every run. Returns the unsubscribe function. */
@@ -173,7 +169,8 @@ export class Engine {
           siteId: req.siteId,
           pipeline: req.pipeline,
           trigger,
-          options: (req.options ?? {}) as Record<string, unknown>,
+          // With the schema's defaults filled in: the run shows, and resumes with, what it ran with.
+          options: prepared.options,
           machineName: prepared.machineName,
           createdAt: createdAt.toISOString(),
           hosted: kind.hosted,

@@ -228,7 +228,7 @@ export class RunHost {
     const retry = typeof this.pipeline.retry === 'function' ? this.pipeline.retry(this.options) : (this.pipeline.retry ?? {});
     return this.pipeline.stages.map((def, i) => ({
       concurrency: this.pipeline.concurrencyOf?.(this.options, i + 1) ?? def.concurrency ?? 1,
-      maxAttempts: retry.attempts ?? 3,
+      maxAttempts: def.maxAttempts ?? retry.attempts ?? 3,
       backoffMs: retry.backoffMs ?? 1000,
       backoffMaxMs: retry.backoffMaxMs ?? 60_000,
     }));

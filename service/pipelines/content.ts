@@ -9,4 +9,6 @@ export const contentPipeline = demoPipeline('content', 'AI content automation: k
   { key: 'content_to_image_prompts', name: 'Content → Image Prompts', noun: 'Article', items: 8, credits: 0.5 },
   { key: 'image_prompts_to_images', name: 'Image Prompts → Images', noun: 'Prompt', items: 0, credits: 1 },
   { key: 'review_to_publish', name: 'Review → Publish', noun: 'Post', items: 8, credits: 0 },
-]);
+], {
+  review: { title: 'Review before publishing', type: 'boolean', default: false, description: 'Hold Review → Publish until someone approves (recorded, not yet enforced)' },
+});

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { latency, pick, uniform } from './random.js';
-import { PipelineOptionsError, type Item, type PipelineDefinition, type StageDefinition } from './types.js';
+import { type Item, type PipelineDefinition, type StageDefinition } from './types.js';
 
 /** The options that drive the demo pipelines, tests and benchmarks (docs/api.md, POST /runs). */
 export interface DemoOptions {
@@ -11,6 +11,8 @@ export interface DemoOptions {
   concurrency: number[];
   max_attempts: number;
   backoff_ms: number;
+  /** `content` only: hold Review → Publish for an approval (docs/api.md, approvals). */
+  review: boolean;
 }
 
 export interface DemoStage {
@@ -29,55 +31,61 @@ const WORDS = [
   'kelp', 'lumen', 'meadow', 'nebula', 'onyx', 'prairie', 'quartz', 'river', 'saffron', 'tundra',
 ];
 
-const KNOWN = ['seed', 'delay_ms', 'items_per_stage', 'fail_rate', 'concurrency', 'max_attempts', 'backoff_ms'];
-
 const MAX_ITEMS_PER_STAGE = 100_000;
 
-function finite(raw: Record<string, unknown>, name: string, fallback: number, min: number, max: number, integer: boolean): number {
-  const value = raw[name];
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new PipelineOptionsError(`Expected \`${name}\` to be a finite number, got ${JSON.stringify(value)}.`);
-  }
-  if (integer && !Number.isInteger(value)) throw new PipelineOptionsError(`Expected \`${name}\` to be an integer, got ${value}.`);
-  if (value < min || value > max) throw new PipelineOptionsError(`Expected \`${name}\` to be between ${min} and ${max}, got ${value}.`);
-  return value;
-}
-
 /** A number for every stage, or one number per stage. */
-function perStage(raw: Record<string, unknown>, name: string, fallback: number[], min: number, max: number): number[] {
-  const value = raw[name];
-  if (value === undefined) return fallback;
-  if (Array.isArray(value)) {
-    if (value.length !== fallback.length) {
-      throw new PipelineOptionsError(`Expected \`${name}\` to list ${fallback.length} stages, got ${value.length}.`);
-    }
-    return value.map((v, i) => finite({ [`${name}[${i}]`]: v }, `${name}[${i}]`, 0, min, max, true));
-  }
-  const n = finite(raw, name, 0, min, max, true);
-  return fallback.map(() => n);
+function perStage(title: string, stages: number, min: number, max: number, fallback: number | number[], description: string) {
+  const integer = { type: 'integer', minimum: min, maximum: max };
+  return {
+    title,
+    description,
+    oneOf: [integer, { type: 'array', items: integer, minItems: stages, maxItems: stages }],
+    default: fallback,
+  };
 }
 
-export function parseDemoOptions(raw: unknown, stages: readonly DemoStage[]): DemoOptions {
-  if (raw === undefined || raw === null) raw = {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new PipelineOptionsError('Expected `options` to be an object.');
-  const obj = raw as Record<string, unknown>;
-  for (const key of Object.keys(obj)) {
-    if (!KNOWN.includes(key)) throw new PipelineOptionsError(`Unknown option \`${key}\`; known options: ${KNOWN.join(', ')}.`);
-  }
+/** The JSON Schema of the demo options (docs/pipelines.md); `content` adds `review`. */
+export function demoOptionsSchema(stages: readonly DemoStage[], extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const n = stages.length;
   return {
-    seed: finite(obj, 'seed', 1, 0, 2 ** 32 - 1, true),
-    delay_ms: finite(obj, 'delay_ms', 400, 0, 600_000, false),
-    items_per_stage: perStage(obj, 'items_per_stage', stages.map((s) => s.items), 0, MAX_ITEMS_PER_STAGE),
-    fail_rate: finite(obj, 'fail_rate', 0, 0, 1, false),
-    concurrency: perStage(obj, 'concurrency', stages.map(() => 2), 1, 256),
-    max_attempts: finite(obj, 'max_attempts', 3, 1, 20, true),
-    backoff_ms: finite(obj, 'backoff_ms', 200, 0, 600_000, false),
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      seed: { title: 'Seed', type: 'integer', minimum: 0, maximum: 2 ** 32 - 1, default: 1, description: 'Items, latencies and failures all follow from it: the same seed, the same run' },
+      delay_ms: { title: 'Delay per item (ms)', type: 'number', minimum: 0, maximum: 600_000, default: 400, description: 'Mean time per item, in ms; 0 resolves each item at once' },
+      items_per_stage: perStage('Items per stage', n, 0, MAX_ITEMS_PER_STAGE, stages.map((s) => s.items), `Items per stage: one number for every stage, or ${n} numbers; 0 makes a stage empty`),
+      fail_rate: { title: 'Failure rate', type: 'number', minimum: 0, maximum: 1, default: 0, description: 'Share of item attempts that throw' },
+      concurrency: perStage('Concurrency', n, 1, 256, 2, `Items in flight at once: one number for every stage, or ${n} numbers`),
+      max_attempts: { title: 'Attempts per item', type: 'integer', minimum: 1, maximum: 20, default: 3, description: 'Attempts per item, the first included' },
+      backoff_ms: { title: 'First retry delay (ms)', type: 'number', minimum: 0, maximum: 600_000, default: 200, description: 'First retry delay, in ms; doubles per attempt' },
+      ...extra,
+    },
+  };
+}
+
+/** Options the schema has checked and filled in, as the demo stages use them. */
+export function normalizeDemoOptions(valid: Record<string, unknown>, stages: readonly DemoStage[]): DemoOptions {
+  const each = (v: unknown) => (Array.isArray(v) ? (v as number[]) : stages.map(() => v as number));
+  return {
+    seed: valid.seed as number,
+    delay_ms: valid.delay_ms as number,
+    items_per_stage: each(valid.items_per_stage),
+    fail_rate: valid.fail_rate as number,
+    concurrency: each(valid.concurrency),
+    max_attempts: valid.max_attempts as number,
+    backoff_ms: valid.backoff_ms as number,
+    review: valid.review === true,
   };
 }
 
 /** Builds a demo pipeline whose items, latencies and failures all follow from `seed`. */
-export function demoPipeline(name: string, description: string, stages: readonly DemoStage[]): PipelineDefinition<DemoOptions> {
+export function demoPipeline(
+  name: string,
+  description: string,
+  stages: readonly DemoStage[],
+  extraOptions: Record<string, unknown> = {},
+): PipelineDefinition<DemoOptions> {
   const defs: StageDefinition<DemoOptions>[] = stages.map((s, i) => {
     const number = i + 1;
     return {
@@ -93,7 +101,10 @@ export function demoPipeline(name: string, description: string, stages: readonly
         return items;
       },
       async processItem(item, { options, attempt, signal }) {
-        await sleep(latency(options.delay_ms, options.seed, number, item.id, attempt), undefined, { signal });
+        const ms = latency(options.delay_ms, options.seed, number, item.id, attempt);
+        // `delay_ms: 0` resolves at once, with no timer: benchmarks measure the engine (docs/pipelines.md).
+        if (ms > 0) await sleep(ms, undefined, { signal });
+        else signal.throwIfAborted();
         if (options.fail_rate > 0 && uniform('fail', options.seed, number, item.id, attempt) < options.fail_rate) {
           throw new Error(`simulated failure of ${item.title} (attempt ${attempt})`);
         }
@@ -105,7 +116,8 @@ export function demoPipeline(name: string, description: string, stages: readonly
     name,
     description,
     stages: defs,
-    parseOptions: (raw) => parseDemoOptions(raw, stages),
+    options_schema: demoOptionsSchema(stages, extraOptions),
+    parseOptions: (valid) => normalizeDemoOptions(valid as Record<string, unknown>, stages),
     concurrencyOf: (options, stage) => options.concurrency[stage - 1],
     retry: (options) => ({ attempts: options.max_attempts, backoffMs: options.backoff_ms }),
   };

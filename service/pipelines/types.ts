@@ -42,6 +42,8 @@ export interface StageDefinition<O = unknown> {
   leaseMs?: number;
   /** With `queue`: whether `loadItems` runs here (true) or is a `load` job for a worker. [false] */
   loadsInProcess?: boolean;
+  /** Attempts per item in this stage, over the pipeline's `retry.attempts`. */
+  maxAttempts?: number;
   loadItems(ctx: LoadContext<O>): Promise<Item[]>;
   processItem(item: Item, ctx: ItemContext<O>): Promise<ItemResult | void>;
 }
@@ -55,14 +57,18 @@ export interface RetryPolicy {
 }
 
 /**
- * A pipeline a user plugs in: one module exporting one of these. `parseOptions` turns the
- * `options` of `POST /runs` into `O`, throwing `PipelineOptionsError` naming the bad option.
+ * A pipeline as the engine runs it (what a user writes is `definePipeline`'s shape,
+ * service/pipelines/define.ts). The `options` of `POST /runs` are checked against
+ * `options_schema` (defaults filled in, service/pipelines/schema.ts), then `parseOptions`,
+ * if given, turns them into `O`, throwing `PipelineOptionsError` naming a bad option.
  */
 export interface PipelineDefinition<O = unknown> {
   name: string;
   description?: string;
+  /** JSON Schema (draft 2020-12) of the options; the start form is built from it. */
+  options_schema?: Record<string, unknown>;
   stages: readonly StageDefinition<O>[];
-  parseOptions(raw: unknown): O;
+  parseOptions?(raw: unknown): O;
   /** Per-stage concurrency chosen by the options, when they choose it. */
   concurrencyOf?(options: O, stage: number): number | undefined;
   retry?: Partial<RetryPolicy> | ((options: O) => Partial<RetryPolicy>);

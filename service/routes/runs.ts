@@ -25,7 +25,7 @@ const startBody = {
     pipeline: NAME,
     trigger: { type: 'string', minLength: 1, maxLength: 32 },
     account_id: { description: `Admin token only: the account the run belongs to [default: "default"]; ${ID.description}` },
-    options: { type: 'object', description: 'Pipeline options (demo pipelines: seed, delay_ms, items_per_stage, fail_rate, concurrency, max_attempts, backoff_ms)' },
+    options: { type: 'object', description: "Pipeline options, checked against the pipeline's `options_schema` (GET /pipelines)" },
     machine_name: { type: 'string', minLength: 1, maxLength: 100, description: 'With `pipeline: "external"`: the machine of the engine that reports this run' },
   },
 } as const;

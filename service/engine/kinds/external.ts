@@ -10,6 +10,7 @@ import type { RunRecord, Store } from '../../store/store.js';
 import { allowedCommands, decide, type CommandState } from '../commands.js';
 import type { ProcessingView, RunView } from '../view.js';
 import { percentage, recordFields } from '../view.js';
+import type { PipelineListing } from '../../pipelines/loader.js';
 import type { CommandRequest, CommandResult, DurableView, PreparedStart, RunKind, StartRunRequest } from './kind.js';
 
 /** One event as an external engine sends it, once the ingest doors have checked its shape (service/ingest/events.ts). */
@@ -166,8 +167,8 @@ export class ExternalRuns implements RunKind {
   }
 
   /** How `GET /pipelines` lists this kind. */
-  get pipeline(): { name: string; description: string; stages: never[] } {
-    return { name: EXTERNAL_PIPELINE, description: 'Events from an engine outside the service (docs/ingest.md)', stages: [] };
+  get pipeline(): PipelineListing {
+    return { name: EXTERNAL_PIPELINE, description: 'Events from an engine outside the service (docs/ingest.md)', stages: [], options_schema: null };
   }
 
   prepare(req: StartRunRequest): PreparedStart {
@@ -177,6 +178,7 @@ export class ExternalRuns implements RunKind {
     }
     return {
       machineName,
+      options: (req.options ?? {}) as Record<string, unknown>,
       start: async (record, trigger) => {
         // The engine outside reports the states; the run is running until it says otherwise.
         const state = initialExternalState(machineName);

@@ -5,6 +5,7 @@ import type { InspectionEvent } from 'xstate';
 import { COMMAND_EVENT, isTerminalRunState, type RunContext } from '../../../machines/index.js';
 import { RunstateError } from '../../errors.js';
 import { events, isCommand, type Command, type StoredEvent } from '../../events.js';
+import { resolveOptions } from '../../pipelines/schema.js';
 import { PipelineOptionsError, type AnyPipeline } from '../../pipelines/types.js';
 import { LeaseLostError, type CommandOutcome, type QueuedCommand, type RunRecord, type Store } from '../../store/store.js';
 import { decide, type Verdict } from '../commands.js';
@@ -48,9 +49,10 @@ export class InternalRuns implements RunKind {
   prepare(req: StartRunRequest): PreparedStart {
     const pipeline = this.#pipeline(req.pipeline);
     if (req.machineName !== undefined) throw new RunstateError('BAD_REQUEST', '`machine_name` applies to external runs only.');
-    const options = parseOptions(pipeline, req.options);
+    const { stored, options } = parseOptions(pipeline, req.options);
     return {
       machineName: null,
+      options: stored,
       start: async (record) => {
         const host = this.#host(record, pipeline, options);
         host.start();
@@ -66,7 +68,7 @@ export class InternalRuns implements RunKind {
     let options: unknown;
     try {
       if (!pipeline) throw new Error(`pipeline ${record.pipeline} is not registered`);
-      options = pipeline.parseOptions(record.options);
+      options = resolveOptions(pipeline, record.options).options;
     } catch (err) {
       this.#opts.logger.error({ err, runId: record.runId, pipeline: record.pipeline }, 'cannot resume run');
       return false;
@@ -227,9 +229,9 @@ function applies(verdict: Verdict): boolean {
   return verdict.kind === 'apply';
 }
 
-function parseOptions(pipeline: AnyPipeline, raw: unknown): unknown {
+function parseOptions(pipeline: AnyPipeline, raw: unknown): ReturnType<typeof resolveOptions> {
   try {
-    return pipeline.parseOptions(raw);
+    return resolveOptions(pipeline, raw);
   } catch (err) {
     if (err instanceof PipelineOptionsError) throw new RunstateError('INVALID_OPTIONS', err.message);
     throw err;

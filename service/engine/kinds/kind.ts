@@ -37,6 +37,8 @@ export interface DurableView {
 /** What a kind makes of a start request, checked, before the run exists. */
 export interface PreparedStart {
   machineName: string | null;
+  /** The options as the run keeps them (for a pipeline with a schema, with its defaults filled in). */
+  options: Record<string, unknown>;
   /** Starts the run just created and answers its first view. */
   start(record: RunRecord, trigger: string): Promise<RunView>;
 }
