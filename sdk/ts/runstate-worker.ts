@@ -88,6 +88,7 @@ export class Worker {
   readonly #items = new Map<string | null, ItemHandler>();
   readonly #loads = new Map<string | null, LoadHandler>();
   readonly #held = new Map<string, Held>();
+  readonly #lastBeat = new Map<string, number>();
   #stopping = false;
   #wake: (() => void) | undefined;
   #poll: AbortController | undefined;
@@ -175,6 +176,7 @@ export class Worker {
     } };
     held.done = this.#work(job, held).finally(() => {
       this.#held.delete(data.job_id);
+      this.#lastBeat.delete(data.job_id);
       this.#wake?.();
     });
   }
@@ -205,8 +207,6 @@ export class Worker {
       held.answered = true;
     }
   }
-
-  #lastBeat = new Map<string, number>();
 
   async #beatAll(): Promise<void> {
     const now = Date.now();

@@ -3,6 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { tempDir } from '../../helpers/engine.js';
 import { startService, type ServiceProcess } from '../../helpers/service-process.js';
 import { call, kill, pythonWorker, until, type WorkerProcess } from '../../helpers/workers.js';
@@ -205,6 +206,13 @@ describe('Python workers on a real service', () => {
     expect(runs.body.error!.code).toBe('FORBIDDEN');
     expect((await call(svc.base, WORKER, 'GET', `${API}/runs/${runId}`)).status).toBe(403);
     expect((await call(svc.base, SITE, 'POST', `${W}/claim`, { queue: 'faces', worker_id: 'x' })).status).toBe(403);
+    const upgrade = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(`${svc.base.replace('http', 'ws')}/ws?token=${WORKER}`);
+      ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.once('open', () => (ws.close(), resolve(101)));
+      ws.once('error', () => undefined);
+    });
+    expect(upgrade).toBe(401);
     const wrong = await call(svc.base, 'not-a-token-at-all-000', 'POST', `${W}/claim`, { queue: 'faces', worker_id: 'x' });
     expect(wrong.status).toBe(401);
     expect(wrong.body.error!.code).toBe('UNAUTHORIZED');
