@@ -20,7 +20,7 @@ export async function wsClient(url: string, headers: Record<string, string> = {}
   /** performance.now() when each message arrived, index for index. */
   const receivedAt: number[] = [];
   let pings = 0;
-  const waiters: { test: () => boolean; resolve: () => void }[] = [];
+  const waiters: { test: () => boolean; resolve: () => void; reject: (err: Error) => void }[] = [];
   const check = () => {
     for (const w of [...waiters]) {
       if (w.test()) {
@@ -35,7 +35,18 @@ export async function wsClient(url: string, headers: Record<string, string> = {}
     check();
   });
   ws.on('ping', () => (pings += 1));
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: String(reason) })));
+  let closedWith: { code: number; reason: string } | null = null;
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.on('close', (code, reason) => {
+      closedWith = { code, reason: String(reason) };
+      resolve(closedWith);
+      // What is awaited now can never come: say so rather than hang until the test times out.
+      check();
+      for (const w of waiters.splice(0)) w.reject(closedError());
+    }),
+  );
+  const closedError = () =>
+    new Error(`the socket closed (${closedWith!.code} ${closedWith!.reason}) before the awaited messages came; last: ${JSON.stringify(messages.at(-1) ?? null).slice(0, 300)}`);
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);
@@ -52,10 +63,11 @@ export async function wsClient(url: string, headers: Record<string, string> = {}
     send(msg: unknown) {
       ws.send(typeof msg === 'string' ? msg : JSON.stringify(msg));
     },
-    /** Resolves once `test` holds over the messages received so far (now or later). */
+    /** Resolves once `test` holds over the messages received so far (now or later); rejects if the socket closes first. */
     until(test: (messages: Msg[]) => boolean): Promise<void> {
       if (test(messages)) return Promise.resolve();
-      return new Promise((resolve) => waiters.push({ test: () => test(messages), resolve }));
+      if (closedWith) return Promise.reject(closedError());
+      return new Promise((resolve, reject) => waiters.push({ test: () => test(messages), resolve, reject }));
     },
     events(topic?: string) {
       return messages.filter((m) => m.type === 'event' && (topic === undefined || m.topic === topic));
