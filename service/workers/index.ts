@@ -43,7 +43,7 @@ export async function openJobStore(store: Store): Promise<JobStore> {
 export async function createWorkers(opts: WorkersOptions): Promise<Workers> {
   const jobs = await openJobStore(opts.store);
   const queues: { queue?: JobQueue } = {};
-  const metrics = workerMetrics(opts.registry, jobs, () => door.workers().length);
+  const metrics = workerMetrics(opts.registry, jobs, () => door.workers());
   const door = new WorkerDoor({ jobs, metrics, onAnswered: (job) => queues.queue?.kick({ jobId: job.id }) });
   const queue = new JobQueue({
     jobs,

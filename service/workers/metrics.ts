@@ -7,13 +7,29 @@ export interface WorkerMetrics {
   leasesLost: Counter<'queue'>;
 }
 
-export function workerMetrics(registry: Registry, jobs: JobStore, connected: () => number): WorkerMetrics {
+export interface SeenWorker {
+  worker_id: string;
+  queues: string[];
+  jobs_in_flight: number;
+}
+
+export function workerMetrics(registry: Registry, jobs: JobStore, seen: () => SeenWorker[]): WorkerMetrics {
   new Gauge({
     name: 'runstate_workers_connected',
     help: 'Workers seen by this instance in the last minute',
     registers: [registry],
     collect() {
-      this.set(connected());
+      this.set(seen().length);
+    },
+  });
+  new Gauge({
+    name: 'runstate_worker_jobs_in_flight',
+    help: 'Jobs each worker seen by this instance in the last minute holds, per worker and the queues it serves',
+    labelNames: ['worker_id', 'queues'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const w of seen()) this.set({ worker_id: w.worker_id, queues: w.queues.join(',') }, w.jobs_in_flight);
     },
   });
   new Gauge({

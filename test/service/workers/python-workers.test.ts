@@ -111,6 +111,7 @@ describe('Python workers on a real service', () => {
     expect(starts.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2);
     const metrics = await (await fetch(`${svc.base}/metrics`)).text();
     expect(metrics).toMatch(/runstate_worker_leases_lost_total\{queue="faces"\} [1-9]/);
+    expect(metrics).toMatch(/runstate_worker_jobs_in_flight\{worker_id="w2",queues="faces"\} \d+/);
     expect(metrics).toMatch(/runstate_worker_job_seconds_count\{queue="faces",kind="item",outcome="done"\} \d+/);
     const seen = await call(svc.base, WORKER, 'GET', `${W}/`);
     expect((seen.body.workers as { worker_id: string }[]).map((w) => w.worker_id)).toEqual(expect.arrayContaining(['w2', 'w3', 'w4']));
