@@ -31,6 +31,7 @@ export interface WorkersOptions {
   /** [30000] RUNSTATE_JOB_LEASE_MS */
   defaultLeaseMs: number;
   isCancelled: (runId: string) => Promise<boolean>;
+  stageState?: (runId: string, stage: number) => Promise<string | undefined>;
 }
 
 /** The job store in the run store's own database. */
@@ -50,6 +51,7 @@ export async function createWorkers(opts: WorkersOptions): Promise<Workers> {
     store: opts.store,
     defaultLeaseMs: opts.defaultLeaseMs,
     isCancelled: opts.isCancelled,
+    ...(opts.stageState ? { stageState: opts.stageState } : {}),
     logger: opts.logger,
     onQueued: (q) => door.queued(q),
   });

@@ -16,6 +16,12 @@ export interface JobQueueOptions {
   pollMs?: number;
   /** Whether the run was cancelled (an attempt aborted for another reason keeps its job). */
   isCancelled: (runId: string) => Promise<boolean>;
+  /**
+   * The stage's state as its machine has it now: an attempt that starts while the stage is
+   * `pausing` (a run restored mid-pause) is held. Without it, the pause and resume commands seen
+   * in the run's events decide.
+   */
+  stageState?: (runId: string, stage: number) => Promise<string | undefined>;
   logger: Logger;
   /** A job of `queue` became claimable here. */
   onQueued?: (queue: string) => void;
@@ -160,7 +166,8 @@ export class JobQueue {
 
   /** One attempt of a queue stage's item, as a job: resolves with the worker's result. */
   async processItem(def: StageDefinition<unknown>, item: Item, ctx: ItemContext<unknown>): Promise<ItemResult> {
-    const held = this.#pausing.has(ctx.runId);
+    const state = await this.#opts.stageState?.(ctx.runId, ctx.stage);
+    const held = state === undefined ? this.#pausing.has(ctx.runId) : state === 'pausing' || state === 'paused';
     let job = await this.#jobs.ensureJob(await this.#newJob(def, ctx, 'item', item, ctx.attempt, ctx.idempotencyKey), { held });
     if (held) {
       if (job.state === 'queued' || job.state === 'held') {
