@@ -23,6 +23,8 @@ export interface DoorOptions {
   metrics: WorkerMetrics;
   /** Called with a job answered here: its run's owner may be this instance. */
   onAnswered: (job: JobRecord) => void;
+  /** Called with a heartbeat's message, once the lease was extended. */
+  onMessage?: (job: JobRecord, message: string) => void;
   /** How often a long-poll claim looks again without a hint (leases run out silently). [250] */
   pollMs?: number;
 }
@@ -93,6 +95,7 @@ export class WorkerDoor {
     const answer = await this.#opts.jobs.heartbeat(job.id, claims, message === undefined ? null : message.slice(0, 2000));
     if (answer === 'not_found') throw notFound(ref);
     if (answer === 'lost') throw lost(ref);
+    if (answer === 'ok' && message !== undefined && message !== '') this.#opts.onMessage?.(job, message.slice(0, 2000));
     return { ok: true, cancel: answer === 'cancel' };
   }
 

@@ -31,6 +31,9 @@ export interface JobQueueOptions {
 
 interface Waiter {
   job: JobRecord;
+  /** The attempt's `activity_log`, for the messages of the job's heartbeats. */
+  log: (message: string) => void;
+  lastMessage: string | null;
   resolve: (job: JobRecord) => void;
   reject: (err: unknown) => void;
 }
@@ -129,6 +132,14 @@ export class JobQueue {
     }
   }
 
+  /** A heartbeat's message for a job this instance waits on: one `activity_log` per new message. */
+  message(jobId: number, message: string): void {
+    const w = this.#waiters.get(jobId);
+    if (!w || w.lastMessage === message) return;
+    w.lastMessage = message;
+    w.log(message);
+  }
+
   /** What the run's events say about its jobs: a pause holds them; a resume lets them go again. */
   observe(run: RunRecord, events: readonly StoredEvent[]): void {
     for (const e of events) {
@@ -178,7 +189,7 @@ export class JobQueue {
       job = { ...job, state: 'queued' };
     }
     if (job.state === 'queued') this.#queued(job.queue);
-    const answered = await this.#await(job, ctx.signal);
+    const answered = await this.#await(job, ctx.signal, ctx.log);
     if (answered.state === 'done') {
       const cost = Number((answered.result as { cost?: unknown } | null)?.cost ?? 0);
       return { cost: Number.isFinite(cost) ? cost : 0 };
@@ -197,7 +208,7 @@ export class JobQueue {
     }
     if (job.state === 'held' && (await this.#jobs.requeue(job.id))) job = { ...job, state: 'queued' };
     if (job.state === 'queued') this.#queued(job.queue);
-    const answered = await this.#await(job, ctx.signal);
+    const answered = await this.#await(job, ctx.signal, ctx.log);
     if (answered.state === 'done') return ((answered.result as { items?: Item[] } | null)?.items ?? []) as Item[];
     if (answered.state === 'failed') throw new WorkerJobError(`loading the items failed on a worker: ${answered.error ?? 'no reason given'}`, false);
     throw new Error(`load job ${job.id} was cancelled`);
@@ -238,7 +249,7 @@ export class JobQueue {
   }
 
   /** Waits for the job's answer. Aborted: a cancel cancels the job; a stop (shutdown, lease lost) leaves it to the next owner. */
-  #await(job: JobRecord, signal: AbortSignal): Promise<JobRecord> {
+  #await(job: JobRecord, signal: AbortSignal, log: (message: string) => void): Promise<JobRecord> {
     if (job.state === 'done' || job.state === 'failed' || job.state === 'cancelled') return Promise.resolve(this.#settled(job));
     return new Promise<JobRecord>((resolve, reject) => {
       const onAbort = () => {
@@ -256,6 +267,8 @@ export class JobQueue {
       signal.addEventListener('abort', onAbort, { once: true });
       this.#waiters.set(job.id, {
         job,
+        log,
+        lastMessage: job.message,
         resolve: (j) => {
           signal.removeEventListener('abort', onAbort);
           resolve(this.#settled(j));

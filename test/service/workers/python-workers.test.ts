@@ -167,6 +167,7 @@ describe('Python workers on a real service', () => {
     expect((await recorded(1)).map((e) => e.item!.id)).toEqual([1]);
     expect((await worker(`/jobs/${again.job_id}/heartbeat`, { message: 'half way' })).body).toEqual({ ok: true, cancel: false });
     expect((await worker(`/jobs/${again.job_id}/complete`, {})).body).toEqual({ ok: true });
+    await until('the heartbeat message in the log', async () => (await trace(runId)).find((e) => e.event === 'activity_log' && e.message === 'half way'));
 
     // Stage 2: pause while one job is in flight: no job is handed out; it finishes, then paused.
     const load2 = await claimOne();
