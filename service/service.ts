@@ -106,7 +106,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     logger: log.child({ component: 'workers' }),
     defaultLeaseMs: config.jobLeaseMs,
     isCancelled: async (runId) => (await engine.getRun(runId))?.status === 'cancelled',
-    stageState: async (runId, stage) => (await engine.getRun(runId))?.stages[stage - 1]?.state,
+    stageState: async (runId, stage) => engine.stageState(runId, stage),
   });
   // Stages on a worker queue get their loads and items from the job queue.
   const engine: Engine = new Engine({

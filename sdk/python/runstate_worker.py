@@ -185,7 +185,9 @@ class Worker:
                 if not self._free.acquire(timeout=0.2):
                     continue
                 free = 1
-                while free < self.max_claim and self._free.acquire(blocking=False):
+                # A moment for more handlers to come free, so that one claim asks for several.
+                gather = time.monotonic() + 0.002
+                while free < self.max_claim and self._free.acquire(timeout=max(0.0, gather - time.monotonic())):
                     free += 1
                 if self._stopping.is_set():
                     self._give_back(free)
