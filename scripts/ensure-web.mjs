@@ -18,10 +18,14 @@ function sources(dir) {
   });
 }
 
-/** A digest of everything the build depends on: web's sources, the service types they import, the lockfile. */
+/** The service files web/ imports types from (and what those import in turn). */
+const SERVICE_TYPES = ['engine/view.ts', 'engine/commands.ts', 'events.ts', 'hub/frames.ts', 'errors.ts', 'store/store.ts'];
+
+/** A digest of everything the build depends on: web's sources, machines/, the service types they import, the lockfile. */
 function digest() {
   const hash = createHash('sha256');
-  const files = [...sources(web), join(root, 'package-lock.json'), join(root, 'service', 'engine', 'view.ts'), join(root, 'service', 'engine', 'commands.ts'), join(root, 'service', 'events.ts'), join(root, 'service', 'store', 'store.ts')].sort();
+  const service = SERVICE_TYPES.map((f) => join(root, 'service', f)).filter((f) => existsSync(f));
+  const files = [...sources(web), ...sources(join(root, 'machines')), join(root, 'package-lock.json'), ...service].sort();
   for (const f of files) hash.update(relative(root, f)).update('\0').update(readFileSync(f)).update('\0');
   return hash.digest('hex');
 }

@@ -16,6 +16,7 @@ import { sendError } from './http.js';
 import type { Metrics } from './metrics.js';
 import { currentProcessingRoutes } from './routes/current-processing.js';
 import { ingestRoutes } from './routes/ingest.js';
+import { itemsRoutes } from './routes/items.js';
 import { runsRoutes } from './routes/runs.js';
 import type { Store } from './store/store.js';
 import type { WorkerDoor } from './workers/door.js';
@@ -159,6 +160,7 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
       });
       await api.register(runsRoutes, { engine: deps.engine, store: deps.store });
       await api.register(currentProcessingRoutes, { engine: deps.engine });
+      await api.register(itemsRoutes, { engine: deps.engine, store: deps.store });
       if (deps.workers) await api.register(workersOverviewRoute, { door: deps.workers });
       // Batches of events are bigger than commands: 1,000 events of a few hundred bytes.
       await api.register(ingestRoutes, { engine: deps.engine, bodyLimit: Math.max(config.bodyLimit, 1024 * 1024) });

@@ -65,6 +65,8 @@ export interface StageItemProcessedEvent extends Stamped, Keyed {
   processed: number;
   total: number;
   item: ItemRef;
+  /** How long the item's last attempt took (ms), for the service's own runs. */
+  duration_ms?: number;
   /** External runs: the engine's machine that reported it. */
   machine_name?: string;
 }
@@ -77,6 +79,8 @@ export interface StageItemFailedEvent extends Stamped {
   item: ItemRef;
   attempts: number;
   error: string | null;
+  /** How long the item's last attempt took (ms). */
+  duration_ms?: number;
 }
 
 export interface StageCompleteEvent extends Stamped {

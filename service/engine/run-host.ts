@@ -45,6 +45,8 @@ export class RunHost {
   readonly journal: Journal;
   readonly #deps: HostDeps;
   readonly #items = new Map<number, Item[]>();
+  /** When each item's current attempt began (epoch ms), by `<stage>:<index>`: its event says how long it took. */
+  readonly #attemptStarted = new Map<string, number>();
   /** Last state value seen per machine actor (by session id). */
   readonly #states = new Map<string, string>();
   #actor: RunActor | undefined;
@@ -157,6 +159,7 @@ export class RunHost {
       idempotencyKey: `${this.runId}:${job.stage}:${item.id}`,
       attempt: job.attempt,
     };
+    this.#attemptStarted.set(`${job.stage}:${job.index}`, this.#deps.now());
     try {
       const result = await this.#stageDef(job.stage).processItem(item, ctx);
       const cost = Number(result?.cost ?? 0);
@@ -177,10 +180,15 @@ export class RunHost {
     const processed = (stage?.processed ?? 0) + 1;
     const ref = { id: item.id, title: item.title };
     const at = this.#at();
+    // The last attempt's time, kept with the event (GET /runs/:id/items shows it).
+    const key = `${rec.stage}:${rec.index}`;
+    const started = this.#attemptStarted.get(key);
+    this.#attemptStarted.delete(key);
+    const timed = started === undefined ? {} : { duration_ms: Math.max(0, Date.parse(at) - started) };
     const event =
       rec.status === 'done'
-        ? events.itemProcessed({ stage: rec.stage, processed, total, item: ref }, at)
-        : events.itemFailed({ stage: rec.stage, processed, total, item: ref, attempts: rec.attempts, error: rec.error }, at);
+        ? events.itemProcessed({ stage: rec.stage, processed, total, item: ref, ...timed }, at)
+        : events.itemFailed({ stage: rec.stage, processed, total, item: ref, attempts: rec.attempts, error: rec.error, ...timed }, at);
     this.journal.record(
       event,
       { stage: rec.stage, itemId: item.id, status: rec.status, attempts: rec.attempts, cost: rec.cost, error: rec.error },

@@ -37,6 +37,7 @@ const listQuery = {
     site_id: NAME,
     status: { type: 'string', enum: [...RUN_STATES] },
     open: { type: 'boolean', description: 'Only runs not closed' },
+    before: { type: 'string', minLength: 1, maxLength: 100, description: 'A run id: the runs listed after it (the next page after a page that ended with it)' },
     limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 },
   },
 } as const;
@@ -91,16 +92,19 @@ export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: Fas
     data: engine.pipelines(),
   }));
 
-  app.get<{ Querystring: { site_id?: string; status?: string; open?: boolean; limit: number } }>(
+  app.get<{ Querystring: { site_id?: string; status?: string; open?: boolean; before?: string; limit: number } }>(
     '/runs',
     { schema: { summary: 'List runs, newest first', querystring: listQuery } },
     async (request) => {
       const principal = principalOf(request);
       const { status, open, limit } = request.query;
+      // The cursor is a run the caller was shown: its place in the order is its creation time and id.
+      const cursor = request.query.before === undefined ? undefined : await visibleRun(engine, principal, request.query.before);
+      const before = cursor ? { createdAt: cursor.created_at, runId: cursor.run_id } : undefined;
       const site_id = request.query.site_id === undefined ? undefined : idParam(request.query.site_id, 'site_id');
       if (site_id !== undefined) requireSite(principal, site_id);
       const siteIds = site_id !== undefined ? [site_id] : principal.siteIds ? [...principal.siteIds] : undefined;
-      const runs = await engine.listRuns({ siteIds, status, open, limit });
+      const runs = await engine.listRuns({ siteIds, status, open, limit, ...(before ? { before } : {}) });
       return { data: runs };
     },
   );

@@ -235,6 +235,10 @@ export class PostgresStore implements Store {
     }
     if (filter.status !== undefined) where.push(`status = ${param(filter.status)}`);
     if (filter.open) where.push('closed_at IS NULL');
+    if (filter.before) {
+      const created = param(filter.before.createdAt);
+      where.push(`(created_at < ${created} OR (created_at = ${created} AND run_id < ${param(filter.before.runId)}))`);
+    }
     const sql = `SELECT ${RUN_COLUMNS} FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
                  ORDER BY created_at DESC, run_id DESC LIMIT ${param(filter.limit ?? 100)}`;
     const res = await this.#pool.query<RunRow>(sql, params);

@@ -250,6 +250,10 @@ export class SqliteStore implements Store {
       params.push(filter.status);
     }
     if (filter.open) where.push('closed_at IS NULL');
+    if (filter.before) {
+      where.push('(created_at < ? OR (created_at = ? AND run_id < ?))');
+      params.push(filter.before.createdAt, filter.before.createdAt, filter.before.runId);
+    }
     const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
                  ORDER BY created_at DESC, run_id DESC LIMIT ?`;
     params.push(filter.limit ?? 100);

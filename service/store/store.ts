@@ -87,6 +87,8 @@ export interface RunFilter {
   status?: string;
   /** Only runs not closed. */
   open?: boolean;
+  /** Only runs listed after this one, newest first: the next page after a page that ended with it. */
+  before?: { createdAt: string; runId: string };
   limit?: number;
 }
 

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seriousViolations } from '../helpers/axe.js';
 import { launchBrowser } from '../helpers/browser.js';
 import { tempDir } from '../helpers/engine.js';
 import { startService, type ServiceProcess } from '../helpers/service-process.js';
@@ -127,6 +128,209 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
     await page.getByRole('button', { name: 'Close' }).first().click();
     await page.waitForFunction(() => !document.querySelector('section[aria-label="Processing"] button'));
     expect(((await api(`/runs/${runId}`)).data as { closed_at: string | null }).closed_at).not.toBeNull();
+  });
+
+  it('pausing with an item in flight: once it lands, the card is exactly current_processing', async () => {
+    const options = { seed: 11, delay_ms: 1200, items_per_stage: [6, 0, 0, 0, 0, 0, 0], concurrency: 1 };
+    const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options })).data.run_id as string;
+    const tab = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    await tab.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    await tab.locator('[data-connection="live"]').waitFor();
+    // An item in flight on the card (the server's view says so), then Pause.
+    await tab.locator('[data-list="in-flight"] li').first().waitFor();
+    const before = (await api(`/current_processing/?run_id=${runId}`)).data as { processed_items: number; currently_processing: unknown[] };
+    expect(before.currently_processing.length).toBe(1);
+    await tab.getByRole('button', { name: 'Pause' }).click();
+    await tab.locator('section[aria-label="Processing"][data-state="paused"]').waitFor({ timeout: 10_000 });
+    const card = (await api(`/current_processing/?run_id=${runId}`)).data as {
+      processed_items: number;
+      total_items: number;
+      percentage: number;
+      up_next: { title: string }[];
+      currently_processing: unknown[];
+    };
+    expect(card.currently_processing).toEqual([]);
+    // The item in flight at the pause finished and was recorded.
+    expect(card.processed_items).toBeGreaterThan(before.processed_items);
+    const shown = async () => ({
+      upNext: await tab.locator('[data-list="up-next"] li').allTextContents(),
+      count: await tab.locator('.card-count').textContent(),
+      bar: Number(await tab.getByRole('progressbar').getAttribute('aria-valuenow')),
+    });
+    const want = { upNext: card.up_next.map((i) => i.title), count: `${card.processed_items} / ${card.total_items} · ${card.percentage}%`, bar: card.percentage };
+    await expect.poll(shown, { timeout: 2000, interval: 50 }).toEqual(want);
+    expect(want.upNext.length).toBeGreaterThan(0);
+    await tab.close();
+  });
+
+  it('lists a run started through the API on another site within 1 s, with nothing typed', async () => {
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await tab.goto(`${svc.base}/?token=${svc.token}`);
+    await tab.locator('[data-feed="live"]').waitFor();
+    const started = Date.now();
+    const runId = (await api('/runs', { site_id: 'elsewhere-9', pipeline: 'face_processor', options: { delay_ms: 200, items_per_stage: 1 } })).data.run_id as string;
+    await tab.locator(`tr[data-run="${runId}"]`).waitFor({ timeout: 1000 });
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(await tab.locator(`tr[data-run="${runId}"] td`).nth(1).textContent()).toBe('elsewhere-9');
+    // Live, not polled: the row follows the run to its end.
+    await tab.locator(`tr[data-run="${runId}"] .chip-completed`).waitFor({ timeout: 20_000 });
+    await tab.close();
+  });
+
+  it('lists a run of site 5 at once; filters and the run-id search narrow the list and survive a reload', async () => {
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await tab.goto(`${svc.base}/?token=${svc.token}`);
+    await tab.locator('[data-feed="live"]').waitFor();
+    const started = Date.now();
+    const runId = (await api('/runs', { site_id: 5, pipeline: 'content', options: { delay_ms: 300, items_per_stage: 2 } })).data.run_id as string;
+    await tab.locator(`tr[data-run="${runId}"]`).waitFor({ timeout: 1000 });
+    expect(Date.now() - started).toBeLessThan(1000);
+    const rows = () => tab.locator('table[aria-label="Runs"] tbody tr[data-run]');
+    expect(await rows().count()).toBeGreaterThan(1);
+    await tab.getByLabel('Site filter').selectOption('5');
+    await tab.getByLabel('Search by run id').fill(runId.slice(-12));
+    await tab.waitForFunction((id) => {
+      const trs = [...document.querySelectorAll('table[aria-label="Runs"] tbody tr[data-run]')];
+      return trs.length >= 1 && trs.every((tr) => tr.getAttribute('data-run')!.includes(id));
+    }, runId.slice(-12));
+    expect(new URL(tab.url()).searchParams.get('site')).toBe('5');
+    await tab.reload();
+    await tab.locator(`tr[data-run="${runId}"]`).waitFor();
+    expect(await tab.getByLabel('Site filter').inputValue()).toBe('5');
+    expect(await tab.getByLabel('Search by run id').inputValue()).toBe(runId.slice(-12));
+    expect((await rows().evaluateAll((trs) => trs.map((tr) => tr.querySelectorAll('td')[1]!.textContent))).every((site) => site === '5')).toBe(true);
+    await tab.close();
+  });
+
+  it('shows a stage’s items as GET /runs/:id/items has them, failed first, each error one click away', async () => {
+    const options = { seed: 5, delay_ms: 30, items_per_stage: [12, 0, 0, 0, 0, 0, 0], fail_rate: 0.3, max_attempts: 2, backoff_ms: 0 };
+    const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options })).data.run_id as string;
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await tab.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    await tab.locator('section[aria-label="Processing"][data-state="completed"]').waitFor({ timeout: 20_000 });
+    await tab.getByLabel('Stage of the items').selectOption('1');
+    const want = (await api(`/runs/${runId}/items?stage=1&limit=1000`)) as unknown as { data: { id: number; status: string; attempts: number; error: string | null }[] };
+    const failed = want.data.filter((i) => i.status === 'failed');
+    expect(failed.length).toBeGreaterThan(0);
+    const shown = () =>
+      tab.locator('[aria-label="Items"] button[data-item]').evaluateAll((els) =>
+        els.map((el) => ({ id: el.getAttribute('data-item'), status: el.getAttribute('data-status'), attempts: Number(el.children[2]!.textContent), error: el.querySelector('.item-error')!.textContent || null })),
+      );
+    const order = [...failed, ...want.data.filter((i) => i.status !== 'failed')];
+    await expect.poll(shown, { timeout: 5000 }).toEqual(order.map((i) => ({ id: String(i.id), status: i.status, attempts: i.attempts, error: i.error })));
+    // One click: the first failed item's error and attempts.
+    await tab.locator(`[aria-label="Items"] button[data-item="${failed[0]!.id}"]`).click();
+    const detail = tab.locator('section[aria-label="Item details"]');
+    await detail.waitFor();
+    expect(await detail.locator('.item-error-full').textContent()).toBe(failed[0]!.error);
+    expect(await detail.textContent()).toContain(`Attempts${failed[0]!.attempts}`);
+    await tab.close();
+  });
+
+  it('gives an ETA within 25 % of the time the stage actually took to finish, half-way through a steady 40-item stage', async () => {
+    // A steady stage: the test is the engine (docs/ingest.md) and finishes an item every 250 ms.
+    // (The demo pipelines' item times are exponential: half a stage of them says little of the rest.)
+    const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'external', machine_name: 'steady' })).data.run_id as string;
+    const send = (events: unknown[]) => api(`/runs/${runId}/events`, events);
+    await send([{ machine_name: 'steady', event_type: 'state_change', payload: { to_state: 'working' } }]);
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await tab.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    await tab.locator('[data-connection="live"]').waitFor();
+    const t0 = Date.now();
+    const engine = (async () => {
+      for (let i = 1; i <= 40; i++) {
+        await new Promise((r) => setTimeout(r, Math.max(0, t0 + i * 250 - Date.now())));
+        await send([{ machine_name: 'steady', event_type: 'item_processed', payload: { processed: i, total: 40, item: { id: i, title: `Steady ${i}` } } }]);
+      }
+      return Date.now();
+    })();
+    await tab.waitForFunction(() => /^20 \/ 40/.test(document.querySelector('.card-count')?.textContent ?? ''), undefined, { timeout: 30_000 });
+    // The ETA as the page worked it out at that moment (it says when).
+    await tab.waitForFunction(() => Number(document.querySelector('.eta')?.getAttribute('data-eta-at')) > 0 && /^2\d \/ 40/.test(document.querySelector('.card-count')?.textContent ?? ''));
+    const eta = await tab.locator('.eta[data-eta-ms]').evaluate((el) => ({ ms: Number(el.getAttribute('data-eta-ms')), at: Number(el.getAttribute('data-eta-at')) }));
+    const finished = await engine;
+    const actual = finished - eta.at;
+    expect(actual).toBeGreaterThan(2000);
+    expect(Math.abs(eta.ms - actual), `ETA ${eta.ms} ms, took ${actual} ms`).toBeLessThanOrEqual(0.25 * actual);
+    await tab.close();
+  });
+
+  it('works by keyboard: Tab reaches Resume with a visible focus ring, Enter resumes, and a transition is picked by seq', async () => {
+    const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options: { delay_ms: 800, items_per_stage: 3, concurrency: 1 } })).data.run_id as string;
+    await api(`/runs/${runId}/pause`, {});
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await tab.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    await tab.locator('section[aria-label="Processing"][data-state="paused"]').waitFor({ timeout: 10_000 });
+    const focused = () => tab.evaluate(() => {
+      const el = document.activeElement as HTMLElement | null;
+      return { text: el?.textContent ?? '', outline: el ? getComputedStyle(el).outlineStyle : 'none', width: el ? getComputedStyle(el).outlineWidth : '0px' };
+    });
+    let f = await focused();
+    for (let i = 0; i < 40 && f.text !== 'Resume'; i++) {
+      await tab.keyboard.press('Tab');
+      f = await focused();
+    }
+    expect(f.text).toBe('Resume');
+    expect(f.outline).not.toBe('none');
+    expect(f.width).not.toBe('0px');
+    await tab.keyboard.press('Enter');
+    await tab.locator('section[aria-label="Processing"][data-state="running"]').waitFor({ timeout: 10_000 });
+    await tab.getByLabel('As of seq').fill('2');
+    await tab.getByText('Machines as of seq 2').waitFor();
+    await tab.getByRole('button', { name: 'Back to live', exact: true }).press('Enter');
+    await tab.getByText('Machines (live)').waitFor();
+    await tab.close();
+  });
+
+  it('has no serious or critical accessibility violation, light and dark, at 1280 and 375 px, and no console error', async () => {
+    const slow = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options: { delay_ms: 1500, items_per_stage: 6, concurrency: 1 } })).data.run_id as string;
+    const paused = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options: { delay_ms: 300, items_per_stage: 3, concurrency: 1 } })).data.run_id as string;
+    await api(`/runs/${paused}/pause`, { reason: 'a11y' });
+    // Completed on an empty last stage: "No items to process".
+    const done = (await api('/runs', { site_id: 'site-5', pipeline: 'face_processor', options: { delay_ms: 0, items_per_stage: [2, 0, 1, 1, 0] } })).data.run_id as string;
+    // Failed, as an engine outside reports it: the card offers Retry.
+    const failed = (await api('/runs', { site_id: 'site-7', pipeline: 'external', machine_name: 'importer' })).data.run_id as string;
+    await api(`/runs/${failed}/events`, [
+      { machine_name: 'importer', event_type: 'state_change', payload: { to_state: 'fetching' } },
+      { machine_name: 'importer', event_type: 'item_processed', payload: { processed: 1, total: 3, item: { id: 'a', title: 'a.csv' } } },
+      { machine_name: 'run', event_type: 'state_change', payload: { from_state: 'running', to_state: 'failed' } },
+    ]);
+    const pages: [string, string, string][] = [
+      ['runs', '/', '[data-feed="live"]'],
+      ['running', `/run/?id=${slow}`, 'section[aria-label="Processing"][data-state="running"]'],
+      ['paused', `/run/?id=${paused}`, 'section[aria-label="Processing"][data-state="paused"]'],
+      ['empty-stage-completed', `/run/?id=${done}`, 'section[aria-label="Processing"][data-state="completed"]'],
+      ['failed', `/run/?id=${failed}`, 'section[aria-label="Processing"][data-state="failed"] button'],
+    ];
+    const problems: string[] = [];
+    for (const colorScheme of ['light', 'dark'] as const) {
+      for (const width of [1280, 375]) {
+        const tab = await browser.newPage({ viewport: { width, height: 900 }, colorScheme });
+        tab.on('console', (m) => m.type() === 'error' && problems.push(`console (${colorScheme} ${width}): ${m.text()}`));
+        tab.on('pageerror', (e) => problems.push(`page error (${colorScheme} ${width}): ${e.message}`));
+        tab.on('response', (r) => r.status() >= 400 && problems.push(`${r.status()} ${r.url()}`));
+        for (const [name, path, ready] of pages) {
+          await tab.goto(`${svc.base}${path}${path.includes('?') ? '&' : '?'}token=${svc.token}`);
+          await tab.locator(ready).waitFor({ timeout: 20_000 });
+          if (name !== 'runs') await tab.locator('.insights .items, .insights p.muted:not(.items-loading)').first().waitFor();
+          // The start form, open (its fields come from the pipeline's options schema, when it has one).
+          if (name === 'runs') {
+            await tab.locator('.start-box summary').click();
+            await tab.locator('form.start select').waitFor();
+          }
+          // The README's pictures (npm run screenshots copies them to docs/screenshots/).
+          if (colorScheme === 'light' && width === 1280) await tab.screenshot({ path: join(ARTIFACTS, `readme-${name}.png`) });
+          for (const v of await seriousViolations(tab)) problems.push(`${name} ${colorScheme} ${width}: ${v.impact} ${v.id} (${v.help}) at ${v.nodes.join(' ')}`);
+          // Nothing wider than the screen but what scrolls in a box of its own.
+          const overflow = await tab.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+          if (overflow > 1) problems.push(`${name} ${colorScheme} ${width}: the page is ${overflow}px wider than the screen`);
+        }
+        await tab.close();
+      }
+    }
+    expect(problems).toEqual([]);
+    const favicon = await fetch(`${svc.base}/favicon.ico`);
+    expect(favicon.status).toBe(200);
   });
 
   it('shows the last known state at once after a reload, marked stale until resynced', async () => {

@@ -2,6 +2,7 @@
 import { cleanup, render, screen, within } from '@testing-library/react';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ProcessingView, RunView } from '../../service/engine/view.js';
+import { Controls } from '../../web/ui/Controls.js';
 import { ProcessingCard } from '../../web/ui/ProcessingCard.js';
 import { StageTimeline } from '../../web/ui/StageTimeline.js';
 import { engineOn, isTransition, tempDir } from '../helpers/engine.js';
@@ -133,6 +134,21 @@ describe('processing card, in every state of real runs', () => {
     render(<ProcessingCard run={run} processing={processing} inFlightSince={{ '101': 0 }} usualItemMs={2000} now={60_000} />);
     expect(screen.getByLabelText('Processing').className).toContain('card-slow');
     expect(screen.getByText(/item 1.1 has been running for 1m 0s/)).toBeTruthy();
+  });
+
+  it('enables exactly the commands the server’s view allows, in every state', () => {
+    const enabled = () => screen.getAllByRole('button').filter((b) => !(b as HTMLButtonElement).disabled).map((b) => b.textContent!.toLowerCase());
+    for (const [name, { run }] of Object.entries(shots)) {
+      render(<Controls allowed={run.allowed_commands} busy={false} onCommand={() => undefined} />);
+      expect(enabled(), name).toEqual(run.allowed_commands);
+      cleanup();
+    }
+    expect(shots.paused!.run.allowed_commands).toContain('resume');
+    expect(shots.paused!.run.allowed_commands).not.toContain('pause');
+    expect(shots.failed!.run.allowed_commands).toContain('retry');
+    expect(shots.completed!.run.allowed_commands).toEqual(['close']);
+    render(<Controls allowed={shots.running!.run.allowed_commands} busy onCommand={() => undefined} />);
+    expect(enabled()).toEqual([]);
   });
 
   it('shows every stage with its machine state and counts', () => {

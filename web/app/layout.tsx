@@ -1,4 +1,5 @@
 import type { ReactNode } from 'react';
+import 'uplot/dist/uPlot.min.css';
 import './globals.css';
 
 export const metadata = { title: 'runstate', description: 'Pipelines as state machines, live' };

@@ -1,3 +1,4 @@
+import type { ItemsPage } from '../../service/engine/items.js';
 import type { ProcessingView, RunView, StoredEvent } from './run-model.js';
 
 export class ApiError extends Error {
@@ -8,6 +9,13 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
+}
+
+export interface PipelineInfo {
+  name: string;
+  description: string;
+  /** JSON Schema of the run options, when the pipeline has one. */
+  options_schema?: unknown;
 }
 
 /** The HTTP API, same origin, with the tab's token. */
@@ -23,10 +31,14 @@ export function api(token: string) {
     if (!res.ok) throw new ApiError(res.status, json.error?.code ?? 'HTTP', json.error?.message ?? res.statusText);
     return json as T;
   }
+  const query = (q: Record<string, string | number | undefined>) => {
+    const parts = Object.entries(q).flatMap(([k, v]) => (v === undefined || v === '' ? [] : [`${k}=${encodeURIComponent(String(v))}`]));
+    return parts.length ? `?${parts.join('&')}` : '';
+  };
   return {
-    pipelines: () => call<{ data: { name: string; description: string }[] }>('/pipelines').then((r) => r.data),
-    runs: (siteId: string, status?: string) =>
-      call<{ data: RunView[] }>(`/runs?site_id=${encodeURIComponent(siteId)}${status ? `&status=${encodeURIComponent(status)}` : ''}`).then((r) => r.data),
+    pipelines: () => call<{ data: PipelineInfo[] }>('/pipelines').then((r) => r.data),
+    /** Runs of every site the token may see (or of one), newest first. */
+    runs: (q: { site_id?: string; status?: string; before?: string; limit?: number } = {}) => call<{ data: RunView[] }>(`/runs${query(q)}`).then((r) => r.data),
     run: (runId: string) => call<{ data: RunView }>(`/runs/${encodeURIComponent(runId)}`).then((r) => r.data),
     processing: (runId: string) =>
       call<{ data: (ProcessingView & { run_id: string }) | null }>(`/current_processing/?run_id=${encodeURIComponent(runId)}`).then((r) => r.data),
@@ -44,6 +56,9 @@ export function api(token: string) {
         .filter((l) => l.length > 0)
         .map((l) => JSON.parse(l) as StoredEvent);
     },
+    /** One page of a stage's items (`GET /runs/:id/items`). */
+    items: (runId: string, q: { stage?: number; status?: string; after?: string; limit?: number }) =>
+      call<ItemsPage & { stage: number; total_items: number | null }>(`/runs/${encodeURIComponent(runId)}/items${query(q)}`),
     command: (runId: string, command: string) => call<{ data: RunView; accepted: boolean }>(`/runs/${encodeURIComponent(runId)}/${command}`, { method: 'POST', body: {} }),
   };
 }

@@ -1,7 +1,7 @@
 // The dashboard's connection to the hub, as a machine: the page always shows which state it
 // is in and since when. Pure: the WebSocket, timers and the clock live in the hook that drives
 // it (use-run-stream.ts), which sends it what happened and reads `retryInMs` for its timer.
-import { assign, setup } from 'xstate';
+import { assertEvent, assign, setup } from 'xstate';
 
 export interface ConnectionContext {
   /** Failed connections in a row (reset when live). */
@@ -50,20 +50,23 @@ export const connectionMachine = setup({
   actions: {
     markSince: assign({ since: at }),
     countFailure: assign(({ context, event }) => {
-      const e = event as Extract<ConnectionEvent, { type: 'socket.closed' }>;
+      assertEvent(event, 'socket.closed');
       const attempt = context.attempt + 1;
-      return { attempt, neverOpened: e.opened ? 0 : context.neverOpened + 1, retryInMs: backoff(attempt, e.jitter), jitter: e.jitter };
+      return { attempt, neverOpened: event.opened ? 0 : context.neverOpened + 1, retryInMs: backoff(attempt, event.jitter), jitter: event.jitter };
     }),
     resetFailures: assign({ attempt: 0, neverOpened: 0, retryInMs: 0 }),
     pollingRetry: assign({ retryInMs: POLLING_RETRY_MS }),
     applySeq: assign({
-      lastSeq: ({ context, event }) => Math.max(context.lastSeq, (event as Extract<ConnectionEvent, { type: 'seq.applied' }>).seq),
+      lastSeq: ({ context, event }) => {
+        assertEvent(event, 'seq.applied');
+        return Math.max(context.lastSeq, event.seq);
+      },
     }),
   },
   guards: {
     wsUnavailable: ({ context, event }) => {
-      const e = event as Extract<ConnectionEvent, { type: 'socket.closed' }>;
-      return !e.opened && context.neverOpened + 1 >= OPEN_FAILURES_BEFORE_POLLING;
+      assertEvent(event, 'socket.closed');
+      return !event.opened && context.neverOpened + 1 >= OPEN_FAILURES_BEFORE_POLLING;
     },
   },
 }).createMachine({
@@ -101,7 +104,7 @@ export const connectionMachine = setup({
     reconnecting: {
       on: { 'retry.due': { target: 'connecting', actions: 'markSince' } },
     },
-    /** The WebSocket cannot be opened here (a proxy?): current_processing every 3 s instead. */
+    /** The WebSocket cannot be opened here (a proxy?): the run and current_processing over HTTP every 3 s instead. */
     polling: {
       on: { 'retry.due': { target: 'connecting', actions: 'markSince' } },
     },

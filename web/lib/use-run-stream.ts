@@ -1,16 +1,21 @@
 'use client';
-// One run, live: the connection machine, the WebSocket it stands for, the model the events
-// fold into, and everything around them (backoff timers, polling fallback, the copy kept in
-// the browser for the next reload). Rendering is coalesced: events wait for the next
-// animation frame, so a burst of 1,000 events a second is one render a frame.
+// One run, live: the connection machine, the WebSocket it stands for, and everything around
+// them (backoff timers, the polling fallback, the copy kept in the browser for the next reload).
+// One socket holds two subscriptions of the run's topic: view mode, whose frames are the
+// server's view of the run (what the card, the timeline and the buttons render), and event
+// mode, whose events only feed the log. Events wait for the next animation frame, so a burst
+// of 1,000 events a second is one render a frame; views come at most `VIEW_HZ` a second.
 import { useActorRef, useSelector } from '@xstate/react';
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import type { ServerMessage } from '../../service/hub/frames.js';
 import type { Api } from './api.js';
 import { connectionMachine, type ConnectionState } from './connection.machine.js';
-import { applyEvents, modelFrom, withProcessing, type ProcessingView, type RunModel, type RunView, type StoredEvent } from './run-model.js';
+import { EMPTY_LOG, appendEvents, logAtSnapshot, withHistory, withView, type EventLogModel, type RunModel, type ServerView, type ShownView, type StoredEvent } from './run-model.js';
 
+/** The polling fallback's period (docs: only while no WebSocket gets through). */
 const POLL_MS = 3000;
-const PROCESSING_REFRESH_MS = 500;
+/** Views a second the card asks for: smooth enough for a bar, cheap for the server. */
+export const VIEW_HZ = 10;
 const CACHE_EVENTS = 500;
 /** Events before a snapshot that the log shows: the rest stays in the trace. */
 const HISTORY_EVENTS = 2000;
@@ -27,7 +32,9 @@ function cacheKey(runId: string): string {
 function loadCached(runId: string): RunModel | null {
   try {
     const raw = localStorage.getItem(cacheKey(runId));
-    return raw ? (JSON.parse(raw) as Cached).model : null;
+    const cached = raw ? (JSON.parse(raw) as Partial<Cached>).model : undefined;
+    // A copy from before views came from the server has no `view`: start without it.
+    return cached?.view && cached.log ? cached : null;
   } catch {
     return null;
   }
@@ -38,23 +45,26 @@ export interface RunStream {
   /** Shown from the browser's copy, not yet confirmed by the server. */
   stale: boolean;
   connection: { state: ConnectionState; since: number; retryInMs: number; attempt: number };
-  lastProcessing: ProcessingView | null;
   error: string | null;
 }
 
 export function useRunStream(runId: string, token: string, api: Api): RunStream {
-  const [model, setModel] = useState<RunModel | null>(() => (typeof window === 'undefined' ? null : loadCached(runId)));
-  const [stale, setStale] = useState<boolean>(() => model !== null);
-  const [lastProcessing, setLastProcessing] = useState<ProcessingView | null>(null);
+  const [cached] = useState(() => (typeof window === 'undefined' ? null : loadCached(runId)));
+  // The view and the log arrive on two subscriptions, in either order: each has its own state.
+  const [shown, setShown] = useState<ShownView | null>(() => (cached ? { view: cached.view, inFlightSince: cached.inFlightSince } : null));
+  const [log, setLog] = useState<EventLogModel>(cached?.log ?? EMPTY_LOG);
+  const [stale, setStale] = useState<boolean>(() => cached !== null);
   const [error, setError] = useState<string | null>(null);
-  const modelRef = useRef(model);
-  modelRef.current = model;
+  const logRef = useRef(log);
+  logRef.current = log;
 
-  const actor = useActorRef(connectionMachine, { input: { now: Date.now(), lastSeq: model?.seq ?? 0 } });
+  const actor = useActorRef(connectionMachine, { input: { now: Date.now(), lastSeq: log.seq } });
   const state = useSelector(actor, (s) => s.value as ConnectionState);
   const since = useSelector(actor, (s) => s.context.since);
   const retryInMs = useSelector(actor, (s) => s.context.retryInMs);
   const attempt = useSelector(actor, (s) => s.context.attempt);
+
+  const takeView = useCallback((view: ServerView) => setShown((m) => withView(m, view, Date.now())), []);
 
   // Events wait here for the next frame.
   const pending = useRef<StoredEvent[]>([]);
@@ -64,22 +74,9 @@ export function useRunStream(runId: string, token: string, api: Api): RunStream 
     const batch = pending.current;
     pending.current = [];
     if (batch.length === 0) return;
-    setModel((m) => (m ? applyEvents(m, batch) : m));
+    setLog((l) => appendEvents(l, batch));
     actor.send({ type: 'seq.applied', seq: batch[batch.length - 1]!.seq });
   }, [actor]);
-
-  const refreshProcessing = useCallback(async () => {
-    try {
-      // An external run's stages are the states its engine reports: the events alone do not
-      // say where they go in the view, so the view comes along.
-      const external = modelRef.current?.run.pipeline === 'external';
-      const [p, run] = await Promise.all([api.processing(runId), external ? api.run(runId) : Promise.resolve(null)]);
-      setLastProcessing(p);
-      setModel((m) => (m ? withProcessing(run ? { ...m, run: { ...run, last_seq: Math.max(run.last_seq, m.seq) } } : m, p, Date.now()) : m));
-    } catch (err) {
-      setError((err as Error).message);
-    }
-  }, [api, runId]);
 
   // The socket, from `connecting` through `resyncing` and `live`; closed for anything else.
   const socketWanted = state === 'connecting' || state === 'resyncing' || state === 'live';
@@ -87,11 +84,16 @@ export function useRunStream(runId: string, token: string, api: Api): RunStream 
     if (!socketWanted) return;
     const proto = window.location.protocol === 'https:' ? 'wss' : 'ws';
     const ws = new WebSocket(`${proto}://${window.location.host}/ws?token=${encodeURIComponent(token)}`);
+    const topic = `run:${runId}`;
     let opened = false;
     let synced = false;
-    let quiet: ReturnType<typeof setTimeout> | null = null;
-    const markSynced = () => {
-      if (synced) return;
+    // In sync once the server's view is here and the log has caught up with it: the events
+    // subscription's snapshot, or its replay reaching the first view's seq.
+    let viewSeq: number | null = null;
+    let logSeq = logRef.current.seq;
+    let logCaughtUp = false;
+    const checkSynced = () => {
+      if (synced || viewSeq === null || !(logCaughtUp || logSeq >= viewSeq)) return;
       synced = true;
       setStale(false);
       actor.send({ type: 'socket.synced', at: Date.now() });
@@ -99,51 +101,46 @@ export function useRunStream(runId: string, token: string, api: Api): RunStream 
     ws.onopen = () => {
       opened = true;
       actor.send({ type: 'socket.opened', at: Date.now() });
-      const after = modelRef.current?.seq;
-      ws.send(JSON.stringify({ type: 'subscribe', topic: `run:${runId}`, ...(after ? { after_seq: after } : {}) }));
-      // A replay with nothing to catch up sends nothing: quiet for a moment means caught up.
-      quiet = setTimeout(markSynced, 300);
+      ws.send(JSON.stringify({ type: 'subscribe', topic, mode: 'view', max_hz: VIEW_HZ }));
+      const after = logRef.current.seq;
+      ws.send(JSON.stringify({ type: 'subscribe', topic, ...(after ? { after_seq: after } : {}) }));
     };
     ws.onmessage = (msg) => {
-      const m = JSON.parse(String(msg.data)) as { type: string; seq?: number; run?: RunView & { processing: ProcessingView | null }; event?: StoredEvent; message?: string };
-      if (m.type === 'snapshot' || m.type === 'reset') {
-        const { processing, ...run } = m.run!;
+      const m = JSON.parse(String(msg.data)) as ServerMessage;
+      if (m.type === 'view') {
+        viewSeq ??= m.seq;
+        takeView({ run: m.run, processing: m.processing, seq: m.seq });
+        checkSynced();
+      } else if ((m.type === 'snapshot' || m.type === 'reset') && 'seq' in m) {
+        // The events subscription starts (or starts over) here; the log goes on from `seq`.
+        const at = m.seq;
         pending.current = [];
-        const at = m.seq!;
-        setModel((prev) => modelFrom(run, processing, at, m.type === 'reset' ? [] : (prev?.events ?? []).filter((e) => e.seq <= at)));
+        logSeq = at;
+        logCaughtUp = true;
+        const reset = m.type === 'reset';
+        setLog((l) => logAtSnapshot(l, at, reset));
         actor.send({ type: 'seq.applied', seq: at });
-        markSynced();
-        void refreshProcessing();
+        checkSynced();
         // The log shows what happened before the snapshot too (its last HISTORY_EVENTS).
         void api.trace(runId, Math.max(0, at - HISTORY_EVENTS)).then(
-          (history) =>
-            setModel((cur) => {
-              if (!cur) return cur;
-              const have = new Set(cur.events.map((e) => e.seq));
-              const before = history.filter((e) => e.seq <= at && !have.has(e.seq));
-              return { ...cur, events: [...before, ...cur.events].sort((a, b) => a.seq - b.seq) };
-            }),
+          (history) => setLog((l) => withHistory(l, history)),
           (err: Error) => setError(err.message),
         );
-      } else if (m.type === 'event' && m.event) {
+      } else if (m.type === 'event') {
         pending.current.push(m.event);
+        logSeq = Math.max(logSeq, m.seq);
         frame.current ??= requestAnimationFrame(flush);
-        if (!synced) {
-          if (quiet) clearTimeout(quiet);
-          quiet = setTimeout(markSynced, 150);
-        }
-      } else if (m.type === 'error') setError(m.message ?? 'error');
+        checkSynced();
+      } else if (m.type === 'error') setError(m.message);
     };
     ws.onclose = () => {
-      if (quiet) clearTimeout(quiet);
       actor.send({ type: 'socket.closed', at: Date.now(), opened, jitter: Math.random() });
     };
     return () => {
       ws.onclose = null;
       ws.close();
-      if (quiet) clearTimeout(quiet);
     };
-  }, [socketWanted, runId, token, actor, flush, refreshProcessing, api]);
+  }, [socketWanted, runId, token, actor, flush, takeView, api]);
 
   // Backoff and the occasional WebSocket retry while polling.
   useEffect(() => {
@@ -152,14 +149,13 @@ export function useRunStream(runId: string, token: string, api: Api): RunStream 
     return () => clearTimeout(t);
   }, [state, retryInMs, actor]);
 
-  // No WebSocket: the run and its card over HTTP every 3 s.
+  // No WebSocket gets through: the same two views over HTTP every 3 s, until one does.
   useEffect(() => {
     if (state !== 'polling') return;
     const poll = async () => {
       try {
-        const [run, p] = await Promise.all([api.run(runId), api.processing(runId)]);
-        setLastProcessing(p);
-        setModel((m) => withProcessing(m ? { ...m, run, seq: Math.max(m.seq, run.last_seq) } : modelFrom(run, p, run.last_seq), p, Date.now()));
+        const [run, processing] = await Promise.all([api.run(runId), api.processing(runId)]);
+        takeView({ run, processing, seq: run.last_seq });
         setStale(false);
       } catch (err) {
         setError((err as Error).message);
@@ -168,16 +164,7 @@ export function useRunStream(runId: string, token: string, api: Api): RunStream 
     void poll();
     const t = setInterval(() => void poll(), POLL_MS);
     return () => clearInterval(t);
-  }, [state, api, runId]);
-
-  // Items in flight and up next come from the server, refreshed while the run moves.
-  const status = model?.run.status;
-  const seq = model?.seq;
-  useEffect(() => {
-    if (state !== 'live' || status !== 'running') return;
-    const t = setTimeout(() => void refreshProcessing(), PROCESSING_REFRESH_MS);
-    return () => clearTimeout(t);
-  }, [state, status, seq, refreshProcessing]);
+  }, [state, api, runId, takeView]);
 
   // The browser's network.
   useEffect(() => {
@@ -191,12 +178,14 @@ export function useRunStream(runId: string, token: string, api: Api): RunStream 
     };
   }, [actor]);
 
+  const model = useMemo<RunModel | null>(() => (shown ? { ...shown, log } : null), [shown, log]);
+
   // Keep a copy for the next reload, at most once a second.
   useEffect(() => {
     if (!model) return;
     const t = setTimeout(() => {
       try {
-        const slim = { ...model, events: model.events.slice(-CACHE_EVENTS) };
+        const slim: RunModel = { ...model, log: { seq: model.log.seq, events: model.log.events.slice(-CACHE_EVENTS) } };
         localStorage.setItem(cacheKey(runId), JSON.stringify({ model: slim, savedAt: Date.now() } satisfies Cached));
       } catch {
         // Storage full or denied: the page works without it.
@@ -205,5 +194,5 @@ export function useRunStream(runId: string, token: string, api: Api): RunStream 
     return () => clearTimeout(t);
   }, [model, runId]);
 
-  return { model, stale, connection: { state, since, retryInMs, attempt }, lastProcessing, error };
+  return { model, stale, connection: { state, since, retryInMs, attempt }, error };
 }

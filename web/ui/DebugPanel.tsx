@@ -1,16 +1,16 @@
-import type { ProcessingView, StoredEvent } from '../lib/run-model.js';
+import type { ServerView, StoredEvent } from '../lib/run-model.js';
 
 /** For troubleshooting: what the page was told, raw. */
-export function DebugPanel({ processing, events, connection }: { processing: ProcessingView | null; events: readonly StoredEvent[]; connection: unknown }) {
+export function DebugPanel({ view, events, connection }: { view: ServerView; events: readonly StoredEvent[]; connection: unknown }) {
   return (
     <details className="debug">
       <summary>Debug</summary>
       <h4>Connection machine</h4>
       <pre>{JSON.stringify(connection, null, 2)}</pre>
-      <h4>current_processing (last response)</h4>
-      <pre>{JSON.stringify(processing, null, 2)}</pre>
+      <h4>The server&apos;s last view (seq {view.seq}): current_processing</h4>
+      <pre>{JSON.stringify(view.processing, null, 2)}</pre>
       <h4>Last events</h4>
-      <pre>{events.slice(-20).map((e) => `${e.seq} ${e.event} ${JSON.stringify(e.event === 'state_change' ? e.payload : 'item' in e ? e.item : e.event === 'activity_log' ? e.message : '')}`).join('\n')}</pre>
+      <pre>{events.slice(-20).map((e) => `${e.seq} ${e.event} ${JSON.stringify(e.event === 'state_change' ? e.payload : 'item' in e ? e.item : 'message' in e ? e.message : '')}`).join('\n')}</pre>
     </details>
   );
 }

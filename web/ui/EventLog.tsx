@@ -11,19 +11,19 @@ function describe(e: StoredEvent): string {
     case 'state_change':
       return `${e.machine_name}: ${e.payload.from_state ?? '∅'} → ${e.payload.to_state} (${e.payload.event_trigger})`;
     case 'stage_item_processed':
-      return `stage ${String(e.stage)}: ${String(e.processed)}/${String(e.total)} ${(e.item as { title?: string } | undefined)?.title ?? ''}`;
+      return `stage ${e.stage}: ${e.processed}/${e.total} ${e.item.title}`;
     case 'stage_item_failed':
-      return `stage ${String(e.stage)}: failed ${(e.item as { title?: string } | undefined)?.title ?? ''}: ${String(e.error)}`;
+      return `stage ${e.stage}: failed ${e.item.title}: ${e.error ?? 'error'} (attempt ${e.attempts})`;
     case 'stage_start':
-      return `stage ${String(e.stage)} started: ${String(e.total_items)} items`;
+      return `stage ${e.stage} started: ${e.total_items} items`;
     case 'stage_complete':
-      return `stage ${String(e.stage)} complete: ${String(e.processed_count)} processed, ${String(e.failed_count)} failed, ${String(e.time_elapsed)}`;
+      return `stage ${e.stage} complete: ${e.processed_count} processed, ${e.failed_count} failed, ${e.time_elapsed}`;
     case 'command':
-      return `${String(e.command)} by ${String(e.by)}${e.reason ? ` (${String(e.reason)})` : ''}`;
+      return `${e.command} by ${e.by}${e.reason ? ` (${e.reason})` : ''}`;
     case 'activity_log':
-      return String(e.message);
+      return e.message;
     case 'run_started':
-      return e.event;
+      return `run started (${e.trigger})`;
   }
 }
 
@@ -44,6 +44,7 @@ export function EventLog({ events, onPick }: { events: readonly StoredEvent[]; o
       className="log"
       role="log"
       aria-label="Event log"
+      tabIndex={0}
       style={{ height: HEIGHT }}
       onScroll={(ev) => {
         const el = ev.currentTarget;
@@ -53,7 +54,13 @@ export function EventLog({ events, onPick }: { events: readonly StoredEvent[]; o
     >
       <div style={{ height: events.length * ROW, position: 'relative' }}>
         {events.slice(first, last).map((e, k) => (
-          <div key={e.seq} className={`log-row log-${e.event}`} style={{ top: (first + k) * ROW, height: ROW }} data-seq={e.seq} onClick={() => onPick?.(e)}>
+          <div
+            key={e.seq}
+            className={`log-row log-${e.event}`}
+            style={{ top: (first + k) * ROW, height: ROW }}
+            data-seq={e.seq}
+            onClick={() => onPick?.(e)}
+          >
             <span className="log-seq">{e.seq}</span>
             <span className="log-time">{e.timestamp.slice(11, 19)}</span>
             <span className="log-text">{describe(e)}</span>

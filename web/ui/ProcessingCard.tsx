@@ -75,7 +75,7 @@ export function ProcessingCard({ run, processing: p, inFlightSince = {}, usualIt
       ))}
       {status !== 'completed' && status !== 'cancelled' && p && (
         <div className="card-lists">
-          <div>
+          <div data-list="in-flight">
             <h3>Processing now</h3>
             {p.currently_processing.length ? (
               <ul>{p.currently_processing.map((i) => <li key={String(i.id)}>{i.title}</li>)}</ul>
@@ -83,7 +83,7 @@ export function ProcessingCard({ run, processing: p, inFlightSince = {}, usualIt
               <p className="muted">{status === 'paused' ? 'Nothing: paused.' : 'Nothing in flight.'}</p>
             )}
           </div>
-          <div>
+          <div data-list="up-next">
             <h3>Up next{p.remaining_count > p.up_next.length ? ` (${p.remaining_count} waiting)` : ''}</h3>
             {p.up_next.length ? <ul>{p.up_next.map((i) => <li key={String(i.id)}>{i.title}</li>)}</ul> : <p className="muted">Nothing waiting.</p>}
           </div>

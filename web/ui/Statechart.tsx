@@ -22,7 +22,7 @@ export function Statechart({ graph, active, title }: { graph: MachineGraph; acti
       <svg viewBox={`0 0 ${W} ${H}`} width="100%" role="img" aria-label={`${title}: ${active ?? 'not started'}`}>
         <defs>
           <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse">
-            <path d="M 0 0 L 10 5 L 0 10 z" fill="#9aa5b1" />
+            <path d="M 0 0 L 10 5 L 0 10 z" className="sc-arrow" />
           </marker>
         </defs>
         {edges.map((t) => {
@@ -32,15 +32,15 @@ export function Statechart({ graph, active, title }: { graph: MachineGraph; acti
           const dx = b.x - a.x;
           const dy = b.y - a.y;
           const len = Math.hypot(dx, dy) || 1;
-          return <line key={`${t.from}>${t.to}`} x1={a.x + (dx / len) * 22} y1={a.y + (dy / len) * 12} x2={b.x - (dx / len) * 30} y2={b.y - (dy / len) * 14} stroke="#c3cad3" markerEnd="url(#arrow)" />;
+          return <line key={`${t.from}>${t.to}`} x1={a.x + (dx / len) * 22} y1={a.y + (dy / len) * 12} x2={b.x - (dx / len) * 30} y2={b.y - (dy / len) * 14} className="sc-edge" markerEnd="url(#arrow)" />;
         })}
         {graph.states.map((s) => {
           const p = pos.get(s.name)!;
           const on = s.name === active;
           return (
             <g key={s.name} data-state-node={s.name} data-active={on ? 'true' : 'false'}>
-              <rect x={p.x - 40} y={p.y - 11} width={80} height={22} rx={11} fill={on ? '#2f6fed' : '#fff'} stroke={on ? '#2f6fed' : '#9aa5b1'} />
-              <text x={p.x} y={p.y + 4} textAnchor="middle" fontSize="10" fill={on ? '#fff' : '#1d232b'}>
+              <rect x={p.x - 40} y={p.y - 11} width={80} height={22} rx={11} className={on ? 'sc-node sc-on' : 'sc-node'} />
+              <text x={p.x} y={p.y + 4} textAnchor="middle" fontSize="10" className={on ? 'sc-label sc-on' : 'sc-label'}>
                 {s.name}
               </text>
             </g>

@@ -139,6 +139,23 @@ describe('HTTP API', () => {
       expectError(await app.inject({ url: `${API}/runs?limit=0`, headers: auth(ADMIN) }), 400, 'BAD_REQUEST');
     });
 
+    it('pages with `before`, a run id: the runs listed after it, until none are left', async () => {
+      const started: string[] = [];
+      for (let i = 0; i < 5; i++) started.push((await start(ADMIN, { site_id: 'site-9', pipeline: 'content', options: { delay_ms: 0, items_per_stage: 0 } })).run_id);
+      const ids = (res: { json(): unknown }) => (res.json() as { data: { run_id: string }[] }).data.map((r) => r.run_id);
+      const pages: string[] = [];
+      let before: string | undefined;
+      for (;;) {
+        const page = ids(await app.inject({ url: `${API}/runs?limit=2${before ? `&before=${before}` : ''}`, headers: auth(ADMIN) }));
+        if (page.length === 0) break;
+        pages.push(...page);
+        before = page[page.length - 1];
+      }
+      expect(pages).toEqual([...started].reverse());
+      expectError(await app.inject({ url: `${API}/runs?before=run_20200101_000000_manual`, headers: auth(ADMIN) }), 404, 'RUN_NOT_FOUND');
+      expectError(await app.inject({ url: `${API}/runs?before=${started[0]}`, headers: auth(SITE5) }), 403, 'FORBIDDEN');
+    });
+
     it('reads one run with its stages, and answers 404 for an unknown id and 400 for a malformed one', async () => {
       const run = await start();
       const res = await app.inject({ url: `${API}/runs/${run.run_id}`, headers: auth(SITE5) });

@@ -104,6 +104,23 @@ export function runStoreContract(name: string, open: OpenStore): void {
         expect(ids(await store.listRuns({ status: 'idle' }))).toEqual(['r4', 'r1']);
       });
 
+      it('pages newest first after a given run, ties on the time broken by run id', async () => {
+        await store.createRun(newRun('r5', { siteId: 's1', accountId: 'a1', createdAt: at(4) }));
+        const all = ids(await store.listRuns({}));
+        expect(all).toEqual(['r5', 'r4', 'r3', 'r2', 'r1']);
+        const pages: string[] = [];
+        let before: { createdAt: string; runId: string } | undefined;
+        for (;;) {
+          const page = await store.listRuns({ limit: 2, ...(before ? { before } : {}) });
+          if (page.length === 0) break;
+          pages.push(...ids(page));
+          const last = page[page.length - 1]!;
+          before = { createdAt: last.createdAt, runId: last.runId };
+        }
+        expect(pages).toEqual(all);
+        expect(ids(await store.listRuns({ siteIds: ['s1'], before: { createdAt: at(4), runId: 'r5' } }))).toEqual(['r4', 'r1']);
+      });
+
       it('hides closed runs when open is true', async () => {
         expect(ids(await store.listRuns({ open: true }))).toEqual(['r4', 'r2', 'r1']);
         expect(ids(await store.listRuns({ open: false }))).toEqual(['r4', 'r3', 'r2', 'r1']);

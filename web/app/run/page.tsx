@@ -1,7 +1,7 @@
 'use client';
 import { useEffect, useMemo, useState } from 'react';
 import { api as makeApi } from '../../lib/api.js';
-import { allowedCommands } from '../../lib/run-model.js';
+import { usualItemMs } from '../../lib/run-model.js';
 import { takeToken } from '../../lib/token.js';
 import { useRunStream } from '../../lib/use-run-stream.js';
 import { ConnectionBadge } from '../../ui/ConnectionBadge.js';
@@ -10,6 +10,7 @@ import { DebugPanel } from '../../ui/DebugPanel.js';
 import { EventLog } from '../../ui/EventLog.js';
 import { MachinesView } from '../../ui/MachinesView.js';
 import { ProcessingCard } from '../../ui/ProcessingCard.js';
+import { RunInsights } from '../../ui/RunInsights.js';
 import { StageTimeline } from '../../ui/StageTimeline.js';
 
 function RunPage({ runId, token }: { runId: string; token: string }) {
@@ -33,14 +34,12 @@ function RunPage({ runId, token }: { runId: string; token: string }) {
       .catch((err: Error) => setCommandError(err.message))
       .finally(() => setBusy(false));
   };
-  // The stage's usual time per item: the mean gap between its finished items.
-  const usual = useMemo(() => {
-    const stage = model?.processing?.stage_number;
-    const done = (model?.events ?? []).filter((e) => e.event === 'stage_item_processed' && e.stage === stage).slice(-20);
-    if (done.length < 3) return null;
-    const span = Date.parse(done[done.length - 1]!.timestamp) - Date.parse(done[0]!.timestamp);
-    return (span / (done.length - 1)) * Math.max(1, model?.processing?.currently_processing.length ?? 1);
-  }, [model]);
+  const processing = model?.view.processing;
+  const events = model?.log.events;
+  const usual = useMemo(
+    () => usualItemMs(events ?? [], processing?.stage_number, processing?.currently_processing.length ?? 1),
+    [events, processing],
+  );
   if (!model) {
     return (
       <>
@@ -50,25 +49,27 @@ function RunPage({ runId, token }: { runId: string; token: string }) {
       </>
     );
   }
-  const pauseUnderWay = model.processing?.stage_state === 'pausing';
+  const { run } = model.view;
   return (
     <>
       <div className="row" style={{ justifyContent: 'space-between' }}>
-        <h1>{model.run.pipeline} · {model.run.run_id}</h1>
+        <h1>{run.pipeline} · {run.run_id}</h1>
         <ConnectionBadge state={stream.connection.state} since={stream.connection.since} now={now} stale={stream.stale} retryInMs={stream.connection.retryInMs} />
       </div>
-      <Controls allowed={allowedCommands(model.run, pauseUnderWay)} busy={busy} onCommand={command} />
+      <Controls allowed={run.allowed_commands} busy={busy} onCommand={command} />
       {commandError && <p className="card-error" role="alert">{commandError}</p>}
       <div className="grid">
         <div>
-          <ProcessingCard run={model.run} processing={model.processing} inFlightSince={model.inFlightSince} usualItemMs={usual} now={now} onRetry={() => command('retry')} onClose={() => command('close')} />
+          <ProcessingCard run={run} processing={model.view.processing} inFlightSince={model.inFlightSince} usualItemMs={usual} now={now} onRetry={() => command('retry')} onClose={() => command('close')} />
           <h3>Events (click a transition to see the machines as they were)</h3>
-          <EventLog events={model.events} onPick={(e) => e.event === 'state_change' && setAt(e.seq)} />
+          <EventLog events={model.log.events} onPick={(e) => e.event === 'state_change' && setAt(e.seq)} />
         </div>
-        <StageTimeline run={model.run} />
+        <StageTimeline run={run} />
       </div>
-      {model.run.pipeline !== 'external' && <MachinesView run={model.run} events={model.events} at={at} onLive={() => setAt(null)} />}
-      <DebugPanel processing={stream.lastProcessing} events={model.events} connection={{ ...stream.connection, lastSeq: model.seq }} />
+      <RunInsights api={api} run={run} processing={model.view.processing} events={model.log.events} seq={model.view.seq} now={now} />
+      {/* The service's own machines; a run an engine elsewhere reports has its own (machine_name). */}
+      {run.machine_name === null && <MachinesView run={run} events={model.log.events} at={at} onLive={() => setAt(null)} onPick={setAt} />}
+      <DebugPanel view={model.view} events={model.log.events} connection={{ ...stream.connection, lastSeq: model.log.seq }} />
     </>
   );
 }
