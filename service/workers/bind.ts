@@ -18,8 +18,3 @@ export function bindQueueStages(pipelines: readonly AnyPipeline[], queue: JobQue
     return { ...p, stages };
   });
 }
-
-/** Whether any registered stage is served by workers. */
-export function queuesOf(pipelines: readonly AnyPipeline[]): string[] {
-  return [...new Set(pipelines.flatMap((p) => p.stages.flatMap((s) => (s.queue === undefined ? [] : [s.queue]))))];
-}
