@@ -12,12 +12,14 @@ import type { Config } from './config.js';
 import type { Engine } from './engine/engine.js';
 import type { Hub } from './hub/hub.js';
 import { RunstateError } from './errors.js';
+import type { Health } from './health.js';
 import { sendError } from './http.js';
 import type { Metrics } from './metrics.js';
 import { currentProcessingRoutes } from './routes/current-processing.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { itemsRoutes } from './routes/items.js';
 import { runsRoutes } from './routes/runs.js';
+import { StoreUnavailableError, isTransient } from './store/faults.js';
 import type { Store } from './store/store.js';
 import type { WorkerDoor } from './workers/door.js';
 import { WORKERS_PREFIX, workerRoutes, workersOverviewRoute } from './workers/routes.js';
@@ -34,6 +36,8 @@ export interface AppDeps {
   webRoot?: string | null;
   /** The workers' door, served at `/api/v1/workers` (docs/workers.md). */
   workers?: WorkerDoor;
+  /** The service's health (database, disk): /healthz answers from it; the API answers 503 while the database is away. */
+  health?: Health;
 }
 
 export const API_PREFIX = '/api/v1/automation';
@@ -84,6 +88,10 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
     }
     if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
       return sendError(reply, new RunstateError('BAD_REQUEST', 'The request is not valid.'));
+    }
+    if (err instanceof StoreUnavailableError || isTransient(err)) {
+      request.log.warn({ err }, 'request refused: the database is unavailable');
+      return sendError(reply, new RunstateError('DATABASE_UNAVAILABLE'));
     }
     request.log.error({ err }, 'request failed');
     return sendError(reply, new RunstateError('INTERNAL'));
@@ -138,9 +146,14 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
     });
   }
 
-  app.get('/healthz', { schema: { hide: true } }, async () => {
-    await deps.store.countRunsByStatus();
-    return { status: 'ok', store: deps.store.kind, runs_in_memory: deps.engine.hostedRuns };
+  app.get('/healthz', { schema: { hide: true } }, async (_, reply) => {
+    const health = deps.health;
+    if (!health) {
+      await deps.store.countRunsByStatus();
+      return { status: 'ok', store: deps.store.kind, runs_in_memory: deps.engine.hostedRuns };
+    }
+    const state = health.status();
+    return reply.status(state.status === 'ok' ? 200 : 503).send({ ...state, store: deps.store.kind, runs_in_memory: deps.engine.hostedRuns });
   });
   app.get('/metrics', { schema: { hide: true } }, async (_, reply) => {
     return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
@@ -157,6 +170,8 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
           throw new RunstateError('UNAUTHORIZED');
         }
         request.principal = principal;
+        // Known to be away: answer at once rather than wait for a connection that will not come.
+        if (deps.health && !deps.health.databaseUp) throw new RunstateError('DATABASE_UNAVAILABLE');
       });
       await api.register(runsRoutes, { engine: deps.engine, store: deps.store });
       await api.register(currentProcessingRoutes, { engine: deps.engine });

@@ -1,5 +1,6 @@
 // The one table of error codes, for every door: the HTTP API, the WebSocket hub and the ingest
 // doors. A code means the same thing wherever it is answered; docs/api.md lists every code.
+import { StoreUnavailableError, isTransient } from './store/faults.js';
 
 export interface ErrorSpec {
   /** The HTTP status it is answered with. */
@@ -29,6 +30,7 @@ export const ERROR_CODES = {
   TOO_MANY_SUBSCRIPTIONS: { http: 429, message: 'Too many topics on one connection.' },
   SLOW_CONSUMER: { http: 503, wsClose: 4008, message: 'slow consumer' },
   UNAVAILABLE: { http: 503, wsClose: 1001, message: 'The service is shutting down.' },
+  DATABASE_UNAVAILABLE: { http: 503, message: 'The database cannot be reached right now; nothing was done. Try again.' },
   INTERNAL: { http: 500, wsClose: 1011, message: 'Something went wrong on our side.' },
 } as const satisfies Record<string, ErrorSpec>;
 
@@ -51,9 +53,14 @@ export class RunstateError extends Error {
   }
 }
 
-/** Any thrown value as a RunstateError: domain errors as they are, anything else `INTERNAL` (never its message). */
+/**
+ * Any thrown value as a RunstateError: domain errors as they are, the database or disk away
+ * for now `DATABASE_UNAVAILABLE`, anything else `INTERNAL` (never its message).
+ */
 export function asRunstateError(err: unknown): RunstateError {
-  return err instanceof RunstateError ? err : new RunstateError('INTERNAL');
+  if (err instanceof RunstateError) return err;
+  if (err instanceof StoreUnavailableError || isTransient(err)) return new RunstateError('DATABASE_UNAVAILABLE');
+  return new RunstateError('INTERNAL');
 }
 
 /** The body every door puts an error in. */

@@ -46,8 +46,15 @@ export class Metrics {
       labelNames: ['status'],
       registers: [this.registry],
       async collect() {
+        // With the database away, /metrics still answers (runstate_database_up says why), with the last counts.
+        let counts: Record<string, number>;
+        try {
+          counts = await withTimeout(store.countRunsByStatus(), 1000);
+        } catch {
+          return;
+        }
         this.reset();
-        for (const [status, n] of Object.entries(await store.countRunsByStatus())) this.set({ status }, n);
+        for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
       },
     });
   }
@@ -60,4 +67,11 @@ export class Metrics {
       else if (e.event === 'stage_item_failed') this.items.inc({ outcome: 'failed' });
     }
   }
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([work, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)))]).finally(() =>
+    clearTimeout(timer),
+  );
 }

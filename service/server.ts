@@ -4,6 +4,7 @@ import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { redactUrl } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { logSerializers } from './log.js';
 import { demoPipelines } from './pipelines/index.js';
 import { PipelineLoadError, loadPipelines } from './pipelines/loader.js';
 import { registerRunstateResolver } from './pipelines/resolve.js';
@@ -14,6 +15,8 @@ function makeLogger(config: Readonly<Config>): Logger {
   const options = {
     level: config.logLevel,
     serializers: {
+      // An error as message, code and stack: never a pg client, never a connection string's password.
+      ...logSerializers,
       // Never the Authorization header, never a `token=` in a URL.
       req: (req: { method: string; url: string; id: string }) => ({ method: req.method, url: redactUrl(req.url), id: req.id }),
     },

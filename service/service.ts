@@ -8,6 +8,7 @@ import { buildApp } from './app.js';
 import { ADMIN_NAME, TokenRegistry, adminToken, readTokensFile, type Principal } from './auth/tokens.js';
 import type { Config } from './config.js';
 import { Engine } from './engine/engine.js';
+import { Health, registerHealthMetrics } from './health.js';
 import { Hub, type HubOptions } from './hub/hub.js';
 import { IngestSocket } from './ingest/socket.js';
 import { createInspection } from './inspect.js';
@@ -54,6 +55,8 @@ export interface Service {
   readonly traces: TraceWriter;
   /** Worker jobs: the owner's queue and the `/api/v1/workers` door (docs/workers.md). */
   readonly workers: Workers;
+  /** The database's and the disk's state: /healthz, runstate_database_up, DATABASE_UNAVAILABLE. */
+  readonly health: Health;
   /** The ingest socket door, when `RUNSTATE_INGEST_SOCKET` is set. */
   readonly ingestSocket: IngestSocket | null;
   /** The admin token; `created` when this start made it (the URL to open is printed with it). */
@@ -74,12 +77,9 @@ export interface Service {
 
 const WEB_ROOT = join(import.meta.dirname, '..', 'web', 'out');
 
-async function openStore(config: Readonly<Config>, log: Logger): Promise<Store> {
+async function openStore(config: Readonly<Config>, onConnectionError: (err: Error) => void): Promise<Store> {
   if (config.databaseUrl !== null) {
-    return PostgresStore.connect(config.databaseUrl, {
-      poolSize: config.dbPoolSize,
-      onIdleError: (err) => log.warn({ err }, 'an idle database connection failed; it is replaced on next use'),
-    });
+    return PostgresStore.connect(config.databaseUrl, { poolSize: config.dbPoolSize, onIdleError: onConnectionError });
   }
   return new SqliteStore({ filename: join(config.dataDir, 'runstate.db') });
 }
@@ -95,10 +95,14 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     ...scoped,
   ];
   const tokens = new TokenRegistry(principals);
-  const store = await openStore(config, log);
+  // A connection dropped under no call (the server restarted): the health state says so, once.
+  const healthRef: { current?: Health } = {};
+  const store = await openStore(config, (err) => healthRef.current?.fault('connections', err));
+  const health = (healthRef.current = new Health({ store, logger: log.child({ component: 'health' }) }));
   const shared = store.kind === 'postgres';
   const metrics = new Metrics(store);
-  const traces = new TraceWriter({ dataDir: config.dataDir, store, logger: log.child({ component: 'traces' }) });
+  const traces = new TraceWriter({ dataDir: config.dataDir, store, logger: log.child({ component: 'traces' }), faults: health });
+  registerHealthMetrics(metrics.registry, health, () => traces.lagEvents());
   const inspection = config.inspectUrl === null ? null : createInspection({ url: config.inspectUrl, logger: log.child({ component: 'inspect' }) });
   const workers = await createWorkers({
     store,
@@ -121,6 +125,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     // before it appends to it. (With SQLite every untraced run is repaired at start.)
     beforeResume: shared ? async (runs) => void (await traces.repair(runs)) : undefined,
     inspect: inspection ? (ev) => inspection.observe(ev) : undefined,
+    faults: health,
   });
   const hub = new Hub({
     engine,
@@ -145,7 +150,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     webRoot = existsSync(join(WEB_ROOT, 'index.html')) ? WEB_ROOT : null;
     if (webRoot === null) log.warn({ webRoot: WEB_ROOT }, 'the dashboard is not built (npm run build:web): serving the API only');
   }
-  const app = await buildApp(config, { engine, store, tokens, metrics, logger: log, hub, webRoot, workers: workers.door });
+  const app = await buildApp(config, { engine, store, tokens, metrics, logger: log, hub, webRoot, health, workers: workers.door });
   const ingestSocket =
     config.ingestSocket === null ? null : new IngestSocket({ path: config.ingestSocket, engine, tokens, logger: log.child({ component: 'ingest' }) });
 
@@ -154,6 +159,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
   let stopping: Promise<void> | null = null;
 
   async function start(): Promise<Listening> {
+    await health.start();
     const repaired = shared ? 0 : await traces.repair();
     await workers.start();
     const recovered = await engine.recover();
@@ -184,6 +190,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     workers.door.close(); // long-poll claims answer at once with no job
     await app.close(); // no new requests; in-flight ones finish; WebSockets are closed
     await stopListening?.();
+    health.stop(); // its probe would only see the store closing
     await engine.stop(); // everything recorded is durable; leases released; items in flight run again
     await workers.stop(); // the jobs stay in the database: workers' answers wait for the next owner
     await traces.flush();
@@ -200,6 +207,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     tokens,
     traces,
     workers,
+    health,
     ingestSocket,
     admin,
     start,

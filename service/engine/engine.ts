@@ -7,6 +7,7 @@ import { pino, type Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
 import { RunstateError } from '../errors.js';
 import type { Command, StoredEvent } from '../events.js';
+import type { FaultSink } from '../health.js';
 import { isName, isRunId, isTrigger, runId as makeRunId } from '../ids.js';
 import { describePipeline, type PipelineListing } from '../pipelines/loader.js';
 import type { AnyPipeline } from '../pipelines/types.js';
@@ -39,6 +40,8 @@ export interface EngineOptions {
   beforeResume?: (runs: readonly RunRecord[]) => Promise<void>;
   /** Sees every inspection event of every run's actors (the Stately inspector, service/inspect.ts). */
   inspect?: (ev: InspectionEvent) => void;
+  /** Told when runs' writes are held (database away, disk full) and when they go through again. */
+  faults?: FaultSink;
 }
 
 /** Called once per durable batch, in seq order per run. */
@@ -97,6 +100,8 @@ export class Engine {
       onReleased: (runId) => {
         for (const fn of [...this.#retired]) fn(runId);
       },
+      onRetired: (runId) => this.#ownership.retired(runId),
+      faults: opts.faults,
       commandElsewhere: async (record, command, req) => {
         const res = await this.#ownership.commandElsewhere(record.runId, command, req.by, req.reason);
         return { accepted: res.accepted, run: (await this.getRun(record.runId))! };
@@ -166,6 +171,7 @@ export class Engine {
     const createdAt = new Date(this.#now());
     const base = makeRunId(createdAt, trigger);
     let record: RunRecord | undefined;
+    const leasedFrom = performance.now();
     // Runs started in the same second take the next suffix; another instance may take one first.
     const first = this.#suffixes.get(base) ?? 1;
     for (let attempt = first; !record; attempt++) {
@@ -189,6 +195,7 @@ export class Engine {
         if (!(err instanceof StoreConflictError) || attempt - first > 10_000) throw err;
       }
     }
+    if (kind.hosted) this.#ownership.leased(leasedFrom);
     return prepared.start(record, trigger);
   }
 
@@ -200,7 +207,7 @@ export class Engine {
    * expired or was released. Then keeps doing so (`start`).
    */
   async recover(): Promise<RunRecord[]> {
-    return this.#ownership.claim(this.#store.kind === 'sqlite');
+    return this.#ownership.recover(this.#store.kind === 'sqlite');
   }
 
   /**

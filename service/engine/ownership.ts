@@ -1,10 +1,12 @@
 // Which instance works which run (docs/operations.md, "Several instances on one Postgres"):
 // claims runs nobody works, keeps their leases alive, lets go of runs whose lease was lost,
-// and carries commands between instances through the store's command queue.
+// and carries commands between instances through the store's command queue. An instance that
+// cannot renew its leases in time lets its runs go before they can run out (the watchdog).
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { RunstateError, isErrorCode } from '../errors.js';
 import type { Command } from '../events.js';
+import { isTransient } from '../store/faults.js';
 import type { CommandOutcome, QueuedCommand, RunRecord, Store } from '../store/store.js';
 
 export interface OwnershipOptions {
@@ -22,7 +24,7 @@ export interface OwnershipOptions {
   held: () => Iterable<{ runId: string; live: boolean }>;
   /** Puts a claimed run into memory; false when it cannot run here (its lease is then released). */
   resume: (record: RunRecord) => boolean;
-  /** The run's lease was lost: stop it without writing. */
+  /** The run's lease was lost (or is about to run out unrenewed): stop it without writing. */
   lose: (runId: string) => void;
   /** Applies a command another instance queued for a run held here. */
   apply: (cmd: QueuedCommand) => Promise<CommandOutcome>;
@@ -37,6 +39,14 @@ export class Ownership {
   readonly #timers: NodeJS.Timeout[] = [];
   #claiming: Promise<unknown> = Promise.resolve();
   #stopped = false;
+  /** When the last renewal that succeeded was sent (performance.now()): the leases run from no earlier. */
+  #renewedAt = performance.now();
+  /** Runs let go because their leases could not be renewed in time (or leased but worked nowhere): released once the store answers. */
+  readonly #letGo = new Set<string>();
+  /** Runs claimed by the claim in progress and not hosted yet. */
+  readonly #claimingNow = new Set<string>();
+  /** When recently retired runs left memory: a renewal sent before may still name them. */
+  readonly #retiredAt = new Map<string, number>();
 
   constructor(opts: OwnershipOptions) {
     if (!Number.isFinite(opts.leaseMs) || opts.leaseMs < 100) throw new TypeError(`Expected \`leaseMs\` to be at least 100, got ${opts.leaseMs}.`);
@@ -45,21 +55,47 @@ export class Ownership {
 
   /** Claims runs nobody works (with `all`, every live run) and resumes them; one claim at a time, so a run is hosted once. */
   claim(all: boolean): Promise<RunRecord[]> {
-    const run = () => this.#claim(all);
+    const run = () => this.#claim(all).finally(() => this.#claimingNow.clear());
     const result = this.#claiming.then(run, run);
     this.#claiming = result.catch(() => undefined);
     return result;
   }
 
-  /** Renews leases, takes over runs whose owner died, applies queued commands: each on its own timer. */
+  /** The claim at start (`recover`): the leases it takes run from now at the earliest. */
+  recover(all: boolean): Promise<RunRecord[]> {
+    this.#renewedAt = performance.now();
+    return this.claim(all);
+  }
+
+  /**
+   * A run was just created here with its lease, taken at `from` (performance.now()). Alone in
+   * memory, its lease is the one the watchdog watches: call before the run is hosted.
+   */
+  leased(from: number): void {
+    if ([...this.#opts.held()].length === 0) this.#renewedAt = Math.max(this.#renewedAt, from);
+  }
+
+  /** A run finished and left memory: a renewal sent before may still name it, which is no orphan. */
+  retired(runId: string): void {
+    this.#retiredAt.set(runId, performance.now());
+  }
+
+  /** Renews leases, watches that they were renewed in time, takes over runs whose owner died, applies queued commands: each on its own timer. */
   start(): void {
     const every = (ms: number, work: () => Promise<unknown>) => {
       let busy = false;
+      let failing = false;
       const timer = setInterval(() => {
         if (busy || this.#stopped) return;
         busy = true;
         work()
-          .catch((err: unknown) => this.#opts.logger.error({ err }, 'ownership task failed'))
+          .then(() => (failing = false))
+          .catch((err: unknown) => {
+            // The database away: said once per outage, not every tick.
+            if (!isTransient(err)) this.#opts.logger.error({ err }, 'ownership task failed');
+            else if (!failing) this.#opts.logger.warn({ err }, 'ownership task failed: the database is unavailable; retrying');
+            failing = isTransient(err);
+          })
           .finally(() => (busy = false));
       }, ms);
       timer.unref();
@@ -67,6 +103,7 @@ export class Ownership {
     };
     const { leaseMs } = this.#opts;
     every(Math.max(50, Math.floor(leaseMs / 3)), () => this.#renew());
+    every(Math.max(20, Math.floor(leaseMs / 20)), async () => this.#watchLeases());
     every(Math.max(50, Math.floor(leaseMs / 2)), () => this.claim(false));
     every(COMMAND_POLL_MS, () => this.#applyQueued());
   }
@@ -108,11 +145,32 @@ export class Ownership {
 
   async #claim(all: boolean): Promise<RunRecord[]> {
     const { store, owner, leaseMs, logger } = this.#opts;
+    // Let go, or leased here but in no host (a claim that failed after it took them): nobody
+    // works them, and renewing their leases would keep everyone else off them.
+    const hosted = new Set([...this.#opts.held()].map((h) => h.runId));
+    for (const id of [...this.#letGo]) if (hosted.has(id)) this.#letGo.delete(id);
+    const letGo = [...this.#letGo];
+    if (letGo.length > 0) {
+      // Ours no more in memory: another instance (or this one, just below) may claim them now.
+      await store.releaseLeases(owner, letGo);
+      for (const id of letGo) this.#letGo.delete(id);
+    }
     const found = await store.claimRuns(owner, leaseMs, 100, { all });
     const held = new Set([...this.#opts.held()].map((h) => h.runId));
     const claimed = found.filter((r) => !held.has(r.runId));
     if (claimed.length === 0) return [];
-    await this.#opts.beforeResume?.(claimed);
+    for (const r of claimed) this.#claimingNow.add(r.runId);
+    try {
+      await this.#opts.beforeResume?.(claimed);
+    } catch (err) {
+      // Claimed but not to be worked here now: let them go (now, or once the store answers again).
+      for (const r of claimed) this.#letGo.add(r.runId);
+      await store.releaseLeases(owner, claimed.map((r) => r.runId)).then(
+        () => claimed.forEach((r) => this.#letGo.delete(r.runId)),
+        () => undefined,
+      );
+      throw err;
+    }
     const resumed: RunRecord[] = [];
     for (const record of claimed) {
       if (this.#stopped) break;
@@ -129,11 +187,42 @@ export class Ownership {
   /** A run whose lease was lost is another instance's now: let it go, write nothing. */
   async #renew(): Promise<void> {
     const { store, owner, leaseMs, logger } = this.#opts;
+    const sent = performance.now();
     const renewed = new Set(await store.renewLeases(owner, leaseMs));
-    for (const { runId, live } of [...this.#opts.held()]) {
+    this.#renewedAt = sent;
+    for (const [id, at] of this.#retiredAt) if (performance.now() - at > leaseMs * 2) this.#retiredAt.delete(id);
+    const held = [...this.#opts.held()];
+    const hosted = new Set(held.map((h) => h.runId));
+    for (const id of renewed) {
+      // Leased here, worked nowhere (a host that faulted, a claim that failed half-way):
+      // renewing it would keep every instance off it. Let it go, to be claimed again.
+      if (!hosted.has(id) && !this.#claimingNow.has(id) && !this.#retiredAt.has(id)) this.#letGo.add(id);
+    }
+    for (const { runId, live } of held) {
       if (renewed.has(runId) || !live) continue;
       logger.warn({ runId, owner }, 'lease lost: another instance has the run');
       this.#opts.lose(runId);
+    }
+  }
+
+  /**
+   * An instance that cannot renew its leases (the database away, a connection hung) stops
+   * working its runs before the leases can run out, so that another instance that claims them
+   * then is the only one working them. The leases run from no earlier than the last renewal
+   * that succeeded was sent; a quarter of the lease is left as margin.
+   */
+  #watchLeases(): void {
+    const { owner, leaseMs, logger } = this.#opts;
+    const held = [...this.#opts.held()];
+    if (held.length === 0 || performance.now() - this.#renewedAt < leaseMs * 0.75) return;
+    // Finished runs too: one whose last batch is held is still this instance's until it lands; past the lease it is another's to finish.
+    for (const { runId } of held) {
+      logger.warn(
+        { runId, owner, sinceRenewalMs: Math.round(performance.now() - this.#renewedAt), leaseMs },
+        'leases could not be renewed in time: letting the run go until the database is back',
+      );
+      this.#opts.lose(runId);
+      this.#letGo.add(runId);
     }
   }
 

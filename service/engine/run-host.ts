@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import {
   isTerminalRunState,
@@ -11,6 +12,7 @@ import { events, type NewEvent, type StoredEvent } from '../events.js';
 import { errorMessage } from '../format.js';
 import { isFinalAttempt, isReleasedAttempt } from '../pipelines/attempts.js';
 import type { AnyPipeline, ItemContext, LoadContext, StageDefinition } from '../pipelines/types.js';
+import { isTransient } from '../store/faults.js';
 import type { Item, RunRecord, Store } from '../store/store.js';
 import { Journal } from './journal.js';
 import type { ProvidedRunMachine } from './providers.js';
@@ -28,6 +30,10 @@ export interface HostDeps {
   onAppended: (host: RunHost, events: StoredEvent[]) => void;
   onFault: (host: RunHost, err: unknown) => void;
   onWritten?: (seconds: number) => void;
+  /** A write is held: the store refuses writes for now (database away, disk full); the run keeps its place. */
+  onHold?: (host: RunHost, err: unknown) => void;
+  /** The held write went through. */
+  onResume?: (host: RunHost) => void;
   /** The run reached completed or cancelled and everything about it is durable. */
   onRetired: (host: RunHost) => void;
 }
@@ -63,6 +69,7 @@ export class RunHost {
       store: deps.store,
       runId: record.runId,
       owner: deps.owner,
+      lastSeq: record.lastSeq,
       checkpoint: () => {
         const actor = this.#requireActor();
         const snap = actor.getSnapshot();
@@ -73,6 +80,8 @@ export class RunHost {
         deps.onAppended(this, events);
       },
       onFault: (err) => deps.onFault(this, err),
+      onHold: (err) => deps.onHold?.(this, err),
+      onResume: () => deps.onResume?.(this),
       onWritten: deps.onWritten,
     });
   }
@@ -106,7 +115,9 @@ export class RunHost {
     }
   }
 
+  /** Stops the actor and its journal: nothing more is worked or written here (a batch held is dropped, never acknowledged). */
   stop(): void {
+    this.journal.stop();
     this.#actor?.stop();
   }
 
@@ -141,10 +152,12 @@ export class RunHost {
   // --- what the machines call through the providers -------------------------------------
 
   async loadItems(stage: number, signal: AbortSignal): Promise<LoadOutcome> {
-    let items = await this.#deps.store.getStageItems(this.runId, stage);
+    const store = this.#deps.store;
+    // With the store away the stage stays loading (holds its place) rather than failing.
+    let items = await whileUnavailable(() => store.getStageItems(this.runId, stage), signal);
     if (!items) {
-      const loaded = await this.#stageDef(stage).loadItems(this.#loadContext(stage, signal));
-      items = await this.#deps.store.saveStageItems(this.runId, stage, checkItems(loaded, stage));
+      const loaded = checkItems(await this.#stageDef(stage).loadItems(this.#loadContext(stage, signal)), stage);
+      items = await whileUnavailable(() => store.saveStageItems(this.runId, stage, loaded), signal);
     }
     this.#items.set(stage, items);
     return { total: items.length, loadedAt: this.#deps.now() };
@@ -152,7 +165,7 @@ export class RunHost {
 
   async processItem(job: ItemJob, signal: AbortSignal): Promise<ItemOutcome> {
     await yieldIfBusy();
-    const item = (await this.#itemsOf(job.stage))[job.index];
+    const item = (await this.#itemsOf(job.stage, signal))[job.index];
     if (!item) throw new Error(`stage ${job.stage} has no item at position ${job.index}`);
     const ctx: ItemContext<unknown> = {
       ...this.#loadContext(job.stage, signal),
@@ -213,10 +226,10 @@ export class RunHost {
     return def;
   }
 
-  async #itemsOf(stage: number): Promise<Item[]> {
+  async #itemsOf(stage: number, signal?: AbortSignal): Promise<Item[]> {
     const cached = this.#items.get(stage);
     if (cached) return cached;
-    const stored = await this.#deps.store.getStageItems(this.runId, stage);
+    const stored = await whileUnavailable(() => this.#deps.store.getStageItems(this.runId, stage), signal);
     if (!stored) throw new Error(`stage ${stage} has not loaded its items`);
     this.#items.set(stage, stored);
     return stored;
@@ -285,12 +298,29 @@ export class RunHost {
     new Promise<void>((resolve) => setImmediate(resolve))
       .then(() => this.journal.flush())
       .then(() => {
+        // Stopped meanwhile (let go, a fault): what it held was dropped, and it is no longer the run's host.
+        if (this.journal.stopped) return;
         this.#actor?.stop();
         this.#deps.onRetired(this);
       })
       .catch(() => {
         // The fault was reported through onFault; the run is recovered from the store on restart.
       });
+  }
+}
+
+/**
+ * Calls `work` until it does not fail for a passing reason (database away, disk full), with
+ * backoff and jitter (50 ms doubling to 2 s); a real fault, or `signal` aborting, ends it.
+ */
+async function whileUnavailable<T>(work: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      if (!isTransient(err) || signal?.aborted) throw err;
+      await sleep(Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2), undefined, signal ? { signal } : undefined);
+    }
   }
 }
 

@@ -7,7 +7,7 @@ import * as ws from 'ws';
 import type { WebSocket } from 'ws';
 import type { Principal, TokenRegistry } from '../auth/tokens.js';
 import type { Engine } from '../engine/engine.js';
-import { RunstateError } from '../errors.js';
+import { RunstateError, asRunstateError } from '../errors.js';
 import type { RunRecord, StoredEvent } from '../store/store.js';
 import { Client, type EvictionReason } from './client.js';
 import { RunFanout } from './fanout.js';
@@ -257,6 +257,9 @@ export class Hub {
       subs.delete(k);
       this.#leave(client, msg.mode, topic);
       if (err instanceof RunstateError) return this.#error(client, err);
+      const refused = asRunstateError(err);
+      // The database away: the client is told so and may subscribe again; not a fault of ours to log as one.
+      if (refused.code === 'DATABASE_UNAVAILABLE') return this.#error(client, refused);
       this.#opts.logger.error({ err, clientId: client.id, topic: topic.name }, 'subscribe failed');
       this.#error(client, new RunstateError('INTERNAL', 'The subscription could not be set up.'));
     });

@@ -1,6 +1,7 @@
 // Runs another instance works: their events are read from the store, on a hint and every second.
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.js';
+import { asRunstateError } from '../errors.js';
 import type { StoredEvent } from '../store/store.js';
 
 /** Events read from the store at a time. */
@@ -68,7 +69,11 @@ export class RemotePull {
       } while (this.#pulling.get(runId));
     };
     work()
-      .catch((err: unknown) => this.#opts.logger.error({ err, runId }, 'reading a remote run failed'))
+      .catch((err: unknown) => {
+        // The database away: the next resync reads again; the health state says why, once.
+        if (asRunstateError(err).code === 'DATABASE_UNAVAILABLE') this.#opts.logger.debug({ err, runId }, 'reading a remote run failed');
+        else this.#opts.logger.error({ err, runId }, 'reading a remote run failed');
+      })
       .finally(() => this.#pulling.delete(runId));
   }
 }

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { ADMIN_NAME, TokenRegistry, type Principal } from '../auth/tokens.js';
 import type { Engine } from '../engine/engine.js';
 import type { IngestReply } from '../engine/kinds/external.js';
-import { RunstateError, ingestFailure } from '../errors.js';
+import { RunstateError, asRunstateError, ingestFailure } from '../errors.js';
 import { errorMessage } from '../format.js';
 import { ingest } from './ingest.js';
 
@@ -178,7 +178,8 @@ class Connection {
         res = await ingest(this.#opts.engine, this.#principal, events);
       } catch (err) {
         this.#opts.logger.error({ err }, 'ingest failed');
-        res = events.map(() => ingestFailure(new RunstateError('INTERNAL', 'The event could not be stored.')));
+        const refused = asRunstateError(err);
+        res = events.map(() => ingestFailure(refused.code === 'DATABASE_UNAVAILABLE' ? refused : new RunstateError('INTERNAL', 'The event could not be stored.')));
       }
       res.forEach((r, k) => {
         replies[at[k]!] = r;

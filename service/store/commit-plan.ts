@@ -3,6 +3,7 @@
 import {
   LeaseLostError,
   LedgerConflictError,
+  SeqConflictError,
   StoreNotFoundError,
   type CommitBatch,
   type CommitResult,
@@ -85,7 +86,8 @@ export function keysToLookUp(batch: CommitBatch): string[] {
 
 /**
  * Plans the commit of `batch`: throws `StoreNotFoundError` for an unknown run, `LeaseLostError`
- * when `batch.owner` does not hold an unexpired lease, and `LedgerConflictError` for an item
+ * when `batch.owner` does not hold an unexpired lease, `SeqConflictError` when the run's
+ * `last_seq` is not `batch.expectLastSeq`, and `LedgerConflictError` for an item
  * repeated inside the batch. A key seen before is not appended again, a key repeated inside the
  * batch is appended once, and the appended events take the seqs after `run.lastSeq`, gap-free.
  * An item recorded by an earlier commit is the adapter's to find (its unique index), with
@@ -96,6 +98,10 @@ export function planCommit(input: CommitInput): CommitPlan {
   if (!run) throw new StoreNotFoundError(`run ${runId} does not exist`);
   if (batch.owner !== undefined && !holdsLease(run, batch.owner, input.nowMs)) {
     throw new LeaseLostError(`this instance no longer holds the lease of run ${runId}`);
+  }
+  // Compare-and-set, checked against the row read under the run's lock like the lease.
+  if (batch.expectLastSeq !== undefined && run.lastSeq !== batch.expectLastSeq) {
+    throw new SeqConflictError(`run ${runId} is at seq ${run.lastSeq}, not ${batch.expectLastSeq}`, run.lastSeq);
   }
 
   const ledger = ledgerRows(runId, batch.ledger ?? []);

@@ -1,6 +1,7 @@
 // The store on Postgres, for several instances on one database: SQL that executes commit plans,
-// the ownership queries, and LISTEN/NOTIFY hints (docs/operations.md).
-import { Client, Pool, TypeOverrides, types, type PoolClient } from 'pg';
+// the ownership queries, and LISTEN/NOTIFY hints; its connections are made in pg-connection.ts
+// (docs/operations.md).
+import { TypeOverrides, types, type Pool, type PoolClient } from 'pg';
 import {
   StoreConflictError,
   type CommandOutcome,
@@ -16,6 +17,7 @@ import {
   type StoredEvent,
 } from './store.js';
 import { keysToLookUp, ledgerConflict, planCommit, type CommitPlan, type RunAtCommit } from './commit-plan.js';
+import { createPool, inTransaction, listen, prober, type PgTimeouts, type Prober } from './pg-connection.js';
 import { LIVE_STATUS_SQL, toLedgerEntry, toRecord, type LedgerRow, type RunRow } from './rows.js';
 
 /**
@@ -112,18 +114,18 @@ const UNIQUE_VIOLATION = '23505';
 const RUN_COLUMNS = `run_id, account_id, site_id, pipeline, trigger, machine_name, hosted, options, status, error,
                      snapshot, last_seq, created_at, updated_at, closed_at, owner`;
 
-export interface PostgresStoreOptions {
+export interface PostgresStoreOptions extends PgTimeouts {
   /** Connections in the pool. [poolSize=10] */
   poolSize?: number;
   /**
-   * Called with an error of an idle pooled connection (the server restarted, the network
-   * dropped it). pg has already discarded that connection; the next query opens a new one.
-   * [onIdleError=ignore]
+   * Called with an error of a connection that no call is waiting on (the server restarted, the
+   * network dropped it), pooled or the LISTEN one. pg has already discarded that connection;
+   * the next query opens a new one. [onIdleError=ignore]
    */
   onIdleError?: (err: Error) => void;
 }
 
-const defaults: Required<PostgresStoreOptions> = {
+const defaults: Required<Pick<PostgresStoreOptions, 'poolSize' | 'onIdleError'>> = {
   poolSize: 10,
   onIdleError: () => {},
 };
@@ -141,11 +143,15 @@ export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly #pool: Pool;
   readonly #url: string;
+  readonly #onError: (err: Error) => void;
+  readonly #prober: Prober;
   #closed = false;
 
-  private constructor(pool: Pool, url: string) {
+  private constructor(pool: Pool, url: string, onError: (err: Error) => void) {
     this.#pool = pool;
     this.#url = url;
+    this.#onError = onError;
+    this.#prober = prober({ connectionString: url, types: typeParsers, onError });
   }
 
   /**
@@ -153,7 +159,7 @@ export class PostgresStore implements Store {
    * transaction under an advisory lock, so instances starting at once do not race.
    */
   static async connect(connectionString: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
-    const opts: Required<PostgresStoreOptions> = {
+    const opts: Required<Pick<PostgresStoreOptions, 'poolSize' | 'onIdleError'>> = {
       poolSize: options.poolSize ?? defaults.poolSize,
       onIdleError: options.onIdleError ?? defaults.onIdleError,
     };
@@ -166,21 +172,21 @@ export class PostgresStore implements Store {
     if (typeof opts.onIdleError !== 'function') {
       throw new TypeError('Expected `onIdleError` to be a function.');
     }
-    const pool = new Pool({
+    const pool = createPool({
       connectionString,
       max: opts.poolSize,
       types: typeParsers,
-      application_name: 'runstate',
+      onError: opts.onIdleError,
+      ...(options.acquireMs === undefined ? {} : { acquireMs: options.acquireMs }),
+      ...(options.statementMs === undefined ? {} : { statementMs: options.statementMs }),
     });
-    // Without a listener, an idle connection's error would be an uncaught 'error' event.
-    pool.on('error', (err) => opts.onIdleError(err));
     try {
       await migrate(pool);
     } catch (err) {
       await pool.end();
       throw err;
     }
-    return new PostgresStore(pool, connectionString);
+    return new PostgresStore(pool, connectionString, opts.onIdleError);
   }
 
   /** The pool and URL, for the worker jobs kept in the same database (jobs-postgres.ts). */
@@ -377,72 +383,34 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * LISTEN on a connection of its own (outside the pool). NOTIFY is a hint only: a listener
-   * that was disconnected missed some, so after every reconnect `onResync` says to re-read.
+   * LISTEN on a connection of its own (outside the pool, see pg-connection.ts). NOTIFY is a hint
+   * only: a listener that was disconnected missed some, so after every reconnect `onResync`
+   * says to re-read.
    */
   async listen(onAppended: (runId: string, lastSeq: number) => void, onResync: () => void): Promise<() => Promise<void>> {
-    let client: Client | null = null;
-    let stopped = false;
-    let attempt = 0;
-    const open = async (): Promise<void> => {
-      const c = new Client({ connectionString: this.#url, types: typeParsers, application_name: 'runstate-listen' });
-      c.on('notification', (n) => {
-        if (n.channel !== EVENTS_CHANNEL || !n.payload) return;
-        const cut = n.payload.lastIndexOf(':');
-        const seq = Number(n.payload.slice(cut + 1));
-        if (cut > 0 && Number.isSafeInteger(seq)) onAppended(n.payload.slice(0, cut), seq);
-      });
-      c.on('error', () => undefined);
-      c.on('end', () => {
-        client = null;
-        if (!stopped) setTimeout(() => void reopen(), Math.min(5000, 100 * 2 ** attempt++)).unref();
-      });
-      await c.connect();
-      await c.query(`LISTEN ${EVENTS_CHANNEL}`);
-      client = c;
-      attempt = 0;
-    };
-    const reopen = async () => {
-      try {
-        await open();
-        onResync();
-      } catch {
-        if (!stopped) setTimeout(() => void reopen(), Math.min(5000, 100 * 2 ** attempt++)).unref();
-      }
-    };
-    await open();
-    return async () => {
-      stopped = true;
-      await client?.end().catch(() => undefined);
-    };
+    return listen({
+      connectionString: this.#url,
+      types: typeParsers,
+      channel: EVENTS_CHANNEL,
+      onNotification: (payload) => {
+        const cut = payload.lastIndexOf(':');
+        const seq = Number(payload.slice(cut + 1));
+        if (cut > 0 && Number.isSafeInteger(seq)) onAppended(payload.slice(0, cut), seq);
+      },
+      onResync,
+      onError: this.#onError,
+    });
+  }
+
+  async ping(timeoutMs: number): Promise<void> {
+    await this.#prober.ping(timeoutMs);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#prober.close();
     await this.#pool.end();
-  }
-}
-
-/** Runs `work` in one transaction on a pooled connection; a connection that cannot roll back is not returned to the pool. */
-async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    try {
-      await client.query('ROLLBACK');
-    } catch (rollbackErr) {
-      // The connection is unusable; the first error is the one to report.
-      broken = rollbackErr as Error;
-    }
-    throw err;
-  } finally {
-    client.release(broken);
   }
 }
 

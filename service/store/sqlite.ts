@@ -372,6 +372,10 @@ export class SqliteStore implements Store {
     return this.#db.prepare('UPDATE commands SET expired = 1 WHERE id = ? AND taken_by IS NULL').run(id).changes > 0;
   }
 
+  async ping(): Promise<void> {
+    this.#db.prepare('SELECT 1').get();
+  }
+
   async close(): Promise<void> {
     if (this.#db.open) this.#db.close();
   }

@@ -73,6 +73,13 @@ export interface CommitBatch {
    * lease expired or moved is a `LeaseLostError` and nothing is written.
    */
   owner?: string;
+  /**
+   * Compare-and-set: write only if the run's `last_seq` is this, else a `SeqConflictError` and
+   * nothing is written. A writer that retries a batch whose first try may have landed (the
+   * connection dropped around COMMIT) learns so here, under the run's lock, instead of
+   * appending it twice.
+   */
+  expectLastSeq?: number;
 }
 
 export interface CommitResult {
@@ -128,6 +135,9 @@ export interface RunStore {
    * listener reconnects, when hints may have been missed. Absent where one instance is all.
    */
   listen?(onAppended: (runId: string, lastSeq: number) => void, onResync: () => void): Promise<() => Promise<void>>;
+
+  /** A cheap round trip to the database, failing within `timeoutMs`: for the health check. */
+  ping?(timeoutMs: number): Promise<void>;
 
   close(): Promise<void>;
 }
@@ -187,4 +197,14 @@ export class LedgerConflictError extends Error {
 /** The writer no longer holds the run's lease: another instance has it. */
 export class LeaseLostError extends Error {
   readonly code = 'LEASE_LOST';
+}
+
+/** A commit's `expectLastSeq` did not match: the run's log is at `lastSeq`. */
+export class SeqConflictError extends Error {
+  readonly code = 'SEQ_CONFLICT';
+  readonly lastSeq: number;
+  constructor(message: string, lastSeq: number) {
+    super(message);
+    this.lastSeq = lastSeq;
+  }
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { isTerminalRunState } from '../../machines/index.js';
 import { runEnteredState, type StoredEvent } from '../events.js';
+import type { FaultSink } from '../health.js';
 import type { RunRecord, Store } from '../store/store.js';
 import { HumanLog } from './human-log.js';
 
@@ -11,6 +12,10 @@ export interface TraceWriterOptions {
   dataDir: string;
   store: Store;
   logger: Logger;
+  /** Told when trace files cannot be written (disk full) and when they catch up again. */
+  faults?: FaultSink;
+  /** Delay before the n-th retry of a run whose files could not be written (n from 0). [100 ms doubling to 2 s, with jitter] */
+  retryDelay?: (attempt: number) => number;
 }
 
 interface RunFiles {
@@ -22,6 +27,11 @@ interface RunFiles {
   /** The drain in progress, if any. */
   draining: Promise<void> | null;
   human: HumanLog;
+  /** The highest seq handed to `write`, and the highest in the trace file: their difference is the lag. */
+  announced: number;
+  written: number;
+  /** A write failed: the file is brought up to the log from the store before anything else is appended. */
+  behind: boolean;
 }
 
 /** The run machine's transition into completed or cancelled: the last event but `close`. */
@@ -57,6 +67,7 @@ export class TraceWriter {
   write(run: RunRecord, events: readonly StoredEvent[]): void {
     const files = this.#files(run);
     files.queued.push(...events);
+    files.announced = Math.max(files.announced, events.at(-1)?.seq ?? 0);
     files.draining ??= this.#drain(files);
   }
 
@@ -67,19 +78,55 @@ export class TraceWriter {
     await this.#diagnosticTail;
   }
 
+  /** Events durable in the log that the trace files of this process do not hold yet, over all runs. */
+  lagEvents(): number {
+    let n = 0;
+    for (const f of this.#runs.values()) n += Math.max(0, f.announced - f.written);
+    return n;
+  }
+
+  /**
+   * Writes what is queued. A write that fails (ENOSPC) is not dropped: the run is marked
+   * behind, and retried with backoff by bringing its trace file up to the log from the store
+   * (cutting a torn last line), then going on with the queue: the files catch up by
+   * themselves once there is room.
+   */
   async #drain(files: RunFiles): Promise<void> {
+    const delay = this.#opts.retryDelay ?? ((n: number) => Math.min(2000, 100 * 2 ** n) * (0.5 + Math.random() / 2));
     try {
-      while (files.queued.length > 0) {
-        const events = files.queued;
-        files.queued = [];
-        await this.#append(files, events);
+      for (let attempt = 0; ; attempt++) {
+        try {
+          if (files.behind) {
+            await this.#catchUp(files);
+            files.behind = false;
+            this.#opts.faults?.ok(`traces`);
+            this.#opts.logger.info({ runId: files.run.runId, seq: files.written }, 'the trace caught up with the log');
+          }
+          while (files.queued.length > 0) {
+            const events = files.queued.filter((e) => e.seq > files.written);
+            files.queued = [];
+            if (events.length > 0) await this.#append(files, events);
+          }
+          return;
+        } catch (err) {
+          if (!files.behind) this.#opts.logger.error({ err, runId: files.run.runId }, 'writing the trace failed; it catches up from the log once it can');
+          this.#opts.faults?.fault('traces', err);
+          files.behind = true;
+          // The store holds them: the catch-up reads them from there.
+          files.queued = [];
+          await new Promise((resolve) => setTimeout(resolve, delay(attempt)));
+        }
       }
-    } catch (err) {
-      this.#opts.logger.error({ err, runId: files.run.runId }, 'writing the trace failed');
-      files.queued = [];
     } finally {
       files.draining = null;
     }
+  }
+
+  /** Brings one run's trace file up to its log: what `repair` does, from the run as the store has it now. */
+  async #catchUp(files: RunFiles): Promise<void> {
+    const run = (await this.#opts.store.getRun(files.run.runId)) ?? files.run;
+    files.run = run;
+    await this.#repairRun(files, run);
   }
 
   /**
@@ -91,26 +138,39 @@ export class TraceWriter {
     for (const run of runs) {
       const files = this.#files(run);
       await files.draining;
-      const tracePath = join(files.dir, 'run_trace.jsonl');
-      const lastSeq = await lastTracedSeq(tracePath);
-      let after = lastSeq;
-      for (;;) {
-        const events = await this.#opts.store.readEvents(run.runId, after, 5000);
-        if (events.length === 0) break;
-        await this.#append(files, events);
-        after = events[events.length - 1]!.seq;
-      }
-      if (lastSeq === after && isTerminalRunState(run.status)) {
-        // The trace was whole, but a crash may have come between it and the diagnostic line.
-        if (!(await this.#diagnosticMentions(run.runId))) {
-          const tail = await this.#opts.store.readEvents(run.runId, Math.max(0, run.lastSeq - 100));
-          const finished = tail.findLast(isFinish);
-          if (finished) await this.#writeDiagnostic(run, finished);
-        }
-        await this.#opts.store.markTraced(run.runId, run.lastSeq);
+      try {
+        await this.#repairRun(files, run);
+      } catch (err) {
+        // No room (or the store away) now: the run's drain catches it up by itself, before anything else is appended.
+        this.#opts.logger.error({ err, runId: run.runId }, 'repairing the trace failed; it catches up from the log once it can');
+        this.#opts.faults?.fault('traces', err);
+        files.behind = true;
+        files.draining ??= this.#drain(files);
       }
     }
     return runs.length;
+  }
+
+  async #repairRun(files: RunFiles, run: RunRecord): Promise<void> {
+    const tracePath = join(files.dir, 'run_trace.jsonl');
+    const lastSeq = await lastTracedSeq(tracePath);
+    files.written = lastSeq;
+    let after = lastSeq;
+    for (;;) {
+      const events = await this.#opts.store.readEvents(run.runId, after, 5000);
+      if (events.length === 0) break;
+      await this.#append(files, events);
+      after = events[events.length - 1]!.seq;
+    }
+    if (lastSeq === after && isTerminalRunState(run.status)) {
+      // The trace was whole, but a crash may have come between it and the diagnostic line.
+      if (!(await this.#diagnosticMentions(run.runId))) {
+        const tail = await this.#opts.store.readEvents(run.runId, Math.max(0, run.lastSeq - 100));
+        const finished = tail.findLast(isFinish);
+        if (finished) await this.#writeDiagnostic(run, finished);
+      }
+      await this.#opts.store.markTraced(run.runId, run.lastSeq);
+    }
   }
 
   /** Whether the diagnostic log's recent lines name the run (read from its end, 256 KiB at most). */
@@ -144,6 +204,9 @@ export class TraceWriter {
         queued: [],
         draining: null,
         human: new HumanLog(),
+        announced: 0,
+        written: 0,
+        behind: false,
       };
       this.#runs.set(run.runId, files);
     }
@@ -157,6 +220,8 @@ export class TraceWriter {
       files.dirMade = true;
     }
     await appendFile(join(files.dir, 'run_trace.jsonl'), events.map((e) => `${JSON.stringify(e)}\n`).join(''));
+    files.written = events[events.length - 1]!.seq;
+    files.announced = Math.max(files.announced, files.written);
     const { run: runLines, stages } = files.human.format(events);
     if (runLines) await appendFile(join(files.dir, 'automation_run.log'), runLines);
     for (const [stage, lines] of stages) await appendFile(join(files.dir, `stage_${stage}.log`), lines);
@@ -185,8 +250,10 @@ export class TraceWriter {
       durationMs: Date.parse(finished.timestamp) - Date.parse(run.createdAt),
     });
     const path = join(this.#opts.dataDir, 'logs', 'automation_diagnostic.log');
-    this.#diagnosticTail = this.#diagnosticTail.then(() => appendFile(path, line));
-    await this.#diagnosticTail;
+    // One failed append (ENOSPC) must not fail every later one: each waits for the last to settle.
+    const written = this.#diagnosticTail.catch(() => undefined).then(() => appendFile(path, line));
+    this.#diagnosticTail = written.catch(() => undefined);
+    await written;
   }
 }
 

@@ -9,6 +9,8 @@ export interface ServiceProcess {
   token: string;
   /** Resolves when the process has exited, however it ended. */
   exited: Promise<void>;
+  /** Everything it printed so far (stdout and stderr). */
+  output(): string;
   stop(): Promise<void>;
 }
 
@@ -36,6 +38,7 @@ export async function startService(dataDir: string, env: Record<string, string> 
     base: url.origin,
     token: url.searchParams.get('token')!,
     exited,
+    output: () => out,
     async stop() {
       child.kill('SIGTERM');
       await exited;

@@ -5,6 +5,7 @@ import type { InspectionEvent } from 'xstate';
 import { COMMAND_EVENT, isTerminalRunState, type RunContext } from '../../../machines/index.js';
 import { RunstateError } from '../../errors.js';
 import { events, isCommand, type Command, type StoredEvent } from '../../events.js';
+import type { FaultSink } from '../../health.js';
 import { resolveOptions } from '../../pipelines/schema.js';
 import { PipelineOptionsError, type AnyPipeline } from '../../pipelines/types.js';
 import { LeaseLostError, type CommandOutcome, type QueuedCommand, type RunRecord, type Store } from '../../store/store.js';
@@ -26,6 +27,10 @@ export interface InternalRunsOptions {
   announce: (record: RunRecord, events: readonly StoredEvent[]) => void;
   /** A run left memory: it finished, or this instance can no longer write it. */
   onReleased: (runId: string) => void;
+  /** A run finished and left memory (before `onReleased`). */
+  onRetired?: (runId: string) => void;
+  /** Told when runs' writes are held (database away, disk full) and when they go through again. */
+  faults?: FaultSink | undefined;
   /** Commands a live run that another instance holds: queued for it (ownership.ts). */
   commandElsewhere: (record: RunRecord, command: Command, req: CommandRequest) => Promise<CommandResult>;
 }
@@ -56,7 +61,8 @@ export class InternalRuns implements RunKind {
       start: async (record) => {
         const host = this.#host(record, pipeline, options);
         host.start();
-        await host.journal.flush();
+        // Answered at once while the store holds the first batch (DATABASE_UNAVAILABLE): the run keeps its place.
+        await host.journal.acknowledged();
         return host.view();
       },
     };
@@ -147,6 +153,8 @@ export class InternalRuns implements RunKind {
     const snap = host.actor.getSnapshot();
     const status = String(snap.value);
     const verdict = decide(command, { status, closed: host.record.closedAt !== null, pauseRequested: snap.context.pauseRequested });
+    // A live run whose batch is held (the store away) takes no command until it lands; close goes through the journal, which says so itself.
+    if (command !== 'close' && !isTerminalRunState(status) && host.journal.holding) throw new RunstateError('DATABASE_UNAVAILABLE');
     if (!applies(verdict)) return { accepted: false, run: host.view() };
     const at = new Date(this.#opts.now()).toISOString();
     const event = events.command({ command, by: req.by, reason: req.reason }, at);
@@ -157,7 +165,7 @@ export class InternalRuns implements RunKind {
     }
     host.append(event);
     host.actor.send({ type: COMMAND_EVENT[command] });
-    await host.journal.flush();
+    await host.journal.acknowledged();
     return { accepted: true, run: host.view() };
   }
 
@@ -169,7 +177,8 @@ export class InternalRuns implements RunKind {
   /** Writes what every run recorded, then stops every actor; items in flight run again at the next start. */
   async stopAll(): Promise<void> {
     const hosts = [...this.#hosts.values()];
-    await Promise.allSettled(hosts.map((h) => h.journal.flush()));
+    // Not past a held write: with the store away, what it holds was never acknowledged and runs again.
+    await Promise.allSettled(hosts.map((h) => h.journal.acknowledged()));
     for (const h of hosts) h.stop();
     this.#hosts.clear();
   }
@@ -200,6 +209,14 @@ export class InternalRuns implements RunKind {
       now: this.#opts.now,
       onAppended: (h, batch) => this.#opts.announce(h.record, batch),
       onWritten: this.#opts.onWritten,
+      onHold: (h, err) => {
+        log.warn({ err, runId: h.runId }, 'a write is held: the store refuses writes for now; the run keeps its place');
+        this.#opts.faults?.fault('writes', err);
+      },
+      onResume: (h) => {
+        log.info({ runId: h.runId }, 'the held write went through; the run goes on');
+        this.#opts.faults?.ok('writes');
+      },
       onFault: (h, err) => {
         // The store refused a write: what is durable stays as it was, and the run resumes from
         // there (here at the next start, or on the instance that took its lease). Holding it in
@@ -209,7 +226,10 @@ export class InternalRuns implements RunKind {
         h.stop();
         this.#release(h);
       },
-      onRetired: (h) => this.#release(h),
+      onRetired: (h) => {
+        if (this.#hosts.get(h.runId) === h) this.#opts.onRetired?.(h.runId);
+        this.#release(h);
+      },
     });
     this.#hosts.set(record.runId, host);
     return host;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { holdsLease, keysToLookUp, planCommit, type CommitInput, type RunAtCommit } from '../../../service/store/commit-plan.js';
-import { LedgerConflictError, LeaseLostError, StoreNotFoundError, type CommitBatch } from '../../../service/store/store.js';
+import { LedgerConflictError, LeaseLostError, SeqConflictError, StoreNotFoundError, type CommitBatch } from '../../../service/store/store.js';
 import { activities, activity, at, done, messageOf, untyped } from './contract.js';
 
 const NOW_MS = Date.UTC(2025, 11, 4, 19, 0, 0);
@@ -117,6 +117,21 @@ describe('planCommit', () => {
     expect(() => plan({ events: [], owner: 'a' }, { run: idle })).toThrow(LeaseLostError);
     // A batch that names no owner is not fenced (a store one instance uses, tools).
     expect(plan({ events: activities(1) }, { run: { ...held, owner: 'b' } }).result.seqs).toEqual([1]);
+  });
+
+  it('throws SeqConflictError, with the run’s last seq, when expectLastSeq is not it (compare-and-set)', () => {
+    const at7: RunAtCommit = { ...idle, lastSeq: 7 };
+    expect(plan({ events: activities(2), expectLastSeq: 7 }, { run: at7 }).result.seqs).toEqual([8, 9]);
+    let thrown: unknown;
+    try {
+      plan({ events: activities(1), expectLastSeq: 5 }, { run: at7 });
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(SeqConflictError);
+    expect((thrown as SeqConflictError).lastSeq).toBe(7);
+    // A lost lease is the answer before a seq that moved: the writer is not the run's anymore.
+    expect(() => plan({ events: [], owner: 'a', expectLastSeq: 5 }, { run: at7 })).toThrow(LeaseLostError);
   });
 
   it('checks the lease before the ledger', () => {
