@@ -38,8 +38,15 @@ export function workerMetrics(registry: Registry, jobs: JobStore, seen: () => Se
     labelNames: ['queue'],
     registers: [registry],
     async collect() {
+      // The database may be away (docs/operations.md): /metrics still answers, with the last counts.
+      let waiting: Record<string, number>;
+      try {
+        waiting = await within(jobs.waitingByQueue(), 1000);
+      } catch {
+        return;
+      }
       this.reset();
-      for (const [queue, n] of Object.entries(await jobs.waitingByQueue())) this.set({ queue }, n);
+      for (const [queue, n] of Object.entries(waiting)) this.set({ queue }, n);
     },
   });
   return {
@@ -57,4 +64,11 @@ export function workerMetrics(registry: Registry, jobs: JobStore, seen: () => Se
       registers: [registry],
     }),
   };
+}
+
+/** A database that hangs rather than fails must not hold /metrics either. */
+function within<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
