@@ -32,8 +32,17 @@ export const COMMAND_EVENT = {
  */
 export type ItemOutcome =
   | { outcome: 'done'; index: number; cost: number }
-  /** `at`: epoch ms of the failure, from the service's clock (machines own no clock). */
-  | { outcome: 'error'; index: number; error: string; at: number };
+  /**
+   * `at`: epoch ms of the failure, from the service's clock (machines own no clock). `final`:
+   * the attempt says no other attempt can succeed (a worker's `retryable: false`): recorded as
+   * failed now, attempts left or not.
+   */
+  | { outcome: 'error'; index: number; error: string; at: number; final?: boolean }
+  /**
+   * The attempt never started and is given back (a worker job not yet claimed when the run
+   * paused): the item waits to start again with the same attempt number.
+   */
+  | { outcome: 'released'; index: number };
 
 /** A finished item, as the stage hands it to the service to record durably. */
 export interface ItemRecord {

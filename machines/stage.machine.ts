@@ -200,6 +200,18 @@ export const stageMachine = setup({
         waiting: [...context.waiting, { index: out.index, attempt: attempt + 1, until }],
       });
     }),
+    /** An attempt given back before it started: it waits, same attempt, to start at once (armed) or on resume. */
+    putBack: enqueueActions(({ context, event, enqueue }, params: { arm: boolean }) => {
+      assertEvent(event, 'xstate.done.actor.item.*');
+      const index = event.output.index;
+      const attempt = attemptOf(context, index);
+      enqueue.stopChild(itemActorId(index));
+      if (params.arm) enqueue.spawnChild('wait', { id: waitActorId(index), input: { until: 0 } });
+      enqueue.assign({
+        active: context.active.filter((a) => a.index !== index),
+        waiting: [...context.waiting, { index, attempt, until: 0 }],
+      });
+    }),
     /** A backoff ran out: the item's next attempt starts now. */
     startRetry: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'xstate.done.actor.wait.*');
@@ -246,7 +258,12 @@ export const stageMachine = setup({
     canRetry: ({ context, event }) => {
       assertEvent(event, 'xstate.done.actor.item.*');
       const out = event.output;
-      return out.outcome === 'error' && attemptOf(context, out.index) < context.maxAttempts;
+      return out.outcome === 'error' && out.final !== true && attemptOf(context, out.index) < context.maxAttempts;
+    },
+    /** The attempt was given back before it started. */
+    released: ({ event }) => {
+      assertEvent(event, 'xstate.done.actor.item.*');
+      return event.output.outcome === 'released';
     },
     allDone: ({ context }) => context.total !== null && context.processed >= context.total,
     drained: ({ context }) => context.active.length === 0,
@@ -294,6 +311,7 @@ export const stageMachine = setup({
       always: { guard: 'allDone', target: 'completed' },
       on: {
         'xstate.done.actor.item.*': [
+          { guard: 'released', actions: { type: 'putBack', params: { arm: true } } },
           { guard: 'canRetry', actions: [{ type: 'queueRetry', params: { arm: true } }, 'fill'] },
           { actions: ['countItem', 'fill'] },
         ],
@@ -310,6 +328,7 @@ export const stageMachine = setup({
       ],
       on: {
         'xstate.done.actor.item.*': [
+          { guard: 'released', actions: { type: 'putBack', params: { arm: false } } },
           { guard: 'canRetry', actions: { type: 'queueRetry', params: { arm: false } } },
           { actions: 'countItem' },
         ],

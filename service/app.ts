@@ -22,6 +22,8 @@ import { runsRoutes } from './routes/runs.js';
 import { StoreUnavailableError, isTransient } from './store/faults.js';
 import { webhooksRoutes, type WebhookRoutesOptions } from './routes/webhooks.js';
 import type { Store } from './store/store.js';
+import type { WorkerDoor } from './workers/door.js';
+import { WORKERS_PREFIX, workerRoutes, workersOverviewRoute } from './workers/routes.js';
 
 export interface AppDeps {
   engine: Engine;
@@ -33,6 +35,8 @@ export interface AppDeps {
   hub?: Hub;
   /** The dashboard's static export (web/out), served at `/`; none: API only. */
   webRoot?: string | null;
+  /** The workers' door, served at `/api/v1/workers` (docs/workers.md). */
+  workers?: WorkerDoor;
   /** The service's health (database, disk): /healthz answers from it; the API answers 503 while the database is away. */
   health?: Health;
   /** The webhook subscriptions (`/webhooks`); none: those routes are not served. */
@@ -162,8 +166,12 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
   await app.register(
     async (api) => {
       api.addHook('onRequest', async (request) => {
-        const principal = deps.tokens.authenticate(TokenRegistry.fromHeader(request.headers.authorization));
-        if (!principal) throw new RunstateError('UNAUTHORIZED');
+        const token = TokenRegistry.fromHeader(request.headers.authorization);
+        const principal = deps.tokens.authenticate(token);
+        if (!principal) {
+          if (deps.tokens.identify(token)?.worker) throw new RunstateError('FORBIDDEN', 'A worker token may only use /api/v1/workers.');
+          throw new RunstateError('UNAUTHORIZED');
+        }
         request.principal = principal;
         // Known to be away: answer at once rather than wait for a connection that will not come.
         if (deps.health && !deps.health.databaseUp) throw new RunstateError('DATABASE_UNAVAILABLE');
@@ -172,10 +180,14 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
       await api.register(currentProcessingRoutes, { engine: deps.engine });
       await api.register(itemsRoutes, { engine: deps.engine, store: deps.store });
       if (deps.webhooks) await api.register(webhooksRoutes, deps.webhooks);
+      if (deps.workers) await api.register(workersOverviewRoute, { door: deps.workers });
       // Batches of events are bigger than commands: 1,000 events of a few hundred bytes.
       await api.register(ingestRoutes, { engine: deps.engine, bodyLimit: Math.max(config.bodyLimit, 1024 * 1024) });
     },
     { prefix: API_PREFIX },
   );
+  if (deps.workers) {
+    await app.register(workerRoutes, { door: deps.workers, tokens: deps.tokens, bodyLimit: Math.max(config.bodyLimit, 1024 * 1024), prefix: WORKERS_PREFIX });
+  }
   return app;
 }

@@ -32,6 +32,8 @@ export interface Config {
   dbPoolSize: number;
   /** [RUNSTATE_LEASE_MS=10000] how long a run stays with an instance that stopped renewing its lease. */
   leaseMs: number;
+  /** [RUNSTATE_JOB_LEASE_MS=30000] a worker's lease of a job, for queue stages that name none (docs/workers.md). */
+  jobLeaseMs: number;
   /** [RUNSTATE_INSTANCE_ID] this instance's name in leases; `<hostname>-<pid>-<random>` when unset. */
   instanceId: string | null;
   /** [RUNSTATE_INSPECT] a Stately inspector relay (ws://…) to stream run and stage actors to; off when unset. */
@@ -165,6 +167,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Readonl
     ingestSocket: ingestSocket === null ? null : resolve(cwd, ingestSocket),
     dbPoolSize: integer(env, 'RUNSTATE_DB_POOL', 10, 1, 1000),
     leaseMs: integer(env, 'RUNSTATE_LEASE_MS', 10_000, 500, 3_600_000),
+    jobLeaseMs: integer(env, 'RUNSTATE_JOB_LEASE_MS', 30_000, 100, 3_600_000),
     instanceId: text(env, 'RUNSTATE_INSTANCE_ID'),
     inspectUrl,
     pipelines: Object.freeze(

@@ -25,6 +25,7 @@ import { TraceWriter } from './trace/trace-writer.js';
 import { webhookEventOf } from './store/outbox.js';
 import { webhookStoreFor } from './webhooks/index.js';
 import { WebhookSender } from './webhooks/sender.js';
+import { createWorkers, type Workers } from './workers/index.js';
 
 /** What the environment does not say: the logger, and what tests replace. Every field is optional. */
 export interface ServiceOverrides {
@@ -58,6 +59,8 @@ export interface Service {
   readonly metrics: Metrics;
   readonly tokens: TokenRegistry;
   readonly traces: TraceWriter;
+  /** Worker jobs: the owner's queue and the `/api/v1/workers` door (docs/workers.md). */
+  readonly workers: Workers;
   /** The database's and the disk's state: /healthz, runstate_database_up, DATABASE_UNAVAILABLE. */
   readonly health: Health;
   /** The ingest socket door, when `RUNSTATE_INGEST_SOCKET` is set. */
@@ -109,10 +112,19 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
   const inspection = config.inspectUrl === null ? null : createInspection({ url: config.inspectUrl, logger: log.child({ component: 'inspect' }) });
   // Off (null, no OpenTelemetry module loaded) unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
   const telemetry = await createTelemetry({ tracesUrl: config.otlpTracesUrl, serviceName: config.otelServiceName });
-  const engine = new Engine({
+  const workers = await createWorkers({
+    store,
+    registry: metrics.registry,
+    logger: log.child({ component: 'workers' }),
+    defaultLeaseMs: config.jobLeaseMs,
+    isCancelled: async (runId) => (await engine.getRun(runId))?.status === 'cancelled',
+    stageState: async (runId, stage) => engine.stageState(runId, stage),
+  });
+  // Stages on a worker queue get their loads and items from the job queue.
+  const engine: Engine = new Engine({
     store,
     telemetry,
-    pipelines: overrides.pipelines ?? demoPipelines,
+    pipelines: workers.bind(overrides.pipelines ?? demoPipelines),
     logger: log.child({ component: 'engine' }),
     onWritten: (seconds) => metrics.appendSeconds.observe(seconds),
     leaseMs: config.leaseMs,
@@ -159,6 +171,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     metrics.observeEvents(events);
     // The outbox row is already committed with the event; this only saves waiting for the poll.
     if (events.some((e) => webhookEventOf(e) !== null)) sender.nudge();
+    workers.queue.observe(run, events);
   });
 
   let webRoot = overrides.webRoot;
@@ -176,6 +189,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     webRoot,
     health,
     webhooks: { webhooks, allowPrivate: config.webhooksAllowPrivate },
+    workers: workers.door,
   });
   const ingestSocket =
     config.ingestSocket === null ? null : new IngestSocket({ path: config.ingestSocket, engine, tokens, logger: log.child({ component: 'ingest' }) });
@@ -187,6 +201,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
   async function start(): Promise<Listening> {
     await health.start();
     const repaired = shared ? 0 : await traces.repair();
+    await workers.start();
     const recovered = await engine.recover();
     engine.start();
     sender.start();
@@ -214,12 +229,14 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
 
   async function shutdown(): Promise<void> {
     if (ingestOpen) await ingestSocket!.stop(); // engines reconnect and resend what was not acknowledged
+    workers.door.close(); // long-poll claims answer at once with no job
     await app.close(); // no new requests; in-flight ones finish; WebSockets are closed
     await stopListening?.();
     await sender.stop(); // attempts in flight are recorded; the rest wait in the tables
     await retention.stop();
     health.stop(); // its probe would only see the store closing
     await engine.stop(); // everything recorded is durable; leases released; items in flight run again
+    await workers.stop(); // the jobs stay in the database: workers' answers wait for the next owner
     await traces.flush();
     await telemetry?.shutdown(); // the spans still buffered are exported
     await store.close();
@@ -234,6 +251,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     metrics,
     tokens,
     traces,
+    workers,
     health,
     ingestSocket,
     admin,

@@ -70,6 +70,15 @@ export const stageMachine = createMachine({
       "on": {
         "xstate.done.actor.item.*": [
           {
+            "guard": "released",
+            "actions": {
+              "type": "putBack",
+              "params": {
+                "arm": true
+              }
+            }
+          },
+          {
             "guard": "canRetry",
             "actions": [
               {
@@ -124,6 +133,15 @@ export const stageMachine = createMachine({
       ],
       "on": {
         "xstate.done.actor.item.*": [
+          {
+            "guard": "released",
+            "actions": {
+              "type": "putBack",
+              "params": {
+                "arm": false
+              }
+            }
+          },
           {
             "guard": "canRetry",
             "actions": {

@@ -13,6 +13,11 @@ export interface Principal {
   accountId: string | null;
   /** Sites it may see and command; null for the admin (every site). */
   siteIds: ReadonlySet<string> | null;
+  /**
+   * A worker token (`"role": "worker"`): it may only claim and answer jobs at /api/v1/workers,
+   * of these queues (null: any). Never returned by `authenticate`, so no other door sees it.
+   */
+  worker?: { queues: ReadonlySet<string> | null };
 }
 
 interface Entry {
@@ -38,8 +43,17 @@ export class TokenRegistry {
     this.#entries = principals.map((p) => ({ digest: digest(p.token), principal: p.principal }));
   }
 
-  /** The principal of `Authorization: Token <token>` (or a bare token); undefined when none matches. */
+  /**
+   * The principal of `Authorization: Token <token>` (or a bare token); undefined when none
+   * matches, and for a worker token, which only the workers' door takes (`identify`).
+   */
   authenticate(token: string | undefined): Principal | undefined {
+    const principal = this.identify(token);
+    return principal?.worker ? undefined : principal;
+  }
+
+  /** Whoever the token is, worker tokens included. */
+  identify(token: string | undefined): Principal | undefined {
     if (token === undefined || token.length === 0 || token.length > 512) return undefined;
     const d = digest(token);
     let found: Principal | undefined;
@@ -95,6 +109,9 @@ export function readTokensFile(path: string): { token: string; principal: Princi
     if (seen.has(e.token)) throw new ConfigError(`${where}: the same \`token\` appears twice.`);
     seen.add(e.token);
     if (typeof e.name !== 'string' || e.name.length === 0 || e.name.length > 100) throw new ConfigError(`${where}: \`name\` must be a non-empty string.`);
+    if (e.role !== undefined && e.role !== 'worker') throw new ConfigError(`${where}: \`role\` must be "worker" when given.`);
+    if (e.role === 'worker') return { token: e.token, principal: workerPrincipal(e.name, e.queues, where) };
+    if (e.queues !== undefined) throw new ConfigError(`${where}: \`queues\` applies to \`"role": "worker"\` tokens only.`);
     if (!Array.isArray(e.site_ids)) throw new ConfigError(`${where}: \`site_ids\` must be a list of site ids.`);
     const siteIds = e.site_ids as unknown[];
     let accountId: string;
@@ -112,6 +129,19 @@ export function readTokensFile(path: string): { token: string; principal: Princi
       principal: { name: e.name, admin: false, accountId, siteIds: new Set(sites) },
     };
   });
+}
+
+function workerPrincipal(name: string, queues: unknown, where: string): Principal {
+  if (queues !== undefined && (!Array.isArray(queues) || queues.some((q) => typeof q !== 'string' || !/^[A-Za-z0-9_.:-]{1,100}$/.test(q)))) {
+    throw new ConfigError(`${where}: \`queues\` must be a list of queue names (1–100 letters, digits, \`_\`, \`.\`, \`:\` or \`-\`).`);
+  }
+  return {
+    name,
+    admin: false,
+    accountId: null,
+    siteIds: new Set(),
+    worker: { queues: queues === undefined ? null : new Set(queues as string[]) },
+  };
 }
 
 export const ADMIN_NAME = 'admin';

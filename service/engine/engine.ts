@@ -148,6 +148,13 @@ export class Engine {
     return this.#internal.hosts.has(runId);
   }
 
+  /** A stage's state as its machine has it now, for a run hosted here; undefined otherwise. */
+  stageState(runId: string, stage: number): string | undefined {
+    const child = this.#internal.hosts.get(runId)?.actor.getSnapshot().children[`stage.${stage}`];
+    const value = (child?.getSnapshot() as { value?: unknown } | undefined)?.value;
+    return typeof value === 'string' ? value : undefined;
+  }
+
   /** Runs hosted in memory right now. */
   get hostedRuns(): number {
     return this.#internal.hosts.size;

@@ -10,6 +10,7 @@ import {
 } from '../../machines/index.js';
 import { events, type NewEvent, type StoredEvent } from '../events.js';
 import { errorMessage } from '../format.js';
+import { isFinalAttempt, isReleasedAttempt } from '../pipelines/attempts.js';
 import type { AnyPipeline, ItemContext, LoadContext, StageDefinition } from '../pipelines/types.js';
 import { isTransient } from '../store/faults.js';
 import type { Item, RunRecord, Store } from '../store/store.js';
@@ -186,8 +187,14 @@ export class RunHost {
       span?.end('done');
       return { outcome: 'done', index: job.index, cost: Number.isFinite(cost) ? cost : 0 };
     } catch (err) {
+      if (isReleasedAttempt(err)) {
+        // Given back by a worker stopping: not an attempt that failed, so not the item's fault.
+        span?.end('error', 'released');
+        return { outcome: 'released', index: job.index };
+      }
       span?.end('error', errorMessage(err));
-      return { outcome: 'error', index: job.index, error: errorMessage(err), at: this.#deps.now() };
+      const final = isFinalAttempt(err) ? { final: true } : {};
+      return { outcome: 'error', index: job.index, error: errorMessage(err), at: this.#deps.now(), ...final };
     }
   }
 
@@ -256,7 +263,7 @@ export class RunHost {
     const retry = typeof this.pipeline.retry === 'function' ? this.pipeline.retry(this.options) : (this.pipeline.retry ?? {});
     return this.pipeline.stages.map((def, i) => ({
       concurrency: this.pipeline.concurrencyOf?.(this.options, i + 1) ?? def.concurrency ?? 1,
-      maxAttempts: retry.attempts ?? 3,
+      maxAttempts: def.maxAttempts ?? retry.attempts ?? 3,
       backoffMs: retry.backoffMs ?? 1000,
       backoffMaxMs: retry.backoffMaxMs ?? 60_000,
       approval: this.pipeline.approvalOf?.(this.options, i + 1) ?? def.approval ?? false,

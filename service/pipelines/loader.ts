@@ -52,12 +52,6 @@ export function describePipeline(p: AnyPipeline): PipelineListing {
   };
 }
 
-/** The first stage that runs on a worker queue, if any: such a pipeline waits for workers (§11). */
-export function needsWorkers(p: AnyPipeline): { key: string; queue: string } | undefined {
-  const stage = p.stages.find((s) => s.queue !== undefined);
-  return stage ? { key: stage.key, queue: stage.queue! } : undefined;
-}
-
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -167,17 +161,25 @@ function checkStages(def: Record<string, unknown>, allowed: readonly string[], j
   def.stages.forEach((stage, i) => checkStage(stage, i + 1, allowed, json, keys, problems));
 }
 
-function workersOnly(what: string): never {
-  throw new Error(`${what} runs on workers (docs/workers.md), which this service does not have yet`);
+function unbound(what: string): never {
+  throw new Error(`${what} runs on workers: its queue is bound when the service starts (service/workers/bind.ts)`);
 }
 
-/** A stage on a worker queue, as the engine holds it: listed, never run here (startRun refuses it). */
+/**
+ * A stage on a worker queue, as the engine holds it: its `loadItems` (a load job unless the
+ * module gave one) and `processItem` are put in place by service/workers/bind.ts.
+ */
 function queueStage(stage: Record<string, unknown>): StageDefinition {
   const key = String(stage.key);
+  const { max_attempts: maxAttempts, lease_ms: leaseMs, ...rest } = stage;
+  const loadsInProcess = typeof stage.loadItems === 'function';
   return {
-    ...(stage as unknown as StageDefinition),
-    loadItems: typeof stage.loadItems === 'function' ? (stage.loadItems as StageDefinition['loadItems']) : async () => workersOnly(`stage ${key}`),
-    processItem: async () => workersOnly(`stage ${key}`),
+    ...(rest as unknown as StageDefinition),
+    ...(typeof maxAttempts === 'number' ? { maxAttempts } : {}),
+    ...(typeof leaseMs === 'number' ? { leaseMs } : {}),
+    loadsInProcess,
+    loadItems: loadsInProcess ? (stage.loadItems as StageDefinition['loadItems']) : async () => unbound(`loading stage ${key}`),
+    processItem: async () => unbound(`stage ${key}`),
   };
 }
 

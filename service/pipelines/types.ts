@@ -35,10 +35,17 @@ export interface StageDefinition<O = unknown> {
   /** The run waits in `awaiting_approval` until someone approves this stage; options may override it. [false] */
   approval?: boolean;
   /**
-   * The worker queue this stage's items run on (docs/workers.md), instead of `processItem` here.
-   * Such a pipeline is listed, but not started until the service has workers.
+   * A worker queue (DESIGN §11, docs/workers.md): the stage's items, and its load unless the
+   * stage's own `loadItems` is kept, are jobs that workers claim over HTTP. The service puts
+   * the queue's `loadItems`/`processItem` in place of the definition's (service/workers/bind.ts).
    */
   queue?: string;
+  /** A worker's lease of one job of this stage, in ms. [RUNSTATE_JOB_LEASE_MS, 30000] */
+  leaseMs?: number;
+  /** With `queue`: whether `loadItems` runs here (true) or is a `load` job for a worker. [false] */
+  loadsInProcess?: boolean;
+  /** Attempts per item in this stage, over the pipeline's `retry.attempts`. */
+  maxAttempts?: number;
   loadItems(ctx: LoadContext<O>): Promise<Item[]>;
   processItem(item: Item, ctx: ItemContext<O>): Promise<ItemResult | void>;
 }

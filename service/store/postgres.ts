@@ -260,6 +260,11 @@ export class PostgresStore implements Store {
     return this.#pool;
   }
 
+  /** The pool and URL, for the worker jobs kept in the same database (jobs-postgres.ts). */
+  get connection(): { pool: Pool; url: string } {
+    return { pool: this.#pool, url: this.#url };
+  }
+
   async createRun(run: NewRun): Promise<RunRecord> {
     const claim = run.idempotency;
     if (!claim) return insertRun(this.#pool, run);

@@ -259,7 +259,7 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** The connection, for the tables of service/webhooks/ and service/retention/, which keep their SQL there. */
+  /** The connection, for the tables of service/webhooks/, service/retention/ and service/workers/ (jobs-sqlite.ts), which keep their SQL there. */
   get connection(): Database.Database {
     return this.#db;
   }

@@ -6,7 +6,6 @@ import { COMMAND_EVENT, isTerminalRunState, type RunContext } from '../../../mac
 import { RunstateError } from '../../errors.js';
 import { events, isCommand, type Command, type StoredEvent } from '../../events.js';
 import type { FaultSink } from '../../health.js';
-import { needsWorkers } from '../../pipelines/loader.js';
 import { resolveOptions } from '../../pipelines/schema.js';
 import { PipelineOptionsError, type AnyPipeline } from '../../pipelines/types.js';
 import { LeaseLostError, type CommandOutcome, type QueuedCommand, type RunRecord, type Store } from '../../store/store.js';
@@ -59,13 +58,6 @@ export class InternalRuns implements RunKind {
     const pipeline = this.#pipeline(req.pipeline);
     if (req.machineName !== undefined) throw new RunstateError('BAD_REQUEST', '`machine_name` applies to external runs only.');
     const { stored, options } = parseOptions(pipeline, req.options);
-    const queue = needsWorkers(pipeline);
-    if (queue !== undefined) {
-      throw new RunstateError(
-        'PIPELINE_NEEDS_WORKERS',
-        `Pipeline ${pipeline.name} runs stage ${JSON.stringify(queue.key)} on worker queue ${JSON.stringify(queue.queue)}; this service has no workers yet, so it cannot start it.`,
-      );
-    }
     return {
       machineName: null,
       options: stored,

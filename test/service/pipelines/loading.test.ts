@@ -110,7 +110,7 @@ describe('RUNSTATE_PIPELINES', () => {
   it('lists every pipeline beside the demo ones, with its stages and options schema', async () => {
     const { json } = await api(svc, '/pipelines');
     const byName = new Map((json.data as { name: string }[]).map((p) => [p.name, p]));
-    expect([...byName.keys()]).toEqual(['content', 'face_processor', 'plain_ts', 'imported_mjs', 'on_workers', 'external']);
+    expect([...byName.keys()]).toEqual(['content', 'face_processor', 'face_processor_workers', 'plain_ts', 'imported_mjs', 'on_workers', 'external']);
     expect(byName.get('plain_ts')).toMatchObject({
       description: 'A TypeScript module with no imports',
       stages: [{ number: 1, key: 'first', name: 'First' }, { number: 2, key: 'second', name: 'Second' }],
@@ -158,11 +158,26 @@ describe('RUNSTATE_PIPELINES', () => {
     expect((await api(svc, '/runs')).json.data.length).toBe(before);
   });
 
-  it('lists a .json declaration but refuses to start it until workers exist', async () => {
+  it('starts a .json declaration whose stages are jobs for workers, with each stage’s lease', async () => {
     const res = await api(svc, '/runs', { site_id: 'site-1', pipeline: 'on_workers' });
-    expect(res.status).toBe(409);
-    expect(res.json.error).toMatchObject({ code: 'PIPELINE_NEEDS_WORKERS' });
-    expect(res.json.error.message).toMatch(/stage "fetch" on worker queue "fetchers"/);
+    expect(res.status).toBe(201);
+    const claim = async (queue: string) => {
+      const r = await fetch(`${svc.base}/api/v1/workers/claim`, {
+        method: 'POST',
+        headers: { authorization: `Token ${svc.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ queue, worker_id: 'test', wait_ms: 5000 }),
+      });
+      return ((await r.json()) as { jobs: { job_id: string; kind: string; stage_key: string; lease_ms: number; options: unknown }[] }).jobs[0]!;
+    };
+    const fetchLoad = await claim('fetchers');
+    expect(fetchLoad).toMatchObject({ kind: 'load', stage_key: 'fetch', lease_ms: 30_000, options: { lang: 'en' } });
+    await fetch(`${svc.base}/api/v1/workers/jobs/${fetchLoad.job_id}/complete`, {
+      method: 'POST',
+      headers: { authorization: `Token ${svc.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ items: [] }),
+    });
+    expect(await claim('renderers')).toMatchObject({ kind: 'load', stage_key: 'render', lease_ms: 60_000 });
+    await api(svc, `/runs/${res.json.data.run_id as string}/cancel`, {});
   });
 
   describe('stops the start with exit 2, naming the file', () => {

@@ -1,0 +1,282 @@
+// Worker jobs on SQLite (the JobStore of jobs.ts), in the run database's file, beside the runs.
+// One instance is all there is, so no hints; leases are timed by this process's clock.
+import type Database from 'better-sqlite3';
+import type { ClaimedJob, FinishAnswer, HeartbeatAnswer, JobAnswer, JobRecord, JobState, JobStore, NewJob } from './jobs.js';
+
+// A migration list of its own (schema_migrations_jobs), so the jobs schema grows without
+// renumbering the runs schema's migrations in sqlite.ts.
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE worker_jobs (
+     id              INTEGER PRIMARY KEY,
+     run_id          TEXT NOT NULL,
+     stage           INTEGER NOT NULL,
+     stage_key       TEXT NOT NULL,
+     kind            TEXT NOT NULL,
+     item_id         TEXT NOT NULL,
+     item            TEXT,
+     attempt         INTEGER NOT NULL,
+     queue           TEXT NOT NULL,
+     site_id         TEXT NOT NULL,
+     pipeline        TEXT NOT NULL,
+     options         TEXT NOT NULL,
+     idempotency_key TEXT NOT NULL,
+     lease_ms        INTEGER NOT NULL,
+     state           TEXT NOT NULL,
+     claims          INTEGER NOT NULL DEFAULT 0,
+     worker_id       TEXT,
+     claimed_at      INTEGER,
+     lease_until     INTEGER,
+     result          TEXT,
+     error           TEXT,
+     retryable       INTEGER,
+     message         TEXT,
+     created_at      INTEGER NOT NULL,
+     finished_at     INTEGER,
+     UNIQUE (run_id, stage, kind, item_id, attempt)
+   );
+   CREATE INDEX worker_jobs_claimable ON worker_jobs (queue, id) WHERE state IN ('queued', 'claimed');
+   CREATE INDEX worker_jobs_by_run ON worker_jobs (run_id, state);`,
+];
+
+export interface JobRow {
+  id: number;
+  run_id: string;
+  stage: number;
+  stage_key: string;
+  kind: string;
+  item_id: string;
+  item: string | null;
+  attempt: number;
+  queue: string;
+  site_id: string;
+  pipeline: string;
+  options: string;
+  idempotency_key: string;
+  lease_ms: number;
+  state: string;
+  claims: number;
+  worker_id: string | null;
+  claimed_at: number | null;
+  result: string | null;
+  error: string | null;
+  retryable: number | boolean | null;
+  message: string | null;
+  finished_at: number | null;
+}
+
+/** The record of a row, the same for both adapters (item_id '' is a load job's). */
+export function toJob(row: JobRow): JobRecord {
+  return {
+    id: Number(row.id),
+    runId: row.run_id,
+    stage: row.stage,
+    stageKey: row.stage_key,
+    kind: row.kind === 'load' ? 'load' : 'item',
+    itemId: row.kind === 'load' ? null : row.item_id,
+    item: row.item === null ? null : (JSON.parse(row.item) as JobRecord['item']),
+    attempt: row.attempt,
+    queue: row.queue,
+    siteId: row.site_id,
+    pipeline: row.pipeline,
+    options: JSON.parse(row.options) as unknown,
+    idempotencyKey: row.idempotency_key,
+    leaseMs: row.lease_ms,
+    state: row.state as JobState,
+    claims: row.claims,
+    workerId: row.worker_id,
+    claimedAt: row.claimed_at === null ? null : Number(row.claimed_at),
+    result: row.result === null ? null : (JSON.parse(row.result) as unknown),
+    error: row.error,
+    retryable: row.retryable === null ? null : Boolean(row.retryable),
+    message: row.message,
+    finishedAt: row.finished_at === null ? null : Number(row.finished_at),
+  };
+}
+
+export class SqliteJobStore implements JobStore {
+  readonly #db: Database.Database;
+
+  constructor(db: Database.Database) {
+    this.#db = db;
+    this.#db.exec('CREATE TABLE IF NOT EXISTS schema_migrations_jobs (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
+    const applied = new Set(this.#db.prepare<[], { version: number }>('SELECT version FROM schema_migrations_jobs').all().map((r) => r.version));
+    MIGRATIONS.forEach((sql, i) => {
+      if (applied.has(i + 1)) return;
+      this.#db.transaction(() => {
+        this.#db.exec(sql);
+        this.#db.prepare('INSERT INTO schema_migrations_jobs (version, applied_at) VALUES (?, ?)').run(i + 1, new Date().toISOString());
+      })();
+    });
+  }
+
+  async ensureJob(job: NewJob, opts: { held?: boolean } = {}): Promise<JobRecord> {
+    const itemId = job.itemId ?? '';
+    return this.#db.transaction(() => {
+      this.#db
+        .prepare(
+          `INSERT INTO worker_jobs (run_id, stage, stage_key, kind, item_id, item, attempt, queue, site_id, pipeline, options,
+                                    idempotency_key, lease_ms, state, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+        )
+        .run(
+          job.runId, job.stage, job.stageKey, job.kind, itemId, job.item === null ? null : JSON.stringify(job.item), job.attempt,
+          job.queue, job.siteId, job.pipeline, JSON.stringify(job.options ?? {}), job.idempotencyKey, job.leaseMs,
+          opts.held ? 'held' : 'queued', Date.now(),
+        );
+      const row = this.#db
+        .prepare<unknown[], JobRow>('SELECT * FROM worker_jobs WHERE run_id = ? AND stage = ? AND kind = ? AND item_id = ? AND attempt = ?')
+        .get(job.runId, job.stage, job.kind, itemId, job.attempt)!;
+      return toJob(row);
+    })();
+  }
+
+  async latestLoadJob(runId: string, stage: number): Promise<JobRecord | undefined> {
+    const row = this.#db
+      .prepare<[string, number], JobRow>(`SELECT * FROM worker_jobs WHERE run_id = ? AND stage = ? AND kind = 'load' ORDER BY attempt DESC LIMIT 1`)
+      .get(runId, stage);
+    return row ? toJob(row) : undefined;
+  }
+
+  async requeue(id: number): Promise<boolean> {
+    return this.#db.prepare(`UPDATE worker_jobs SET state = 'queued' WHERE id = ? AND state = 'held'`).run(id).changes > 0;
+  }
+
+  async holdRun(runId: string): Promise<number[]> {
+    return this.#db
+      .prepare<[string], { id: number }>(`UPDATE worker_jobs SET state = 'held' WHERE run_id = ? AND kind = 'item' AND state = 'queued' RETURNING id`)
+      .all(runId)
+      .map((r) => r.id);
+  }
+
+  async cancelRun(runId: string): Promise<number> {
+    return this.#db
+      .prepare(`UPDATE worker_jobs SET state = 'cancelled', finished_at = ? WHERE run_id = ? AND state IN ('queued', 'held', 'claimed')`)
+      .run(Date.now(), runId).changes;
+  }
+
+  async cancel(id: number): Promise<boolean> {
+    return (
+      this.#db.prepare(`UPDATE worker_jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state IN ('queued', 'held', 'claimed')`).run(Date.now(), id)
+        .changes > 0
+    );
+  }
+
+  async claim(queue: string, workerId: string, max: number): Promise<ClaimedJob[]> {
+    const now = Date.now();
+    return this.#db.transaction(() => {
+      const rows = this.#db
+        .prepare<[string, number, number], { id: number; state: string }>(
+          `SELECT id, state FROM worker_jobs
+           WHERE queue = ? AND (state = 'queued' OR (state = 'claimed' AND lease_until <= ?))
+           ORDER BY id LIMIT ?`,
+        )
+        .all(queue, now, max);
+      const take = this.#db.prepare<[string, number, number, number], JobRow>(
+        `UPDATE worker_jobs SET state = 'claimed', claims = claims + 1, worker_id = ?, claimed_at = ?, lease_until = ? + lease_ms
+         WHERE id = ? RETURNING *`,
+      );
+      return rows.map((r) => ({ job: toJob(take.get(workerId, now, now, r.id)!), leaseWasLost: r.state === 'claimed' }));
+    })();
+  }
+
+  async getJob(id: number): Promise<JobRecord | undefined> {
+    const row = this.#db.prepare<[number], JobRow>('SELECT * FROM worker_jobs WHERE id = ?').get(id);
+    return row ? toJob(row) : undefined;
+  }
+
+  async heartbeat(id: number, claims: number, message: string | null): Promise<HeartbeatAnswer> {
+    const now = Date.now();
+    return this.#db.transaction((): HeartbeatAnswer => {
+      const row = this.#db.prepare<[number], { state: string; claims: number; lease_until: number | null }>(
+        'SELECT state, claims, lease_until FROM worker_jobs WHERE id = ?',
+      ).get(id);
+      if (!row) return 'not_found';
+      const answer = heartbeatAnswer(row.state, row.claims === claims, row.lease_until !== null && row.lease_until > now);
+      if (answer === 'ok') {
+        this.#db
+          .prepare('UPDATE worker_jobs SET lease_until = ? + lease_ms, message = COALESCE(?, message) WHERE id = ?')
+          .run(now, message, id);
+      }
+      return answer;
+    })();
+  }
+
+  async finish(id: number, claims: number, answer: JobAnswer): Promise<FinishAnswer> {
+    const now = Date.now();
+    return this.#db.transaction((): FinishAnswer => {
+      const row = this.#db.prepare<[number], { state: string; claims: number; lease_until: number | null }>(
+        'SELECT state, claims, lease_until FROM worker_jobs WHERE id = ?',
+      ).get(id);
+      if (!row) return 'not_found';
+      const verdict = finishAnswer(row.state, row.claims === claims, row.lease_until !== null && row.lease_until > now);
+      if (verdict === 'ok') {
+        this.#db
+          .prepare('UPDATE worker_jobs SET state = ?, result = ?, error = ?, retryable = ?, finished_at = ? WHERE id = ?')
+          .run(
+            answer.state,
+            answer.result === undefined ? null : JSON.stringify(answer.result),
+            answer.error ?? null,
+            answer.retryable === undefined ? null : answer.retryable ? 1 : 0,
+            now,
+            id,
+          );
+      }
+      return verdict;
+    })();
+  }
+
+  async release(id: number, claims: number): Promise<FinishAnswer> {
+    const now = Date.now();
+    return this.#db.transaction((): FinishAnswer => {
+      const row = this.#db.prepare<[number], { state: string; claims: number; lease_until: number | null }>(
+        'SELECT state, claims, lease_until FROM worker_jobs WHERE id = ?',
+      ).get(id);
+      if (!row) return 'not_found';
+      const verdict = finishAnswer(row.state, row.claims === claims, row.lease_until !== null && row.lease_until > now);
+      if (verdict === 'ok') this.#db.prepare(`UPDATE worker_jobs SET state = 'queued', lease_until = NULL WHERE id = ?`).run(id);
+      return verdict;
+    })();
+  }
+
+  async finished(ids: readonly number[]): Promise<JobRecord[]> {
+    if (ids.length === 0) return [];
+    const out: JobRecord[] = [];
+    const stmt = this.#db.prepare<[number], JobRow>(`SELECT * FROM worker_jobs WHERE id = ? AND state IN ('done', 'failed', 'cancelled')`);
+    for (const id of ids) {
+      const row = stmt.get(id);
+      if (row) out.push(toJob(row));
+    }
+    return out;
+  }
+
+  async waitingByQueue(): Promise<Record<string, number>> {
+    const now = Date.now();
+    const rows = this.#db
+      .prepare<[number], { queue: string; n: number }>(
+        `SELECT queue, COUNT(*) AS n FROM worker_jobs WHERE state = 'queued' OR (state = 'claimed' AND lease_until <= ?) GROUP BY queue`,
+      )
+      .all(now);
+    return Object.fromEntries(rows.map((r) => [r.queue, r.n]));
+  }
+}
+
+/**
+ * What a heartbeat of one claim gets, from the job's state: both adapters ask this. A claim
+ * that is not the job's latest, or whose lease ran out, has lost the job.
+ */
+export function heartbeatAnswer(state: string, latestClaim: boolean, leaseHeld: boolean): HeartbeatAnswer {
+  if (!latestClaim) return 'lost';
+  if (state === 'cancelled') return 'cancel';
+  if (state === 'done' || state === 'failed') return 'finished';
+  if (state !== 'claimed' || !leaseHeld) return 'lost';
+  return 'ok';
+}
+
+/** What a completion (or fail) of one claim gets: recorded once, a repeat is a duplicate. */
+export function finishAnswer(state: string, latestClaim: boolean, leaseHeld: boolean): FinishAnswer {
+  if (!latestClaim) return 'lost';
+  if (state === 'cancelled') return 'cancelled';
+  if (state === 'done' || state === 'failed') return 'duplicate';
+  if (state !== 'claimed' || !leaseHeld) return 'lost';
+  return 'ok';
+}

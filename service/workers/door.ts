@@ -1,0 +1,284 @@
+// The workers' side of jobs (DESIGN §11): claims, long-polls, heartbeats, answers. Any instance
+// serves them; answers are stored on the job, where the run's owner takes them up (queue.ts).
+import { EventEmitter } from 'node:events';
+import type { Principal } from '../auth/tokens.js';
+import { RunstateError } from '../errors.js';
+import { jobRef, parseJobRef, type JobAnswer, type JobRecord, type JobStore } from '../store/jobs.js';
+import type { WorkerMetrics } from './metrics.js';
+
+export const MAX_WAIT_MS = 30_000;
+export const MAX_CLAIM = 100;
+const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
+const SEEN_MS = 60_000;
+
+export interface WorkerSeen {
+  worker_id: string;
+  queues: string[];
+  jobs_in_flight: number;
+  last_seen: string;
+}
+
+export interface DoorOptions {
+  jobs: JobStore;
+  metrics: WorkerMetrics;
+  /** Called with a job answered here: its run's owner may be this instance. */
+  onAnswered: (job: JobRecord) => void;
+  /** Called with a heartbeat's message, once the lease was extended. */
+  onMessage?: (job: JobRecord, message: string) => void;
+  /** How often a long-poll claim looks again without a hint (leases run out silently). [250] */
+  pollMs?: number;
+}
+
+interface Seen {
+  queues: Set<string>;
+  lastSeen: number;
+  inFlight: Set<number>;
+}
+
+export class WorkerDoor {
+  readonly #opts: DoorOptions;
+  readonly #queued = new EventEmitter();
+  readonly #seen = new Map<string, Seen>();
+  #closed = false;
+
+  constructor(opts: DoorOptions) {
+    this.#opts = opts;
+    this.#queued.setMaxListeners(0);
+  }
+
+  /** A job of `queue` became claimable: wake the long-polls waiting on it. */
+  queued(queue: string): void {
+    this.#queued.emit(queue);
+  }
+
+  /** Long-polls answer at once with what they have. */
+  close(): void {
+    this.#closed = true;
+    this.#queued.emit('*close*');
+  }
+
+  /** `gone`: the worker hung up (it is stopping): no job is claimed for it after that. */
+  async claim(principal: Principal, body: unknown, gone?: AbortSignal): Promise<{ jobs: unknown[] }> {
+    const b = objectBody(body);
+    const queue = b.queue;
+    if (typeof queue !== 'string' || !NAME.test(queue)) throw bad('Expected `queue` to be 1–100 letters, digits, `_`, `.`, `:` or `-`.');
+    const workerId = b.worker_id;
+    if (typeof workerId !== 'string' || !NAME.test(workerId)) throw bad('Expected `worker_id` to be 1–100 letters, digits, `_`, `.`, `:` or `-`.');
+    const max = intField(b, 'max', 1, 1, MAX_CLAIM);
+    const waitMs = intField(b, 'wait_ms', 0, 0, MAX_WAIT_MS);
+    requireQueue(principal, queue);
+    this.#see(workerId, queue);
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      if (gone?.aborted) return { jobs: [] };
+      const claimed = await this.#opts.jobs.claim(queue, workerId, max);
+      if (claimed.length > 0) {
+        const seen = this.#see(workerId, queue);
+        for (const c of claimed) {
+          seen.inFlight.add(c.job.id);
+          if (c.leaseWasLost) this.#opts.metrics.leasesLost.inc({ queue });
+        }
+        return { jobs: claimed.map((c) => describeJob(c.job)) };
+      }
+      const left = deadline - Date.now();
+      if (left <= 0 || this.#closed) return { jobs: [] };
+      await this.#waitForJob(queue, Math.min(left, this.#opts.pollMs ?? 250), gone);
+    }
+  }
+
+  async heartbeat(principal: Principal, ref: string, body: unknown): Promise<{ ok: true; cancel: boolean }> {
+    const b = body === null || body === undefined ? {} : objectBody(body);
+    const message = b.message;
+    if (message !== undefined && typeof message !== 'string') throw bad('Expected `message` to be a string.');
+    const { job, claims } = await this.#job(principal, ref);
+    this.#touch(job);
+    const answer = await this.#opts.jobs.heartbeat(job.id, claims, message === undefined ? null : message.slice(0, 2000));
+    if (answer === 'not_found') throw notFound(ref);
+    if (answer === 'lost') throw lost(ref);
+    if (answer === 'ok' && message !== undefined && message !== '') this.#opts.onMessage?.(job, message.slice(0, 2000));
+    return { ok: true, cancel: answer === 'cancel' };
+  }
+
+  async complete(principal: Principal, ref: string, body: unknown): Promise<Record<string, unknown>> {
+    const { job, claims } = await this.#job(principal, ref);
+    const b = body === null || body === undefined ? {} : objectBody(body);
+    const result = job.kind === 'load' ? { items: checkItems(b.items) } : checkItemResult(b);
+    return this.#finish(job, claims, ref, { state: 'done', result });
+  }
+
+  async fail(principal: Principal, ref: string, body: unknown): Promise<Record<string, unknown>> {
+    const { job, claims } = await this.#job(principal, ref);
+    const b = objectBody(body);
+    if (typeof b.error !== 'string' || b.error.length === 0) throw bad('Expected `error` to be a non-empty string.');
+    if (b.retryable !== undefined && typeof b.retryable !== 'boolean') throw bad('Expected `retryable` to be a boolean.');
+    return this.#finish(job, claims, ref, { state: 'failed', error: b.error.slice(0, 4000), retryable: b.retryable !== false });
+  }
+
+  /** Gives a claimed job back unanswered: offered again at once, same attempt (a worker stopping). */
+  async release(principal: Principal, ref: string): Promise<Record<string, unknown>> {
+    const { job, claims } = await this.#job(principal, ref);
+    const verdict = await this.#opts.jobs.release(job.id, claims);
+    if (verdict === 'not_found') throw notFound(ref);
+    if (verdict === 'lost') throw lost(ref);
+    this.#done(job);
+    if (verdict === 'ok') this.queued(job.queue);
+    return verdict === 'ok' ? { ok: true } : { ok: true, [verdict]: true };
+  }
+
+  /** What a screen shows of the workers: those seen in the last minute, and per queue the jobs waiting. */
+  async overview(): Promise<{ workers: WorkerSeen[]; queues: { queue: string; waiting: number }[] }> {
+    const waiting = await this.#opts.jobs.waitingByQueue();
+    const workers = this.workers();
+    const names = new Set([...Object.keys(waiting), ...workers.flatMap((w) => w.queues)]);
+    return { workers, queues: [...names].sort().map((queue) => ({ queue, waiting: waiting[queue] ?? 0 })) };
+  }
+
+  /** Workers seen in the last minute, newest first. */
+  workers(now = Date.now()): WorkerSeen[] {
+    const out: WorkerSeen[] = [];
+    for (const [id, s] of this.#seen) {
+      if (now - s.lastSeen > SEEN_MS) {
+        this.#seen.delete(id);
+        continue;
+      }
+      out.push({ worker_id: id, queues: [...s.queues].sort(), jobs_in_flight: s.inFlight.size, last_seen: new Date(s.lastSeen).toISOString() });
+    }
+    return out.sort((a, b) => (a.last_seen < b.last_seen ? 1 : -1));
+  }
+
+  async #finish(job: JobRecord, claims: number, ref: string, answer: JobAnswer): Promise<Record<string, unknown>> {
+    const verdict = await this.#opts.jobs.finish(job.id, claims, answer);
+    if (verdict === 'not_found') throw notFound(ref);
+    if (verdict === 'lost') throw lost(ref);
+    this.#done(job);
+    if (verdict === 'duplicate') return { ok: true, duplicate: true };
+    if (verdict === 'cancelled') return { ok: true, cancelled: true };
+    if (job.claimedAt !== null) {
+      this.#opts.metrics.jobSeconds.observe({ queue: job.queue, kind: job.kind, outcome: answer.state }, Math.max(0, Date.now() - job.claimedAt) / 1000);
+    }
+    this.#opts.onAnswered(job);
+    return { ok: true };
+  }
+
+  async #job(principal: Principal, ref: string): Promise<{ job: JobRecord; claims: number }> {
+    const parsed = parseJobRef(ref);
+    if (!parsed) throw notFound(ref);
+    const job = await this.#opts.jobs.getJob(parsed.id);
+    if (!job || parsed.claims < 1 || parsed.claims > job.claims) throw notFound(ref);
+    requireQueue(principal, job.queue);
+    return { job, claims: parsed.claims };
+  }
+
+  #see(workerId: string, queue: string): Seen {
+    let s = this.#seen.get(workerId);
+    if (!s) {
+      s = { queues: new Set(), lastSeen: Date.now(), inFlight: new Set() };
+      this.#seen.set(workerId, s);
+    }
+    s.queues.add(queue);
+    s.lastSeen = Date.now();
+    return s;
+  }
+
+  #touch(job: JobRecord): void {
+    if (job.workerId === null) return;
+    const s = this.#seen.get(job.workerId);
+    if (s) s.lastSeen = Date.now();
+  }
+
+  #done(job: JobRecord): void {
+    if (job.workerId === null) return;
+    const s = this.#seen.get(job.workerId);
+    if (!s) return;
+    s.inFlight.delete(job.id);
+    s.lastSeen = Date.now();
+  }
+
+  #waitForJob(queue: string, ms: number, gone: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#queued.off(queue, done);
+        this.#queued.off('*close*', done);
+        gone?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#queued.once(queue, done);
+      this.#queued.once('*close*', done);
+      gone?.addEventListener('abort', done, { once: true });
+    });
+  }
+}
+
+/** A job as a worker gets it (DESIGN §11). */
+export function describeJob(job: JobRecord): Record<string, unknown> {
+  return {
+    job_id: jobRef(job),
+    kind: job.kind,
+    run_id: job.runId,
+    site_id: job.siteId,
+    pipeline: job.pipeline,
+    stage: job.stage,
+    stage_key: job.stageKey,
+    ...(job.kind === 'item' ? { item: job.item } : {}),
+    attempt: job.attempt,
+    idempotency_key: job.idempotencyKey,
+    options: job.options,
+    lease_ms: job.leaseMs,
+  };
+}
+
+function requireQueue(principal: Principal, queue: string): void {
+  const queues = principal.worker?.queues;
+  if (queues && !queues.has(queue)) throw new RunstateError('FORBIDDEN', `This worker token does not serve queue ${JSON.stringify(queue)}.`);
+}
+
+function objectBody(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('Expected a JSON object.');
+  return body as Record<string, unknown>;
+}
+
+function intField(b: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {
+  const v = b[name];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw bad(`Expected \`${name}\` to be an integer from ${min} to ${max}.`);
+  return v;
+}
+
+function checkItems(raw: unknown): Record<string, unknown>[] {
+  if (!Array.isArray(raw)) throw bad('Expected `items` to be a list of {id, title?, …}.');
+  const seen = new Set<string>();
+  return raw.map((it: unknown, i) => {
+    if (typeof it !== 'object' || it === null || Array.isArray(it)) throw bad(`Expected items[${i}] to be an object.`);
+    const item = it as Record<string, unknown>;
+    const id = item.id;
+    if ((typeof id !== 'string' || id.length === 0 || id.length > 200) && !(typeof id === 'number' && Number.isSafeInteger(id))) {
+      throw bad(`Expected items[${i}].id to be a string (1–200 characters) or an integer.`);
+    }
+    if (item.title !== undefined && typeof item.title !== 'string') throw bad(`Expected items[${i}].title to be a string.`);
+    const key = String(id);
+    if (seen.has(key)) throw bad(`items[${i}].id ${key} appears twice.`);
+    seen.add(key);
+    return { ...item, title: (item.title as string | undefined) ?? key };
+  });
+}
+
+function checkItemResult(b: Record<string, unknown>): { cost?: number; output?: unknown } {
+  if (b.cost !== undefined && (typeof b.cost !== 'number' || !Number.isFinite(b.cost) || b.cost < 0)) {
+    throw bad('Expected `cost` to be a finite number of at least 0.');
+  }
+  return { ...(b.cost === undefined ? {} : { cost: b.cost }), ...(b.output === undefined ? {} : { output: b.output }) };
+}
+
+function bad(message: string): RunstateError {
+  return new RunstateError('BAD_REQUEST', message);
+}
+
+function notFound(ref: string): RunstateError {
+  return new RunstateError('JOB_NOT_FOUND', `No job ${JSON.stringify(ref.slice(0, 40))}.`);
+}
+
+function lost(ref: string): RunstateError {
+  return new RunstateError('LEASE_LOST', `The lease of job ${ref} ran out or went to another worker; nothing was recorded.`);
+}
