@@ -1,30 +1,13 @@
 // The webhook tables on Postgres, shared by every instance: fan-out one instance at a time (an
 // advisory lock), deliveries claimed with a lease under FOR UPDATE SKIP LOCKED, so each attempt
 // is made by one instance.
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
+import { inTransaction } from '../store/pg-connection.js';
 import type { ClaimedDelivery, WebhookStore } from './types.js';
 import { matches, toAttempt, toDelivery, toEntry, toWebhook, withWebhooks, type AttemptRow, type DeliveryRow, type OutboxJoinRow, type WebhookRow } from './sqlite-store.js';
 
 /** Held for the length of one fan-out transaction: 'rs-hooks' in ASCII. */
 const FAN_OUT_LOCK = '126953006950763';
-
-async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
-      broken = rollbackErr as Error;
-    });
-    throw err;
-  } finally {
-    client.release(broken);
-  }
-}
 
 export function postgresWebhookStore(pool: Pool): WebhookStore {
   return {
