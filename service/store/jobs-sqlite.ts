@@ -184,14 +184,18 @@ export class SqliteJobStore implements JobStore {
     return row ? toJob(row) : undefined;
   }
 
+  /** A job's state and whether `claims` is its current claim with a lease still running; undefined for an unknown job. */
+  #lease(id: number, claims: number, now: number): { state: string; sameClaim: boolean; live: boolean } | undefined {
+    const row = this.#db.prepare<[number], { state: string; claims: number; lease_until: number | null }>('SELECT state, claims, lease_until FROM worker_jobs WHERE id = ?').get(id);
+    return row && { state: row.state, sameClaim: row.claims === claims, live: row.lease_until !== null && row.lease_until > now };
+  }
+
   async heartbeat(id: number, claims: number, message: string | null): Promise<HeartbeatAnswer> {
     const now = Date.now();
     return this.#db.transaction((): HeartbeatAnswer => {
-      const row = this.#db.prepare<[number], { state: string; claims: number; lease_until: number | null }>(
-        'SELECT state, claims, lease_until FROM worker_jobs WHERE id = ?',
-      ).get(id);
-      if (!row) return 'not_found';
-      const answer = heartbeatAnswer(row.state, row.claims === claims, row.lease_until !== null && row.lease_until > now);
+      const lease = this.#lease(id, claims, now);
+      if (!lease) return 'not_found';
+      const answer = heartbeatAnswer(lease.state, lease.sameClaim, lease.live);
       if (answer === 'ok') {
         this.#db
           .prepare('UPDATE worker_jobs SET lease_until = ? + lease_ms, message = COALESCE(?, message) WHERE id = ?')
@@ -204,11 +208,9 @@ export class SqliteJobStore implements JobStore {
   async finish(id: number, claims: number, answer: JobAnswer): Promise<FinishAnswer> {
     const now = Date.now();
     return this.#db.transaction((): FinishAnswer => {
-      const row = this.#db.prepare<[number], { state: string; claims: number; lease_until: number | null }>(
-        'SELECT state, claims, lease_until FROM worker_jobs WHERE id = ?',
-      ).get(id);
-      if (!row) return 'not_found';
-      const verdict = finishAnswer(row.state, row.claims === claims, row.lease_until !== null && row.lease_until > now);
+      const lease = this.#lease(id, claims, now);
+      if (!lease) return 'not_found';
+      const verdict = finishAnswer(lease.state, lease.sameClaim, lease.live);
       if (verdict === 'ok') {
         this.#db
           .prepare('UPDATE worker_jobs SET state = ?, result = ?, error = ?, retryable = ?, finished_at = ? WHERE id = ?')
@@ -228,11 +230,9 @@ export class SqliteJobStore implements JobStore {
   async release(id: number, claims: number): Promise<FinishAnswer> {
     const now = Date.now();
     return this.#db.transaction((): FinishAnswer => {
-      const row = this.#db.prepare<[number], { state: string; claims: number; lease_until: number | null }>(
-        'SELECT state, claims, lease_until FROM worker_jobs WHERE id = ?',
-      ).get(id);
-      if (!row) return 'not_found';
-      const verdict = finishAnswer(row.state, row.claims === claims, row.lease_until !== null && row.lease_until > now);
+      const lease = this.#lease(id, claims, now);
+      if (!lease) return 'not_found';
+      const verdict = finishAnswer(lease.state, lease.sameClaim, lease.live);
       if (verdict === 'ok') this.#db.prepare(`UPDATE worker_jobs SET state = 'queued', lease_until = NULL WHERE id = ?`).run(id);
       return verdict;
     })();
