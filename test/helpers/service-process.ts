@@ -15,8 +15,16 @@ export interface ServiceProcess {
 }
 
 /** The service as `npm start` runs it (node service/server.ts), on a free port and the given data dir. */
-export async function startService(dataDir: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'service/server.ts'], {
+export function startService(dataDir: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
+  return spawnService(['--import', 'tsx', 'service/server.ts'], dataDir, env);
+}
+
+/**
+ * A service process started by `args` (node's arguments), on a free port and the given data
+ * dir; ready once it prints the URL to open, whose token it keeps.
+ */
+export async function spawnService(args: readonly string[], dataDir: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', RUNSTATE_DATA: dataDir, RUNSTATE_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -4,44 +4,15 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../helpers/engine.js';
+import { spawnService, type ServiceProcess } from '../../helpers/service-process.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const API = '/api/v1/automation';
 const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`, 'g');
 
-interface ServiceProcess {
-  base: string;
-  token: string;
-  stop(): Promise<void>;
-}
-
 /** `runstate serve`, on a free port and the given data directory. */
-async function serve(dataDir: string): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, ['bin/runstate.mjs', '--data', dataDir, 'serve', '--port', '0'], {
-    cwd: ROOT,
-    env: { ...process.env, RUNSTATE_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const url = await new Promise<URL>((resolve, reject) => {
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /Open (http:\/\/\S+)/.exec(out);
-      if (m) resolve(new URL(m[1]!));
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    void exited.then(() => reject(new Error(`runstate serve exited: ${out}`)));
-  });
-  return {
-    base: url.origin,
-    token: url.searchParams.get('token')!,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
+function serve(dataDir: string): Promise<ServiceProcess> {
+  return spawnService(['bin/runstate.mjs', '--data', dataDir, 'serve', '--port', '0'], dataDir);
 }
 
 interface Ran {
