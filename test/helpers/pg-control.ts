@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 import { findPostgresBinDir } from './postgres.js';
 import { freePort } from './net.js';
 
@@ -110,5 +111,23 @@ export async function startControlledPostgres(): Promise<ControlledPostgres> {
       }
       fs.rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * One controlled server for the test file (started in `beforeAll`, destroyed in `afterAll`);
+ * call at the top of the file. The answer gives the server to the tests.
+ */
+export function useControlledPostgres(): () => ControlledPostgres {
+  let server: ControlledPostgres | undefined;
+  beforeAll(async () => {
+    server = await startControlledPostgres();
+  }, 60_000);
+  afterAll(async () => {
+    await server?.destroy();
+  });
+  return () => {
+    if (!server) throw new Error('useControlledPostgres(): the server is used outside the tests of the file that started it');
+    return server;
   };
 }

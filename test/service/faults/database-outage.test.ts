@@ -1,10 +1,10 @@
 // The database goes away under a working service (Postgres stopped, or a connection that hangs
 // rather than closes) and comes back: the process stays up and says so, calls answer 503 at
 // once, runs hold their place and finish by themselves, nothing lost and nothing twice.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { PostgresStore } from '../../../service/store/postgres.js';
 import { tempDir } from '../../helpers/engine.js';
-import { startControlledPostgres, type ControlledPostgres } from '../../helpers/pg-control.js';
+import { useControlledPostgres } from '../../helpers/pg-control.js';
 import { startService, type ServiceProcess } from '../../helpers/service-process.js';
 import { startTcpProxy } from '../../helpers/tcp-proxy.js';
 import { wsClient, type WsClient } from '../../helpers/ws-client.js';
@@ -16,13 +16,7 @@ const OUTAGE_MS = 10_000;
 const ITEMS = [6, 6, 6, 6, 6];
 const TOTAL = ITEMS.reduce((a, b) => a + b, 0);
 
-let pg: ControlledPostgres;
-beforeAll(async () => {
-  pg = await startControlledPostgres();
-}, 60_000);
-afterAll(async () => {
-  await pg?.destroy();
-});
+const pg = useControlledPostgres();
 
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
@@ -100,7 +94,7 @@ async function throughOutage(databaseUrl: string, cut: () => Promise<void> | voi
   const toHealthy = performance.now() - restoredAt;
 
   // Completed in the log, not only in memory (the API shows a hosted run as it stands).
-  const store = await PostgresStore.connect(databaseUrl.replace(/:\d+\//, `:${pg.port}/`), { poolSize: 1 });
+  const store = await PostgresStore.connect(databaseUrl.replace(/:\d+\//, `:${pg().port}/`), { poolSize: 1 });
   cleanup.push(() => store.close());
   await until('run completed', async () => (await store.getRun(runId))?.status === 'completed', 60_000);
   const last = await expectWhole(store, runId, TOTAL);
@@ -120,8 +114,8 @@ async function throughOutage(databaseUrl: string, cut: () => Promise<void> | voi
 
 describe('the database goes away mid-run', () => {
   it('survives Postgres stopped for 10 s: 503 within 2 s, 200 within 5 s after, the run completes whole', async () => {
-    const db = await pg.createDatabase();
-    const m = await throughOutage(pg.url(db, PASSWORD), () => pg.stop(), () => pg.start());
+    const db = await pg().createDatabase();
+    const m = await throughOutage(pg().url(db, PASSWORD), () => pg().stop(), () => pg().start());
     console.log(`postgres stopped: 503 after ${Math.round(m.toDegraded)} ms, command answered in ${Math.round(m.pauseMs)} ms, 200 ${Math.round(m.toHealthy)} ms after it was back`);
     expect(m.toDegraded).toBeLessThan(2000);
     expect(m.pauseMs).toBeLessThan(1000);
@@ -129,10 +123,10 @@ describe('the database goes away mid-run', () => {
   }, 120_000);
 
   it('survives a connection that hangs rather than closes: nothing waits forever', async () => {
-    const db = await pg.createDatabase();
-    const proxy = await startTcpProxy(pg.port);
+    const db = await pg().createDatabase();
+    const proxy = await startTcpProxy(pg().port);
     cleanup.push(() => proxy.close());
-    const url = pg.url(db, PASSWORD).replace(`:${pg.port}/`, `:${proxy.port}/`);
+    const url = pg().url(db, PASSWORD).replace(`:${pg().port}/`, `:${proxy.port}/`);
     const m = await throughOutage(url, () => proxy.hang(), () => proxy.resume());
     console.log(`connection hung: 503 after ${Math.round(m.toDegraded)} ms, command answered in ${Math.round(m.pauseMs)} ms, 200 ${Math.round(m.toHealthy)} ms after it was back`);
     expect(m.toDegraded).toBeLessThan(2000);

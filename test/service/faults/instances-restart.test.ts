@@ -2,10 +2,10 @@
 // its leases can run out, the runs are claimed again once the database is back, and every run
 // completes exactly once, never worked by two instances at a time.
 import { Client } from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { PostgresStore } from '../../../service/store/postgres.js';
 import { tempDir } from '../../helpers/engine.js';
-import { startControlledPostgres, type ControlledPostgres } from '../../helpers/pg-control.js';
+import { useControlledPostgres } from '../../helpers/pg-control.js';
 import { startService, type ServiceProcess } from '../../helpers/service-process.js';
 import { API, call, expectCleanLogs, expectWhole, health, until } from './helpers.js';
 
@@ -15,13 +15,7 @@ const LEASE_MS = 1500;
 const DOWN_MS = 3000;
 const ITEMS = [4, 4, 4, 4, 4];
 
-let pg: ControlledPostgres;
-beforeAll(async () => {
-  pg = await startControlledPostgres();
-}, 60_000);
-afterAll(async () => {
-  await pg?.destroy();
-});
+const pg = useControlledPostgres();
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
@@ -44,8 +38,8 @@ function logLines(svc: ServiceProcess): LogLine[] {
 
 describe('three instances on one Postgres that restarts', () => {
   it('never has two instances work one run, and completes every run exactly once', async () => {
-    const name = await pg.createDatabase();
-    const url = pg.url(name, PASSWORD);
+    const name = await pg().createDatabase();
+    const url = pg().url(name, PASSWORD);
     // Migrate, then keep a history of every lease change, stamped by the database's clock.
     const store = await PostgresStore.connect(url, { poolSize: 2 });
     cleanup.push(() => store.close());
@@ -82,10 +76,10 @@ describe('three instances on one Postgres that restarts', () => {
     }
     await until('items recorded', async () => (await store.ledger(runIds[0]!)).length >= 3, 20_000);
 
-    await pg.stop();
+    await pg().stop();
     await until('every instance degraded', async () => (await Promise.all(instances.map(health))).every((h) => h.status === 503), 5000);
     await new Promise((r) => setTimeout(r, DOWN_MS));
-    await pg.start();
+    await pg().start();
     await until('every instance healthy', async () => (await Promise.all(instances.map(health))).every((h) => h.status === 200), 10_000);
 
     for (const runId of runIds) {
