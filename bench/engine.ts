@@ -6,9 +6,9 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { start } from './harness/child.js';
-import { ratio, sections, type BenchPart, type Table } from './harness/report.js';
+import { ratio, report, table, type BenchPart, type Table } from './harness/report.js';
 import { createBenchRun, measureEngine, SqliteStore } from './harness/service.js';
-import { fmtInt, inTempDir, interleaved, median, progress, QUICK, size, spread } from './harness/stats.js';
+import { fmtInt, inTempDir, interleaved, median, progress, range, REPS, size } from './harness/stats.js';
 import type { MemoryResult } from './engine-memory.js';
 
 /** The aims: the engine within 2× of the bare durable loop; 1,000 runs under 100 MB above baseline. */
@@ -25,7 +25,10 @@ const ENGINE = {
   'engine + trace, concurrency 1': { concurrency: 1, trace: true },
   'engine + trace, concurrency 8': { concurrency: 8, trace: true },
 } as const;
-type Variant = keyof typeof ENGINE | typeof BARE | typeof BARE_GROUPED;
+const ENGINE_VARIANTS = Object.keys(ENGINE) as (keyof typeof ENGINE)[];
+type Variant = (typeof ENGINE_VARIANTS)[number] | typeof BARE | typeof BARE_GROUPED;
+/** In the rounds, an engine variant runs first: the warm-up's engine run sizes the bare loop's snapshot. */
+const VARIANTS: readonly Variant[] = [...ENGINE_VARIANTS, BARE, BARE_GROUPED];
 
 /**
  * The floor: per item (or per `perTxn` items) one transaction with the durable writes the engine
@@ -66,10 +69,9 @@ async function bareLoop(dir: string, items: number, snapshotBytes: number, perTx
   }
 }
 
-async function throughput(items: number, reps: number) {
+async function throughput(items: number) {
   let snapshotBytes = 0;
-  const variants = [...(Object.keys(ENGINE) as (keyof typeof ENGINE)[]), BARE, BARE_GROUPED] as Variant[];
-  const samples = await interleaved(variants, reps, (v, tag) =>
+  const samples = await interleaved(VARIANTS, REPS, (v, tag) =>
     inTempDir(async (dir) => {
       let m: { perSec: number; perTxn: number };
       if (v === BARE || v === BARE_GROUPED) {
@@ -85,13 +87,18 @@ async function throughput(items: number, reps: number) {
       return m;
     }),
   );
-  const bare = median(samples[BARE].map((m) => m.perSec));
-  const rows: Table = [['variant', 'items/s (median)', 'min – max', 'items per txn', 'engine / bare']];
-  for (const v of [BARE, BARE_GROUPED, ...Object.keys(ENGINE)] as Variant[]) {
-    const s = samples[v].map((m) => m.perSec);
-    const r = v === BARE ? '1.00' : v === BARE_GROUPED ? `${ratio(median(s), bare)} (a baseline)` : ratio(median(s), bare, AIM_RATIO);
-    rows.push([v, ...spread(s), median(samples[v].map((m) => m.perTxn)).toFixed(1), r]);
-  }
+  const perSec = (v: Variant) => samples[v].map((m) => m.perSec);
+  const bare = median(perSec(BARE));
+  const rows = table<Variant>(
+    [
+      ['variant', (v) => v],
+      ['items/s (median)', (v) => fmtInt(median(perSec(v)))],
+      ['min – max', (v) => range(perSec(v))],
+      ['items per txn', (v) => median(samples[v].map((m) => m.perTxn)).toFixed(1)],
+      ['engine / bare', (v) => (v === BARE ? '1.00' : v === BARE_GROUPED ? `${ratio(median(perSec(v)), bare)} (a baseline)` : ratio(median(perSec(v)), bare, AIM_RATIO))],
+    ],
+    [BARE, BARE_GROUPED, ...ENGINE_VARIANTS],
+  );
   return { rows, snapshotBytes };
 }
 
@@ -119,21 +126,13 @@ export const enginePart: BenchPart = {
   async run() {
     const items = size('ITEMS', 20_000, 300);
     const runs = size('RUNS', 1_000, 20);
-    const reps = QUICK ? 1 : 3;
-    const t = await throughput(items, reps);
-    const mem = await memory(runs);
-    return {
-      tables: [
-        { title: `Engine throughput (${fmtInt(items)} items)`, rows: t.rows },
-        { title: `Engine memory (${fmtInt(runs)} runs)`, rows: mem },
-      ],
-      markdown: sections(
-        `### Throughput: ${fmtInt(items)} no-op items through one stage`,
-        t.rows,
-        `The bare loop wrote a ${t.snapshotBytes}-byte snapshot per transaction (the engine's, halfway through the stage); ${reps} rounds after a warm-up.`,
-        `### Memory: ${fmtInt(runs)} concurrent runs in one process`,
-        mem,
-      ),
-    };
+    const t = await throughput(items);
+    return report(
+      `### Throughput: ${fmtInt(items)} no-op items through one stage`,
+      { title: `Engine throughput (${fmtInt(items)} items)`, rows: t.rows },
+      `The bare loop wrote a ${t.snapshotBytes}-byte snapshot per transaction (the engine's, halfway through the stage); ${REPS} rounds after a warm-up.`,
+      `### Memory: ${fmtInt(runs)} concurrent runs in one process`,
+      { title: `Engine memory (${fmtInt(runs)} runs)`, rows: await memory(runs) },
+    );
   },
 };

@@ -1,7 +1,9 @@
 // The load generator of the hub parts, a process of its own (`bench/hub/clients.ts`): opens the
 // connections the parent asks for, keeps per-phase delivery counts, healthy clients' latency and
 // counts of every frame type, and stops reading on some of them when told to.
+import { once } from 'node:events';
 import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import { serve } from '../harness/child.js';
 import { Histogram, monoMs, type HistogramData } from '../harness/stats.js';
@@ -75,27 +77,19 @@ function onMessage(conn: Conn, data: Buffer): void {
   }
 }
 
-/** The subscribe each client sends: `{type, topic}` plus, for view mode, `mode` and `max_hz`. */
-type Subscribe = Record<string, unknown>;
-
-function open(url: string, cid: number, subscribe: Subscribe, healthy: boolean): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${url}&cid=${cid}`, { perMessageDeflate: false });
-    const conn: Conn = { ws, healthy, stalled: false };
-    ws.on('message', (data: Buffer) => onMessage(conn, data));
-    ws.once('open', () => {
-      conns.set(cid, conn);
-      ws.send(JSON.stringify({ type: 'subscribe', ...subscribe }));
-      resolve();
-    });
-    ws.once('error', reject);
-    ws.on('close', () => {
-      if (conns.get(cid) === conn) {
-        conns.delete(cid);
-        if (conn.healthy) healthyClosed += 1;
-      }
-    });
+/** A client subscribing with `{type, topic}` plus, for view mode, `mode` and `max_hz`. */
+async function open(url: string, cid: number, subscribe: Record<string, unknown>, healthy: boolean): Promise<void> {
+  const ws = new WebSocket(`${url}&cid=${cid}`, { perMessageDeflate: false });
+  const conn: Conn = { ws, healthy, stalled: false };
+  ws.on('message', (data: Buffer) => onMessage(conn, data));
+  ws.on('close', () => {
+    if (conns.get(cid) !== conn) return;
+    conns.delete(cid);
+    if (conn.healthy) healthyClosed += 1;
   });
+  await once(ws, 'open');
+  conns.set(cid, conn);
+  ws.send(JSON.stringify({ type: 'subscribe', ...subscribe }));
 }
 
 async function openAll(req: Record<string, unknown>): Promise<number> {
@@ -105,7 +99,7 @@ async function openAll(req: Record<string, unknown>): Promise<number> {
   await Promise.all(
     Array.from({ length: Math.min(OPEN_CONCURRENCY, ids.length) }, async () => {
       for (let cid = queue.shift(); cid !== undefined; cid = queue.shift()) {
-        await open(req.url as string, cid, { topic: req.topic, ...(req.extra as Subscribe | undefined) }, cid < (req.healthyBelow as number));
+        await open(req.url as string, cid, { topic: req.topic, ...(req.extra as object | undefined) }, cid < (req.healthyBelow as number));
       }
     }),
   );
@@ -137,35 +131,23 @@ function stats(): Record<number, PhaseStats> {
 }
 
 /**
- * A client that comes back `behind` events late: subscribes with `after_seq` and times the
- * replay up to `untilSeq` (the last event appended before it subscribed).
+ * A client that comes back late: subscribes with `after_seq` and times the replay up to
+ * `untilSeq` (the last event appended before it subscribed); Infinity when 30 s go by first.
  */
-function backlog(req: Record<string, unknown>): Promise<{ ms: number; received: number }> {
+async function backlog(req: Record<string, unknown>): Promise<{ ms: number }> {
   const { url, topic, afterSeq, untilSeq } = req as { url: string; topic: string; afterSeq: number; untilSeq: number };
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${url}&cid=-1`, { perMessageDeflate: false });
-    let t0 = 0;
-    let received = 0;
-    const timer = setTimeout(() => {
-      ws.terminate();
-      resolve({ ms: Infinity, received });
-    }, 30_000);
+  const ws = new WebSocket(`${url}&cid=-1`, { perMessageDeflate: false });
+  await once(ws, 'open');
+  const t0 = monoMs();
+  const caughtUp = new Promise<number>((resolve) =>
     ws.on('message', (data: Buffer) => {
-      if (!isEvent(data)) return;
-      received += 1;
-      if (numberAfter(data, SEQ) >= untilSeq) {
-        const ms = monoMs() - t0;
-        clearTimeout(timer);
-        ws.terminate();
-        resolve({ ms, received });
-      }
-    });
-    ws.once('open', () => {
-      t0 = monoMs();
-      ws.send(JSON.stringify({ type: 'subscribe', topic, after_seq: afterSeq }));
-    });
-    ws.once('error', reject);
-  });
+      if (isEvent(data) && numberAfter(data, SEQ) >= untilSeq) resolve(monoMs() - t0);
+    }),
+  );
+  ws.send(JSON.stringify({ type: 'subscribe', topic, after_seq: afterSeq }));
+  const ms = await Promise.race([caughtUp, sleep(30_000, Infinity, { ref: false })]);
+  ws.terminate();
+  return { ms };
 }
 
 serve({
