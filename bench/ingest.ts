@@ -4,7 +4,7 @@
 // to a WebSocket client's receipt. Full method: docs/benchmarks.md.
 import { WebSocket } from 'ws';
 import { start } from './harness/child.js';
-import { ratio, report, table, type BenchPart } from './harness/report.js';
+import { ratio, report, type BenchPart, type Table } from './harness/report.js';
 import { appendEvents, BENCH_TOKEN, createBenchRun, events as make, SqliteStore } from './harness/service.js';
 import { fmtInt, inTempDir, median, percentile, progress, QUICK, range, REPS, size } from './harness/stats.js';
 
@@ -95,24 +95,13 @@ export const ingestPart: BenchPart = {
     }
     latencies['socket, 1 engine at 1,000 events/s'] = (await throughSocket(1, paced, 1000)).latencies;
     const bare = median(rates['bare, 1 event per commit']!);
-    const throughput = table<[string, number[]]>(
-      [
-        ['variant', ([k]) => k],
-        ['events/s (median)', ([, v]) => fmtInt(median(v))],
-        ['min – max', ([, v]) => range(v)],
-        ['vs bare, 1 per commit', ([, v]) => ratio(median(v), bare)],
-      ],
-      Object.entries(rates),
-    );
-    const latency = table<[string, number[]]>(
-      [
-        ['variant', ([k]) => k],
-        ['p50 ms', ([, v]) => percentile(v, 50).toFixed(1)],
-        ['p99 ms', ([, v]) => percentile(v, 99).toFixed(1)],
-        ['events', ([, v]) => fmtInt(v.length)],
-      ],
-      Object.entries(latencies).map(([k, v]) => [k, v.sort((a, b) => a - b)]),
-    );
+    const throughput: Table = [['variant', 'events/s (median)', 'min – max', 'vs bare, 1 per commit']];
+    for (const [k, v] of Object.entries(rates)) throughput.push([k, fmtInt(median(v)), range(v), ratio(median(v), bare)]);
+    const latency: Table = [['variant', 'p50 ms', 'p99 ms', 'events']];
+    for (const [k, v] of Object.entries(latencies)) {
+      v.sort((x, y) => x - y);
+      latency.push([k, percentile(v, 50).toFixed(1), percentile(v, 99).toFixed(1), fmtInt(v.length)]);
+    }
     return report(
       `### Throughput: ${fmtInt(total)} events appended and acknowledged`,
       { title: 'Ingest throughput', rows: throughput },

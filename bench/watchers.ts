@@ -4,7 +4,7 @@
 // none, in the same rounds. Aim: view mode ≥ 0.9× none; event mode reported. Full method: docs/benchmarks.md.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { start } from './harness/child.js';
-import { ratio, report, table, type BenchPart } from './harness/report.js';
+import { ratio, report, type BenchPart, type Table } from './harness/report.js';
 import { BENCH_TOKEN } from './harness/service.js';
 import { fmtInt, inTempDir, interleaved, median, progress, QUICK, range, REPS, size } from './harness/stats.js';
 
@@ -64,23 +64,14 @@ export const watchersPart: BenchPart = {
       const viewFrames = samples.view.map((s) => s.frames);
       const viewErrors = viewFrames.some((f) => (f.error ?? 0) > 0);
       const viewUnavailable = viewErrors || viewFrames.some((f) => (f.view ?? 0) === 0);
-      const vsNone: Record<Mode, string> = {
-        none: '1.00',
-        event: `${ratio(median(perSec('event')), none)} (reported)`,
-        view: viewUnavailable ? 'view mode unavailable' : ratio(median(perSec('view')), none, AIM),
-      };
-      const frames = (mode: Mode) => Object.entries(samples[mode].at(-1)!.frames).map(([k, v]) => `${k} ${fmtInt(v)}`).join(', ') || 'none';
-      const rows = table<Mode>(
-        [
-          ['watchers', (mode) => (mode === 'none' ? 'none' : `${fmtInt(watchers)} in ${mode} mode${mode === 'view' ? ` (max_hz ${MAX_HZ})` : ''}`)],
-          ['run events/s (median)', (mode) => fmtInt(median(perSec(mode)))],
-          ['min – max', (mode) => range(perSec(mode))],
-          ['vs none', (mode) => vsNone[mode]],
-          ['frames per watcher', (mode) => (mode === 'none' ? '—' : frames(mode))],
-          ['watchers closed', (mode) => (mode === 'none' ? '—' : String(samples[mode].reduce((n, x) => n + x.closed, 0)))],
-        ],
-        MODES,
-      );
+      const rows: Table = [['watchers', 'run events/s (median)', 'min – max', 'vs none', 'frames per watcher', 'watchers closed']];
+      for (const mode of MODES) {
+        const s = perSec(mode);
+        const label = mode === 'none' ? 'none' : `${fmtInt(watchers)} in ${mode} mode${mode === 'view' ? ` (max_hz ${MAX_HZ})` : ''}`;
+        const vs = mode === 'none' ? '1.00' : mode === 'view' ? (viewUnavailable ? 'view mode unavailable' : ratio(median(s), none, AIM)) : `${ratio(median(s), none)} (reported)`;
+        const frames = mode === 'none' ? '—' : Object.entries(samples[mode].at(-1)!.frames).map(([k, v]) => `${k} ${fmtInt(v)}`).join(', ') || 'none';
+        rows.push([label, fmtInt(median(s)), range(s), vs, frames, mode === 'none' ? '—' : String(samples[mode].reduce((n, x) => n + x.closed, 0))]);
+      }
       const verdict = viewUnavailable
         ? `**View mode unavailable**: the server answered view-mode subscribes with ${viewErrors ? 'error frames' : 'no `view` frames'}; the aim (≥ ${AIM}× of none) is not judged.`
         : `**${median(perSec('view')) / none >= AIM ? 'Met' : 'Not met'}**: events/s with ${fmtInt(watchers)} watchers in view mode ≥ ${AIM}× the same run with none.`;

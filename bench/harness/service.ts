@@ -93,16 +93,8 @@ export function benchHub(engine: Engine, run: RunRecord) {
   };
 }
 
-export interface InProcessService {
-  port: number;
-  socketPath: string;
-  engine: Engine;
-  store: Store;
-  stop(): Promise<void>;
-}
-
 /** The service as `npm start` builds it (buildService), on 127.0.0.1 (port 0) with the ingest socket, on `dir`. */
-export async function startService(dir: string, pipelines: readonly PipelineDefinition<object>[]): Promise<InProcessService> {
+export async function startService(dir: string, pipelines: readonly PipelineDefinition<object>[]) {
   const socketPath = join(dir, 'ingest.sock');
   const config = loadConfig({ RUNSTATE_DATA: dir, PORT: '0', RUNSTATE_ADMIN_TOKEN: BENCH_TOKEN, RUNSTATE_INGEST_SOCKET: socketPath, RUNSTATE_LOG_LEVEL: 'silent' });
   const service = await buildService(config, { pipelines: [...pipelines], webRoot: null });

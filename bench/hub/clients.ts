@@ -82,6 +82,8 @@ async function open(url: string, cid: number, subscribe: Record<string, unknown>
   const ws = new WebSocket(`${url}&cid=${cid}`, { perMessageDeflate: false });
   const conn: Conn = { ws, healthy, stalled: false };
   ws.on('message', (data: Buffer) => onMessage(conn, data));
+  // Once open, a reset is how a server's close of this client can arrive; `close` follows and counts it.
+  ws.on('error', () => {});
   ws.on('close', () => {
     if (conns.get(cid) !== conn) return;
     conns.delete(cid);
@@ -137,6 +139,7 @@ function stats(): Record<number, PhaseStats> {
 async function backlog(req: Record<string, unknown>): Promise<{ ms: number }> {
   const { url, topic, afterSeq, untilSeq } = req as { url: string; topic: string; afterSeq: number; untilSeq: number };
   const ws = new WebSocket(`${url}&cid=-1`, { perMessageDeflate: false });
+  ws.on('error', () => {});
   await once(ws, 'open');
   const t0 = monoMs();
   const caughtUp = new Promise<number>((resolve) =>

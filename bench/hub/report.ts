@@ -53,6 +53,7 @@ function figures(phases: readonly PhaseOutcome[], healthy: number) {
   };
 }
 type Figures = ReturnType<typeof figures>;
+type Paced = ReturnType<typeof paced>[number];
 
 /** The phases at `rate` with `stalled` clients stalled (0: the baseline before and after the stall phases). */
 function at(s: SessionResult, rate: number, stalled: number): Figures {
@@ -81,19 +82,8 @@ function mb(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
-/** A row of the paced tables: a variant's phases at one rate with `stalled` clients stalled, taken together. */
-interface Paced {
-  s: SessionResult;
-  rate: number;
-  stalled: number;
-  share: number;
-  phases: PhaseOutcome[];
-  f: Figures;
-  /** The same rate with none stalled. */
-  base: Figures;
-}
-
-function paced(s: SessionResult): Paced[] {
+/** Rows of the paced tables: a variant's phases at one rate with `stalled` clients stalled, taken together, and that rate with none stalled. */
+function paced(s: SessionResult) {
   return [...new Set(s.phases.map((p) => p.rate))].flatMap((rate) => {
     const counts = [...new Set(s.phases.filter((p) => p.rate === rate).map((p) => p.stalled))].sort((x, y) => x - y);
     return counts.map((stalled) => {
