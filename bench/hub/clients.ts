@@ -11,16 +11,15 @@ import { Histogram, monoMs, type HistogramData } from '../harness/stats.js';
 export interface PhaseStats {
   /** Events of the phase received by any client. */
   deliveries: number;
-  /** Of those, received by the healthy clients (their latency is in `latency`). */
+  /** Of those, received by the healthy clients. */
   healthyDeliveries: number;
-  latency: HistogramData;
-  /** Healthy clients' latency again, per second of the phase the events were appended in. */
+  /** Healthy clients' latency, by the second of the phase the events were appended in. */
   windows: HistogramData[];
   /** Monotonic ms of the last delivery of one of the phase's events. */
   lastAt: number;
 }
 
-type Phase = Omit<PhaseStats, 'latency' | 'windows'> & { latency: Histogram; windows: Histogram[] };
+type Phase = Omit<PhaseStats, 'windows'> & { windows: Histogram[] };
 
 interface Conn {
   ws: WebSocket;
@@ -64,7 +63,7 @@ function onMessage(conn: Conn, data: Buffer): void {
   kinds.event = (kinds.event ?? 0) + 1;
   const ph = numberAfter(data, PH);
   let p = phases.get(ph);
-  if (!p) phases.set(ph, (p = { deliveries: 0, healthyDeliveries: 0, latency: new Histogram(), windows: [], lastAt: 0 }));
+  if (!p) phases.set(ph, (p = { deliveries: 0, healthyDeliveries: 0, windows: [], lastAt: 0 }));
   const now = monoMs();
   p.deliveries += 1;
   p.lastAt = Math.max(p.lastAt, now);
@@ -72,7 +71,6 @@ function onMessage(conn: Conn, data: Buffer): void {
     const latency = now - numberAfter(data, APPENDED_AT);
     const w = numberAfter(data, SECOND);
     p.healthyDeliveries += 1;
-    p.latency.record(latency);
     (p.windows[w] ??= new Histogram()).record(latency);
   }
 }
@@ -129,7 +127,7 @@ function drop(ids: number[]): void {
 }
 
 function stats(): Record<number, PhaseStats> {
-  return Object.fromEntries([...phases].map(([ph, p]) => [ph, { ...p, latency: p.latency.toJSON(), windows: Array.from(p.windows, (h) => h?.toJSON() ?? []) }]));
+  return Object.fromEntries([...phases].map(([ph, p]) => [ph, { ...p, windows: Array.from(p.windows, (h) => h?.toJSON() ?? []) }]));
 }
 
 /**

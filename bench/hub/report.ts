@@ -21,7 +21,7 @@ function span(p: PhaseOutcome): number {
 /** What one or more phases come to, taken together (the two no-stall phases of a rate are one sample), for the tables and the aims. */
 function figures(phases: readonly PhaseOutcome[], healthy: number) {
   const h = new Histogram();
-  for (const p of phases) if (p.stats) h.merge(p.stats.latency);
+  for (const w of phases.flatMap((p) => p.stats?.windows ?? [])) h.merge(w);
   const total = (of: (p: PhaseOutcome) => number) => sum(phases, of);
   const expected = total((p) => p.server.events) * healthy;
   const received = total((p) => p.stats?.healthyDeliveries ?? 0);
