@@ -10,59 +10,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startPostgres, type TestDatabase } from '../test/helpers/postgres.js';
-import { spawnService, type ServiceProcess } from '../test/helpers/service-process.js';
 import { ratio, sections, type BenchPart, type Table } from './harness/report.js';
 import { createBenchRun, SqliteStore } from './harness/service.js';
 import { fmtInt, inTempDir, interleaved, median, progress, QUICK, size, spread } from './harness/stats.js';
+import { api, appendBuckets, startInstance, stopInstance, type Instance } from './service-instance.js';
+import { measureMemory } from './service-memory.js';
 import { summarizeProfile } from './service-profile.js';
 
 /** The issue's aims: the service ≥ 0.5× the bare loop; Postgres ≥ 0.7× SQLite, its append p99 ≤ 10× SQLite's. */
 const AIM_BARE = 0.5;
 const AIM_PG = 0.7;
 const AIM_P99 = 10;
+/** 10,000 runs at once: under 500 MB of RSS above baseline, and GET /runs/:id p99 under 50 ms meanwhile. */
+const AIM_MEMORY_MB = 500;
+const AIM_GET_MS = 50;
+const MB = 1024 * 1024;
 const CONCURRENCIES = [1, 16] as const;
 const STAGES = 5;
 const BARE = 'bare SQLite loop';
-
-/** One service process: the user's command line, on its own data dir (and database). */
-interface Instance {
-  proc: ServiceProcess;
-  dir: string;
-  /** The runs it has worked so far: each gets its own trigger, so ids never collide. */
-  runs: number;
-}
-
-async function startInstance(label: string, env: Record<string, string>, profileDir?: string): Promise<Instance> {
-  const dir = mkdtempSync(join(tmpdir(), `runstate-bench-${label}-`));
-  const prof = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  const proc = await spawnService([...prof, 'bin/runstate.mjs', 'serve'], dir, { RUNSTATE_LOG_LEVEL: 'info', ...env });
-  return { proc, dir, runs: 0 };
-}
-
-async function stopInstance(inst: Instance): Promise<void> {
-  await inst.proc.stop();
-  rmSync(inst.dir, { recursive: true, force: true });
-}
-
-async function api<T>(inst: Instance, method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${inst.proc.base}/api/v1/automation${path}`, {
-    method,
-    headers: { authorization: `Token ${inst.proc.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`bench: ${method} ${path}: ${res.status} ${text}`);
-  return (path.endsWith('/trace') ? text : JSON.parse(text)) as T;
-}
-
-/** `runstate_event_append_seconds` as cumulative bucket counts (upper bound in seconds → count). */
-async function appendBuckets(inst: Instance): Promise<Map<number, number>> {
-  const text = await (await fetch(`${inst.proc.base}/metrics`, { headers: { authorization: `Token ${inst.proc.token}` } })).text();
-  const out = new Map<number, number>();
-  for (const m of text.matchAll(/^runstate_event_append_seconds_bucket\{le="([^"]+)"\} (\d+)/gm)) out.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
-  if (out.size === 0) throw new Error('bench: /metrics has no runstate_event_append_seconds');
-  return out;
-}
 
 /** What a variant's runs added to the histogram, summed. */
 function addBuckets(into: Map<number, number>, after: Map<number, number>, before: Map<number, number>): void {
@@ -229,15 +194,26 @@ export const servicePart: BenchPart = {
         onPg ? `${Number.isFinite(p99Ratio) ? p99Ratio.toFixed(1) : '—'} ${p99Ratio <= AIM_P99 ? `(meets ≤ ${AIM_P99})` : `(above ${AIM_P99})`}` : '—',
       ]);
     }
+    const runs = size('SERVICE_RUNS', 10_000, 30);
+    const mem = await measureMemory(runs);
+    const above = (mem.loadedRss - mem.baselineRss) / MB;
+    const memRows: Table = [
+      ['measure', `${fmtInt(runs)} runs`, 'aim', 'detail'],
+      ['RSS above baseline', `${above.toFixed(0)} MB`, above < AIM_MEMORY_MB ? `meets < ${AIM_MEMORY_MB} MB` : `above ${AIM_MEMORY_MB} MB`, `${(mem.baselineRss / MB).toFixed(0)} → ${(mem.loadedRss / MB).toFixed(0)} MB, ${((above * 1024) / runs).toFixed(1)} KB per run`],
+      ['GET /runs/:id p99', `${mem.getP99.toFixed(1)} ms`, mem.getP99 < AIM_GET_MS ? `meets < ${AIM_GET_MS} ms` : `above ${AIM_GET_MS} ms`, `p50 ${mem.getP50.toFixed(1)} ms; ${fmtInt(mem.running)} of ${fmtInt(runs)} answered running`],
+      ['time to start them over HTTP', `${fmtInt(mem.startMs)} ms`, '—', `${((mem.startMs / runs) * 8).toFixed(1)} ms per POST, 8 at a time`],
+    ];
     const top = profileDir ? summarizeProfile(join(profileDir, readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'))!), 25) : undefined;
     if (profileDir) rmSync(profileDir, { recursive: true, force: true });
     const profileRows: Table | undefined = top && [['function (self time)', 'share', 'where'], ...top.map((t) => [t.name, `${(t.share * 100).toFixed(1)}%`, t.where])];
     return {
-      tables: [{ title: `The service, ${fmtInt(items)} items over HTTP`, rows }, ...(profileRows ? [{ title: `Profile of a concurrency-${profileConcurrency} run (self time)`, rows: profileRows }] : [])],
+      tables: [{ title: `The service, ${fmtInt(items)} items over HTTP`, rows }, { title: `${fmtInt(runs)} runs at once in one service`, rows: memRows }, ...(profileRows ? [{ title: `Profile of a concurrency-${profileConcurrency} run (self time)`, rows: profileRows }] : [])],
       markdown: sections(
         `### ${fmtInt(items)} items of \`face_processor\` (\`delay_ms: 0\`) through \`runstate serve\`, started over HTTP`,
         rows,
         `${reps} rounds after a warm-up; items/s from stage 1's \`stage_start\` to its \`stage_complete\` in the run's own trace; append p99 from \`runstate_event_append_seconds\` (interpolated within its buckets) over the measured runs.`,
+        `### ${fmtInt(runs)} runs working at once in one \`runstate serve\` (SQLite)`,
+        memRows,
         ...(profileRows ? [`### Where a concurrency-${profileConcurrency} run on SQLite spends its time (\`node --cpu-prof\`, self time)`, profileRows] : []),
       ),
     };
