@@ -6,7 +6,7 @@
 // service on one throw-away Postgres beside it. Full method: docs/benchmarks.md.
 import Database from 'better-sqlite3';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startPostgres, type TestDatabase } from '../test/helpers/postgres.js';
@@ -128,6 +128,7 @@ export const servicePart: BenchPart = {
   async run() {
     const items = size('SERVICE_ITEMS', 20_000, 300);
     const reps = size('SERVICE_REPS', QUICK ? 1 : 2, 1);
+    const loadBefore = loadavg()[0]!;
     const profile = process.env.BENCH_SERVICE_PROFILE === '1';
     const profileConcurrency = size('SERVICE_PROFILE_CONCURRENCY', 16, 16);
     const pg = await startPostgres();
@@ -211,7 +212,7 @@ export const servicePart: BenchPart = {
       markdown: sections(
         `### ${fmtInt(items)} items of \`face_processor\` (\`delay_ms: 0\`) through \`runstate serve\`, started over HTTP`,
         rows,
-        `${reps} rounds after a warm-up; items/s from stage 1's \`stage_start\` to its \`stage_complete\` in the run's own trace; append p99 from \`runstate_event_append_seconds\` (interpolated within its buckets) over the measured runs.`,
+        `Load average (1 min) ${loadBefore.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (2 cores). ${reps} rounds after a warm-up; items/s from stage 1's \`stage_start\` to its \`stage_complete\` in the run's own trace; append p99 from \`runstate_event_append_seconds\` (interpolated within its buckets) over the measured runs.`,
         `### ${fmtInt(runs)} runs working at once in one \`runstate serve\` (SQLite)`,
         memRows,
         ...(profileRows ? [`### Where a concurrency-${profileConcurrency} run on SQLite spends its time (\`node --cpu-prof\`, self time)`, profileRows] : []),
