@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { canSeeSite, type Principal } from '../auth/tokens.js';
 import type { Engine } from '../engine/engine.js';
+import { EXTERNAL_PIPELINE } from '../engine/kinds/external.js';
 import { RunstateError } from '../errors.js';
 import { idParam, principalOf, requireSite } from '../http.js';
 import { ScheduleSpecError, checkTimezone, cronOf, nextFireAfter } from './cron.js';
@@ -102,6 +103,7 @@ export const scheduleRoutes: FastifyPluginAsync<ScheduleRoutesOptions> = async (
         if (err instanceof ScheduleSpecError) throw new RunstateError('INVALID_SCHEDULE', err.message);
         throw err;
       }
+      if (pipeline === EXTERNAL_PIPELINE) throw new RunstateError('BAD_REQUEST', 'Runs fed from outside (`pipeline: "external"`) cannot be scheduled: their engine starts them.');
       // The checks a start makes (pipeline, options against its schema), without starting.
       engine.checkStart({ accountId, siteId, pipeline, trigger: SCHEDULED_TRIGGER, options });
       const createdAt = now();

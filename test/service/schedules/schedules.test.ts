@@ -62,6 +62,7 @@ describe('schedules', () => {
       [{ ...ok, cron: '0 0 30 2 *' }, 'INVALID_SCHEDULE', /never fires/],
       [{ ...ok, timezone: 'Mars/Olympus' }, 'INVALID_SCHEDULE', /`timezone`/],
       [{ ...ok, pipeline: 'nope' }, 'UNKNOWN_PIPELINE', /nope/],
+      [{ ...ok, pipeline: 'external' }, 'BAD_REQUEST', /external/],
       [{ ...ok, options: { delay_ms: 'slow' } }, 'INVALID_OPTIONS', /delay_ms/],
       [{ ...ok, options: { colour: 'red' } }, 'INVALID_OPTIONS', /colour/],
       [{ ...ok, overlap: 'queue' }, 'BAD_REQUEST', /overlap/],
