@@ -128,6 +128,14 @@ export async function postgresScheduleStore(pool: Pool): Promise<ScheduleStore> 
       );
       return res.rows[0] ? toFire(res.rows[0]) : undefined;
     },
+    async pruneFires(id, keep) {
+      await pool.query(
+        `DELETE FROM schedule_fires WHERE schedule_id = $1
+           AND fire_at < (SELECT fire_at FROM schedule_fires WHERE schedule_id = $1 ORDER BY fire_at DESC LIMIT 1 OFFSET $2 - 1)
+           AND fire_at < COALESCE((SELECT MAX(fire_at) FROM schedule_fires WHERE schedule_id = $1 AND state IN ('started', 'claimed')), 0)`,
+        [id, keep],
+      );
+    },
     async lastFires(ids, limit) {
       const res = await pool.query<FireRow>(
         `SELECT x.*, r.status AS run_status FROM (

@@ -142,6 +142,11 @@ export function sqliteScheduleStore(db: Database.Database): ScheduleStore {
       `SELECT * FROM schedule_fires WHERE schedule_id = ? AND fire_at < ? AND state IN ('started', 'claimed')
        ORDER BY fire_at DESC LIMIT 1`,
     ),
+    prune: db.prepare<{ id: string; keep: number }>(
+      `DELETE FROM schedule_fires WHERE schedule_id = @id
+         AND fire_at < (SELECT fire_at FROM schedule_fires WHERE schedule_id = @id ORDER BY fire_at DESC LIMIT 1 OFFSET @keep - 1)
+         AND fire_at < COALESCE((SELECT MAX(fire_at) FROM schedule_fires WHERE schedule_id = @id AND state IN ('started', 'claimed')), 0)`,
+    ),
     last: db.prepare<[string, number], FireRow>(
       `SELECT f.*, r.status AS run_status FROM schedule_fires f LEFT JOIN runs r ON r.run_id = f.run_id
        WHERE f.schedule_id = ? ORDER BY f.fire_at DESC LIMIT ?`,
@@ -195,6 +200,9 @@ export function sqliteScheduleStore(db: Database.Database): ScheduleStore {
     async previousRunFire(id, fireAt) {
       const row = stmt.previous.get(id, fireAt);
       return row ? toFire(row) : undefined;
+    },
+    async pruneFires(id, keep) {
+      stmt.prune.run({ id, keep });
     },
     async lastFires(ids, limit) {
       return groupFires(ids, ids.flatMap((id) => stmt.last.all(id, limit)), limit);

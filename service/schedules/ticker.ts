@@ -7,6 +7,9 @@ import { dueFire, nextFireAfter } from './cron.js';
 import { settleClaimedFire, type FireDeps } from './fire.js';
 import type { Schedule } from './types.js';
 
+/** Fires kept per schedule (the API shows the last few; the rest is history for operators). */
+export const KEEP_FIRES = 100;
+
 export interface TickerOptions extends FireDeps {
   /** This instance's name in fire claims. */
   owner: string;
@@ -96,7 +99,9 @@ export class ScheduleTicker {
       schedules.map(async (s) => {
         const fireAt = dueFire(s, s.lastFireAt, t);
         if (fireAt === null || this.#stopped) return;
-        if (await store.claimFire(s.scheduleId, fireAt, owner, now())) await settleClaimedFire(this.#o, s, fireAt);
+        if (!(await store.claimFire(s.scheduleId, fireAt, owner, now()))) return;
+        await settleClaimedFire(this.#o, s, fireAt);
+        await store.pruneFires(s.scheduleId, KEEP_FIRES);
       }),
     );
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

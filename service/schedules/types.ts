@@ -83,6 +83,11 @@ export interface ScheduleStore {
   staleFires(staleBefore: number): Promise<Fire[]>;
   /** The latest fire before `fireAt` that has or is making a run (`started` or `claimed`). */
   previousRunFire(scheduleId: string, fireAt: number): Promise<Fire | undefined>;
+  /**
+   * Deletes the schedule's fires beyond its newest `keep`, except the latest one with a run (the
+   * overlap check needs it): the table stays small however often a schedule fires.
+   */
+  pruneFires(scheduleId: string, keep: number): Promise<void>;
   /** Each schedule's latest `limit` fires, newest first, with their runs' status. */
   lastFires(scheduleIds: readonly string[], limit: number): Promise<Map<string, Fire[]>>;
 }

@@ -126,4 +126,27 @@ describe.each([
     expect((await a.list({})).map((x) => x.scheduleId)).toEqual(['sch_c', 'sch_d']);
     expect((await a.get('sch_c'))!.options).toEqual({ seed: 1 });
   });
+
+  it('prunes fires beyond the newest ones kept, but never the latest one with a run', async () => {
+    env = await make();
+    const s = await env.open();
+    await s.create(schedule('sch_e'));
+    const fire = async (k: number, state: 'started' | 'skipped') => {
+      expect(await s.claimFire('sch_e', T0 + k * 1000, 'i1', T0 + k * 1000)).toBe(true);
+      await s.settleFire('sch_e', T0 + k * 1000, state === 'started' ? { state, runId: `r${k}` } : { state });
+    };
+    await fire(1, 'started');
+    await fire(2, 'skipped');
+    await fire(3, 'started');
+    for (let k = 4; k <= 9; k++) await fire(k, 'skipped');
+    await s.pruneFires('sch_e', 3);
+    const left = async () => (await s.lastFires(['sch_e'], 100)).get('sch_e')!.map((f) => (f.fireAt - T0) / 1000);
+    // 1 and 2 go; 3 stays (the latest with a run) although it is beyond the newest three.
+    expect(await left()).toEqual([9, 8, 7, 6, 5, 4, 3]);
+    await fire(10, 'started');
+    await s.pruneFires('sch_e', 3);
+    expect(await left()).toEqual([10, 9, 8]);
+    await s.pruneFires('sch_e', 3);
+    expect(await left()).toEqual([10, 9, 8]);
+  });
 });
