@@ -166,7 +166,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     logger: log.child({ component: 'retention' }),
     registry: metrics.registry,
   });
-  const schedules = await createSchedules({ store, engine, logger: log.child({ component: 'schedules' }), ...(overrides.now ? { now: overrides.now } : {}) });
+  const schedules = await createSchedules({ store, engine, logger: log.child({ component: 'schedules' }), registry: metrics.registry, ...(overrides.now ? { now: overrides.now } : {}) });
   engine.onEvents((run, events) => {
     hub.publish(run, events);
     traces.write(run, events);

@@ -2,6 +2,7 @@
 // service opened, the one ticker of this process, and what the routes need, started and
 // stopped together.
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { Engine } from '../engine/engine.js';
 import { PostgresStore } from '../store/postgres.js';
 import { SqliteStore } from '../store/sqlite.js';
@@ -26,6 +27,8 @@ export interface SchedulesOptions {
   maxWaitMs?: number;
   /** [Date.now] */
   now?: () => number;
+  /** Where the fire counter is registered (/metrics). */
+  registry?: Registry;
 }
 
 export interface Schedules {
@@ -49,6 +52,7 @@ export async function createSchedules(opts: SchedulesOptions): Promise<Schedules
     logger: opts.logger,
     owner: opts.engine.instanceId,
     maxWaitMs,
+    ...(opts.registry ? { registry: opts.registry } : {}),
     ...(opts.now ? { now: opts.now } : {}),
   });
   return {

@@ -2,9 +2,10 @@
 // fire time of the active schedules (or after `maxWaitMs`, to see schedules other instances
 // made), claims each due fire, settles it, and arms itself again. A database away holds it:
 // it tries again a `maxWaitMs` later and says so once.
+import { Counter, type Registry } from 'prom-client';
 import { isTransient } from '../store/faults.js';
 import { dueFire, nextFireAfter } from './cron.js';
-import { settleClaimedFire, type FireDeps } from './fire.js';
+import { settleClaimedFire, type FireDeps, type FireOutcome } from './fire.js';
 import type { Schedule } from './types.js';
 
 /** Fires kept per schedule (the API shows the last few; the rest is history for operators). */
@@ -19,6 +20,8 @@ export interface TickerOptions extends FireDeps {
   staleMs?: number;
   /** [Date.now] Epoch ms. */
   now?: () => number;
+  /** Where `runstate_schedule_fires_total{outcome}` is registered; none: not counted. */
+  registry?: Registry;
 }
 
 export class ScheduleTicker {
@@ -29,9 +32,18 @@ export class ScheduleTicker {
   #stopped = true;
   /** Set while the database is away, so the fault is logged once, not every tick. */
   #faulted = false;
+  readonly #fires: Counter<'outcome'> | undefined;
 
   constructor(options: TickerOptions) {
     this.#o = { maxWaitMs: 1000, staleMs: 15_000, now: Date.now, ...options };
+    this.#fires = options.registry
+      ? new Counter({
+          name: 'runstate_schedule_fires_total',
+          help: 'Fire times this instance claimed, by outcome: started, skipped (overlap), failed (start refused), missed (a stale claim overtaken)',
+          labelNames: ['outcome'],
+          registers: [options.registry],
+        })
+      : undefined;
     for (const k of ['maxWaitMs', 'staleMs'] as const) {
       if (!Number.isFinite(this.#o[k]) || this.#o[k] <= 0) throw new TypeError(`Expected \`${k}\` to be a positive number, got ${String(this.#o[k])}.`);
     }
@@ -58,6 +70,11 @@ export class ScheduleTicker {
     this.#stopped = true;
     clearTimeout(this.#timer);
     await this.#ticking;
+  }
+
+  // Not `this.#fires?.inc(await …)`: optional chaining would skip evaluating the argument.
+  #count(outcome: FireOutcome | 'missed'): void {
+    this.#fires?.inc({ outcome });
   }
 
   #arm(ms: number): void {
@@ -100,7 +117,7 @@ export class ScheduleTicker {
         const fireAt = dueFire(s, s.lastFireAt, t);
         if (fireAt === null || this.#stopped) return;
         if (!(await store.claimFire(s.scheduleId, fireAt, owner, now()))) return;
-        await settleClaimedFire(this.#o, s, fireAt);
+        this.#count(await settleClaimedFire(this.#o, s, fireAt));
         await store.pruneFires(s.scheduleId, KEEP_FIRES);
       }),
     );
@@ -124,8 +141,12 @@ export class ScheduleTicker {
     for (const f of await store.staleFires(t - staleMs)) {
       if (!(await store.reclaimFire(f.scheduleId, f.fireAt, owner, t - staleMs, t))) continue;
       const s = active.get(f.scheduleId);
-      if (s && s.lastFireAt === f.fireAt && dueFire(s, f.fireAt, t) === null) await settleClaimedFire(this.#o, s, f.fireAt);
-      else await store.settleFire(f.scheduleId, f.fireAt, { state: 'missed' });
+      if (s && s.lastFireAt === f.fireAt && dueFire(s, f.fireAt, t) === null) {
+        this.#count(await settleClaimedFire(this.#o, s, f.fireAt));
+      } else {
+        await store.settleFire(f.scheduleId, f.fireAt, { state: 'missed' });
+        this.#count('missed');
+      }
     }
   }
 }

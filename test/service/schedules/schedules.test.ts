@@ -132,6 +132,8 @@ describe('schedules', () => {
     // No run but the fires' (the list may hold fires started after the `fires` read).
     const fired = new Set((await fires(id)).map((f) => f.run_id));
     expect(runs.every((r) => fired.has(r.run_id))).toBe(true);
+    const metrics = (await app.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(Number(/runstate_schedule_fires_total\{outcome="started"\} (\d+)/.exec(metrics)?.[1])).toBeGreaterThanOrEqual(3);
   });
 
   it('with overlap skip starts no run while the previous one is unfinished', { timeout: 30_000 }, async () => {
@@ -156,6 +158,8 @@ describe('schedules', () => {
     const between = (await fires(id)).filter((x) => Date.parse(x.fire_at) > first && Date.parse(x.fire_at) < second);
     expect(between.length).toBeGreaterThanOrEqual(2);
     expect(between.every((x) => x.state === 'skipped' && x.run_id === null)).toBe(true);
+    const metrics = (await app.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(Number(/runstate_schedule_fires_total\{outcome="skipped"\} (\d+)/.exec(metrics)?.[1])).toBeGreaterThanOrEqual(2);
   });
 
   it('pausing stops the fires and resuming does not catch up the ones that fell meanwhile', { timeout: 30_000 }, async () => {
