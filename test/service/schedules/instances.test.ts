@@ -85,10 +85,15 @@ describe('schedules across processes', () => {
     expect(shown.map((f) => f.run_id)).toEqual(fires.slice(-5).reverse().map((f) => f.run_id));
   });
 
-  it('an instance down for 10 s starts one run for the fires it missed', { timeout: 120_000 }, async () => {
+  it.each(['sqlite', 'postgres'] as const)('an instance down for 10 s starts one run for the fires it missed (%s)', { timeout: 120_000 }, async (kind) => {
     const dir = tempDir('rs-catchup-');
     cleanup.push(() => dir.remove());
-    const env = { RUNSTATE_ADMIN_TOKEN: TOKEN };
+    const env: Record<string, string> = { RUNSTATE_ADMIN_TOKEN: TOKEN };
+    if (kind === 'postgres') {
+      const db = await postgres.createDatabase();
+      cleanup.push(() => db.drop());
+      env.DATABASE_URL = db.url;
+    }
     const first = await startService(dir.path, env);
     cleanup.push(() => first.stop());
     const made = await api(first, 'POST', '/schedules', { site_id: 'site-1', pipeline: 'face_processor', cron: '*/2 * * * * *', overlap: 'allow', options: FAST });
