@@ -46,12 +46,35 @@ export function nextFireAfter(s: { cron: string; timezone: string }, afterMs: nu
   return cronOf(s.cron, s.timezone).nextRun(new Date(afterMs))?.getTime() ?? null;
 }
 
+/** Epoch ms of the latest fire time at or before `atMs`; null if there is none. */
+function latestAtOrBefore(c: Cron, atMs: number): number | null {
+  return c.previousRuns(1, new Date(atMs + 1))[0]?.getTime() ?? null;
+}
+
+/** At most this many fire times are started one by one in a tick; earlier ones are merged. */
+export const MAX_FIRES_PER_TICK = 10;
+
 /**
- * The fire time due at `nowMs`: the latest one in (`afterMs`, `nowMs`], however many fell in
- * that span (missed fires start one run, docs/operations.md); null if none fell.
+ * The fire times to claim at `nowMs`, oldest first, of those after `afterMs` (the schedule's last
+ * fire handled): each one after `lookedAtMs` (this ticker's previous look: it woke late for them,
+ * so each starts a run), preceded by the latest one at or before it, if any, standing for all
+ * that fell before it (missed while no ticker looked, or while the database was away: they
+ * start one run, docs/operations.md).
  */
+export function dueFires(s: { cron: string; timezone: string }, afterMs: number, lookedAtMs: number, nowMs: number): number[] {
+  if (nowMs <= afterMs) return [];
+  const c = cronOf(s.cron, s.timezone);
+  const fires: number[] = [];
+  const from = Math.min(Math.max(afterMs, lookedAtMs), nowMs);
+  const merged = from > afterMs ? latestAtOrBefore(c, from) : null;
+  if (merged !== null && merged > afterMs) fires.push(merged);
+  for (let d = c.nextRun(new Date(from)); d !== null && d.getTime() <= nowMs; d = c.nextRun(d)) fires.push(d.getTime());
+  // A ticker stalled for long: the oldest of its fresh fires are merged too.
+  return fires.length > MAX_FIRES_PER_TICK ? fires.slice(-MAX_FIRES_PER_TICK) : fires;
+}
+
+/** The latest fire time in (`afterMs`, `nowMs`], however many fell in that span; null if none fell. */
 export function dueFire(s: { cron: string; timezone: string }, afterMs: number, nowMs: number): number | null {
-  if (nowMs <= afterMs) return null;
-  const latest = cronOf(s.cron, s.timezone).previousRuns(1, new Date(nowMs))[0]?.getTime();
-  return latest !== undefined && latest > afterMs && latest <= nowMs ? latest : null;
+  const latest = latestAtOrBefore(cronOf(s.cron, s.timezone), nowMs);
+  return latest !== null && latest > afterMs ? latest : null;
 }

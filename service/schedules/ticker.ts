@@ -4,7 +4,7 @@
 // it tries again a `maxWaitMs` later and says so once.
 import { Counter, type Registry } from 'prom-client';
 import { isTransient } from '../store/faults.js';
-import { dueFire, nextFireAfter } from './cron.js';
+import { dueFire, dueFires, nextFireAfter } from './cron.js';
 import { settleClaimedFire, type FireDeps, type FireOutcome } from './fire.js';
 import type { Schedule } from './types.js';
 
@@ -32,6 +32,8 @@ export class ScheduleTicker {
   #stopped = true;
   /** Set while the database is away, so the fault is logged once, not every tick. */
   #faulted = false;
+  /** When this ticker last looked (a tick began): fire times after it are ones it woke late for. */
+  #lookedAt = 0;
   readonly #fires: Counter<'outcome'> | undefined;
 
   constructor(options: TickerOptions) {
@@ -52,6 +54,8 @@ export class ScheduleTicker {
   start(): void {
     if (!this.#stopped) return;
     this.#stopped = false;
+    // What fell before this start was missed (downtime): merged into one run.
+    this.#lookedAt = this.#o.now();
     this.nudge();
   }
 
@@ -108,16 +112,21 @@ export class ScheduleTicker {
   /** Claims and settles what is due; answers how long until the next fire time. */
   async #fireDue(): Promise<number> {
     const { store, owner, now } = this.#o;
+    // A look that the database refuses counts too: what falls due meanwhile is merged (an outage costs one run).
+    const t = now();
+    const lookedAt = this.#lookedAt;
+    this.#lookedAt = t;
     const schedules = await store.active();
     const byId = new Map(schedules.map((s) => [s.scheduleId, s]));
-    const t = now();
     await this.#takeOverStale(byId, t);
     const results = await Promise.allSettled(
       schedules.map(async (s) => {
-        const fireAt = dueFire(s, s.lastFireAt, t);
-        if (fireAt === null || this.#stopped) return;
-        if (!(await store.claimFire(s.scheduleId, fireAt, owner, now()))) return;
-        this.#count(await settleClaimedFire(this.#o, s, fireAt));
+        // In order: a claim moves the schedule's last fire forward, so an earlier one cannot follow.
+        for (const fireAt of dueFires(s, s.lastFireAt, lookedAt, t)) {
+          if (this.#stopped) return;
+          if (!(await store.claimFire(s.scheduleId, fireAt, owner, now()))) continue;
+          this.#count(await settleClaimedFire(this.#o, s, fireAt));
+        }
         await store.pruneFires(s.scheduleId, KEEP_FIRES);
       }),
     );

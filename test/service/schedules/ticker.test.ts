@@ -54,14 +54,15 @@ describe('the schedule ticker', () => {
       siteId: 'site-1',
       pipeline: 'face_processor',
       options: { delay_ms: 0, items_per_stage: 1 },
-      cron: '*/2 * * * * *',
+      // Hourly: no fire time falls within the last tick's few ms, so the one run is the merged one.
+      cron: '0 0 * * * *',
       timezone: 'UTC',
       overlap: 'allow',
       status: 'active',
       createdBy: 'admin',
       createdAt: new Date(now).toISOString(),
-      // The last fire was long ago: one is due at once.
-      lastFireAt: now - 60_000,
+      // The last fire was three hours ago: three fire times are due at once.
+      lastFireAt: now - 3 * 3_600_000,
     });
     const ticker = new ScheduleTicker({ store: flaky, engine, logger, owner: 'i1', maxWaitMs: 50 });
     ticker.start();
@@ -76,9 +77,10 @@ describe('the schedule ticker', () => {
       return f.some((x) => x.state === 'started') && f;
     });
     expect(fire!.claimedBy).toBe('i1');
+    expect(fire!.fireAt).toBe(Math.floor(now / 3_600_000) * 3_600_000);
     expect(lines.some((l) => /database is back/.test(l.msg))).toBe(true);
     await ticker.stop();
-    // One run for the minute of missed fire times, and it is the fire's.
+    // One run for the three missed fire times, and it is the latest one's.
     const runs = await store.listRuns({});
     expect(runs.map((r) => r.runId)).toEqual([fire!.runId]);
     expect(runs[0]!.trigger).toBe('scheduled');
