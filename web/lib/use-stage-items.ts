@@ -32,10 +32,16 @@ export interface StageItems {
   error: string | null;
 }
 
-export function useStageItems(api: Api, runId: string, stage: number | null, seq: number, want: ItemsWant): StageItems | null {
+/**
+ * `hint`: the stage's counts as the run's view has them (failed, finished, the rest), so the
+ * first read can go straight for the rows in view; the answers' exact counts correct it.
+ */
+export function useStageItems(api: Api, runId: string, stage: number | null, seq: number, want: ItemsWant, hint?: StageItems['counts']): StageItems | null {
   const [state, setState] = useState<StageItems | null>(null);
   const wantRef = useRef(want);
   wantRef.current = want;
+  const hintRef = useRef(hint);
+  hintRef.current = hint;
   const kick = useRef<(now: boolean) => void>(() => undefined);
   useEffect(() => kick.current(false), [seq]);
   const rows = Math.ceil(want.rows / STEP) * STEP;
@@ -92,12 +98,19 @@ export function useStageItems(api: Api, runId: string, stage: number | null, seq
         if (w.q.trim()) {
           groups = groupItems(filterItems(await readAll(), { status: w.status, q: w.q }), w.status);
         } else {
-          // The counts say which statuses the rows in view belong to: the last read's, or one item's worth.
-          if (!counts) await page({ limit: 1 });
+          // The counts say which statuses the rows in view belong to: the last read's, else the
+          // view's hint, else one item's worth. Every answer brings the exact counts: a second
+          // pass reads what they show the first one missed.
+          if (!counts && !hintRef.current) await page({ limit: 1 });
           const byStatus = new Map<ItemStatus, ItemView[]>();
-          for (const [status, n] of itemsWanted(tableGroups(counts ?? {}, w.status), rowsWanted)) {
-            if (stopped) break;
-            byStatus.set(status, await readFirst(status, n));
+          const asked = new Map<ItemStatus, number>();
+          for (let pass = 0; pass < 2 && !stopped; pass++) {
+            for (const [status, n] of itemsWanted(tableGroups(counts ?? hintRef.current ?? {}, w.status), rowsWanted)) {
+              if (stopped) break;
+              if ((asked.get(status) ?? 0) >= n) continue;
+              asked.set(status, n);
+              byStatus.set(status, await readFirst(status, n));
+            }
           }
           groups = tableGroups(counts ?? {}, w.status, byStatus);
         }

@@ -3,7 +3,7 @@ import { memo, useEffect, useRef, useState } from 'react';
 import type { Api } from '../lib/api.js';
 import { rowCount, tableRows, type ItemStatus } from '../lib/items-model.js';
 import { formatDuration } from '../lib/runs-list.js';
-import { useStageItems } from '../lib/use-stage-items.js';
+import { useStageItems, type StageItems } from '../lib/use-stage-items.js';
 
 const ROW = 30;
 const HEIGHT = 360;
@@ -19,7 +19,7 @@ const label = (s: string) => s.replace('_', ' ');
  * Each row is a button: one click (or Enter) shows its error, attempts and times. Drawn again
  * only when its stage, the run's view or its own state moves, not at every event.
  */
-export const ItemsTable = memo(function ItemsTable({ api, runId, stage, seq }: { api: Api; runId: string; stage: number | null; seq: number }) {
+export const ItemsTable = memo(function ItemsTable({ api, runId, stage, seq, hint }: { api: Api; runId: string; stage: number | null; seq: number; hint?: StageItems['counts'] }) {
   const [status, setStatus] = useState<ItemStatus | ''>('');
   const [q, setQ] = useState('');
   const [top, setTop] = useState(0);
@@ -30,7 +30,7 @@ export const ItemsTable = memo(function ItemsTable({ api, runId, stage, seq }: {
   useEffect(() => () => void (frame.current !== null && cancelAnimationFrame(frame.current)), []);
   const first = Math.max(0, Math.floor(top / ROW) - OVERSCAN);
   const lastInView = Math.ceil((top + HEIGHT) / ROW) + OVERSCAN;
-  const data = useStageItems(api, runId, stage, seq, { status, q, rows: lastInView + READ_AHEAD });
+  const data = useStageItems(api, runId, stage, seq, { status, q, rows: lastInView + READ_AHEAD }, hint);
   if (!data) return <p className="muted items-loading">Loading items…</p>;
   const { groups, counts, total } = data;
   const error = data.error && <p className="card-error" role="alert">{data.error}</p>;

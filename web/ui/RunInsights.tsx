@@ -33,6 +33,11 @@ export function RunInsights({ api, run, processing, events, seq, now }: { api: A
     return { ...e, at, runMs: known ? e.stageMs + (laterItems / e.perMinute) * 60_000 : null };
   }, [processing, moving, now, run.stages]);
 
+  // What the view says of the stage's items, for the table's first read (the rest counted as pending).
+  const shownStage = run.stages.find((s) => s.number === stage);
+  const [total, finished, failed] = [shownStage?.total_items ?? null, shownStage?.processed_items ?? 0, shownStage?.failed_items ?? 0];
+  const hint = useMemo(() => (total === null ? undefined : { failed, processed: finished - failed, pending: Math.max(0, total - finished) }), [total, finished, failed]);
+
   const throughput = useMemo(() => throughputPerMinute(finishTimes(eventsRef.current), now), [now, seq]);
   // From the item events the page holds (its last ones), not from every item of the stage.
   const durations = useMemo(() => stageDurations(eventsRef.current, stage), [stage, seq]);
@@ -61,7 +66,7 @@ export function RunInsights({ api, run, processing, events, seq, now }: { api: A
             ? 'ETA: once a few items have finished.'
             : `ETA: none while the run is ${run.status}.`}
       </p>
-      <ItemsTable api={api} runId={run.run_id} stage={run.stages.length ? stage : null} seq={seq} />
+      <ItemsTable api={api} runId={run.run_id} stage={run.stages.length ? stage : null} seq={seq} hint={hint} />
       <div className="plots">
         <Chart
           kind="line-time"
