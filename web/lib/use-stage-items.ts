@@ -3,7 +3,8 @@
 // table shows (and a page past them), each status's first items through its `status` filter, so
 // a stage of 20,000 items costs a page, not the stage. A search reads every item (up to
 // `MOST_ITEMS`). Read again when the server's view of the run moves on (its seq), at most once a
-// second, never two reads at once, and each read lands as one update. No timer of its own: a
+// second (less often when reads are slow), never two reads at once, and each read lands as one
+// update. No timer of its own: a
 // run that does nothing is not read again.
 import { useEffect, useRef, useState } from 'react';
 import type { Api } from './api.js';
@@ -15,6 +16,12 @@ export const MOST_ITEMS = 20_000;
 /** Rows are asked for in steps of this many, so a scroll within a step reads nothing. */
 const STEP = 100;
 const MIN_GAP_MS = 1000;
+/**
+ * Reads are spaced at least this many times their own length: a read that took the service
+ * long (a stage of a big run) is not asked for again at once, so the table never keeps the
+ * service busy more than a fifth of the time.
+ */
+const GAP_PER_READ = 5;
 
 /** What the table shows: its filter, its search, and how many rows from the top it needs. */
 export interface ItemsWant {
@@ -55,6 +62,7 @@ export function useStageItems(api: Api, runId: string, stage: number | null, seq
     let againNow = false;
     let timer: ReturnType<typeof setTimeout> | null = null;
     let last = 0;
+    let took = 0;
     let counts: StageItems['counts'] | null = null;
     let total: number | null = null;
     const page = async (q: { status?: ItemStatus; after?: string; limit: number }) => {
@@ -119,6 +127,7 @@ export function useStageItems(api: Api, runId: string, stage: number | null, seq
         if (!stopped) setState((s) => ({ stage, groups: s?.stage === stage ? s.groups : [], total: s?.total ?? null, counts: s?.counts ?? {}, error: (err as Error).message }));
       }
       running = false;
+      took = Date.now() - last;
       if (again && !stopped) {
         const now = againNow;
         again = againNow = false;
@@ -140,7 +149,7 @@ export function useStageItems(api: Api, runId: string, stage: number | null, seq
           timer = null;
           void read();
         },
-        now ? 0 : Math.max(0, last + MIN_GAP_MS - Date.now()),
+        now ? 0 : Math.max(0, last + Math.max(MIN_GAP_MS, GAP_PER_READ * took) - Date.now()),
       );
     };
     kick.current = schedule;
