@@ -35,6 +35,11 @@ export function range(values: readonly number[]): string {
   return `${fmtInt(Math.min(...values))} – ${fmtInt(Math.max(...values))}`;
 }
 
+/** `median`, `min – max` cells of a sample. */
+export function spread(values: readonly number[]): [string, string] {
+  return [fmtInt(median(values)), range(values)];
+}
+
 export function fmtInt(n: number): string {
   return Math.round(n).toLocaleString('en-US');
 }
