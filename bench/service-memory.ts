@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { api, launch, startRun, type Served } from './harness/serve.js';
-import { Histogram, progress } from './harness/stats.js';
+import { Histogram, pool, progress } from './harness/stats.js';
 
 export interface MemoryResult {
   runs: number;
@@ -21,6 +21,7 @@ export interface MemoryResult {
 
 /** Requests in flight at once from the bench, for starting and for reading. */
 const PARALLEL = 8;
+const inParallel = <T>(n: number, work: (i: number) => Promise<T>) => pool(n, PARALLEL, work);
 const OPTIONS = { seed: 1, delay_ms: 30_000, items_per_stage: 100, concurrency: 1 };
 
 /** The process's resident set size in bytes, as the kernel counts it. */
@@ -28,20 +29,6 @@ function rssOf(svc: Served): number {
   const kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${svc.child.pid}/status`, 'utf8'))?.[1];
   if (kb === undefined) throw new Error('bench: no VmRSS in /proc/<pid>/status');
   return Number(kb) * 1024;
-}
-
-async function inParallel<T>(n: number, work: (i: number) => Promise<T>): Promise<T[]> {
-  const out = new Array<T>(n);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: PARALLEL }, async () => {
-      while (next < n) {
-        const i = next++;
-        out[i] = await work(i);
-      }
-    }),
-  );
-  return out;
 }
 
 export async function measureMemory(runs: number): Promise<MemoryResult> {

@@ -68,6 +68,20 @@ export async function until(done: () => boolean | Promise<boolean>, ms: number, 
   }
 }
 
+/** `work(0)` … `work(n - 1)`, at most `parallel` at a time; their results in order. */
+export async function pool<T>(n: number, parallel: number, work: (i: number) => Promise<T>): Promise<T[]> {
+  const out = new Array<T>(n);
+  let next = 0;
+  const worker = async () => {
+    while (next < n) {
+      const i = next++;
+      out[i] = await work(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, n) }, worker));
+  return out;
+}
+
 export function progress(message: string): void {
   process.stderr.write(`  ${message}\n`);
 }
