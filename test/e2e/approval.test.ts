@@ -136,7 +136,7 @@ describe('approval gates in the dashboard (Debian Chromium)', () => {
     await panel.getByRole('button', { name: 'Reject' }).click();
     const ask = panel.getByRole('group', { name: 'Reject and cancel this run?' });
     await ask.waitFor();
-    expect((await focused(tab)).text).toBe('Yes, reject');
+    await expect.poll(async () => (await focused(tab)).text).toBe('Yes, reject');
     await tab.keyboard.press('Escape');
     await expect.poll(async () => (await focused(tab)).text).toBe('Reject');
     expect((await api<{ data: Run }>(`/runs/${runId}`)).data.status).toBe('awaiting_approval');
