@@ -45,6 +45,18 @@ describe('approval panel', () => {
     await waitFor(() => expect(sent).toEqual([['run_20250101_000000_manual', 'approve', 'ship it']]));
   });
 
+  it('keeps its buttons off after a command until the view moves on', async () => {
+    const { api } = apiThat(() => Promise.resolve({}));
+    const run = waiting();
+    const { rerender } = render(<ApprovalPanel api={api} run={run} />);
+    fireEvent.click(screen.getByRole('button', { name: 'Approve' }));
+    await waitFor(() => expect(screen.getByLabelText<HTMLInputElement>('Reason (optional, recorded in the log)').value).toBe(''));
+    expect(screen.getByRole<HTMLButtonElement>('button', { name: 'Approve' }).disabled).toBe(true);
+    // A run that reaches a second gate later is a newer view: the buttons are on again.
+    rerender(<ApprovalPanel api={api} run={{ ...run, last_seq: run.last_seq + 5 }} />);
+    expect(screen.getByRole<HTMLButtonElement>('button', { name: 'Approve' }).disabled).toBe(false);
+  });
+
   it('enables only the commands the server allows', () => {
     const { api } = apiThat(() => Promise.resolve({}));
     render(<ApprovalPanel api={api} run={waiting(['cancel', 'reject'])} />);

@@ -24,6 +24,8 @@ export function ApprovalPanel({ api, run }: { api: Api; run: RunView }) {
   const [reason, setReason] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  /** The view's seq when a command was taken: the buttons wait for the view to move on from it. */
+  const [takenAt, setTakenAt] = useState<number | null>(null);
   const [preview, setPreview] = useState<Preview | null>(null);
   const reasonId = useId();
   const stage = gate?.stage ?? null;
@@ -42,14 +44,19 @@ export function ApprovalPanel({ api, run }: { api: Api; run: RunView }) {
   }, [api, run.run_id, stage]);
 
   if (!gate) return null;
+  const seq = run.last_seq;
   const send = (command: 'approve' | 'reject') => {
     setBusy(true);
     setError(null);
     api
       .command(run.run_id, command, reasonOf(reason))
-      .then(() => setReason(''), (err: Error) => setError(`${command === 'approve' ? 'Approve' : 'Reject'} failed: ${err.message}`))
+      .then(
+        () => (setReason(''), setTakenAt(seq)),
+        (err: Error) => setError(`${command === 'approve' ? 'Approve' : 'Reject'} failed: ${err.message}`),
+      )
       .finally(() => setBusy(false));
   };
+  const off = busy || takenAt === seq;
   const shown = preview?.stage === gate.stage ? preview : null;
   const total = shown?.total ?? gate.totalItems;
   return (
@@ -69,14 +76,14 @@ export function ApprovalPanel({ api, run }: { api: Api; run: RunView }) {
         <input id={reasonId} type="text" maxLength={500} value={reason} onChange={(e) => setReason(e.target.value)} />
       </label>
       <div className="controls" role="group" aria-label="Approval">
-        <button type="button" className="primary" disabled={busy || !gate.canApprove} onClick={() => send('approve')}>
+        <button type="button" className="primary" disabled={off || !gate.canApprove} onClick={() => send('approve')}>
           Approve
         </button>
         <ConfirmButton
           label="Reject"
           question="Reject and cancel this run?"
           confirmLabel="Yes, reject"
-          disabled={busy || !gate.canReject}
+          disabled={off || !gate.canReject}
           onConfirm={() => send('reject')}
         />
       </div>
