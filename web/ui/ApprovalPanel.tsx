@@ -1,4 +1,5 @@
 'use client';
+// The run page's approval gate: what waits for whom, a reason, and Approve / Reject.
 import { useEffect, useId, useState } from 'react';
 import type { Api } from '../lib/api.js';
 import { approvalGate, reasonOf } from '../lib/approval.js';

@@ -1,4 +1,5 @@
 'use client';
+// A button that asks before it acts, in the page.
 import { useEffect, useId, useRef, useState } from 'react';
 
 export interface ConfirmButtonProps {
