@@ -48,3 +48,8 @@ export function decide(command: Command, s: CommandState): Verdict {
 export function allowedCommands(s: CommandState): Command[] {
   return COMMANDS.filter((c) => decide(c, s).kind === 'apply');
 }
+
+/** One run's outcome in a bulk command (`POST /runs/bulk/:command`): the status and body it would have had if commanded alone. */
+export type BulkResult =
+  | { run_id: string; status: 200; accepted: boolean; run_status: string }
+  | { run_id: string; status: number; code: string; message: string };
