@@ -4,6 +4,7 @@ import type { AnyPipeline } from '../../../service/pipelines/types.js';
 import { ADMIN, appOn, auth } from '../../helpers/app.js';
 import { isTransition, tempDir } from '../../helpers/engine.js';
 import { gatedPipeline } from '../../helpers/gated.js';
+import { usePostgres, type TestDatabase } from '../../helpers/postgres.js';
 import limitedPipelines, { pairFlight } from '../../helpers/limited-pipelines.js';
 import { flightsOf, maxOverlap, worstWindow } from './measure.js';
 
@@ -20,22 +21,29 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | false
   }
 }
 
-describe('limits on one instance', () => {
+const pg = usePostgres();
+
+// The same behaviour whichever store holds the limits: in process beside SQLite, or in Postgres.
+describe.each(['sqlite', 'postgres'] as const)('limits on one instance (%s)', (kind) => {
   let dir: ReturnType<typeof tempDir>;
   let h: Awaited<ReturnType<typeof appOn>>;
   let gate: ReturnType<typeof gatedPipeline>;
+  let db: TestDatabase | undefined;
 
   beforeEach(async () => {
     dir = tempDir('rs-limits-');
+    db = kind === 'postgres' ? await pg.createDatabase() : undefined;
     gate = gatedPipeline('solo', [2], { concurrency: 2 });
     // The gated stage on a key of one slot: whichever attempt holds it stays until the test finishes it.
     const solo: AnyPipeline = { ...gate.pipeline, stages: gate.pipeline.stages.map((s) => ({ ...s, limit: { key: 'solo', concurrency: 1 } })) };
-    h = await appOn(dir.path, [...limitedPipelines, solo]);
+    h = await appOn(dir.path, [...limitedPipelines, solo], {}, { env: db ? { DATABASE_URL: db.url } : {} });
   });
   afterEach(async () => {
     await h.app.close();
     await h.engine.stop();
     await h.limits.stop();
+    await h.store.close();
+    await db?.drop();
     dir.remove();
   });
 
