@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../../service/events.js';
+import { checkPipeline } from '../../../service/pipelines/loader.js';
 import type { AnyPipeline } from '../../../service/pipelines/types.js';
 import { ADMIN, appOn, auth } from '../../helpers/app.js';
 import { isTransition, tempDir } from '../../helpers/engine.js';
@@ -36,7 +37,14 @@ describe.each(['sqlite', 'postgres'] as const)('limits on one instance (%s)', (k
     gate = gatedPipeline('solo', [2], { concurrency: 2 });
     // The gated stage on a key of one slot: whichever attempt holds it stays until the test finishes it.
     const solo: AnyPipeline = { ...gate.pipeline, stages: gate.pipeline.stages.map((s) => ({ ...s, limit: { key: 'solo', concurrency: 1 } })) };
-    h = await appOn(dir.path, [...limitedPipelines, solo], {}, { env: db ? { DATABASE_URL: db.url } : {} });
+    // A worker queue stage on a key of one slot, three of its own at once.
+    const checked = checkPipeline({
+      name: 'queued',
+      concurrencyOf: () => 3,
+      stages: [{ key: 'work', name: 'Work', queue: 'limited', limit: { key: 'queue_slot', concurrency: 1 }, loadItems: async () => [1, 2, 3].map((id) => ({ id, title: `job ${id}` })) }],
+    });
+    if (!('pipeline' in checked)) throw new Error(checked.problems.join('; '));
+    h = await appOn(dir.path, [...limitedPipelines, solo, checked.pipeline], {}, { env: db ? { DATABASE_URL: db.url } : {} });
   });
   afterEach(async () => {
     await h.app.close();
@@ -124,5 +132,26 @@ describe.each(['sqlite', 'postgres'] as const)('limits on one instance (%s)', (k
     await reached(paused, 'completed');
     expect(gate.started.map((s) => s.key.split(':')[0])).toEqual([holder, holder, paused, paused]);
     expect(await limitOf('solo')).toMatchObject({ in_use: 0, waiting: 0 });
+  });
+
+  it('hands a worker no job of a limited queue stage beyond the limit', async () => {
+    const runId = await start('queued');
+    const claim = async () => {
+      const res = await h.app.inject({ method: 'POST', url: '/api/v1/workers/claim', headers: auth(ADMIN), payload: { queue: 'limited', worker_id: 'w1', max: 5, wait_ms: 5000 } });
+      expect(res.statusCode, res.body).toBe(200);
+      return (res.json() as { jobs: { job_id: string; item: { id: number } }[] }).jobs;
+    };
+    const done: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      // Three attempts want to run; the key lets one at a time have a job.
+      const jobs = await claim();
+      expect(jobs).toHaveLength(1);
+      await until('the other attempts to wait', async () => (await limitOf('queue_slot')).waiting === 2 - k);
+      const res = await h.app.inject({ method: 'POST', url: `/api/v1/workers/jobs/${jobs[0]!.job_id}/complete`, headers: auth(ADMIN), payload: {} });
+      expect(res.statusCode, res.body).toBe(200);
+      done.push(jobs[0]!.item.id);
+    }
+    await reached(runId, 'completed');
+    expect(done.sort()).toEqual([1, 2, 3]);
   });
 });
