@@ -12,7 +12,7 @@ import { Limiter } from './limiter.js';
 import { MemoryLimitStore } from './memory.js';
 import { limitMetrics } from './metrics.js';
 import { PostgresLimitStore } from './postgres.js';
-import { declaredLimits, limitProblems, type StageLimit } from './spec.js';
+import { declaredLimits, limitProblems, type StageLimit } from '../pipelines/limit.js';
 import type { LimitStore } from './store.js';
 
 export type { StageLimit };

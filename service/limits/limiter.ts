@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { AttemptReleasedError } from '../pipelines/attempts.js';
 import { isTransient } from '../store/faults.js';
-import { spacingMs, type StageLimit } from './spec.js';
+import { spacingMs, type StageLimit } from '../pipelines/limit.js';
 import type { LimitStore, LimitUsage } from './store.js';
 
 /** Who waits: an attempt at one item of one stage of one run. */

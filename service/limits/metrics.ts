@@ -3,7 +3,7 @@ import { Gauge, type Registry } from 'prom-client';
 import { readForMetrics } from '../metrics.js';
 import type { Limiter } from './limiter.js';
 import { reportLimits } from './report.js';
-import type { StageLimit } from './spec.js';
+import type { StageLimit } from '../pipelines/limit.js';
 
 export function limitMetrics(registry: Registry, declared: ReadonlyMap<string, StageLimit>, limiter: Limiter): void {
   const gauge = (name: string, help: string, field: 'waiting' | 'in_use' | 'rate' | 'concurrency') =>

@@ -1,7 +1,7 @@
 // What `GET /limits` and the limit gauges show of each declared key: its numbers, the
 // attempts holding it (in flight) and those waiting for it, over every instance.
 import type { Limiter } from './limiter.js';
-import { ratePerSecond, type StageLimit } from './spec.js';
+import { ratePerSecond, type StageLimit } from '../pipelines/limit.js';
 
 export interface LimitReport {
   key: string;

@@ -3,7 +3,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Limiter } from './limiter.js';
 import { reportLimits } from './report.js';
-import type { StageLimit } from './spec.js';
+import type { StageLimit } from '../pipelines/limit.js';
 
 export const limitsRoutes: FastifyPluginAsync<{ declared: ReadonlyMap<string, StageLimit>; limiter: Limiter }> = async (app, { declared, limiter }) => {
   app.get(

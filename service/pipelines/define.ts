@@ -1,6 +1,6 @@
 // The `runstate` package entry: what a pipeline module may import (`import { definePipeline }
 // from 'runstate'`), though a plain object default export needs no import at all (docs/pipelines.md).
-import type { StageLimit } from '../limits/spec.js';
+import type { StageLimit } from './limit.js';
 import type { Item, ItemContext, ItemResult, LoadContext, RetryPolicy } from './types.js';
 
 export type { Item, ItemContext, ItemResult, LoadContext, RetryPolicy, StageLimit };

@@ -4,7 +4,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isName } from '../ids.js';
-import { declaredLimits, limitProblems } from '../limits/spec.js';
+import { declaredLimits, limitProblems } from './limit.js';
 import { OptionsSchemaError, compileOptionsSchema } from './schema.js';
 import type { AnyPipeline, StageDefinition } from './types.js';
 

@@ -1,4 +1,4 @@
-import type { StageLimit } from '../limits/spec.js';
+import type { StageLimit } from './limit.js';
 import type { Item } from '../store/store.js';
 
 export type { Item };

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkDeclarations, LimitDeclarationError } from '../../../service/limits/index.js';
-import { limitProblems, ratePerSecond, spacingMs } from '../../../service/limits/spec.js';
+import { limitProblems, ratePerSecond, spacingMs } from '../../../service/pipelines/limit.js';
 import { checkPipeline, loadPipelines, PipelineLoadError } from '../../../service/pipelines/loader.js';
 import type { AnyPipeline } from '../../../service/pipelines/types.js';
 import { tempDir } from '../../helpers/engine.js';

@@ -1,4 +1,4 @@
-// What a stage's `limit` declares (docs/pipelines.md, "Limits"), how a declaration is checked
+// The `limit` field of a stage (docs/pipelines.md, "Limits"): what it declares, how a declaration is checked
 // when a pipeline loads, and the one rule of how a rate becomes a spacing between attempts.
 import { isName } from '../ids.js';
 
