@@ -41,6 +41,7 @@ describe('HTTP API under arbitrary input (fast-check)', () => {
     fc.tuple(id, segment).map(([i, s]) => () => `${API}/runs/${i()}/${s}`),
     segment.map((s) => () => `${API}/runs/bulk/${s}`),
     fc.constant(() => `${API}/current_processing/`),
+    fc.constant(() => `${API}/limits`),
     fc.array(segment, { maxLength: 4 }).map((segs) => () => `${API}/${segs.join('/')}`),
     fc.array(segment, { maxLength: 3 }).map((segs) => () => `/${segs.join('/')}`),
   );

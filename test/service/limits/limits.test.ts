@@ -134,6 +134,15 @@ describe.each(['sqlite', 'postgres'] as const)('limits on one instance (%s)', (k
     expect(await limitOf('solo')).toMatchObject({ in_use: 0, waiting: 0 });
   });
 
+  it('lists every declared key, and refuses a query or a missing token', async () => {
+    expect((await limitsNow()).data.map((l) => l.key)).toEqual(['pair', 'queue_slot', 'shared', 'solo']);
+    expect((await limitsNow()).data[2]).toEqual({ key: 'shared', rate: 10, per_second: 10, per_minute: null, concurrency: null, in_use: 0, waiting: 0 });
+    const bad = await h.app.inject({ url: `${API}/limits?key=solo`, headers: auth(ADMIN) });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ error: { code: 'BAD_REQUEST' } });
+    expect((await h.app.inject({ url: `${API}/limits` })).statusCode).toBe(401);
+  });
+
   it('hands a worker no job of a limited queue stage beyond the limit', async () => {
     const runId = await start('queued');
     const claim = async () => {
