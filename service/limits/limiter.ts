@@ -175,11 +175,16 @@ export class Limiter {
   #pump(key: string, lane: Lane): void {
     if (lane.pumping || this.#stopped) return;
     lane.pumping = true;
+    let retryMs = 0;
     this.#serve(key, lane)
-      .catch((err: unknown) => this.#opts.logger.error({ err, key }, 'a limit’s line stopped'))
+      .catch((err: unknown) => {
+        // Not a passing fault (those wait inside): the line tries again in a second rather than spin.
+        this.#opts.logger.error({ err, key }, 'a limit’s line failed; trying again in 1 s');
+        retryMs = 1000;
+      })
       .finally(() => {
         lane.pumping = false;
-        if (lane.line.length > 0 && !this.#stopped) setImmediate(() => this.#pump(key, lane));
+        if (lane.line.length > 0 && !this.#stopped) setTimeout(() => this.#pump(key, lane), retryMs).unref();
       });
   }
 
