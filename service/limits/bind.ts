@@ -14,6 +14,7 @@ export function bindLimits(pipelines: readonly AnyPipeline[], limiter: Limiter):
       return {
         ...s,
         async processItem(item, ctx) {
+          if (p.limitAppliesOf?.(ctx.options, ctx.stage) === false) return s.processItem(item, ctx);
           const permit = await limiter.acquire(limit, { runId: ctx.runId, stage: ctx.stage, itemId: String(item.id) }, ctx.signal);
           try {
             return await s.processItem(item, ctx);

@@ -78,6 +78,8 @@ export interface PipelineDefinition<O = unknown> {
   concurrencyOf?(options: O, stage: number): number | undefined;
   /** Whether the options make a stage wait for approval, when they choose it. */
   approvalOf?(options: O, stage: number): boolean | undefined;
+  /** Whether a stage's `limit` applies to this run, when the options choose it. [true] */
+  limitAppliesOf?(options: O, stage: number): boolean;
   retry?: Partial<RetryPolicy> | ((options: O) => Partial<RetryPolicy>);
 }
 

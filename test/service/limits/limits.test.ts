@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../../service/events.js';
+import { contentPipeline } from '../../../service/pipelines/index.js';
 import { checkPipeline } from '../../../service/pipelines/loader.js';
 import type { AnyPipeline } from '../../../service/pipelines/types.js';
 import { ADMIN, appOn, auth } from '../../helpers/app.js';
@@ -44,7 +45,7 @@ describe.each(['sqlite', 'postgres'] as const)('limits on one instance (%s)', (k
       stages: [{ key: 'work', name: 'Work', queue: 'limited', limit: { key: 'queue_slot', concurrency: 1 }, loadItems: async () => [1, 2, 3].map((id) => ({ id, title: `job ${id}` })) }],
     });
     if (!('pipeline' in checked)) throw new Error(checked.problems.join('; '));
-    h = await appOn(dir.path, [...limitedPipelines, solo, checked.pipeline], {}, { env: db ? { DATABASE_URL: db.url } : {} });
+    h = await appOn(dir.path, [...limitedPipelines, solo, checked.pipeline, contentPipeline], {}, { env: db ? { DATABASE_URL: db.url } : {} });
   });
   afterEach(async () => {
     await h.app.close();
@@ -135,12 +136,24 @@ describe.each(['sqlite', 'postgres'] as const)('limits on one instance (%s)', (k
   });
 
   it('lists every declared key, and refuses a query or a missing token', async () => {
-    expect((await limitsNow()).data.map((l) => l.key)).toEqual(['pair', 'queue_slot', 'shared', 'solo']);
-    expect((await limitsNow()).data[2]).toEqual({ key: 'shared', rate: 10, per_second: 10, per_minute: null, concurrency: null, in_use: 0, waiting: 0 });
+    expect((await limitsNow()).data.map((l) => l.key)).toEqual(['demo_ai', 'pair', 'queue_slot', 'shared', 'solo']);
+    expect((await limitsNow()).data[3]).toEqual({ key: 'shared', rate: 10, per_second: 10, per_minute: null, concurrency: null, in_use: 0, waiting: 0 });
     const bad = await h.app.inject({ url: `${API}/limits?key=solo`, headers: auth(ADMIN) });
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ error: { code: 'BAD_REQUEST' } });
     expect((await h.app.inject({ url: `${API}/limits` })).statusCode).toBe(401);
+  });
+
+  it('holds the demo content pipeline’s AI stages to the `demo_ai` limit only when a run asks for it', async () => {
+    const options = { items_per_stage: [0, 0, 0, 0, 0, 0, 20], delay_ms: 0, concurrency: 8 };
+    const free = await start('content', { ...options, items_per_stage: [20, 0, 0, 0, 0, 0, 0] });
+    await reached(free, 'completed');
+    const limited = await start('content', { ...options, items_per_stage: [20, 0, 0, 0, 0, 0, 0], ai_limit: true });
+    await reached(limited, 'completed');
+    const times = (runId: string) => h.events.filter((e) => e.run_id === runId && e.event === 'stage_item_processed').map((e) => Date.parse(e.timestamp));
+    // By default the stage runs as fast as ever; with the option, 10 a second plus the burst.
+    expect(worstWindow(times(free), 1000)).toBe(20);
+    expect(worstWindow(times(limited), 1000)).toBeLessThanOrEqual(11);
   });
 
   it('hands a worker no job of a limited queue stage beyond the limit', async () => {
