@@ -1,15 +1,13 @@
 // The whole service wired together: store, engine, hub, traces, metrics, tokens, webhooks,
 // retention, telemetry, the app and the ingest socket. server.ts and the tests build it here, so both run the same wiring.
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { buildApp } from './app.js';
 import { ADMIN_NAME, TokenRegistry, adminToken, readTokensFile, type Principal } from './auth/tokens.js';
 import type { Config } from './config.js';
-import { Engine } from './engine/engine.js';
+import { Engine, newInstanceId } from './engine/engine.js';
 import { Health, registerHealthMetrics } from './health.js';
 import { Hub, type HubOptions } from './hub/hub.js';
 import { IngestSocket } from './ingest/socket.js';
@@ -127,7 +125,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
   });
   const pipelines = overrides.pipelines ?? demoPipelines;
   // One name for this instance in run leases and in limit slots.
-  const instanceId = config.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const instanceId = config.instanceId ?? newInstanceId();
   const limits = await createLimits({
     store,
     pipelines,

@@ -49,6 +49,11 @@ export interface EngineOptions {
   waitingOnLimit?: (runId: string, stage: number) => { key: string; items: number } | undefined;
 }
 
+/** A name for this instance when none is configured: `<hostname>-<pid>-<random>`. */
+export function newInstanceId(): string {
+  return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
 /** How long an `Idempotency-Key` keeps answering with the run it made (docs/api.md). */
 export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
 
@@ -82,7 +87,7 @@ export class Engine {
     this.#pipelines = new Map(opts.pipelines.map((p) => [p.name, p]));
     this.#log = opts.logger ?? pino({ level: 'silent' });
     this.#now = opts.now ?? Date.now;
-    this.#owner = opts.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.#owner = opts.instanceId ?? newInstanceId();
     this.#leaseMs = opts.leaseMs ?? 10_000;
     this.#waitingOnLimit = opts.waitingOnLimit;
     const announce = (r: RunRecord, e: readonly StoredEvent[]) => this.#announce(r, e);
