@@ -199,13 +199,11 @@ export class Limiter {
         continue;
       }
       if (head.limit.concurrency !== undefined && holder === undefined) continue;
+      // The slot is kept while the token comes: the head is next either way.
       const spacing = spacingMs(head.limit);
-      if (spacing !== undefined && !(await this.#takeToken(key, lane, head, spacing))) {
-        if (holder) await this.#releaseSlot(key, holder);
-        continue;
-      }
-      if (!this.#leave(lane, head)) {
-        // Left in the last instant (aborted, paused): the token is spent, the slot goes back.
+      if (spacing !== undefined) while (!head.done && !this.#stopped && !(await this.#takeToken(key, lane, head, spacing)));
+      if (this.#stopped || !this.#leave(lane, head)) {
+        // Left meanwhile (aborted, paused), or the limiter stopped: a token taken is spent, the slot goes back.
         if (holder) await this.#releaseSlot(key, holder);
         continue;
       }
