@@ -1,5 +1,5 @@
 // The items of one stage as `GET /runs/:id/items` shows them (docs/api.md, "Items"): each
-// loaded item with where it is (pending, in flight, waiting out a retry, processed, failed),
+// loaded item with where it is (pending, in flight, waiting for a limit, waiting out a retry, processed, failed),
 // from the stage's items, the run's ledger and its persisted snapshot; the times come from
 // the item events. Pure: the route reads, this describes.
 import { stageActorId, type StageContext } from '../../machines/index.js';
@@ -63,10 +63,12 @@ export interface StageItemsInput {
   ledger: readonly LedgerEntry[];
   context: StageContext | undefined;
   timings: ReadonlyMap<string, ItemTiming>;
+  /** Ids of the stage's items whose attempt waits for a limit (service/limits/): in flight for the machine, not started yet. */
+  waitingLimit?: ReadonlySet<string> | undefined;
 }
 
 /** Every item of the stage, in the stage's order. */
-export function describeItems({ stage, items, ledger, context, timings }: StageItemsInput): ItemView[] {
+export function describeItems({ stage, items, ledger, context, timings, waitingLimit }: StageItemsInput): ItemView[] {
   const recorded = new Map<string, LedgerEntry>();
   for (const l of ledger) if (l.stage === stage) recorded.set(String(l.itemId), l);
   const active = new Map((context?.active ?? []).map((a) => [a.index, a.attempt]));
@@ -74,7 +76,7 @@ export function describeItems({ stage, items, ledger, context, timings }: StageI
   return items.map((item, index): ItemView => {
     const base = { id: item.id, title: item.title };
     const inFlight = active.get(index);
-    if (inFlight !== undefined) return { ...base, ...unfinished('in_flight', inFlight) };
+    if (inFlight !== undefined) return { ...base, ...unfinished(waitingLimit?.has(String(item.id)) ? 'waiting_limit' : 'in_flight', inFlight) };
     const retry = waiting.get(index);
     if (retry !== undefined) return { ...base, ...unfinished('waiting_retry', retry - 1) };
     const entry = recorded.get(String(item.id));

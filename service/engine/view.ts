@@ -61,6 +61,8 @@ export interface ProcessingView {
   remaining_count: number;
   status: string;
   stage_state: string;
+  /** Only while some of the stage's items wait for a limit (service/limits/): which key, how many. */
+  limit_waiting?: { key: string; items: number };
 }
 
 export interface StageMeta {

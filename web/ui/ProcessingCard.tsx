@@ -63,6 +63,11 @@ export function ProcessingCard({ run, processing: p, inFlightSince = {}, usualIt
           {run.error ?? 'The run failed.'} {onRetry && <button onClick={onRetry}>Retry</button>}
         </p>
       )}
+      {p?.limit_waiting && status === 'running' && (
+        <p className="card-note card-limit-note" data-note="limit">
+          {p.limit_waiting.items} {p.limit_waiting.items === 1 ? 'item' : 'items'} waiting on the {p.limit_waiting.key} limit
+        </p>
+      )}
       {slow.map(({ item, ms }) => (
         <p key={String(item.id)} className="card-note card-slow-note">
           {item.title} has been running for {seconds(ms)} (usually about {seconds(usualItemMs!)}).

@@ -50,6 +50,7 @@ describe('HTTP API under arbitrary input (fast-check)', () => {
     fc.tuple(id, segment).map(([i, s]) => () => `${API}/runs/${i()}/${s}`),
     segment.map((s) => () => `${API}/runs/bulk/${s}`),
     fc.constant(() => `${API}/current_processing/`),
+    fc.constant(() => `${API}/limits`),
     fc.constant(() => `${API}/schedules`),
     sid.map((i) => () => `${API}/schedules/${i()}`),
     fc.tuple(sid, fc.oneof(segment, fc.constantFrom('pause', 'resume'))).map(([i, s]) => () => `${API}/schedules/${i()}/${s}`),
