@@ -142,6 +142,9 @@ class Worker:
         self._local = threading.local()
         self._threads = []
         self._todo = queues.Queue()
+        self._answers = queues.Queue()
+        self._answerer = None
+        self._batch_answers = True
         self._claiming = None
 
     # --- registering handlers -----------------------------------------------------------
@@ -179,6 +182,8 @@ class Worker:
         ]
         for t in self._threads:
             t.start()
+        self._answerer = threading.Thread(target=self._answering, name="runstate-answers", daemon=True)
+        self._answerer.start()
         try:
             while not self._stopping.is_set():
                 # With a timeout: a signal does not end a plain acquire, and a stop must.
@@ -275,24 +280,77 @@ class Worker:
             self._free.release()
 
     def _answer(self, job, what, body):
+        # Handed to the answering thread, which sends what several handlers finished together in
+        # one request; the handler's slot stays taken until its answer is sent.
+        sent = threading.Event()
+        self._answers.put((job, what, body, sent))
+        sent.wait()
+
+    def _answering(self):
+        while True:
+            first = self._answers.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < 100:
+                try:
+                    more = self._answers.get_nowait()
+                except queues.Empty:
+                    break
+                if more is None:
+                    self._answers.put(None)
+                    break
+                batch.append(more)
+            try:
+                self._send_answers(batch)
+            finally:
+                for job, _, _, sent in batch:
+                    job.answered = True
+                    sent.set()
+
+    def _send_answers(self, batch):
+        if len(batch) == 1 or not self._batch_answers:
+            for job, what, body, _ in batch:
+                self._answer_one(job, what, body)
+            return
+        payload = {"answers": [{"job_id": job.job_id, what: body} for job, what, body, _ in batch]}
+        deadline = time.monotonic() + max(min(job.lease_ms for job, _, _, _ in batch) / 1000.0, 5.0)
+        while True:
+            try:
+                res = self._post("/api/v1/workers/answers", payload)
+            except RunstateError as err:
+                # A service without POST /answers (404), or a batch it refuses as a whole: one by
+                # one, each with its own answer.
+                if err.status == 404:
+                    self._batch_answers = False
+                for job, what, body, _ in batch:
+                    self._answer_one(job, what, body)
+                return
+            except Exception:
+                if time.monotonic() > deadline or self._stopping.wait(0.5):
+                    return
+                continue
+            for (job, _, _, _), result in zip(batch, res.get("results", [])):
+                if (result.get("error") or {}).get("code") == "LEASE_LOST":
+                    job.lost.set()
+            return
+
+    def _answer_one(self, job, what, body):
         # The service may be restarting: keep trying for as long as the lease could last. An
         # answer it already took comes back `duplicate`, one too late `LEASE_LOST`: both end it.
         deadline = time.monotonic() + max(job.lease_ms / 1000.0, 5.0)
-        try:
-            while True:
-                try:
-                    self._post("/api/v1/workers/jobs/%s/%s" % (job.job_id, what), body)
+        while True:
+            try:
+                self._post("/api/v1/workers/jobs/%s/%s" % (job.job_id, what), body)
+                return
+            except LeaseLost:
+                job.lost.set()
+                return
+            except RunstateError:
+                return
+            except Exception:
+                if time.monotonic() > deadline or self._stopping.wait(0.5):
                     return
-                except LeaseLost:
-                    job.lost.set()
-                    return
-                except RunstateError:
-                    return
-                except Exception:
-                    if time.monotonic() > deadline or self._stopping.wait(0.5):
-                        return
-        finally:
-            job.answered = True
 
     def _heartbeats(self):
         while True:
@@ -322,6 +380,10 @@ class Worker:
             self._todo.put(None)
         for t in list(self._threads):
             t.join(max(0.0, deadline - time.monotonic()))
+        # Answers of the handlers that finished go out before anything is released.
+        self._answers.put(None)
+        if self._answerer is not None:
+            self._answerer.join(max(0.5, deadline - time.monotonic()))
         with self._lock:
             left = [j for j in self._held.values() if not j.answered]
         for job in left:

@@ -65,6 +65,13 @@ export interface JobAnswer {
   retryable?: boolean;
 }
 
+/** One answer of a batch: the job, the claim it answers, and what the worker said. */
+export interface JobAnswerOf {
+  id: number;
+  claims: number;
+  answer: JobAnswer;
+}
+
 export interface JobStore {
   /**
    * The job of `(run, stage, kind, item, attempt)`: inserted `queued` (or `held`) when there is
@@ -91,6 +98,8 @@ export interface JobStore {
   heartbeat(id: number, claims: number, message: string | null): Promise<HeartbeatAnswer>;
   /** Stores the worker's answer for claim `claims`, if that claim still holds its lease. */
   finish(id: number, claims: number, answer: JobAnswer): Promise<FinishAnswer>;
+  /** As `finish` for each, in one transaction (answers that arrive together): the verdicts in order. */
+  finishAll(answers: readonly JobAnswerOf[]): Promise<FinishAnswer[]>;
   /** Gives claim `claims` back unanswered (a worker stopping): offered again at once, same attempt. */
   release(id: number, claims: number): Promise<FinishAnswer>;
   /** Of these jobs, the ones answered or cancelled. */

@@ -2,8 +2,8 @@
 // serves them; answers are stored on the job, where the run's owner takes them up (queue.ts).
 import { EventEmitter } from 'node:events';
 import type { Principal } from '../auth/tokens.js';
-import { RunstateError } from '../errors.js';
-import { jobRef, parseJobRef, type JobAnswer, type JobRecord, type JobStore } from '../store/jobs.js';
+import { httpError, RunstateError } from '../errors.js';
+import { jobRef, parseJobRef, type FinishAnswer, type JobAnswer, type JobRecord, type JobStore } from '../store/jobs.js';
 import type { WorkerMetrics } from './metrics.js';
 
 export const MAX_WAIT_MS = 30_000;
@@ -21,8 +21,8 @@ export interface WorkerSeen {
 export interface DoorOptions {
   jobs: JobStore;
   metrics: WorkerMetrics;
-  /** Called with a job answered here: its run's owner may be this instance. */
-  onAnswered: (job: JobRecord) => void;
+  /** Called with a job answered here, once the answer is stored: its run's owner may be this instance. */
+  onAnswered: (job: JobRecord, answer: JobAnswer) => void;
   /** Called with a heartbeat's message, once the lease was extended. */
   onMessage?: (job: JobRecord, message: string) => void;
   /** How often a long-poll claim looks again without a hint (leases run out silently). [250] */
@@ -39,6 +39,8 @@ export class WorkerDoor {
   readonly #opts: DoorOptions;
   readonly #queued = new EventEmitter();
   readonly #seen = new Map<string, Seen>();
+  /** Queues with jobs queued in this turn, woken at its end. */
+  readonly #wake = new Set<string>();
   #closed = false;
 
   constructor(opts: DoorOptions) {
@@ -46,9 +48,20 @@ export class WorkerDoor {
     this.#queued.setMaxListeners(0);
   }
 
-  /** A job of `queue` became claimable: wake the long-polls waiting on it. */
+  /**
+   * A job of `queue` became claimable: wake the long-polls waiting on it, once at the end of this
+   * turn of the event loop, so that the jobs a stage queues together go out in one claim rather
+   * than one claim (and one HTTP round trip) each.
+   */
   queued(queue: string): void {
-    this.#queued.emit(queue);
+    if (this.#wake.size === 0) setImmediate(() => this.#wakeQueued());
+    this.#wake.add(queue);
+  }
+
+  #wakeQueued(): void {
+    const queues = [...this.#wake];
+    this.#wake.clear();
+    for (const q of queues) this.#queued.emit(q);
   }
 
   /** Long-polls answer at once with what they have. */
@@ -101,17 +114,66 @@ export class WorkerDoor {
 
   async complete(principal: Principal, ref: string, body: unknown): Promise<Record<string, unknown>> {
     const { job, claims } = await this.#job(principal, ref);
-    const b = body === null || body === undefined ? {} : objectBody(body);
-    const result = job.kind === 'load' ? { items: checkItems(b.items) } : checkItemResult(b);
-    return this.#finish(job, claims, ref, { state: 'done', result });
+    return this.#finish(job, claims, ref, completion(job, body));
   }
 
   async fail(principal: Principal, ref: string, body: unknown): Promise<Record<string, unknown>> {
     const { job, claims } = await this.#job(principal, ref);
-    const b = objectBody(body);
-    if (typeof b.error !== 'string' || b.error.length === 0) throw bad('Expected `error` to be a non-empty string.');
-    if (b.retryable !== undefined && typeof b.retryable !== 'boolean') throw bad('Expected `retryable` to be a boolean.');
-    return this.#finish(job, claims, ref, { state: 'failed', error: b.error.slice(0, 4000), retryable: b.retryable !== false });
+    return this.#finish(job, claims, ref, failure(body));
+  }
+
+  /**
+   * `POST /answers`: several jobs' completions and fails in one request and one transaction
+   * (docs/workers.md, "Answering several jobs at once"). Each entry gets the status and body its
+   * own `/jobs/:id/complete` or `/fail` would have; an entry that is not valid refuses the whole
+   * request (400) and nothing is recorded.
+   */
+  async answers(principal: Principal, body: unknown): Promise<{ results: AnswerResult[] }> {
+    const list = objectBody(body).answers;
+    if (!Array.isArray(list) || list.length === 0 || list.length > MAX_CLAIM) throw bad(`Expected \`answers\` to be a list of 1 to ${MAX_CLAIM} answers.`);
+    const entries = list.map((raw: unknown, i) => answerEntry(raw, i));
+    // An unknown job, or one of a queue this token does not serve, is that entry's answer alone.
+    const found = await Promise.all(
+      entries.map(async (e) => {
+        try {
+          return await this.#job(principal, e.ref);
+        } catch (err) {
+          if (err instanceof RunstateError) return err;
+          throw err;
+        }
+      }),
+    );
+    // Every body is checked before anything is written.
+    const answers = entries.map((e, i) => {
+      const f = found[i]!;
+      if (f instanceof RunstateError) return undefined;
+      try {
+        return e.fail !== undefined ? failure(e.fail) : completion(f.job, e.complete);
+      } catch (err) {
+        if (err instanceof RunstateError) throw new RunstateError(err.code, `answers[${i}]: ${err.message}`);
+        throw err;
+      }
+    });
+    const todo = entries.flatMap((_, i) => {
+      const f = found[i]!;
+      const answer = answers[i];
+      return f instanceof RunstateError || answer === undefined ? [] : [{ i, job: f.job, claims: f.claims, answer }];
+    });
+    const verdicts = await this.#opts.jobs.finishAll(todo.map((t) => ({ id: t.job.id, claims: t.claims, answer: t.answer })));
+    const results: AnswerResult[] = entries.map((e, i) => {
+      const f = found[i]!;
+      return f instanceof RunstateError ? refused(e.ref, f) : { job_id: e.ref, status: 200, ok: true };
+    });
+    todo.forEach((t, k) => {
+      const ref = entries[t.i]!.ref;
+      try {
+        results[t.i] = { job_id: ref, status: 200, ...this.#settle(t.job, t.answer, verdicts[k]!, ref) };
+      } catch (err) {
+        if (!(err instanceof RunstateError)) throw err;
+        results[t.i] = refused(ref, err);
+      }
+    });
+    return { results };
   }
 
   /** Gives a claimed job back unanswered: offered again at once, same attempt (a worker stopping). */
@@ -147,7 +209,11 @@ export class WorkerDoor {
   }
 
   async #finish(job: JobRecord, claims: number, ref: string, answer: JobAnswer): Promise<Record<string, unknown>> {
-    const verdict = await this.#opts.jobs.finish(job.id, claims, answer);
+    return this.#settle(job, answer, await this.#opts.jobs.finish(job.id, claims, answer), ref);
+  }
+
+  /** What a stored answer's verdict tells the worker, and the bookkeeping of an answer taken. */
+  #settle(job: JobRecord, answer: JobAnswer, verdict: FinishAnswer, ref: string): Record<string, unknown> {
     if (verdict === 'not_found') throw notFound(ref);
     if (verdict === 'lost') throw lost(ref);
     this.#done(job);
@@ -156,7 +222,7 @@ export class WorkerDoor {
     if (job.claimedAt !== null) {
       this.#opts.metrics.jobSeconds.observe({ queue: job.queue, kind: job.kind, outcome: answer.state }, Math.max(0, Date.now() - job.claimedAt) / 1000);
     }
-    this.#opts.onAnswered(job);
+    this.#opts.onAnswered(job, answer);
     return { ok: true };
   }
 
@@ -244,6 +310,42 @@ function intField(b: Record<string, unknown>, name: string, fallback: number, mi
   if (v === undefined) return fallback;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw bad(`Expected \`${name}\` to be an integer from ${min} to ${max}.`);
   return v;
+}
+
+/** One entry of `POST /answers`, as it comes. */
+interface AnswerEntry {
+  ref: string;
+  complete?: unknown;
+  fail?: unknown;
+}
+
+/** One entry's outcome: the status and body its own endpoint would have answered. */
+export type AnswerResult = { job_id: string; status: number } & Record<string, unknown>;
+
+function answerEntry(raw: unknown, i: number): AnswerEntry {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad(`Expected answers[${i}] to be an object.`);
+  const e = raw as Record<string, unknown>;
+  if (typeof e.job_id !== 'string' || e.job_id.length === 0) throw bad(`Expected answers[${i}].job_id to be a job id.`);
+  if ((e.complete === undefined) === (e.fail === undefined)) throw bad(`Expected answers[${i}] to have one of \`complete\` or \`fail\`.`);
+  return { ref: e.job_id, ...(e.fail !== undefined ? { fail: e.fail } : { complete: e.complete }) };
+}
+
+function refused(ref: string, err: RunstateError): AnswerResult {
+  const { status, body } = httpError(err);
+  return { job_id: ref, status, ...body };
+}
+
+/** A completion's body as the job's kind wants it: `{items}` for a load, `{cost?, output?}` for an item. */
+function completion(job: JobRecord, body: unknown): JobAnswer {
+  const b = body === null || body === undefined ? {} : objectBody(body);
+  return { state: 'done', result: job.kind === 'load' ? { items: checkItems(b.items) } : checkItemResult(b) };
+}
+
+function failure(body: unknown): JobAnswer {
+  const b = objectBody(body);
+  if (typeof b.error !== 'string' || b.error.length === 0) throw bad('Expected `error` to be a non-empty string.');
+  if (b.retryable !== undefined && typeof b.retryable !== 'boolean') throw bad('Expected `retryable` to be a boolean.');
+  return { state: 'failed', error: b.error.slice(0, 4000), retryable: b.retryable !== false };
 }
 
 function checkItems(raw: unknown): Record<string, unknown>[] {

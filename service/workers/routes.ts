@@ -48,6 +48,10 @@ export const workerRoutes: FastifyPluginAsync<{ door: WorkerDoor; tokens: TokenR
   app.post<JobReq>('/jobs/:job_id/complete', { bodyLimit, schema: { summary: 'Complete a job' } }, async (request) =>
     door.complete(who(request), request.params.job_id, request.body),
   );
+  // Several answers at once: as large as as many completions.
+  app.post<{ Body: unknown }>('/answers', { bodyLimit, schema: { summary: 'Complete or fail several jobs at once' } }, async (request) =>
+    door.answers(who(request), request.body),
+  );
   app.post<JobReq>('/jobs/:job_id/release', { schema: { summary: 'Give a claimed job back unanswered' } }, async (request) =>
     door.release(who(request), request.params.job_id),
   );

@@ -128,6 +128,31 @@ for (const [name, open] of [
       expect(await jobs.finish(999_999, 1, { state: 'done' })).toBe('not_found');
     });
 
+    it('stores answers that arrive together in one call, each with the verdict it would get alone', async () => {
+      const jobs = await fresh();
+      const made = await Promise.all([1, 2, 3].map((i) => jobs.ensureJob(job(i))));
+      expect(new Set(made.map((j) => j.id)).size).toBe(3);
+      const claimed = await jobs.claim('faces', 'w1', 3);
+      const [a, b, c] = claimed.map((x) => x.job);
+      expect(
+        await jobs.finishAll([
+          { id: a!.id, claims: 1, answer: { state: 'done', result: { cost: 1 } } },
+          { id: b!.id, claims: 1, answer: { state: 'failed', error: 'no', retryable: false } },
+          { id: a!.id, claims: 1, answer: { state: 'done', result: { cost: 2 } } },
+          { id: c!.id, claims: 2, answer: { state: 'done' } },
+          { id: 999_999, claims: 1, answer: { state: 'done' } },
+        ]),
+      ).toEqual(['ok', 'ok', 'duplicate', 'lost', 'not_found']);
+      expect(await jobs.finishAll([])).toEqual([]);
+      const answered = await jobs.finished([a!.id, b!.id, c!.id]);
+      expect(answered.map((j) => [j.id, j.state, j.result ?? j.error]).sort()).toEqual(
+        [
+          [a!.id, 'done', { cost: 1 }],
+          [b!.id, 'failed', 'no'],
+        ].sort(),
+      );
+    });
+
     it('holds a pausing run’s queued item jobs, requeues them, cancels, releases and counts waiting ones', async () => {
       const jobs = await fresh();
       const a = await jobs.ensureJob(job(1));
