@@ -1,9 +1,9 @@
 // Worker jobs on Postgres (the JobStore of jobs.ts): any instance claims with FOR UPDATE SKIP
 // LOCKED, leases are timed by the database's clock, and hints go over NOTIFY runstate_jobs.
 import { Client, type Pool } from 'pg';
-import type { ClaimedJob, FinishAnswer, HeartbeatAnswer, JobAnswer, JobAnswerOf, JobRecord, JobStore, NewJob } from './jobs.js';
+import { FORGET_WORKERS_MS, type ClaimedJob, type FinishAnswer, type HeartbeatAnswer, type JobAnswer, type JobAnswerOf, type JobRecord, type JobStore, type NewJob, type QueueCounts, type SeenWorker } from './jobs.js';
 import { inTransaction } from './pg-connection.js';
-import { finishAnswer, heartbeatAnswer, toJob, type JobRow } from './jobs-sqlite.js';
+import { finishAnswer, heartbeatAnswer, seenWorkers, toJob, type JobRow } from './jobs-sqlite.js';
 
 /** `answered:<run_id>` (a job of the run was answered) or `queued:<queue>` (a job became claimable). */
 export const JOBS_CHANNEL = 'runstate_jobs';
@@ -43,6 +43,13 @@ const MIGRATIONS: readonly string[] = [
   // The unique key's index already finds a run's jobs (run_id first); one keyed on the state too
   // was rewritten on every claim and answer, for nothing a query needed.
   `DROP INDEX worker_jobs_by_run;`,
+  // Who talked to the service, for every instance to list (GET /api/v1/workers).
+  `CREATE TABLE workers_seen (
+     worker_id TEXT COLLATE "C" NOT NULL,
+     queue     TEXT COLLATE "C" NOT NULL,
+     last_seen BIGINT NOT NULL,
+     PRIMARY KEY (worker_id, queue)
+   );`,
 ];
 
 const MIGRATION_LOCK = 7_262_111_906_245_441_537n; // the runs schema's lock + 1
@@ -242,6 +249,34 @@ export class PostgresJobStore implements JobStore {
       `SELECT queue, COUNT(*)::int AS n FROM worker_jobs WHERE state IN ('queued', 'claimed') AND (state = 'queued' OR lease_until <= now()) GROUP BY queue`,
     );
     return Object.fromEntries(res.rows.map((r) => [r.queue, r.n]));
+  }
+
+  async queueCounts(): Promise<Record<string, QueueCounts>> {
+    const res = await this.#pool.query<{ queue: string; waiting: number; in_flight: number }>(
+      `SELECT queue, COUNT(*) FILTER (WHERE state = 'queued' OR lease_until <= now())::int AS waiting,
+              COUNT(*) FILTER (WHERE state = 'claimed' AND lease_until > now())::int AS in_flight
+       FROM worker_jobs WHERE state IN ('queued', 'claimed') GROUP BY queue`,
+    );
+    return Object.fromEntries(res.rows.map((r) => [r.queue, { waiting: r.waiting, inFlight: r.in_flight }]));
+  }
+
+  async sawWorker(workerId: string, queue: string, at: number): Promise<void> {
+    await this.#pool.query(
+      `WITH gone AS (DELETE FROM workers_seen WHERE last_seen < $4)
+       INSERT INTO workers_seen (worker_id, queue, last_seen) VALUES ($1, $2, $3)
+       ON CONFLICT (worker_id, queue) DO UPDATE SET last_seen = GREATEST(workers_seen.last_seen, EXCLUDED.last_seen)`,
+      [workerId, queue, at, at - FORGET_WORKERS_MS],
+    );
+  }
+
+  async workersSeen(since: number): Promise<SeenWorker[]> {
+    const [rows, held] = await Promise.all([
+      this.#pool.query<{ worker_id: string; queue: string; last_seen: string }>('SELECT worker_id, queue, last_seen FROM workers_seen WHERE last_seen >= $1', [since]),
+      this.#pool.query<{ worker_id: string; n: number }>(
+        `SELECT worker_id, COUNT(*)::int AS n FROM worker_jobs WHERE state IN ('queued', 'claimed') AND state = 'claimed' AND lease_until > now() GROUP BY worker_id`,
+      ),
+    ]);
+    return seenWorkers(rows.rows, held.rows);
   }
 
   async notifyJobs(h: { answered?: string; queue?: string }): Promise<void> {

@@ -1,7 +1,7 @@
 // Worker jobs on SQLite (the JobStore of jobs.ts), in the run database's file, beside the runs.
 // One instance is all there is, so no hints; leases are timed by this process's clock.
 import type Database from 'better-sqlite3';
-import type { ClaimedJob, FinishAnswer, HeartbeatAnswer, JobAnswer, JobAnswerOf, JobRecord, JobState, JobStore, NewJob } from './jobs.js';
+import { FORGET_WORKERS_MS, type ClaimedJob, type FinishAnswer, type HeartbeatAnswer, type JobAnswer, type JobAnswerOf, type JobRecord, type JobState, type JobStore, type NewJob, type QueueCounts, type SeenWorker } from './jobs.js';
 
 // A migration list of its own (schema_migrations_jobs), so the jobs schema grows without
 // renumbering the runs schema's migrations in sqlite.ts.
@@ -39,6 +39,13 @@ const MIGRATIONS: readonly string[] = [
   // The unique key's index already finds a run's jobs (run_id first); one keyed on the state too
   // was rewritten on every claim and answer, for nothing a query needed.
   `DROP INDEX worker_jobs_by_run;`,
+  // Who talked to the service, for every instance to list (GET /api/v1/workers).
+  `CREATE TABLE workers_seen (
+     worker_id TEXT NOT NULL,
+     queue     TEXT NOT NULL,
+     last_seen INTEGER NOT NULL,
+     PRIMARY KEY (worker_id, queue)
+   );`,
 ];
 
 export interface JobRow {
@@ -139,6 +146,21 @@ function statements(db: Database.Database) {
     ),
     release: db.prepare<[number]>(`UPDATE worker_jobs SET state = 'queued', lease_until = NULL WHERE id = ?`),
     finished: db.prepare<[string], JobRow>(`SELECT * FROM worker_jobs WHERE id IN (SELECT value FROM json_each(?)) AND state IN ('done', 'failed', 'cancelled')`),
+    queueCounts: db.prepare<[number, number], { queue: string; waiting: number; in_flight: number }>(
+      `SELECT queue, SUM(state = 'queued' OR lease_until <= ?) AS waiting, SUM(state = 'claimed' AND lease_until > ?) AS in_flight
+       FROM worker_jobs WHERE state IN ('queued', 'claimed') GROUP BY queue`,
+    ),
+    saw: db.prepare<[string, string, number]>(
+      `INSERT INTO workers_seen (worker_id, queue, last_seen) VALUES (?, ?, ?)
+       ON CONFLICT (worker_id, queue) DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)`,
+    ),
+    forget: db.prepare<[number]>('DELETE FROM workers_seen WHERE last_seen < ?'),
+    seen: db.prepare<[number], { worker_id: string; queue: string; last_seen: number }>(
+      'SELECT worker_id, queue, last_seen FROM workers_seen WHERE last_seen >= ?',
+    ),
+    held: db.prepare<[number], { worker_id: string; n: number }>(
+      `SELECT worker_id, COUNT(*) AS n FROM worker_jobs WHERE state IN ('queued', 'claimed') AND state = 'claimed' AND lease_until > ? GROUP BY worker_id`,
+    ),
     waiting: db.prepare<[number], { queue: string; n: number }>(
       `SELECT queue, COUNT(*) AS n FROM worker_jobs WHERE state IN ('queued', 'claimed') AND (state = 'queued' OR lease_until <= ?) GROUP BY queue`,
     ),
@@ -307,6 +329,35 @@ export class SqliteJobStore implements JobStore {
     const rows = this.#sql.waiting.all(Date.now());
     return Object.fromEntries(rows.map((r) => [r.queue, r.n]));
   }
+
+  async queueCounts(): Promise<Record<string, QueueCounts>> {
+    const now = Date.now();
+    return Object.fromEntries(this.#sql.queueCounts.all(now, now).map((r) => [r.queue, { waiting: r.waiting, inFlight: r.in_flight }]));
+  }
+
+  async sawWorker(workerId: string, queue: string, at: number): Promise<void> {
+    this.#sql.saw.run(workerId, queue, at);
+    this.#sql.forget.run(at - FORGET_WORKERS_MS);
+  }
+
+  async workersSeen(since: number): Promise<SeenWorker[]> {
+    return seenWorkers(this.#sql.seen.all(since), this.#sql.held.all(Date.now()));
+  }
+}
+
+/** The rows of workers_seen and the jobs each worker holds, as a list newest first (both adapters). */
+export function seenWorkers(rows: readonly { worker_id: string; queue: string; last_seen: number | string }[], held: readonly { worker_id: string; n: number }[]): SeenWorker[] {
+  const holding = new Map(held.map((h) => [h.worker_id, Number(h.n)]));
+  const byId = new Map<string, SeenWorker>();
+  for (const r of rows) {
+    const w = byId.get(r.worker_id) ?? { workerId: r.worker_id, queues: [], jobsInFlight: holding.get(r.worker_id) ?? 0, lastSeen: 0 };
+    w.queues.push(r.queue);
+    w.lastSeen = Math.max(w.lastSeen, Number(r.last_seen));
+    byId.set(r.worker_id, w);
+  }
+  const out = [...byId.values()];
+  for (const w of out) w.queues.sort();
+  return out.sort((a, b) => b.lastSeen - a.lastSeen || (a.workerId < b.workerId ? -1 : 1));
 }
 
 /**

@@ -4,18 +4,33 @@ import { EventEmitter } from 'node:events';
 import type { Principal } from '../auth/tokens.js';
 import { httpError, RunstateError } from '../errors.js';
 import { jobRef, parseJobRef, type FinishAnswer, type JobAnswer, type JobRecord, type JobStore } from '../store/jobs.js';
+import { answerEntry, bad, completion, failure, intField, objectBody } from './bodies.js';
 import type { WorkerMetrics } from './metrics.js';
+import { QueueStats, type QueueStatsView } from './queue-stats.js';
 
 export const MAX_WAIT_MS = 30_000;
 export const MAX_CLAIM = 100;
 const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
 const SEEN_MS = 60_000;
+/** How often one instance writes that it saw a worker on a queue: the list is of the last minute. */
+const NOTE_SEEN_MS = 5_000;
 
 export interface WorkerSeen {
   worker_id: string;
   queues: string[];
   jobs_in_flight: number;
   last_seen: string;
+}
+
+/** A queue as the dashboard's Workers page shows it. */
+export interface QueueSeen extends QueueStatsView {
+  queue: string;
+  /** Jobs waiting for a worker (a job whose lease ran out included). */
+  waiting: number;
+  /** Jobs workers hold under a live lease. */
+  in_flight: number;
+  /** Workers seen on it in the last minute. */
+  workers: number;
 }
 
 export interface DoorOptions {
@@ -39,6 +54,9 @@ export class WorkerDoor {
   readonly #opts: DoorOptions;
   readonly #queued = new EventEmitter();
   readonly #seen = new Map<string, Seen>();
+  /** When this instance last wrote (worker, queue) to the job store. */
+  readonly #noted = new Map<string, number>();
+  readonly #stats = new QueueStats();
   /** Queues with jobs queued in this turn, woken at its end. */
   readonly #wake = new Set<string>();
   #closed = false;
@@ -89,7 +107,10 @@ export class WorkerDoor {
         const seen = this.#see(workerId, queue);
         for (const c of claimed) {
           seen.inFlight.add(c.job.id);
-          if (c.leaseWasLost) this.#opts.metrics.leasesLost.inc({ queue });
+          if (c.leaseWasLost) {
+            this.#opts.metrics.leasesLost.inc({ queue });
+            this.#stats.leaseLost(queue);
+          }
         }
         return { jobs: claimed.map((c) => describeJob(c.job)) };
       }
@@ -187,15 +208,35 @@ export class WorkerDoor {
     return verdict === 'ok' ? { ok: true } : { ok: true, [verdict]: true };
   }
 
-  /** What a screen shows of the workers: those seen in the last minute, and per queue the jobs waiting. */
-  async overview(): Promise<{ workers: WorkerSeen[]; queues: { queue: string; waiting: number }[] }> {
-    const waiting = await this.#opts.jobs.waitingByQueue();
-    const workers = this.workers();
-    const names = new Set([...Object.keys(waiting), ...workers.flatMap((w) => w.queues)]);
-    return { workers, queues: [...names].sort().map((queue) => ({ queue, waiting: waiting[queue] ?? 0 })) };
+  /**
+   * What the dashboard shows of the workers: those any instance saw in the last minute, and per
+   * queue the jobs waiting and in flight (from the database), the workers on it, and this
+   * instance's claim-to-answer times and lost leases.
+   */
+  async overview(): Promise<{ workers: WorkerSeen[]; queues: QueueSeen[] }> {
+    const [counts, workers] = await Promise.all([this.#opts.jobs.queueCounts(), this.seen()]);
+    const names = new Set([...Object.keys(counts), ...workers.flatMap((w) => w.queues), ...this.#stats.queues()]);
+    const queues = [...names].sort().map((queue) => ({
+      queue,
+      waiting: counts[queue]?.waiting ?? 0,
+      in_flight: counts[queue]?.inFlight ?? 0,
+      workers: workers.filter((w) => w.queues.includes(queue)).length,
+      ...this.#stats.view(queue),
+    }));
+    return { workers, queues };
   }
 
-  /** Workers seen in the last minute, newest first. */
+  /** Workers any instance saw in the last minute, newest first (`GET /api/v1/workers/`). */
+  async seen(now = Date.now()): Promise<WorkerSeen[]> {
+    return (await this.#opts.jobs.workersSeen(now - SEEN_MS)).map((w) => ({
+      worker_id: w.workerId,
+      queues: w.queues,
+      jobs_in_flight: w.jobsInFlight,
+      last_seen: new Date(w.lastSeen).toISOString(),
+    }));
+  }
+
+  /** Workers this instance saw in the last minute, newest first (its metrics). */
   workers(now = Date.now()): WorkerSeen[] {
     const out: WorkerSeen[] = [];
     for (const [id, s] of this.#seen) {
@@ -220,7 +261,9 @@ export class WorkerDoor {
     if (verdict === 'duplicate') return { ok: true, duplicate: true };
     if (verdict === 'cancelled') return { ok: true, cancelled: true };
     if (job.claimedAt !== null) {
-      this.#opts.metrics.jobSeconds.observe({ queue: job.queue, kind: job.kind, outcome: answer.state }, Math.max(0, Date.now() - job.claimedAt) / 1000);
+      const ms = Math.max(0, Date.now() - job.claimedAt);
+      this.#opts.metrics.jobSeconds.observe({ queue: job.queue, kind: job.kind, outcome: answer.state }, ms / 1000);
+      this.#stats.answered(job.queue, ms);
     }
     this.#opts.onAnswered(job, answer);
     return { ok: true };
@@ -243,13 +286,28 @@ export class WorkerDoor {
     }
     s.queues.add(queue);
     s.lastSeen = Date.now();
+    this.#note(workerId, queue, s.lastSeen);
     return s;
+  }
+
+  /** Writes (worker, queue) for every instance to list, at most every NOTE_SEEN_MS: never on the path of every claim. */
+  #note(workerId: string, queue: string, now: number): void {
+    const key = `${workerId}\u0000${queue}`;
+    const last = this.#noted.get(key);
+    if (last !== undefined && now - last < NOTE_SEEN_MS) return;
+    this.#noted.set(key, now);
+    if (this.#noted.size > 10_000) {
+      for (const [k, at] of this.#noted) if (now - at >= NOTE_SEEN_MS) this.#noted.delete(k);
+    }
+    // Only a list for screens: a write that fails is tried again at the next claim or beat.
+    this.#opts.jobs.sawWorker(workerId, queue, now).catch(() => this.#noted.delete(key));
   }
 
   #touch(job: JobRecord): void {
     if (job.workerId === null) return;
     const s = this.#seen.get(job.workerId);
     if (s) s.lastSeen = Date.now();
+    this.#note(job.workerId, job.queue, Date.now());
   }
 
   #done(job: JobRecord): void {
@@ -300,81 +358,12 @@ function requireQueue(principal: Principal, queue: string): void {
   if (queues && !queues.has(queue)) throw new RunstateError('FORBIDDEN', `This worker token does not serve queue ${JSON.stringify(queue)}.`);
 }
 
-function objectBody(body: unknown): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('Expected a JSON object.');
-  return body as Record<string, unknown>;
-}
-
-function intField(b: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {
-  const v = b[name];
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw bad(`Expected \`${name}\` to be an integer from ${min} to ${max}.`);
-  return v;
-}
-
-/** One entry of `POST /answers`, as it comes. */
-interface AnswerEntry {
-  ref: string;
-  complete?: unknown;
-  fail?: unknown;
-}
-
 /** One entry's outcome: the status and body its own endpoint would have answered. */
 export type AnswerResult = { job_id: string; status: number } & Record<string, unknown>;
-
-function answerEntry(raw: unknown, i: number): AnswerEntry {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad(`Expected answers[${i}] to be an object.`);
-  const e = raw as Record<string, unknown>;
-  if (typeof e.job_id !== 'string' || e.job_id.length === 0) throw bad(`Expected answers[${i}].job_id to be a job id.`);
-  if ((e.complete === undefined) === (e.fail === undefined)) throw bad(`Expected answers[${i}] to have one of \`complete\` or \`fail\`.`);
-  return { ref: e.job_id, ...(e.fail !== undefined ? { fail: e.fail } : { complete: e.complete }) };
-}
 
 function refused(ref: string, err: RunstateError): AnswerResult {
   const { status, body } = httpError(err);
   return { job_id: ref, status, ...body };
-}
-
-/** A completion's body as the job's kind wants it: `{items}` for a load, `{cost?, output?}` for an item. */
-function completion(job: JobRecord, body: unknown): JobAnswer {
-  const b = body === null || body === undefined ? {} : objectBody(body);
-  return { state: 'done', result: job.kind === 'load' ? { items: checkItems(b.items) } : checkItemResult(b) };
-}
-
-function failure(body: unknown): JobAnswer {
-  const b = objectBody(body);
-  if (typeof b.error !== 'string' || b.error.length === 0) throw bad('Expected `error` to be a non-empty string.');
-  if (b.retryable !== undefined && typeof b.retryable !== 'boolean') throw bad('Expected `retryable` to be a boolean.');
-  return { state: 'failed', error: b.error.slice(0, 4000), retryable: b.retryable !== false };
-}
-
-function checkItems(raw: unknown): Record<string, unknown>[] {
-  if (!Array.isArray(raw)) throw bad('Expected `items` to be a list of {id, title?, …}.');
-  const seen = new Set<string>();
-  return raw.map((it: unknown, i) => {
-    if (typeof it !== 'object' || it === null || Array.isArray(it)) throw bad(`Expected items[${i}] to be an object.`);
-    const item = it as Record<string, unknown>;
-    const id = item.id;
-    if ((typeof id !== 'string' || id.length === 0 || id.length > 200) && !(typeof id === 'number' && Number.isSafeInteger(id))) {
-      throw bad(`Expected items[${i}].id to be a string (1–200 characters) or an integer.`);
-    }
-    if (item.title !== undefined && typeof item.title !== 'string') throw bad(`Expected items[${i}].title to be a string.`);
-    const key = String(id);
-    if (seen.has(key)) throw bad(`items[${i}].id ${key} appears twice.`);
-    seen.add(key);
-    return { ...item, title: (item.title as string | undefined) ?? key };
-  });
-}
-
-function checkItemResult(b: Record<string, unknown>): { cost?: number; output?: unknown } {
-  if (b.cost !== undefined && (typeof b.cost !== 'number' || !Number.isFinite(b.cost) || b.cost < 0)) {
-    throw bad('Expected `cost` to be a finite number of at least 0.');
-  }
-  return { ...(b.cost === undefined ? {} : { cost: b.cost }), ...(b.output === undefined ? {} : { output: b.output }) };
-}
-
-function bad(message: string): RunstateError {
-  return new RunstateError('BAD_REQUEST', message);
 }
 
 function notFound(ref: string): RunstateError {

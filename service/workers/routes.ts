@@ -27,7 +27,7 @@ export const workerRoutes: FastifyPluginAsync<{ door: WorkerDoor; tokens: TokenR
   };
   type JobReq = { Params: { job_id: string }; Body: unknown };
 
-  app.get('/', { schema: { summary: 'Workers seen in the last minute' } }, async () => ({ workers: door.workers() }));
+  app.get('/', { schema: { summary: 'Workers seen in the last minute, by any instance' } }, async () => ({ workers: await door.seen() }));
   app.post<{ Body: unknown }>('/claim', { schema: { summary: 'Claim jobs of a queue' } }, async (request, reply) => {
     // A worker that hangs up during a long poll is stopping: claim nothing for it after that.
     const gone = new AbortController();
@@ -62,8 +62,9 @@ export const workerRoutes: FastifyPluginAsync<{ door: WorkerDoor; tokens: TokenR
 
 /**
  * `GET /api/v1/automation/workers`: the same list for the dashboard, with any token the
- * automation API takes (workers are not per site), and per queue the jobs waiting.
+ * automation API takes (workers are not per site), and per queue the jobs waiting and in
+ * flight, claim-to-answer times and lost leases.
  */
 export const workersOverviewRoute: FastifyPluginAsync<{ door: WorkerDoor }> = async (app, { door }) => {
-  app.get('/workers', { schema: { summary: 'Workers seen in the last minute, and jobs waiting per queue' } }, async () => ({ data: await door.overview() }));
+  app.get('/workers', { schema: { summary: 'Workers seen in the last minute, and per queue the jobs waiting and in flight' } }, async () => ({ data: await door.overview() }));
 };
