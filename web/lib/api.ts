@@ -63,6 +63,8 @@ export function api(token: string) {
     addWebhook: (body: { url: string; events: string[]; secret: string; site_id?: string }) => call<{ data: WebhookInfo }>('/webhooks', { method: 'POST', body }).then((r) => r.data),
     deleteWebhook: (id: string) => call<{ data: { deleted: boolean } }>(`/webhooks/${encodeURIComponent(id)}`, { method: 'DELETE' }).then((r) => r.data),
     deliveries: (id: string) => call<{ data: DeliveryInfo[] }>(`/webhooks/${encodeURIComponent(id)}/deliveries`).then((r) => r.data),
+    /** Workers seen in the last minute and, per queue, jobs waiting and in flight (`GET /workers`). */
+    workers: () => call<{ data: WorkersOverview }>('/workers').then((r) => r.data),
     command: (runId: string, command: string) => call<{ data: RunView; accepted: boolean }>(`/runs/${encodeURIComponent(runId)}/${command}`, { method: 'POST', body: {} }),
   };
 }
@@ -93,4 +95,17 @@ export interface DeliveryInfo {
   last_error: string | null;
   created_at: string;
   log: { attempt: number; at: string; status_code: number | null; error: string | null; duration_ms: number }[];
+}
+
+/** `GET /workers`: who is connected, and each queue's jobs (docs/workers.md, "The dashboard"). */
+export interface WorkersOverview {
+  workers: { worker_id: string; queues: string[]; jobs_in_flight: number; last_seen: string }[];
+  queues: {
+    queue: string;
+    waiting: number;
+    in_flight: number;
+    workers: number;
+    latency_ms: { count: number; p50: number; p95: number } | null;
+    leases_lost: number;
+  }[];
 }
