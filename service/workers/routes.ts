@@ -26,9 +26,12 @@ export const workerRoutes: FastifyPluginAsync<{ door: WorkerDoor; tokens: TokenR
     return request.worker;
   };
   type JobReq = { Params: { job_id: string }; Body: unknown };
+  // A fleet of workers sends thousands of these a second: two info lines each would flood the
+  // log and cost more than the request. Warnings and errors are still logged.
+  const quiet = { logLevel: 'warn' } as const;
 
   app.get('/', { schema: { summary: 'Workers seen in the last minute, by any instance' } }, async () => ({ workers: await door.seen() }));
-  app.post<{ Body: unknown }>('/claim', { schema: { summary: 'Claim jobs of a queue' } }, async (request, reply) => {
+  app.post<{ Body: unknown }>('/claim', { ...quiet, schema: { summary: 'Claim jobs of a queue' } }, async (request, reply) => {
     // A worker that hangs up during a long poll is stopping: claim nothing for it after that.
     const gone = new AbortController();
     const onClose = () => {
@@ -41,21 +44,21 @@ export const workerRoutes: FastifyPluginAsync<{ door: WorkerDoor; tokens: TokenR
       reply.raw.off('close', onClose);
     }
   });
-  app.post<JobReq>('/jobs/:job_id/heartbeat', { schema: { summary: "Extend a job's lease" } }, async (request) =>
+  app.post<JobReq>('/jobs/:job_id/heartbeat', { ...quiet, schema: { summary: "Extend a job's lease" } }, async (request) =>
     door.heartbeat(who(request), request.params.job_id, request.body),
   );
   // A load's answer is the stage's whole item list: larger than a command.
-  app.post<JobReq>('/jobs/:job_id/complete', { bodyLimit, schema: { summary: 'Complete a job' } }, async (request) =>
+  app.post<JobReq>('/jobs/:job_id/complete', { ...quiet, bodyLimit, schema: { summary: 'Complete a job' } }, async (request) =>
     door.complete(who(request), request.params.job_id, request.body),
   );
   // Several answers at once: as large as as many completions.
-  app.post<{ Body: unknown }>('/answers', { bodyLimit, schema: { summary: 'Complete or fail several jobs at once' } }, async (request) =>
+  app.post<{ Body: unknown }>('/answers', { ...quiet, bodyLimit, schema: { summary: 'Complete or fail several jobs at once' } }, async (request) =>
     door.answers(who(request), request.body),
   );
   app.post<JobReq>('/jobs/:job_id/release', { schema: { summary: 'Give a claimed job back unanswered' } }, async (request) =>
     door.release(who(request), request.params.job_id),
   );
-  app.post<JobReq>('/jobs/:job_id/fail', { schema: { summary: 'Fail an attempt' } }, async (request) =>
+  app.post<JobReq>('/jobs/:job_id/fail', { ...quiet, schema: { summary: 'Fail an attempt' } }, async (request) =>
     door.fail(who(request), request.params.job_id, request.body),
   );
 };
