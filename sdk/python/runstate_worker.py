@@ -104,6 +104,19 @@ class Job:
         return "Job(%s %s stage=%s attempt=%s)" % (self.job_id, self.kind, self.stage_key, self.attempt)
 
 
+class _Answer:
+    """An answer on its way to the answering thread; `kept` once its slot went to a new job."""
+
+    __slots__ = ("job", "what", "body", "sent", "kept")
+
+    def __init__(self, job, what, body):
+        self.job = job
+        self.what = what
+        self.body = body
+        self.sent = threading.Event()
+        self.kept = False
+
+
 class Worker:
     """Claims jobs of one queue and runs the handler registered for each job's stage.
 
@@ -206,12 +219,16 @@ class Worker:
                     continue
                 self._give_back(free - len(jobs))
                 for data in jobs:
-                    job = Job(self, data)
-                    with self._lock:
-                        self._held[job.job_id] = job
-                    self._todo.put(job)
+                    self._take(data)
         finally:
             self._drain()
+
+    def _take(self, data):
+        # A claimed job, its slot already taken: held (heartbeats, release on stop) and run.
+        job = Job(self, data)
+        with self._lock:
+            self._held[job.job_id] = job
+        self._todo.put(job)
 
     def stop(self):
         """Stops claiming; running handlers get `grace_s` to finish, then their jobs are released."""
@@ -250,11 +267,12 @@ class Worker:
             self._work(job)
 
     def _work(self, job):
+        kept = False  # the slot went to a job claimed with the answer
         try:
             handlers = self._loads if job.kind == "load" else self._items
             fn = handlers.get(job.stage_key) or handlers.get(None)
             if fn is None:
-                self._answer(job, "fail", {"error": "no %s handler for stage %s on this worker" % (job.kind, job.stage_key), "retryable": True})
+                kept = self._answer(job, "fail", {"error": "no %s handler for stage %s on this worker" % (job.kind, job.stage_key), "retryable": True})
                 return
             try:
                 result = fn(job)
@@ -263,28 +281,31 @@ class Worker:
             except LeaseLost:
                 return
             except Fail as err:
-                self._answer(job, "fail", {"error": str(err) or "failed", "retryable": bool(err.retryable)})
+                kept = self._answer(job, "fail", {"error": str(err) or "failed", "retryable": bool(err.retryable)})
                 return
             except Exception as err:  # the handler's fault is the attempt's failure
-                self._answer(job, "fail", {"error": "%s: %s" % (type(err).__name__, err), "retryable": True})
+                kept = self._answer(job, "fail", {"error": "%s: %s" % (type(err).__name__, err), "retryable": True})
                 return
             if job.cancelled.is_set() or job.lost.is_set():
                 return
             if job.kind == "load":
-                self._answer(job, "complete", {"items": list(result or [])})
+                kept = self._answer(job, "complete", {"items": list(result or [])})
             else:
-                self._answer(job, "complete", dict(result or {}))
+                kept = self._answer(job, "complete", dict(result or {}))
         finally:
             with self._lock:
                 self._held.pop(job.job_id, None)
-            self._free.release()
+            if not kept:
+                self._free.release()
 
     def _answer(self, job, what, body):
-        # Handed to the answering thread, which sends what several handlers finished together in
-        # one request; the handler's slot stays taken until its answer is sent.
-        sent = threading.Event()
-        self._answers.put((job, what, body, sent))
-        sent.wait()
+        """Hands the answer to the answering thread; True when the job's slot went to a new job."""
+        # The answering thread sends what several handlers finished together in one request, and
+        # asks for as many new jobs in it; the handler's slot stays taken until then.
+        entry = _Answer(job, what, body)
+        self._answers.put(entry)
+        entry.sent.wait()
+        return entry.kept
 
     def _answering(self):
         while True:
@@ -304,17 +325,21 @@ class Worker:
             try:
                 self._send_answers(batch)
             finally:
-                for job, _, _, sent in batch:
-                    job.answered = True
-                    sent.set()
+                for entry in batch:
+                    entry.job.answered = True
+                    entry.sent.set()
 
     def _send_answers(self, batch):
-        if len(batch) == 1 or not self._batch_answers:
-            for job, what, body, _ in batch:
-                self._answer_one(job, what, body)
+        if not self._batch_answers:
+            for entry in batch:
+                self._answer_one(entry.job, entry.what, entry.body)
             return
-        payload = {"answers": [{"job_id": job.job_id, what: body} for job, what, body, _ in batch]}
-        deadline = time.monotonic() + max(min(job.lease_ms for job, _, _, _ in batch) / 1000.0, 5.0)
+        payload = {"answers": [{"job_id": e.job.job_id, e.what: e.body} for e in batch]}
+        if not self._stopping.is_set():
+            # The slots these answers free go to the next jobs, asked for in the same request: a
+            # short wait lets the service queue the items that follow these.
+            payload["claim"] = {"queue": self.queue, "worker_id": self.worker_id, "max": min(len(batch), self.max_claim), "wait_ms": min(self.wait_ms, 50)}
+        deadline = time.monotonic() + max(min(e.job.lease_ms for e in batch) / 1000.0, 5.0)
         while True:
             try:
                 res = self._post("/api/v1/workers/answers", payload)
@@ -323,16 +348,19 @@ class Worker:
                 # one, each with its own answer.
                 if err.status == 404:
                     self._batch_answers = False
-                for job, what, body, _ in batch:
-                    self._answer_one(job, what, body)
+                for entry in batch:
+                    self._answer_one(entry.job, entry.what, entry.body)
                 return
             except Exception:
                 if time.monotonic() > deadline or self._stopping.wait(0.5):
                     return
                 continue
-            for (job, _, _, _), result in zip(batch, res.get("results", [])):
+            for entry, result in zip(batch, res.get("results", [])):
                 if (result.get("error") or {}).get("code") == "LEASE_LOST":
-                    job.lost.set()
+                    entry.job.lost.set()
+            for entry, data in zip(batch, res.get("jobs") or []):
+                entry.kept = True
+                self._take(data)
             return
 
     def _answer_one(self, job, what, body):

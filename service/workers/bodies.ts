@@ -3,15 +3,37 @@
 import { RunstateError } from '../errors.js';
 import type { JobAnswer, JobRecord } from '../store/jobs.js';
 
+export const MAX_WAIT_MS = 30_000;
+export const MAX_CLAIM = 100;
+const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
+
+/** A claim as asked for: `POST /claim`, or the `claim` of `POST /answers`. */
+export interface ClaimBody {
+  queue: string;
+  workerId: string;
+  max: number;
+  waitMs: number;
+}
+
+/** `prefix` names where the claim sits in the body (`claim.` in an answers request). */
+export function claimBody(body: unknown, prefix = ''): ClaimBody {
+  const b = objectBody(body);
+  const queue = b.queue;
+  if (typeof queue !== 'string' || !NAME.test(queue)) throw bad(`Expected \`${prefix}queue\` to be 1–100 letters, digits, \`_\`, \`.\`, \`:\` or \`-\`.`);
+  const workerId = b.worker_id;
+  if (typeof workerId !== 'string' || !NAME.test(workerId)) throw bad(`Expected \`${prefix}worker_id\` to be 1–100 letters, digits, \`_\`, \`.\`, \`:\` or \`-\`.`);
+  return { queue, workerId, max: intField(b, 'max', 1, 1, MAX_CLAIM, prefix), waitMs: intField(b, 'wait_ms', 0, 0, MAX_WAIT_MS, prefix) };
+}
+
 export function objectBody(body: unknown): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('Expected a JSON object.');
   return body as Record<string, unknown>;
 }
 
-export function intField(b: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {
+export function intField(b: Record<string, unknown>, name: string, fallback: number, min: number, max: number, prefix = ''): number {
   const v = b[name];
   if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw bad(`Expected \`${name}\` to be an integer from ${min} to ${max}.`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw bad(`Expected \`${prefix}${name}\` to be an integer from ${min} to ${max}.`);
   return v;
 }
 

@@ -4,13 +4,10 @@ import { EventEmitter } from 'node:events';
 import type { Principal } from '../auth/tokens.js';
 import { httpError, RunstateError } from '../errors.js';
 import { jobRef, parseJobRef, type FinishAnswer, type JobAnswer, type JobRecord, type JobStore } from '../store/jobs.js';
-import { answerEntry, bad, completion, failure, intField, objectBody } from './bodies.js';
+import { answerEntry, bad, claimBody, completion, failure, MAX_CLAIM, objectBody, type ClaimBody } from './bodies.js';
 import type { WorkerMetrics } from './metrics.js';
 import { QueueStats, type QueueStatsView } from './queue-stats.js';
 
-export const MAX_WAIT_MS = 30_000;
-export const MAX_CLAIM = 100;
-const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
 const SEEN_MS = 60_000;
 /** How often one instance writes that it saw a worker on a queue: the list is of the last minute. */
 const NOTE_SEEN_MS = 5_000;
@@ -90,14 +87,12 @@ export class WorkerDoor {
 
   /** `gone`: the worker hung up (it is stopping): no job is claimed for it after that. */
   async claim(principal: Principal, body: unknown, gone?: AbortSignal): Promise<{ jobs: unknown[] }> {
-    const b = objectBody(body);
-    const queue = b.queue;
-    if (typeof queue !== 'string' || !NAME.test(queue)) throw bad('Expected `queue` to be 1–100 letters, digits, `_`, `.`, `:` or `-`.');
-    const workerId = b.worker_id;
-    if (typeof workerId !== 'string' || !NAME.test(workerId)) throw bad('Expected `worker_id` to be 1–100 letters, digits, `_`, `.`, `:` or `-`.');
-    const max = intField(b, 'max', 1, 1, MAX_CLAIM);
-    const waitMs = intField(b, 'wait_ms', 0, 0, MAX_WAIT_MS);
-    requireQueue(principal, queue);
+    const c = claimBody(body);
+    requireQueue(principal, c.queue);
+    return this.#claim(c, gone);
+  }
+
+  async #claim({ queue, workerId, max, waitMs }: ClaimBody, gone: AbortSignal | undefined): Promise<{ jobs: unknown[] }> {
     this.#see(workerId, queue);
     const deadline = Date.now() + waitMs;
     for (;;) {
@@ -149,8 +144,12 @@ export class WorkerDoor {
    * own `/jobs/:id/complete` or `/fail` would have; an entry that is not valid refuses the whole
    * request (400) and nothing is recorded.
    */
-  async answers(principal: Principal, body: unknown): Promise<{ results: AnswerResult[] }> {
-    const list = objectBody(body).answers;
+  async answers(principal: Principal, body: unknown, gone?: AbortSignal): Promise<{ results: AnswerResult[]; jobs?: unknown[] }> {
+    const b = objectBody(body);
+    const list = b.answers;
+    // The next jobs may be asked for in the same request: checked before anything is written.
+    const next = b.claim === undefined ? undefined : claimBody(b.claim, 'claim.');
+    if (next) requireQueue(principal, next.queue);
     if (!Array.isArray(list) || list.length === 0 || list.length > MAX_CLAIM) throw bad(`Expected \`answers\` to be a list of 1 to ${MAX_CLAIM} answers.`);
     const entries = list.map((raw: unknown, i) => answerEntry(raw, i));
     // An unknown job, or one of a queue this token does not serve, is that entry's answer alone.
@@ -194,7 +193,7 @@ export class WorkerDoor {
         results[t.i] = refused(ref, err);
       }
     });
-    return { results };
+    return next ? { results, ...(await this.#claim(next, gone)) } : { results };
   }
 
   /** Gives a claimed job back unanswered: offered again at once, same attempt (a worker stopping). */

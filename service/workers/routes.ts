@@ -1,6 +1,6 @@
 // `/api/v1/workers` (DESIGN §11, docs/workers.md): the HTTP door for workers. Only worker
 // tokens and the admin token get in; a worker token gets nowhere else (app.ts).
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { TokenRegistry, type Principal } from '../auth/tokens.js';
 import { RunstateError } from '../errors.js';
 import type { WorkerDoor } from './door.js';
@@ -31,19 +31,22 @@ export const workerRoutes: FastifyPluginAsync<{ door: WorkerDoor; tokens: TokenR
   const quiet = { logLevel: 'warn' } as const;
 
   app.get('/', { schema: { summary: 'Workers seen in the last minute, by any instance' } }, async () => ({ workers: await door.seen() }));
-  app.post<{ Body: unknown }>('/claim', { ...quiet, schema: { summary: 'Claim jobs of a queue' } }, async (request, reply) => {
-    // A worker that hangs up during a long poll is stopping: claim nothing for it after that.
+  /** A worker that hangs up during a long poll is stopping: claim nothing for it after that. */
+  const untilGone = async <T>(reply: FastifyReply, work: (gone: AbortSignal) => Promise<T>): Promise<T> => {
     const gone = new AbortController();
     const onClose = () => {
       if (!reply.raw.writableEnded) gone.abort();
     };
     reply.raw.once('close', onClose);
     try {
-      return await door.claim(who(request), request.body, gone.signal);
+      return await work(gone.signal);
     } finally {
       reply.raw.off('close', onClose);
     }
-  });
+  };
+  app.post<{ Body: unknown }>('/claim', { ...quiet, schema: { summary: 'Claim jobs of a queue' } }, async (request, reply) =>
+    untilGone(reply, (gone) => door.claim(who(request), request.body, gone)),
+  );
   app.post<JobReq>('/jobs/:job_id/heartbeat', { ...quiet, schema: { summary: "Extend a job's lease" } }, async (request) =>
     door.heartbeat(who(request), request.params.job_id, request.body),
   );
@@ -52,8 +55,8 @@ export const workerRoutes: FastifyPluginAsync<{ door: WorkerDoor; tokens: TokenR
     door.complete(who(request), request.params.job_id, request.body),
   );
   // Several answers at once: as large as as many completions.
-  app.post<{ Body: unknown }>('/answers', { ...quiet, bodyLimit, schema: { summary: 'Complete or fail several jobs at once' } }, async (request) =>
-    door.answers(who(request), request.body),
+  app.post<{ Body: unknown }>('/answers', { ...quiet, bodyLimit, schema: { summary: 'Complete or fail several jobs at once, and claim the next' } }, async (request, reply) =>
+    untilGone(reply, (gone) => door.answers(who(request), request.body, gone)),
   );
   app.post<JobReq>('/jobs/:job_id/release', { schema: { summary: 'Give a claimed job back unanswered' } }, async (request) =>
     door.release(who(request), request.params.job_id),

@@ -98,17 +98,23 @@ describe('POST /api/v1/workers/answers', () => {
       const r = await call(base, WORKER, 'POST', `${W}/claim`, { queue: 'faces', worker_id: 'second', wait_ms: 1000 });
       return (r.body.jobs as Job[]).find((j) => j.item.id === 4);
     });
-    const late = await answers(WORKER, { answers: [{ job_id: four, complete: {} }, { job_id: again.job_id, complete: { cost: 2 } }] });
+    // The next jobs may be asked for in the same request; a bad claim refuses it whole.
+    const badClaim = await answers(WORKER, { answers: [{ job_id: again.job_id, complete: {} }], claim: { queue: 'faces', worker_id: 'second', max: 0 } });
+    expect(badClaim.status).toBe(400);
+    expect(badClaim.body.error!.message).toContain('claim.max');
+    const late = await answers(WORKER, {
+      answers: [{ job_id: four, complete: {} }, { job_id: again.job_id, complete: { cost: 2 } }],
+      claim: { queue: 'faces', worker_id: 'second', max: 2, wait_ms: 10_000 },
+    });
     expect(late.body.results).toEqual([
       { job_id: four, status: 409, error: { code: 'LEASE_LOST', message: expect.any(String) } },
       { job_id: again.job_id, status: 200, ok: true },
     ]);
-    // Job 3's lease ran out too: answered through its new claim.
-    const three2 = await until('job 3 offered again', async () => {
-      const r = await call(base, WORKER, 'POST', `${W}/claim`, { queue: 'faces', worker_id: 'second', wait_ms: 1000 });
-      return (r.body.jobs as Job[]).find((j) => j.item.id === 3);
-    });
-    expect((await answers(WORKER, { answers: [{ job_id: three2.job_id, complete: {} }] })).body.results).toEqual([{ job_id: three2.job_id, status: 200, ok: true }]);
+    // Job 3 (handed out, oldest first, while looking for job 4, and never answered) comes back once
+    // that lease runs out too: the claim of the answers request waits for it.
+    const next = late.body.jobs as Job[];
+    expect(next.map((j) => j.item.id)).toEqual([3]);
+    expect((await answers(WORKER, { answers: [{ job_id: next[0]!.job_id, complete: {} }] })).body.results).toEqual([{ job_id: next[0]!.job_id, status: 200, ok: true }]);
 
     await svc.engine.whenRetired(run.run_id);
     const recorded = svc.events.filter((e) => e.run_id === run.run_id && (e.event === 'stage_item_processed' || e.event === 'stage_item_failed'));
