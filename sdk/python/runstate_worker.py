@@ -20,7 +20,9 @@ Standard library only, Python 3.9+. One file: copy it next to your code.
 A handler that raises fails the attempt (retried with backoff by the service); raise
 `Fail("why", retryable=False)` to fail the item at once. Heartbeats run on a thread of their
 own; when the run is cancelled `job.cancelled` is set and `job.check_cancelled()` raises
-`Cancelled`. On SIGTERM the worker stops claiming, lets running handlers finish for
+`Cancelled`. Answers that handlers finish together go out in one request, which also claims
+their successors (POST /api/v1/workers/answers); an answer the service cannot store for now
+(503) is sent again for as long as its lease could last. On SIGTERM the worker stops claiming, lets running handlers finish for
 `grace_s` seconds, then gives back (releases) the jobs still held, so another worker gets them
 at once with the same attempt and idempotency key (docs/workers.md).
 """
@@ -344,6 +346,8 @@ class Worker:
             try:
                 res = self._post("/api/v1/workers/answers", payload)
             except RunstateError as err:
+                if err.status == 503 and time.monotonic() < deadline and not self._stopping.wait(0.5):
+                    continue  # the database is away for now: nothing was stored; try again
                 # A service without POST /answers (404), or a batch it refuses as a whole: one by
                 # one, each with its own answer.
                 if err.status == 404:
@@ -374,8 +378,10 @@ class Worker:
             except LeaseLost:
                 job.lost.set()
                 return
-            except RunstateError:
-                return
+            except RunstateError as err:
+                # 503: the database is away for now and nothing was stored; any other refusal is final.
+                if err.status != 503 or time.monotonic() > deadline or self._stopping.wait(0.5):
+                    return
             except Exception:
                 if time.monotonic() > deadline or self._stopping.wait(0.5):
                     return
