@@ -69,6 +69,8 @@ export function api(token: string) {
     /** One command for many runs, each answered as if commanded alone (`POST /runs/bulk/:command`). */
     bulk: (command: string, body: { run_ids?: string[]; site_id?: string; status?: string; reason?: string }) =>
       call<{ results: BulkResult[] }>(`/runs/bulk/${command}`, { method: 'POST', body }).then((r) => r.results),
+    /** Workers seen in the last minute and, per queue, jobs waiting and in flight (`GET /workers`). */
+    workers: () => call<{ data: WorkersOverview }>('/workers').then((r) => r.data),
     schedules: () => call<{ data: ScheduleInfo[] }>('/schedules').then((r) => r.data),
     addSchedule: (body: { site_id: string; pipeline: string; cron: string; timezone?: string; overlap?: string; options?: Record<string, unknown> }) =>
       call<{ data: ScheduleInfo }>('/schedules', { method: 'POST', body }).then((r) => r.data),
@@ -103,6 +105,19 @@ export interface DeliveryInfo {
   last_error: string | null;
   created_at: string;
   log: { attempt: number; at: string; status_code: number | null; error: string | null; duration_ms: number }[];
+}
+
+/** `GET /workers`: who is connected, and each queue's jobs (docs/workers.md, "The dashboard"). */
+export interface WorkersOverview {
+  workers: { worker_id: string; queues: string[]; jobs_in_flight: number; last_seen: string }[];
+  queues: {
+    queue: string;
+    waiting: number;
+    in_flight: number;
+    workers: number;
+    latency_ms: { count: number; p50: number; p95: number } | null;
+    leases_lost: number;
+  }[];
 }
 
 /** A schedule as `GET /schedules` lists it: its next fire time and its last fires. */
