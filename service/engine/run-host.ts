@@ -218,7 +218,7 @@ export class RunHost {
         : events.itemFailed({ stage: rec.stage, processed, total, item: ref, attempts: rec.attempts, error: rec.error, ...timed }, at);
     this.journal.record(
       event,
-      { stage: rec.stage, itemId: item.id, status: rec.status, attempts: rec.attempts, cost: rec.cost, error: rec.error },
+      { stage: rec.stage, itemId: item.id, status: rec.status, attempts: rec.attempts, cost: rec.cost, error: rec.error, ...(rec.retried ? { retried: true } : {}) },
     );
   }
 

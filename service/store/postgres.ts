@@ -397,6 +397,18 @@ export class PostgresStore implements Store {
     return res.rows.map(toRecord).sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1));
   }
 
+  async leaseFinishedRun(runId: string, owner: string, leaseMs: number): Promise<RunRecord | undefined> {
+    const res = await this.#pool.query<RunRow>(
+      `UPDATE runs SET owner = $2, lease_until = now() + make_interval(secs => $3::float8 / 1000)
+       WHERE run_id = $1 AND hosted AND status = 'completed' AND closed_at IS NULL
+         AND (owner IS NULL OR owner = $2 OR lease_until IS NULL OR lease_until <= now())
+       RETURNING ${RUN_COLUMNS}`,
+      [runId, owner, leaseMs],
+    );
+    const row = res.rows[0];
+    return row ? toRecord(row) : undefined;
+  }
+
   async renewLeases(owner: string, leaseMs: number): Promise<string[]> {
     const res = await this.#pool.query<{ run_id: string }>(
       `UPDATE runs SET lease_until = now() + make_interval(secs => $2::float8 / 1000)
@@ -579,7 +591,31 @@ async function writePlan(client: PoolClient, runId: string, plan: CommitPlan): P
       [runId, plan.outbox.map((o) => o.seq), plan.outbox.map((o) => o.kind), u.updatedAt],
     );
   }
-  if (plan.ledger.length > 0) {
+  const retried = plan.ledger.filter((l) => l.retried);
+  if (retried.length > 0) {
+    // A retried item replaces its failed row: one missing from RETURNING had none (or it was done).
+    const res = await client.query<{ stage: number; item_id: string }>(
+      `UPDATE ledger SET status = l.status, attempts = l.attempts, cost = l.cost, error = l.error
+       FROM unnest($2::int[], $3::text[], $4::text[], $5::int[], $6::float8[], $7::text[]) AS l (stage, item_id, status, attempts, cost, error)
+       WHERE ledger.run_id = $1 AND ledger.stage = l.stage AND ledger.item_id = l.item_id AND ledger.status = 'failed'
+       RETURNING ledger.stage, ledger.item_id`,
+      [
+        runId,
+        retried.map((l) => l.stage),
+        retried.map((l) => l.itemId),
+        retried.map((l) => l.status),
+        retried.map((l) => l.attempts),
+        retried.map((l) => l.cost),
+        retried.map((l) => l.error),
+      ],
+    );
+    if (res.rowCount !== retried.length) {
+      const updated = new Set(res.rows.map((r) => `${r.stage}\u0000${r.item_id}`));
+      throw ledgerConflict(runId, (retried.find((l) => !updated.has(`${l.stage}\u0000${l.itemId}`)) ?? retried[0]!).entry);
+    }
+  }
+  const fresh = plan.ledger.filter((l) => !l.retried);
+  if (fresh.length > 0) {
     // The plan has refused an item repeated in the batch, so an entry missing from RETURNING was
     // recorded by an earlier commit.
     const res = await client.query<{ stage: number; item_id: string }>(
@@ -592,18 +628,18 @@ async function writePlan(client: PoolClient, runId: string, plan: CommitPlan): P
        RETURNING stage, item_id`,
       [
         runId,
-        plan.ledger.map((l) => l.stage),
-        plan.ledger.map((l) => l.itemId),
-        plan.ledger.map((l) => l.item),
-        plan.ledger.map((l) => l.status),
-        plan.ledger.map((l) => l.attempts),
-        plan.ledger.map((l) => l.cost),
-        plan.ledger.map((l) => l.error),
+        fresh.map((l) => l.stage),
+        fresh.map((l) => l.itemId),
+        fresh.map((l) => l.item),
+        fresh.map((l) => l.status),
+        fresh.map((l) => l.attempts),
+        fresh.map((l) => l.cost),
+        fresh.map((l) => l.error),
       ],
     );
-    if (res.rowCount !== plan.ledger.length) {
+    if (res.rowCount !== fresh.length) {
       const inserted = new Set(res.rows.map((r) => `${r.stage}\u0000${r.item_id}`));
-      const skipped = plan.ledger.find((l) => !inserted.has(`${l.stage}\u0000${l.itemId}`)) ?? plan.ledger[0]!;
+      const skipped = fresh.find((l) => !inserted.has(`${l.stage}\u0000${l.itemId}`)) ?? fresh[0]!;
       throw ledgerConflict(runId, skipped.entry);
     }
   }
