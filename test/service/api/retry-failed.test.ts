@@ -1,0 +1,248 @@
+// Retry failed items (docs/api.md, "Retry failed items"): POST /runs/:id/retry_failed gives the
+// items recorded as failed new attempts, numbered on, takes the run and the stages concerned back
+// to running, then lets the run finish again; anything else is refused and changes nothing.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { AnyPipeline } from '../../../service/pipelines/types.js';
+import type { StoredEvent } from '../../../service/store/store.js';
+import { ADMIN, SITE5, appOn, auth } from '../../helpers/app.js';
+import { isTransition, tempDir } from '../../helpers/engine.js';
+
+const API = '/api/v1/automation';
+
+/** Attempts that throw, by `<stage>:<item id>:<attempt>`; a test sets them before it starts a run. */
+const failing = new Set<string>();
+/** Stage 2 of `shaky_load` cannot load while this is set. */
+let loadDown = false;
+
+const items = (n: number) => Array.from({ length: n }, (_, i) => ({ id: i + 1, title: `item ${i + 1}` }));
+
+function stage(key: string, n: number, load?: () => void): AnyPipeline['stages'][number] {
+  return {
+    key,
+    name: key,
+    concurrency: 2,
+    async loadItems() {
+      load?.();
+      return items(n);
+    },
+    async processItem(item, ctx) {
+      if (failing.has(`${ctx.stage}:${item.id}:${ctx.attempt}`)) throw new Error(`${item.title} failed attempt ${ctx.attempt}`);
+      return { cost: 1 };
+    },
+  };
+}
+
+const flaky: AnyPipeline = { name: 'flaky', stages: [stage('sort', 4), stage('pack', 3)], retry: { attempts: 2, backoffMs: 1 } };
+const shakyLoad: AnyPipeline = {
+  name: 'shaky_load',
+  stages: [
+    stage('sort', 3),
+    stage('pack', 2, () => {
+      if (loadDown) throw new Error('pack source unavailable');
+    }),
+  ],
+  retry: { attempts: 1, backoffMs: 1 },
+};
+/** One item that waits until the test lets it go: `held` tells the test it started, with the release. */
+let onHeld: (release: () => void) => void = () => {};
+const held: AnyPipeline = {
+  name: 'held',
+  stages: [
+    {
+      key: 'wait',
+      name: 'wait',
+      loadItems: async () => items(1),
+      processItem: (_, ctx) =>
+        new Promise<void>((resolve, reject) => {
+          onHeld(resolve);
+          ctx.signal.addEventListener('abort', () => reject(new Error('aborted')));
+        }),
+    },
+  ],
+};
+
+type View = {
+  status: string;
+  last_seq: number;
+  failed_items: number;
+  allowed_commands: string[];
+  stages: { state: string; processed_items: number; failed_items: number; total_items: number }[];
+};
+
+describe('POST /runs/:id/retry_failed', () => {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    failing.clear();
+    loadDown = false;
+    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+
+  async function app() {
+    const dir = tempDir();
+    const h = await appOn(dir.path, [flaky, shakyLoad, held]);
+    cleanup.push(async () => {
+      await h.stop();
+      dir.remove();
+    });
+    const get = async (runId: string): Promise<View> => (await h.app.inject({ url: `${API}/runs/${runId}`, headers: auth(SITE5) })).json().data;
+    const command = (runId: string, name: string, payload?: object) =>
+      h.app.inject({ method: 'POST', url: `${API}/runs/${runId}/${name}`, headers: auth(SITE5), ...(payload ? { payload } : {}) });
+    const start = async (pipeline: string) => {
+      const res = await h.app.inject({ method: 'POST', url: `${API}/runs`, headers: auth(SITE5), payload: { site_id: 'site-5', pipeline } });
+      expect(res.statusCode, res.body).toBe(201);
+      return res.json().data.run_id as string;
+    };
+    return { ...h, get, command, start };
+  }
+
+  it('retries the failed items with their attempts numbered on, recording each once more, and completes again', async () => {
+    const h = await app();
+    // Item 2 of stage 1 fails its two attempts and its two retried ones; item 3 of stage 2 fails twice, then succeeds.
+    for (const k of ['1:2:1', '1:2:2', '1:2:3', '1:2:4', '2:3:1', '2:3:2']) failing.add(k);
+    const runId = await h.start('flaky');
+    await h.engine.whenRetired(runId);
+    const before = await h.get(runId);
+    expect(before).toMatchObject({ status: 'completed', failed_items: 2 });
+    expect(before.allowed_commands.sort()).toEqual(['close', 'retry_failed']);
+    const seqBefore = before.last_seq;
+
+    const res = await h.command(runId, 'retry_failed', { reason: 'provider back' });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json()).toMatchObject({ accepted: true, data: { status: 'running' } });
+    await h.next((e) => e.run_id === runId && e.seq > seqBefore && isTransition('run', 'completed')(e));
+    await h.engine.whenRetired(runId);
+
+    const after = await h.get(runId);
+    expect(after).toMatchObject({ status: 'completed', failed_items: 1 });
+    expect(after.stages.map((s) => [s.state, s.processed_items, s.failed_items])).toEqual([
+      ['completed', 4, 1],
+      ['completed', 3, 0],
+    ]);
+    expect(after.allowed_commands.sort()).toEqual(['close', 'retry_failed']);
+
+    // The ledger: one row per item, the retried ones replaced, attempts going on from the last.
+    const ledger = await h.engine.store.ledger(runId);
+    expect(ledger).toHaveLength(7);
+    const row = (stage: number, id: number) => ledger.find((l) => l.stage === stage && l.itemId === id);
+    expect(row(1, 2)).toMatchObject({ status: 'failed', attempts: 4, error: 'item 2 failed attempt 4' });
+    expect(row(2, 3)).toMatchObject({ status: 'done', attempts: 3, cost: 1, error: null });
+
+    // The events say so: who asked, every transition, the items again, each stage completing again.
+    const log = h.events.filter((e) => e.run_id === runId && e.seq > seqBefore);
+    expect(log.map((e) => e.seq)).toEqual(Array.from({ length: log.length }, (_, i) => seqBefore + 1 + i));
+    expect(log[0]).toMatchObject({ event: 'command', command: 'retry_failed', by: 'ops-site-5', reason: 'provider back' });
+    const changes = log.flatMap((e) => (e.event === 'state_change' ? [[e.machine_name, e.payload.from_state, e.payload.to_state, e.payload.event_trigger]] : []));
+    expect(changes).toEqual([
+      ['run', 'completed', 'running', 'retry_failed_requested'],
+      ['stage_1', 'completed', 'running', 'retry_failed_requested'],
+      ['stage_1', 'running', 'completed', 'item_finished'],
+      ['stage_2', 'completed', 'running', 'retry_failed_requested'],
+      ['stage_2', 'running', 'completed', 'item_finished'],
+      ['run', 'running', 'completed', 'stage_finished'],
+    ]);
+    const itemEvents = log.filter((e) => e.event === 'stage_item_processed' || e.event === 'stage_item_failed');
+    expect(itemEvents.map((e) => [e.event, fieldOf(e, 'stage'), (e as { item: { id: number } }).item.id, fieldOf(e, 'attempts') ?? null])).toEqual([
+      ['stage_item_failed', 1, 2, 4],
+      ['stage_item_processed', 2, 3, null],
+    ]);
+    expect(log.filter((e) => e.event === 'stage_complete').map((e) => [fieldOf(e, 'stage'), fieldOf(e, 'processed_count'), fieldOf(e, 'failed_count')])).toEqual([
+      [1, 4, 1],
+      [2, 3, 0],
+    ]);
+
+    // The items page agrees with the ledger.
+    const page = (await h.app.inject({ url: `${API}/runs/${runId}/items?stage=1&status=failed`, headers: auth(SITE5) })).json();
+    expect(page.data).toEqual([expect.objectContaining({ id: 2, status: 'failed', attempts: 4 })]);
+  });
+
+  it('gives a failed run’s completed stages their failed items again, then leaves it failed where it stopped', async () => {
+    const h = await app();
+    failing.add('1:1:1');
+    loadDown = true;
+    const runId = await h.start('shaky_load');
+    await h.next((e) => e.run_id === runId && isTransition('run', 'failed')(e));
+    await h.engine.settle();
+    const failed = await h.get(runId);
+    expect(failed).toMatchObject({ status: 'failed', failed_items: 1 });
+    expect(failed.allowed_commands.sort()).toEqual(['cancel', 'retry', 'retry_failed']);
+
+    const res = await h.command(runId, 'retry_failed');
+    expect(res.statusCode, res.body).toBe(200);
+    await h.next((e) => e.run_id === runId && e.seq > failed.last_seq && isTransition('run', 'failed')(e));
+    await h.engine.settle();
+    const again = await h.get(runId);
+    expect(again).toMatchObject({ status: 'failed', failed_items: 0, error: 'pack source unavailable' });
+    expect(again.stages.map((s) => s.state)).toEqual(['completed', 'failed']);
+    expect(again.allowed_commands.sort()).toEqual(['cancel', 'retry']);
+
+    // `retry` then resumes the stage that failed, as before.
+    loadDown = false;
+    expect((await h.command(runId, 'retry')).statusCode).toBe(200);
+    await h.engine.whenRetired(runId);
+    expect(await h.get(runId)).toMatchObject({ status: 'completed', failed_items: 0 });
+  });
+
+  it('refuses with 409 and changes nothing when there is nothing to retry or the state does not allow it; 404 for an unknown run', async () => {
+    const h = await app();
+    const clean = await h.start('flaky');
+    await h.engine.whenRetired(clean);
+    const view = await h.get(clean);
+    expect(view.allowed_commands).toEqual(['close']);
+    const refused = await h.command(clean, 'retry_failed');
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json()).toEqual({ error: { code: 'COMMAND_NOT_ALLOWED', message: 'The run has no failed items to retry.' } });
+    expect((await h.get(clean)).last_seq).toBe(view.last_seq);
+
+    // A closed run keeps its failed items as they are.
+    failing.add('1:1:1').add('1:1:2');
+    const closed = await h.start('flaky');
+    await h.engine.whenRetired(closed);
+    expect((await h.command(closed, 'close')).statusCode).toBe(200);
+    const closedView = await h.get(closed);
+    const res = await h.command(closed, 'retry_failed');
+    expect(res.statusCode).toBe(409);
+    expect(res.json().error.code).toBe('COMMAND_NOT_ALLOWED');
+    expect(await h.get(closed)).toEqual(closedView);
+
+    // While the run is at work.
+    const release = new Promise<() => void>((resolve) => (onHeld = resolve));
+    const busy = await h.start('held');
+    const letGo = await release;
+    const running = await h.command(busy, 'retry_failed');
+    expect(running.statusCode).toBe(409);
+    expect(running.json().error).toEqual({ code: 'COMMAND_NOT_ALLOWED', message: 'Cannot retry the failed items of a run that is running: only completed or failed runs.' });
+    letGo();
+    await h.engine.whenRetired(busy);
+
+    const unknown = await h.app.inject({ method: 'POST', url: `${API}/runs/run_20250101_000000_manual/retry_failed`, headers: auth(ADMIN) });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().error.code).toBe('RUN_NOT_FOUND');
+  });
+
+  it('is taken by the bulk endpoint, each run as if commanded alone', async () => {
+    const h = await app();
+    failing.add('1:1:1').add('1:1:2');
+    const withFailures = await h.start('flaky');
+    await h.engine.whenRetired(withFailures);
+    failing.clear();
+    const clean = await h.start('flaky');
+    await h.engine.whenRetired(clean);
+    const res = await h.app.inject({
+      method: 'POST',
+      url: `${API}/runs/bulk/retry_failed`,
+      headers: auth(SITE5),
+      payload: { run_ids: [withFailures, clean] },
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json().results).toEqual([
+      { run_id: withFailures, status: 200, accepted: true, run_status: 'running' },
+      { run_id: clean, status: 409, code: 'COMMAND_NOT_ALLOWED', message: 'The run has no failed items to retry.' },
+    ]);
+    await h.engine.whenRetired(withFailures);
+    expect(await h.get(withFailures)).toMatchObject({ status: 'completed', failed_items: 0 });
+  });
+});
+
+function fieldOf(e: StoredEvent, key: string): unknown {
+  return Reflect.get(e, key) as unknown;
+}
