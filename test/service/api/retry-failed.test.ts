@@ -1,11 +1,14 @@
 // Retry failed items (docs/api.md, "Retry failed items"): POST /runs/:id/retry_failed gives the
 // items recorded as failed new attempts, numbered on, takes the run and the stages concerned back
 // to running, then lets the run finish again; anything else is refused and changes nothing.
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AnyPipeline } from '../../../service/pipelines/types.js';
+import { SqliteStore } from '../../../service/store/sqlite.js';
 import type { StoredEvent } from '../../../service/store/store.js';
 import { ADMIN, SITE5, appOn, auth } from '../../helpers/app.js';
 import { isTransition, tempDir } from '../../helpers/engine.js';
+import { startService, type ServiceProcess } from '../../helpers/service-process.js';
 
 const API = '/api/v1/automation';
 
@@ -240,6 +243,99 @@ describe('POST /runs/:id/retry_failed', () => {
     ]);
     await h.engine.whenRetired(withFailures);
     expect(await h.get(withFailures)).toMatchObject({ status: 'completed', failed_items: 0 });
+  });
+});
+
+describe('retry_failed across a SIGKILL', () => {
+  const procs: ServiceProcess[] = [];
+  const dirs: ReturnType<typeof tempDir>[] = [];
+  afterEach(async () => {
+    for (const p of procs.splice(0)) {
+      p.child.kill('SIGKILL');
+      await p.exited;
+    }
+    dirs.splice(0).forEach((d) => d.remove());
+  });
+
+  async function api(svc: ServiceProcess, path: string, init: { method?: string; body?: unknown } = {}) {
+    const res = await fetch(`${svc.base}${API}${path}`, {
+      method: init.method ?? 'GET',
+      headers: { authorization: `Token ${svc.token}`, ...(init.body ? { 'content-type': 'application/json' } : {}) },
+      body: init.body ? JSON.stringify(init.body) : undefined,
+    });
+    return { status: res.status, body: (await res.json()) as { data: View & Record<string, unknown> } };
+  }
+
+  /** Polls until the run gets there: the service runs on real time in another process. */
+  async function waitFor(svc: ServiceProcess, runId: string, status: string) {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const { body } = await api(svc, `/runs/${runId}`);
+      if (body.data.status === status) return body.data;
+      if (Date.now() > deadline) throw new Error(`run ${runId} is ${String(body.data.status)}, not ${status}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  it('goes on with the retry after a SIGKILL mid-retry and records each retried item exactly once', async () => {
+    const dir = tempDir('runstate-retry-');
+    dirs.push(dir);
+    const first = await startService(dir.path);
+    procs.push(first);
+    // One attempt per item, so each retried item gets exactly one new attempt (attempt 2).
+    const options = { seed: 11, delay_ms: 120, items_per_stage: [8, 0, 0, 0, 0, 0, 0], fail_rate: 0.5, max_attempts: 1, concurrency: 1 };
+    const started = await api(first, '/runs', { method: 'POST', body: { site_id: 'site-5', pipeline: 'content', options } });
+    expect(started.status).toBe(201);
+    const runId = started.body.data.run_id as string;
+    const done = await waitFor(first, runId, 'completed');
+    expect(done.failed_items).toBeGreaterThanOrEqual(2);
+    const failedBefore = done.failed_items;
+
+    const retried = await api(first, `/runs/${runId}/retry_failed`, { method: 'POST', body: { reason: 'before the crash' } });
+    expect(retried.status).toBe(200);
+    expect(retried.body.data.status).toBe('running');
+    first.child.kill('SIGKILL');
+    await first.exited;
+    procs.splice(procs.indexOf(first), 1);
+
+    // Killed mid-retry: the store has the run back at work, its failed rows not all replaced yet.
+    const store = new SqliteStore({ filename: join(dir.path, 'runstate.db') });
+    try {
+      expect((await store.getRun(runId))!.status).toBe('running');
+    } finally {
+      await store.close();
+    }
+
+    const second = await startService(dir.path);
+    procs.push(second);
+    const after = await waitFor(second, runId, 'completed');
+    const trace = await fetch(`${second.base}${API}/runs/${runId}/trace`, { headers: { authorization: `Token ${second.token}` } });
+    const log = (await trace.text()).trimEnd().split('\n').map((l) => JSON.parse(l) as StoredEvent);
+    expect(log.map((e) => e.seq)).toEqual(log.map((_, i) => i + 1));
+    const commands = log.filter((e) => e.event === 'command');
+    expect(commands).toEqual([expect.objectContaining({ command: 'retry_failed', reason: 'before the crash' })]);
+    // After the command, each item that had failed is recorded once more, with attempt 2; nothing else is.
+    const since = log.filter((e) => e.seq > commands[0]!.seq);
+    const recorded = since.filter((e) => e.event === 'stage_item_processed' || e.event === 'stage_item_failed');
+    expect(recorded).toHaveLength(failedBefore);
+    expect(new Set(recorded.map((e) => (e as { item: { id: number } }).item.id)).size).toBe(failedBefore);
+    expect(since.filter((e) => e.event === 'state_change' && e.machine_name === 'run').map((e) => e.event === 'state_change' && e.payload.to_state)).toEqual(['running', 'completed']);
+
+    const ledger = await (async () => {
+      const s = new SqliteStore({ filename: join(dir.path, 'runstate.db') });
+      await second.stop();
+      procs.splice(procs.indexOf(second), 1);
+      try {
+        return await s.ledger(runId);
+      } finally {
+        await s.close();
+      }
+    })();
+    expect(ledger).toHaveLength(8);
+    expect(new Set(ledger.map((l) => String(l.itemId))).size).toBe(8);
+    const again = new Set(recorded.map((e) => (e as { item: { id: number } }).item.id));
+    for (const l of ledger) expect(l.attempts, String(l.itemId)).toBe(again.has(l.itemId as number) ? 2 : 1);
+    expect(ledger.filter((l) => l.status === 'failed')).toHaveLength(after.failed_items);
   });
 });
 
