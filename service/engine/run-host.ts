@@ -320,6 +320,11 @@ export class RunHost {
       .then(() => {
         // Stopped meanwhile (let go, a fault): what it held was dropped, and it is no longer the run's host.
         if (this.journal.stopped) return;
+        // Back at work meanwhile (retry_failed on the run just completed): it retires when it finishes again.
+        if (!isTerminalRunState(this.state)) {
+          this.#retiring = false;
+          return;
+        }
         this.#actor?.stop();
         this.#deps.onRetired(this);
       })

@@ -189,7 +189,13 @@ export class InternalRuns implements RunKind {
     const stages = retryableStages(host.actor.getPersistedSnapshot());
     const ledger = await store.ledger(host.runId);
     const items = new Map(await Promise.all(stages.map(async (n) => [n, host.cachedItems(n) ?? (await store.getStageItems(host.runId, n))] as const)));
-    // The run may have moved while the ledger was read (another command): decide again.
+    // The run may have moved while the ledger was read: it left memory (it had just completed,
+    // and retired), or another command came. Decide again, from where it is now.
+    if (this.#hosts.get(host.runId) !== host) {
+      const record = await store.getRun(host.runId);
+      if (!record) throw new RunstateError('RUN_NOT_FOUND', `No run with id ${JSON.stringify(host.runId)}.`);
+      return this.command(record, 'retry_failed', req);
+    }
     applies(decide('retry_failed', commandStateOf(host)));
     const retry = retryFailedEvent(stages, ledger, (n) => items.get(n));
     if (retry.stages.length === 0) throw new RunstateError('COMMAND_NOT_ALLOWED', 'The run has no failed items to retry.');

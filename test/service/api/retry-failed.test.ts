@@ -196,6 +196,25 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`POST /runs/:id/re
     expect(await h.get(runId)).toMatchObject({ status: 'completed', failed_items: 0 });
   });
 
+  it('takes a retry_failed that comes the moment the run completes, while it is leaving memory', async () => {
+    const h = await app();
+    failing.add('1:1:1').add('1:1:2');
+    let answer: Promise<unknown> | undefined;
+    // Sent from the listener of the batch that completes the run: its host is about to retire.
+    h.engine.onEvents((_, batch) => {
+      if (!answer && batch.some(isTransition('run', 'completed'))) answer = h.engine.command(batch[0]!.run_id, 'retry_failed', { by: 'racer' });
+    });
+    const runId = await h.start('flaky');
+    await h.next((e) => e.run_id === runId && e.event === 'command');
+    expect(await answer).toMatchObject({ accepted: true });
+    await h.engine.whenRetired(runId);
+    await h.engine.settle();
+    const after = await h.get(runId);
+    expect(after).toMatchObject({ status: 'completed', failed_items: 0 });
+    const runChanges = h.events.filter((e) => e.run_id === runId && isTransition('run', 'completed')(e));
+    expect(runChanges).toHaveLength(2);
+  });
+
   it('refuses with 409 and changes nothing when there is nothing to retry or the state does not allow it; 404 for an unknown run', async () => {
     const h = await app();
     const clean = await h.start('flaky');
