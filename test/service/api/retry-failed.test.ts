@@ -1,11 +1,13 @@
 // Retry failed items (docs/api.md, "Retry failed items"): POST /runs/:id/retry_failed gives the
 // items recorded as failed new attempts, numbered on, takes the run and the stages concerned back
 // to running, then lets the run finish again; anything else is refused and changes nothing.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AnyPipeline } from '../../../service/pipelines/types.js';
 import { SqliteStore } from '../../../service/store/sqlite.js';
 import type { StoredEvent } from '../../../service/store/store.js';
+import { TraceWriter } from '../../../service/trace/trace-writer.js';
 import { ADMIN, SITE5, appOn, auth } from '../../helpers/app.js';
 import { isTransition, tempDir } from '../../helpers/engine.js';
 import { usePostgres } from '../../helpers/postgres.js';
@@ -351,16 +353,14 @@ describe('retry_failed across a SIGKILL', () => {
     expect(new Set(recorded.map((e) => (e as { item: { id: number } }).item.id)).size).toBe(failedBefore);
     expect(since.filter((e) => e.event === 'state_change' && e.machine_name === 'run').map((e) => e.event === 'state_change' && e.payload.to_state)).toEqual(['running', 'completed']);
 
-    const ledger = await (async () => {
-      const s = new SqliteStore({ filename: join(dir.path, 'runstate.db') });
-      await second.stop();
-      procs.splice(procs.indexOf(second), 1);
-      try {
-        return await s.ledger(runId);
-      } finally {
-        await s.close();
-      }
-    })();
+    await second.stop();
+    procs.splice(procs.indexOf(second), 1);
+    const s = new SqliteStore({ filename: join(dir.path, 'runstate.db') });
+    const [ledger, record] = await Promise.all([s.ledger(runId), s.getRun(runId)]).finally(() => s.close());
+    // The trace file is the log, line for line, the retry included; the diagnostic log has a line per finish.
+    const file = readFileSync(join(TraceWriter.runDir(dir.path, record!), 'run_trace.jsonl'), 'utf8');
+    expect(file).toBe(log.map((e) => `${JSON.stringify(e)}\n`).join(''));
+    expect(readFileSync(join(dir.path, 'logs', 'automation_diagnostic.log'), 'utf8').split(`${runId} completed`)).toHaveLength(3);
     expect(ledger).toHaveLength(8);
     expect(new Set(ledger.map((l) => String(l.itemId))).size).toBe(8);
     const again = new Set(recorded.map((e) => (e as { item: { id: number } }).item.id));
