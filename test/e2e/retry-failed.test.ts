@@ -3,6 +3,7 @@
 // agreement with the API.
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seriousViolations } from '../helpers/axe.js';
 import { launchBrowser } from '../helpers/browser.js';
 import { tempDir } from '../helpers/engine.js';
 import { startService, type ServiceProcess } from '../helpers/service-process.js';
@@ -71,6 +72,7 @@ describe('Retry failed in the dashboard (Debian Chromium)', () => {
     await button.waitFor();
     const card = page.locator('section[aria-label="Processing"]');
     expect(await card.getAttribute('data-state')).toBe('completed');
+    expect(await seriousViolations(page)).toEqual([]);
     // Every state the card shows from here on, starting with the one it shows now.
     await page.evaluate(() => {
       const w = window as unknown as { cardStates: string[] };
