@@ -17,6 +17,9 @@ const API = '/api/v1/automation';
 
 /** Attempts that throw, by `<stage>:<item id>:<attempt>`; a test sets them before it starts a run. */
 const failing = new Set<string>();
+/** Attempts that wait for the test to let them go, by `<stage>:<item id>:<attempt>`: told to `onBlocked`. */
+const blocking = new Set<string>();
+let onBlocked: (key: string, release: () => void) => void = () => {};
 /** Stage 2 of `shaky_load` cannot load while this is set. */
 let loadDown = false;
 
@@ -32,6 +35,8 @@ function stage(key: string, n: number, load?: () => void): AnyPipeline['stages']
       return items(n);
     },
     async processItem(item, ctx) {
+      const key = `${ctx.stage}:${item.id}:${ctx.attempt}`;
+      if (blocking.has(key)) await new Promise<void>((resolve) => onBlocked(key, resolve));
       if (failing.has(`${ctx.stage}:${item.id}:${ctx.attempt}`)) throw new Error(`${item.title} failed attempt ${ctx.attempt}`);
       return { cost: 1 };
     },
@@ -81,6 +86,7 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`POST /runs/:id/re
   const cleanup: (() => Promise<void>)[] = [];
   afterEach(async () => {
     failing.clear();
+    blocking.clear();
     loadDown = false;
     for (const fn of cleanup.splice(0).reverse()) await fn();
   });
@@ -215,6 +221,66 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`POST /runs/:id/re
     expect(after).toMatchObject({ status: 'completed', failed_items: 0 });
     const runChanges = h.events.filter((e) => e.run_id === runId && isTransition('run', 'completed')(e));
     expect(runChanges).toHaveLength(2);
+  });
+
+  it('pauses, resumes and cancels during a retry as at any time', async () => {
+    const h = await app();
+    // Items 1, 2 and 3 of stage 1 fail both attempts; the first retried attempts of 1 and 2 (two
+    // at a time) wait for the test, and 3 waits its turn.
+    for (const k of ['1:1:1', '1:1:2', '1:2:1', '1:2:2', '1:3:1', '1:3:2']) failing.add(k);
+    blocking.add('1:1:3').add('1:2:3');
+    const runId = await h.start('flaky');
+    await h.engine.whenRetired(runId);
+    const released = new Map<string, () => void>();
+    let bothBlocked!: () => void;
+    const blocked = new Promise<void>((resolve) => (bothBlocked = resolve));
+    onBlocked = (key, release) => {
+      released.set(key, release);
+      if (released.size === 2) bothBlocked();
+    };
+    expect((await h.command(runId, 'retry_failed')).statusCode).toBe(200);
+    await blocked;
+    expect(await h.get(runId)).toMatchObject({ status: 'running', failed_items: 0, stages: [{ state: 'running', processed_items: 1 }, { state: 'completed' }] });
+    // Pause: the two retried attempts in flight finish and are recorded, then the run is paused; item 3 has not started.
+    expect((await h.command(runId, 'pause', { reason: 'hold on' })).json()).toMatchObject({ accepted: true });
+    released.get('1:1:3')!();
+    released.get('1:2:3')!();
+    await h.next((e) => e.run_id === runId && isTransition('run', 'paused')(e));
+    await h.engine.settle();
+    expect(await h.get(runId)).toMatchObject({ status: 'paused', failed_items: 0, stages: [{ state: 'paused', processed_items: 3 }, { state: 'completed' }] });
+    const items = (await h.app.inject({ url: `${API}/runs/${runId}/items?stage=1`, headers: auth(SITE5) })).json();
+    expect(items.data.map((i: { id: number; status: string; attempts: number }) => [i.id, i.status, i.attempts])).toEqual([
+      [1, 'processed', 3],
+      [2, 'processed', 3],
+      [3, 'pending', 2],
+      [4, 'processed', 1],
+    ]);
+    expect((await h.command(runId, 'resume')).statusCode).toBe(200);
+    await h.engine.whenRetired(runId);
+    expect(await h.get(runId)).toMatchObject({ status: 'completed', failed_items: 0 });
+
+    // Cancel mid-retry: the items not finished again stay recorded as failed, and count so.
+    failing.clear();
+    for (const k of ['1:3:1', '1:3:2']) failing.add(k);
+    blocking.clear();
+    blocking.add('1:3:3');
+    released.clear();
+    let held!: () => void;
+    const inFlight = new Promise<void>((resolve) => (held = resolve));
+    onBlocked = (key, release) => {
+      released.set(key, release);
+      held();
+    };
+    const other = await h.start('flaky');
+    await h.engine.whenRetired(other);
+    expect((await h.command(other, 'retry_failed')).statusCode).toBe(200);
+    await inFlight;
+    expect((await h.command(other, 'cancel')).statusCode).toBe(200);
+    await h.engine.whenRetired(other);
+    const cancelled = await h.get(other);
+    expect(cancelled).toMatchObject({ status: 'cancelled', failed_items: 1, stages: [{ state: 'cancelled', processed_items: 4, failed_items: 1 }, { state: 'completed' }] });
+    expect((await h.engine.store.ledger(other)).filter((l) => l.status === 'failed').map((l) => [l.itemId, l.attempts])).toEqual([[3, 2]]);
+    released.get('1:3:3')!();
   });
 
   it('refuses with 409 and changes nothing when there is nothing to retry or the state does not allow it; 404 for an unknown run', async () => {
