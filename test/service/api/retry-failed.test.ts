@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AnyPipeline } from '../../../service/pipelines/types.js';
+import { PostgresStore } from '../../../service/store/postgres.js';
 import { SqliteStore } from '../../../service/store/sqlite.js';
 import type { StoredEvent } from '../../../service/store/store.js';
 import { TraceWriter } from '../../../service/trace/trace-writer.js';
@@ -432,6 +433,65 @@ describe('retry_failed across a SIGKILL', () => {
     const again = new Set(recorded.map((e) => (e as { item: { id: number } }).item.id));
     for (const l of ledger) expect(l.attempts, String(l.itemId)).toBe(again.has(l.itemId as number) ? 2 : 1);
     expect(ledger.filter((l) => l.status === 'failed')).toHaveLength(after.failed_items);
+  });
+});
+
+describe('retry_failed on two instances sharing one Postgres', () => {
+  const cleanup: (() => unknown)[] = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c();
+  });
+
+  it('revives a run another instance completed, once, however many instances are asked at once', async () => {
+    const db = await pg.createDatabase();
+    cleanup.push(() => db.drop());
+    const dir = tempDir('runstate-retry-pg-');
+    cleanup.push(() => dir.remove());
+    const admin = 'shared-admin-token-0123456789';
+    const env = (name: string) => ({ DATABASE_URL: db.url, RUNSTATE_ADMIN_TOKEN: admin, RUNSTATE_INSTANCE_ID: name, RUNSTATE_LEASE_MS: '2000' });
+    const [i1, i2] = await Promise.all(['i1', 'i2'].map((n) => startService(join(dir.path, n), env(n))));
+    cleanup.push(async () => {
+      for (const i of [i1!, i2!]) i.child.kill('SIGKILL');
+      await Promise.all([i1!.exited, i2!.exited]);
+    });
+    const call = async (svc: ServiceProcess, method: string, path: string, body?: unknown) => {
+      const res = await fetch(`${svc.base}${API}${path}`, {
+        method,
+        headers: { authorization: `Token ${admin}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+      return { status: res.status, body: (await res.json()) as { data: View & { run_id: string }; error?: { code: string } } };
+    };
+    const options = { seed: 3, delay_ms: 20, items_per_stage: [6, 0, 0, 0, 0, 0, 0], fail_rate: 1, max_attempts: 1 };
+    const runId = (await call(i1!, 'POST', '/runs', { site_id: 'site-5', pipeline: 'content', options })).body.data.run_id;
+    const deadline = Date.now() + 30_000;
+    const completed = async (after: number) => {
+      for (;;) {
+        const { body } = await call(i2!, 'GET', `/runs/${runId}`);
+        if (body.data.status === 'completed' && body.data.last_seq > after) return body.data;
+        if (Date.now() > deadline) throw new Error(`run ${runId} is ${body.data.status}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    const done = await completed(0);
+    expect(done.failed_items).toBe(6);
+
+    // Both instances are asked at once: one takes the run back to work, the other refuses.
+    const answers = await Promise.all([i1!, i2!].map((i) => call(i, 'POST', `/runs/${runId}/retry_failed`)));
+    const accepted = answers.filter((a) => a.status === 200);
+    expect(accepted).toHaveLength(1);
+    for (const a of answers.filter((x) => x.status !== 200)) expect([[409, 'COMMAND_NOT_ALLOWED'], [503, 'UNAVAILABLE']]).toContainEqual([a.status, a.body.error?.code]);
+    const again = await completed(done.last_seq);
+    expect(again.failed_items).toBe(6);
+
+    const store = await PostgresStore.connect(db.url, { poolSize: 1 });
+    cleanup.push(() => store.close());
+    const events = await store.readEvents(runId, 0);
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(events.filter((e) => e.event === 'command')).toHaveLength(1);
+    expect(events.filter((e) => e.event === 'stage_item_failed')).toHaveLength(12);
+    const ledger = await store.ledger(runId);
+    expect(ledger.map((l) => [l.status, l.attempts])).toEqual(Array.from({ length: 6 }, () => ['failed', 2]));
   });
 });
 
