@@ -1,4 +1,4 @@
-import { and, assertEvent, assign, enqueueActions, setup } from 'xstate';
+import { assertEvent, assign, enqueueActions, setup } from 'xstate';
 import { stageActorId, type RetryItem, type StageDone, type StageNotice } from './events.js';
 import { stageMachine, type StageCommand, type StageSettings } from './stage.machine.js';
 
@@ -81,12 +81,11 @@ export const runMachine = setup({
     advance: assign({ current: ({ context }) => context.current + 1 }),
     /** Resuming between stages when the next stage needs approval: the run moves to it and waits. */
     advanceBetween: assign({ current: ({ context }) => context.current + 1, betweenStages: false }),
-    /** Starts a `retry_failed`: remembers where the run was and hands the first stage its items. */
-    beginRetry: enqueueActions(({ context, event, enqueue }) => {
+    /** Starts a `retry_failed`: remembers where the run was (`then`) and hands the first stage its items. */
+    beginRetry: enqueueActions(({ context, event, enqueue }, { then }: { then: RunRetry['then'] }) => {
       assertEvent(event, 'retry_failed_requested');
-      const [first, ...queue] = event.stages;
+      const [first, ...queue] = event.stages.filter((s) => s.items.length > 0);
       if (!first) return;
-      const then = context.error === null ? 'completed' : 'failed';
       enqueue.assign({ retry: { queue, then, current: context.current, error: context.error }, current: first.stage, error: null, pauseRequested: false });
       enqueue.sendTo(stageActorId(first.stage), { type: 'retry_failed_requested', items: first.items });
     }),
@@ -127,6 +126,8 @@ export const runMachine = setup({
       return context.retry === null && event.stages.some((s) => s.items.length > 0);
     },
     inRetry: ({ context }) => context.retry !== null,
+    /** A stage of a `retry_failed` finished with a pause asked for: the run pauses before the next. */
+    retryPauseRequested: ({ context }) => context.retry !== null && context.pauseRequested,
     /** The last stage of a `retry_failed` finished; the run had been completed (or failed). */
     retryDone: ({ context }) => context.retry !== null && context.retry.queue.length === 0 && context.retry.then === 'completed',
     retryDoneFailed: ({ context }) => context.retry !== null && context.retry.queue.length === 0 && context.retry.then === 'failed',
@@ -152,7 +153,7 @@ export const runMachine = setup({
         stage_completed: [
           { guard: 'retryDone', target: 'completed', actions: 'endRetry' },
           { guard: 'retryDoneFailed', target: 'failed', actions: 'endRetry' },
-          { guard: and(['inRetry', 'pauseRequested']), target: 'paused', actions: assign({ betweenStages: true }) },
+          { guard: 'retryPauseRequested', target: 'paused', actions: assign({ betweenStages: true }) },
           { guard: 'inRetry', actions: 'nextRetry' },
           { guard: 'isLastStage', target: 'completed' },
           { guard: 'pauseRequested', target: 'paused', actions: assign({ betweenStages: true }) },
@@ -191,7 +192,7 @@ export const runMachine = setup({
     failed: {
       on: {
         retry_requested: { target: 'running', actions: [assign({ error: null }), 'forward'] },
-        retry_failed_requested: { guard: 'hasRetries', target: 'running', actions: 'beginRetry' },
+        retry_failed_requested: { guard: 'hasRetries', target: 'running', actions: { type: 'beginRetry', params: { then: 'failed' } } },
         cancel_requested: { target: 'cancelled', actions: 'forward' },
       },
     },
@@ -200,7 +201,7 @@ export const runMachine = setup({
     // `retry_failed` takes it back to work.
     completed: {
       on: {
-        retry_failed_requested: { guard: 'hasRetries', target: 'running', actions: 'beginRetry' },
+        retry_failed_requested: { guard: 'hasRetries', target: 'running', actions: { type: 'beginRetry', params: { then: 'completed' } } },
       },
     },
     cancelled: {},

@@ -40,6 +40,7 @@ export const runMachine = createMachine({
             "actions": "endRetry"
           },
           {
+            "guard": "retryPauseRequested",
             "target": "paused"
           },
           {
@@ -138,7 +139,12 @@ export const runMachine = createMachine({
         "retry_failed_requested": {
           "guard": "hasRetries",
           "target": "running",
-          "actions": "beginRetry"
+          "actions": {
+            "type": "beginRetry",
+            "params": {
+              "then": "failed"
+            }
+          }
         },
         "cancel_requested": {
           "target": "cancelled",
@@ -151,7 +157,12 @@ export const runMachine = createMachine({
         "retry_failed_requested": {
           "guard": "hasRetries",
           "target": "running",
-          "actions": "beginRetry"
+          "actions": {
+            "type": "beginRetry",
+            "params": {
+              "then": "completed"
+            }
+          }
         }
       }
     },

@@ -23,7 +23,7 @@ const failedOf = (stage: number) => ({ stage, items: [{ index: 0, attempt: 2 }] 
 function eventsFor(snap: RunSnapshot) {
   const { current } = snap.context;
   // retry_failed: in a completed run any stage may have failed items (or none: refused); in a failed one, those before it.
-  const retries = snap.value === 'completed' ? [[failedOf(1), failedOf(2)], [failedOf(2)], []] : [[failedOf(1)]];
+  const retries = snap.value === 'completed' ? [[failedOf(1), failedOf(2)], [{ stage: 1, items: [] }, failedOf(2)], []] : [[failedOf(1)]];
   return [
     ...retries.map((stages) => ({ type: 'retry_failed_requested', stages })),
     { type: 'stage_completed', stage: current },
@@ -157,11 +157,12 @@ describe('run machine, model-based', () => {
         // retry_failed takes a finished run back to work on the stages named, in order, then back to where it was.
         const type = (step.event as { type: string }).type;
         if (type === 'retry_failed_requested' && snap.value !== prev.value) {
-          const { stages } = step.event as unknown as { stages: { stage: number }[] };
+          const { stages } = step.event as unknown as { stages: { stage: number; items: unknown[] }[] };
           expect(['completed', 'failed'], where).toContain(prev.value);
           expect(snap.value, where).toBe('running');
           expect(ctx.retry, where).toMatchObject({ then: prev.value, current: prev.context.current, error: prev.context.error });
-          expect(ctx.current, where).toBe(stages[0]!.stage);
+          // A stage with no items to retry is passed over.
+          expect(ctx.current, where).toBe(stages.find((x) => x.items.length > 0)!.stage);
           expect(ctx.error, where).toBeNull();
         }
         if (type === 'retry_failed_requested' && (step.event as unknown as { stages: unknown[] }).stages.length === 0) {
