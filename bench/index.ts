@@ -14,10 +14,11 @@ import { ingestPart } from './ingest.js';
 import { inspectPart } from './inspect.js';
 import { integrationsPart } from './integrations.js';
 import { scalePart } from './scale.js';
+import { servicePart } from './service.js';
 import { workersPart } from './workers.js';
 
 const DOCS = join(ROOT, 'docs', 'benchmarks.md');
-const ALL: readonly BenchPart[] = [enginePart, hubPart, watchersPart, ingestPart, scalePart, inspectPart, integrationsPart, workersPart, browserPart];
+const ALL: readonly BenchPart[] = [enginePart, hubPart, watchersPart, ingestPart, scalePart, servicePart, inspectPart, integrationsPart, workersPart, browserPart];
 
 function selected(): readonly BenchPart[] {
   const keys = process.env.BENCH_PARTS?.split(',').map((k) => k.trim()).filter(Boolean);

@@ -5,7 +5,7 @@ import { RunstateError } from '../errors.js';
 import { isRunId } from '../ids.js';
 import type { StoredEvent } from '../store/store.js';
 import type { Client } from './client.js';
-import { type Frame, frames } from './frames.js';
+import { type Frame, frames, joined } from './frames.js';
 import type { RunTopic } from './topics.js';
 import { topics } from './topics.js';
 
@@ -62,6 +62,11 @@ export class RunFanout {
     const topic = topics.run(runId).name;
     // Framed once, on first need, and shared by every subscriber.
     const framed = new Array<Frame | undefined>(events.length);
+    const frameOf = (i: number) => (framed[i] ??= frames.event(topic, events[i]!, appendedAt));
+    // The whole batch as one buffer, for the subscribers (nearly all) that are sent all of it.
+    let whole: Frame | undefined;
+    const first = events[0]?.seq ?? 0;
+    const last = events.at(-1)?.seq ?? 0;
     for (const [client, sub] of subs) {
       if (sub.syncing) {
         for (const e of events) {
@@ -73,10 +78,16 @@ export class RunFanout {
         }
         continue;
       }
+      if (sub.seq < first) {
+        whole ??= joined(events.map((_, i) => frameOf(i)));
+        sub.seq = last;
+        this.#opts.send(client, [whole]);
+        continue;
+      }
       const batch: Frame[] = [];
       events.forEach((e, i) => {
         if (e.seq <= sub.seq) return;
-        batch.push((framed[i] ??= frames.event(topic, e, appendedAt)));
+        batch.push(frameOf(i));
         sub.seq = e.seq;
       });
       if (batch.length > 0) this.#opts.send(client, batch);

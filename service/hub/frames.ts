@@ -44,6 +44,17 @@ export function frame(message: ServerMessage, opts: { appendedAt?: number; slot?
   return { chunks, bytes: chunks.reduce((n, c) => n + c.length, 0), appendedAt: opts.appendedAt ?? null, slot: opts.slot ?? null };
 }
 
+/**
+ * Frames that go out together to many clients, joined into one buffer once: a client's write is
+ * then one chunk rather than two per frame (header and payload), and the per-chunk cost of a
+ * socket write, times every client, is what an event-mode broadcast spends most on.
+ */
+export function joined(parts: readonly Frame[]): Frame {
+  if (parts.length === 1) return parts[0]!;
+  const chunk = Buffer.concat(parts.flatMap((f) => f.chunks));
+  return { chunks: [chunk], bytes: chunk.length, appendedAt: parts[0]?.appendedAt ?? null, slot: null };
+}
+
 /** The frames the hub sends, one builder per message type. */
 export const frames = {
   snapshot: (topic: string, seq: number, run: RunSnapshot) => frame({ type: 'snapshot', topic, seq, run }),

@@ -292,7 +292,7 @@ export class PostgresStore implements Store {
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
-    const res = await this.#pool.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM runs WHERE run_id = $1`, [runId]);
+    const res = await this.#pool.query<RunRow>({ name: 'runstate_get_run', text: `SELECT ${RUN_COLUMNS} FROM runs WHERE run_id = $1`, values: [runId] });
     const row = res.rows[0];
     return row ? toRecord(row) : undefined;
   }
@@ -338,10 +338,11 @@ export class PostgresStore implements Store {
   }
 
   async readEvents(runId: string, afterSeq: number, limit = 10_000): Promise<StoredEvent[]> {
-    const res = await this.#pool.query<{ body: string }>(
-      'SELECT body FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3',
-      [runId, afterSeq, limit],
-    );
+    const res = await this.#pool.query<{ body: string }>({
+      name: 'runstate_read_events',
+      text: 'SELECT body FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3',
+      values: [runId, afterSeq, limit],
+    });
     return res.rows.map((r) => JSON.parse(r.body) as StoredEvent);
   }
 
@@ -542,12 +543,13 @@ async function migrate(pool: Pool): Promise<void> {
 
 /** Reads what the plan needs under the run's row lock, then executes the plan. */
 async function commitIn(client: PoolClient, runId: string, batch: CommitBatch, now: string): Promise<CommitResult> {
-  const locked = await client.query<{ last_seq: number; owner: string | null; lease_until_ms: number | null; now_ms: number }>(
-    `SELECT last_seq, owner, (extract(epoch FROM lease_until) * 1000)::float8 AS lease_until_ms,
-            (extract(epoch FROM now()) * 1000)::float8 AS now_ms
-     FROM runs WHERE run_id = $1 FOR UPDATE`,
-    [runId],
-  );
+  const locked = await client.query<{ last_seq: number; owner: string | null; lease_until_ms: number | null; now_ms: number }>({
+    name: 'runstate_commit_lock',
+    text: `SELECT last_seq, owner, (extract(epoch FROM lease_until) * 1000)::float8 AS lease_until_ms,
+                  (extract(epoch FROM now()) * 1000)::float8 AS now_ms
+           FROM runs WHERE run_id = $1 FOR UPDATE`,
+    values: [runId],
+  });
   const row = locked.rows[0];
   const run: RunAtCommit | undefined = row && { lastSeq: row.last_seq, owner: row.owner, leaseUntilMs: row.lease_until_ms };
   const seen = new Map<string, number>();
@@ -566,82 +568,87 @@ async function commitIn(client: PoolClient, runId: string, batch: CommitBatch, n
   return plan.result;
 }
 
+/**
+ * The plan in one statement (data-modifying CTEs, all executed, in one snapshot) rather than one
+ * round trip per table, prepared once per connection (a named query): with the lock's SELECT,
+ * BEGIN and COMMIT, a commit is four round trips whatever it writes.
+ */
+const WRITE_PLAN = {
+  name: 'runstate_write_plan',
+  text: `WITH u AS (
+       UPDATE runs SET last_seq = $2,
+         snapshot = COALESCE($3::text, snapshot), status = COALESCE($4::text, status),
+         error = CASE WHEN $5::boolean THEN $6::text ELSE error END,
+         closed_at = COALESCE($7::text, closed_at), updated_at = $8
+       WHERE run_id = $1),
+     e AS (INSERT INTO events (run_id, seq, body, event_key)
+           SELECT $1, s, b, k FROM unnest($9::bigint[], $10::text[], $11::text[]) AS e (s, b, k)),
+     o AS (INSERT INTO outbox (run_id, seq, kind, created_at)
+           SELECT $1, s, k, $8 FROM unnest($12::bigint[], $13::text[]) AS o (s, k)),
+     l AS (INSERT INTO ledger (run_id, stage, item_id, item, status, attempts, cost, error)
+           SELECT $1, stage, item_id, item, status, attempts, cost, error
+           FROM unnest($14::int[], $15::text[], $16::text[], $17::text[], $18::int[], $19::float8[], $20::text[])
+             WITH ORDINALITY AS l (stage, item_id, item, status, attempts, cost, error, n)
+           ORDER BY n
+           ON CONFLICT DO NOTHING
+           RETURNING stage, item_id),
+     r AS (UPDATE ledger SET status = x.status, attempts = x.attempts, cost = x.cost, error = x.error
+           FROM unnest($23::int[], $24::text[], $25::text[], $26::int[], $27::float8[], $28::text[]) AS x (stage, item_id, status, attempts, cost, error)
+           WHERE ledger.run_id = $1 AND ledger.stage = x.stage AND ledger.item_id = x.item_id AND ledger.status = 'failed'
+           RETURNING ledger.stage, ledger.item_id)
+   SELECT CASE WHEN cardinality($9::bigint[]) > 0 THEN pg_notify($21, $22) END AS notified,
+          (SELECT COALESCE(json_agg(json_build_array(stage, item_id)), '[]'::json) FROM l)::text AS recorded,
+          (SELECT COALESCE(json_agg(json_build_array(stage, item_id)), '[]'::json) FROM r)::text AS replaced`,
+};
+
 async function writePlan(client: PoolClient, runId: string, plan: CommitPlan): Promise<void> {
   const u = plan.run;
-  await client.query(
-    `UPDATE runs SET last_seq = $2,
-       snapshot = COALESCE($3::text, snapshot), status = COALESCE($4::text, status),
-       error = CASE WHEN $5::boolean THEN $6::text ELSE error END,
-       closed_at = COALESCE($7::text, closed_at), updated_at = $8
-     WHERE run_id = $1`,
-    [runId, u.lastSeq, u.snapshot, u.status, u.setError, u.error, u.closedAt, u.updatedAt],
-  );
-  if (plan.events.length > 0) {
-    // The hint goes with the insert; Postgres delivers it only if the transaction commits.
-    await client.query(
-      `WITH e AS (INSERT INTO events (run_id, seq, body, event_key)
-                  SELECT $1, s, b, k FROM unnest($2::bigint[], $3::text[], $4::text[]) AS e (s, b, k))
-       SELECT pg_notify($5, $6)`,
-      [runId, plan.events.map((e) => e.seq), plan.events.map((e) => e.body), plan.events.map((e) => e.key), EVENTS_CHANNEL, `${runId}:${u.lastSeq}`],
-    );
-  }
-  if (plan.outbox.length > 0) {
-    await client.query(
-      'INSERT INTO outbox (run_id, seq, kind, created_at) SELECT $1, s, k, $4 FROM unnest($2::bigint[], $3::text[]) AS o (s, k)',
-      [runId, plan.outbox.map((o) => o.seq), plan.outbox.map((o) => o.kind), u.updatedAt],
-    );
-  }
-  const retried = plan.ledger.filter((l) => l.retried);
-  if (retried.length > 0) {
-    // A retried item replaces its failed row: one missing from RETURNING had none (or it was done).
-    const res = await client.query<{ stage: number; item_id: string }>(
-      `UPDATE ledger SET status = l.status, attempts = l.attempts, cost = l.cost, error = l.error
-       FROM unnest($2::int[], $3::text[], $4::text[], $5::int[], $6::float8[], $7::text[]) AS l (stage, item_id, status, attempts, cost, error)
-       WHERE ledger.run_id = $1 AND ledger.stage = l.stage AND ledger.item_id = l.item_id AND ledger.status = 'failed'
-       RETURNING ledger.stage, ledger.item_id`,
-      [
-        runId,
-        retried.map((l) => l.stage),
-        retried.map((l) => l.itemId),
-        retried.map((l) => l.status),
-        retried.map((l) => l.attempts),
-        retried.map((l) => l.cost),
-        retried.map((l) => l.error),
-      ],
-    );
-    if (res.rowCount !== retried.length) {
-      const updated = new Set(res.rows.map((r) => `${r.stage}\u0000${r.item_id}`));
-      throw ledgerConflict(runId, (retried.find((l) => !updated.has(`${l.stage}\u0000${l.itemId}`)) ?? retried[0]!).entry);
-    }
-  }
+  // A retried item replaces its failed row (retry_failed); every other entry is a new row.
   const fresh = plan.ledger.filter((l) => !l.retried);
-  if (fresh.length > 0) {
-    // The plan has refused an item repeated in the batch, so an entry missing from RETURNING was
-    // recorded by an earlier commit.
-    const res = await client.query<{ stage: number; item_id: string }>(
-      `INSERT INTO ledger (run_id, stage, item_id, item, status, attempts, cost, error)
-       SELECT $1, stage, item_id, item, status, attempts, cost, error
-       FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::int[], $7::float8[], $8::text[])
-         WITH ORDINALITY AS l (stage, item_id, item, status, attempts, cost, error, n)
-       ORDER BY n
-       ON CONFLICT DO NOTHING
-       RETURNING stage, item_id`,
-      [
-        runId,
-        fresh.map((l) => l.stage),
-        fresh.map((l) => l.itemId),
-        fresh.map((l) => l.item),
-        fresh.map((l) => l.status),
-        fresh.map((l) => l.attempts),
-        fresh.map((l) => l.cost),
-        fresh.map((l) => l.error),
-      ],
-    );
-    if (res.rowCount !== fresh.length) {
-      const inserted = new Set(res.rows.map((r) => `${r.stage}\u0000${r.item_id}`));
-      const skipped = fresh.find((l) => !inserted.has(`${l.stage}\u0000${l.itemId}`)) ?? fresh[0]!;
-      throw ledgerConflict(runId, skipped.entry);
-    }
+  const retried = plan.ledger.filter((l) => l.retried);
+  // The hint goes with the insert; Postgres delivers it only if the transaction commits.
+  const res = await client.query<{ recorded: string; replaced: string }>({
+    ...WRITE_PLAN,
+    values: [
+      runId,
+      u.lastSeq,
+      u.snapshot,
+      u.status,
+      u.setError,
+      u.error,
+      u.closedAt,
+      u.updatedAt,
+      plan.events.map((e) => e.seq),
+      plan.events.map((e) => e.body),
+      plan.events.map((e) => e.key),
+      plan.outbox.map((o) => o.seq),
+      plan.outbox.map((o) => o.kind),
+      fresh.map((l) => l.stage),
+      fresh.map((l) => l.itemId),
+      fresh.map((l) => l.item),
+      fresh.map((l) => l.status),
+      fresh.map((l) => l.attempts),
+      fresh.map((l) => l.cost),
+      fresh.map((l) => l.error),
+      EVENTS_CHANNEL,
+      `${runId}:${u.lastSeq}`,
+      retried.map((l) => l.stage),
+      retried.map((l) => l.itemId),
+      retried.map((l) => l.status),
+      retried.map((l) => l.attempts),
+      retried.map((l) => l.cost),
+      retried.map((l) => l.error),
+    ],
+  });
+  // The plan has refused an item repeated in the batch, so a new entry missing from RETURNING was
+  // recorded by an earlier commit, and a retried one had no failed row to replace (or it was done).
+  const row = res.rows[0]!;
+  for (const [entries, written] of [[fresh, row.recorded], [retried, row.replaced]] as const) {
+    const done = JSON.parse(written) as [number, string][];
+    if (done.length === entries.length) continue;
+    const hit = new Set(done.map(([stage, itemId]) => `${stage}\u0000${itemId}`));
+    const skipped = entries.find((l) => !hit.has(`${l.stage}\u0000${l.itemId}`)) ?? entries[0]!;
+    throw ledgerConflict(runId, skipped.entry);
   }
 }
 

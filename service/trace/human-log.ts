@@ -1,27 +1,18 @@
 // The human-readable run and stage logs of docs/operations.md, from the same events as the JSONL trace.
 
-import { pino, type Logger } from 'pino';
-import { prettyFactory } from 'pino-pretty';
 import { formatElapsed } from '../format.js';
 import { RUN_MACHINE, stageOf, stageOfEvent, type ItemRef, type StoredEvent } from '../events.js';
 
-const prettify = prettyFactory({
-  colorize: false,
-  translateTime: 'UTC:yyyy-mm-dd HH:MM:ss.l',
-  ignore: 'pid,hostname,run_id,seq,stage',
-  singleLine: true,
-});
+type Level = 'info' | 'warn' | 'error';
+const LEVELS: Record<Level, string> = { info: 'INFO', warn: 'WARN', error: 'ERROR' };
 
-/** Lines for people, from the same events as the JSONL trace. pino structures them, pino-pretty prints them. */
+/**
+ * Lines for people, from the same events as the JSONL trace: `[2025-12-04 19:03:32.123] INFO: …`
+ * (UTC), the shape pino-pretty gives a pino line. Written here directly, because going through
+ * pino and pino-pretty (a JSON line made, parsed and re-formatted) cost every item about 5% of the
+ * service's time (docs/benchmarks.md, "The service as users run it").
+ */
 export class HumanLog {
-  #lines: string[] = [];
-  readonly #logger: Logger;
-
-  constructor() {
-    // pino writes synchronously into a buffer; the caller appends that buffer to the right file.
-    this.#logger = pino({ base: null, timestamp: false, level: 'info' }, { write: (line: string) => void this.#lines.push(line) });
-  }
-
   /** The run log's text and each stage log's text for these events. */
   format(events: readonly StoredEvent[]): { run: string; stages: Map<number, string> } {
     const run: string[] = [];
@@ -53,15 +44,13 @@ export class HumanLog {
     durationMs: number;
   }): string {
     const msg = `${s.runId} ${s.status}: ${s.pipeline} for ${s.accountId}/${s.siteId}, ${s.processed} items processed, ${s.failed} failed, ${s.events} events in ${formatElapsed(s.durationMs)}`;
-    return this.#emit(s.status === 'completed' ? 'info' : 'warn', s.time, msg) ?? '';
+    return this.#emit(s.status === 'completed' ? 'info' : 'warn', s.time, msg);
   }
 
-  #emit(level: 'info' | 'warn' | 'error', time: string, msg: string): string | undefined {
+  #emit(level: Level, time: string, msg: string): string {
     // Titles and errors come from pipelines: one event stays one line.
     // eslint-disable-next-line no-control-regex -- stripping control characters is the point
-    this.#logger[level]({ time }, msg.replace(/[\u0000-\u001f\u007f]+/g, ' '));
-    const raw = this.#lines.shift();
-    return raw === undefined ? undefined : prettify(raw);
+    return `[${clock(time)}] ${LEVELS[level]}: ${msg.replace(/[\u0000-\u001f\u007f]+/g, ' ')}\n`;
   }
 
   #line(e: StoredEvent): string | undefined {
@@ -96,4 +85,12 @@ export class HumanLog {
       }
     }
   }
+}
+
+/** `2025-12-04 19:03:32.123` (UTC) for an ISO 8601 time; a time that does not parse is shown as given. */
+function clock(time: string): string {
+  const ms = Date.parse(time);
+  if (Number.isNaN(ms)) return time;
+  const iso = new Date(ms).toISOString();
+  return `${iso.slice(0, 10)} ${iso.slice(11, 23)}`;
 }

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { appendFileSync, readFileSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { TraceWriter } from '../../../service/trace/trace-writer.js';
 import { engineOn, isTransition, tempDir } from '../../helpers/engine.js';
 import { gatedPipeline } from '../../helpers/gated.js';
@@ -112,5 +112,37 @@ describe('trace files', () => {
     const log = await store.readEvents(id, 0);
     expect(readFileSync(path, 'utf8')).toBe(log.map((e) => `${JSON.stringify(e)}\n`).join(''));
     await engine.stop();
+  });
+
+  it('writes batches that come close together in one go, in seq order, and flush does not wait for the delay', async () => {
+    const { store } = engineOn(dir.path, []);
+    const run = await store.createRun({ runId: 'run_20250101_000000_manual', ...ACME, pipeline: 'p', trigger: 'manual', options: {}, createdAt: new Date().toISOString() });
+    // A delay no test would wait out: only flush can have written the files.
+    const traces = new TraceWriter({ dataDir: dir.path, store, logger: silent, coalesceMs: 60_000 });
+    const written: number[] = [];
+    for (let i = 1; i <= 50; i++) {
+      const res = await store.commit(run.runId, { events: [{ event: 'activity_log', stage: 1, message: `step ${i}`, timestamp: new Date().toISOString() }] });
+      traces.write(run, res.events);
+      written.push(...res.events.map((e) => e.seq));
+    }
+    expect(traces.lagEvents()).toBe(50);
+    const started = performance.now();
+    await traces.flush();
+    expect(performance.now() - started).toBeLessThan(30_000);
+    const path = join(TraceWriter.runDir(dir.path, run), 'run_trace.jsonl');
+    expect(readFileSync(path, 'utf8')).toBe((await store.readEvents(run.runId, 0)).map((e) => `${JSON.stringify(e)}\n`).join(''));
+    expect(readFileSync(path, 'utf8').trimEnd().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual(written);
+    expect(readFileSync(join(TraceWriter.runDir(dir.path, run), 'stage_1.log'), 'utf8').trimEnd().split('\n')).toHaveLength(50);
+    expect(traces.lagEvents()).toBe(0);
+  });
+
+  it('writes queued events by itself once the coalescing delay is over', async () => {
+    const { store } = engineOn(dir.path, []);
+    const run = await store.createRun({ runId: 'run_20250101_000000_manual', ...ACME, pipeline: 'p', trigger: 'manual', options: {}, createdAt: new Date().toISOString() });
+    const traces = new TraceWriter({ dataDir: dir.path, store, logger: silent, coalesceMs: 5 });
+    const res = await store.commit(run.runId, { events: [{ event: 'activity_log', message: 'hello', timestamp: new Date().toISOString() }] });
+    traces.write(run, res.events);
+    await vi.waitFor(() => expect(traces.lagEvents()).toBe(0), { timeout: 10_000, interval: 10 });
+    expect(readFileSync(join(TraceWriter.runDir(dir.path, run), 'automation_run.log'), 'utf8')).toContain('INFO: hello');
   });
 });
