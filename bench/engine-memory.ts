@@ -1,9 +1,10 @@
 // The engine part's memory child: `node --expose-gc --import tsx bench/engine-memory.ts <dataDir> <runs>`,
 // a process of its own so nothing the throughput runs left on the heap is counted. Hands back a MemoryResult.
 import { join } from 'node:path';
-import { setImmediate as tick, setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as tick } from 'node:timers/promises';
 import { finish } from './harness/child.js';
-import { Engine, OWNER, SqliteStore, type PipelineDefinition } from './harness/service.js';
+import { Engine, noopPipeline, OWNER, SqliteStore, type StageDefinition } from './harness/service.js';
+import { until } from './harness/stats.js';
 
 export interface MemoryResult {
   baseline: { heapUsed: number; rss: number };
@@ -20,21 +21,12 @@ if (!gc) throw new Error('engine-memory.ts needs node --expose-gc');
 
 let inFlight = 0;
 /** 3 stages × 100 items whose work never finishes: each run holds CONCURRENCY of them until cancelled or stopped. */
-const pipeline: PipelineDefinition<object> = {
-  name: 'bench-held',
-  parseOptions: () => ({}),
-  concurrencyOf: () => CONCURRENCY,
-  stages: [1, 2, 3].map((s) => ({
-    key: `held_${s}`,
-    name: `Held ${s}`,
-    loadItems: async () => Array.from({ length: 100 }, (_, i) => ({ id: i + 1, title: `item ${i + 1}` })),
-    processItem: (_item, ctx) =>
-      new Promise<void>((_, reject) => {
-        inFlight += 1;
-        ctx.signal.addEventListener('abort', () => (inFlight -= 1, reject(new Error('aborted'))), { once: true });
-      }),
-  })),
-};
+const processItem: StageDefinition<object>['processItem'] = (_item, ctx) =>
+  new Promise<void>((_, reject) => {
+    inFlight += 1;
+    ctx.signal.addEventListener('abort', () => (inFlight -= 1, reject(new Error('aborted'))), { once: true });
+  });
+const pipeline = noopPipeline(100, CONCURRENCY, { name: 'bench-held', stages: 3, processItem });
 const store = new SqliteStore({ filename: join(dataDir, 'runstate.db') });
 const engine = new Engine({ store, pipelines: [pipeline] });
 
@@ -44,12 +36,8 @@ async function startRuns(n: number): Promise<string[]> {
   return ids;
 }
 
-async function untilInFlight(n: number): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (inFlight < n * CONCURRENCY) {
-    if (Date.now() > deadline) throw new Error(`bench: only ${inFlight} of ${n * CONCURRENCY} items in flight after 60 s`);
-    await sleep(10);
-  }
+function untilInFlight(n: number): Promise<void> {
+  return until(() => inFlight >= n * CONCURRENCY, 60_000, `not all ${n * CONCURRENCY} items in flight after 60 s`, 10);
 }
 
 async function settledMemory(): Promise<{ heapUsed: number; rss: number }> {

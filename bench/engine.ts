@@ -6,9 +6,9 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { start } from './harness/child.js';
-import { ratio, sections, type BenchPart, type Table } from './harness/report.js';
+import { ratio, report, type BenchPart, type Table } from './harness/report.js';
 import { createBenchRun, measureEngine, SqliteStore } from './harness/service.js';
-import { fmtInt, inTempDir, interleaved, median, progress, QUICK, size, spread } from './harness/stats.js';
+import { fmtInt, inTempDir, interleaved, median, progress, range, REPS, size } from './harness/stats.js';
 import type { MemoryResult } from './engine-memory.js';
 
 /** The aims: the engine within 2× of the bare durable loop; 1,000 runs under 100 MB above baseline. */
@@ -66,10 +66,10 @@ async function bareLoop(dir: string, items: number, snapshotBytes: number, perTx
   }
 }
 
-async function throughput(items: number, reps: number) {
+async function throughput(items: number) {
   let snapshotBytes = 0;
   const variants = [...(Object.keys(ENGINE) as (keyof typeof ENGINE)[]), BARE, BARE_GROUPED] as Variant[];
-  const samples = await interleaved(variants, reps, (v, tag) =>
+  const samples = await interleaved(variants, REPS, (v, tag) =>
     inTempDir(async (dir) => {
       let m: { perSec: number; perTxn: number };
       if (v === BARE || v === BARE_GROUPED) {
@@ -85,12 +85,13 @@ async function throughput(items: number, reps: number) {
       return m;
     }),
   );
-  const bare = median(samples[BARE].map((m) => m.perSec));
+  const perSec = (v: Variant) => samples[v].map((m) => m.perSec);
+  const bare = median(perSec(BARE));
   const rows: Table = [['variant', 'items/s (median)', 'min – max', 'items per txn', 'engine / bare']];
   for (const v of [BARE, BARE_GROUPED, ...Object.keys(ENGINE)] as Variant[]) {
-    const s = samples[v].map((m) => m.perSec);
+    const s = perSec(v);
     const r = v === BARE ? '1.00' : v === BARE_GROUPED ? `${ratio(median(s), bare)} (a baseline)` : ratio(median(s), bare, AIM_RATIO);
-    rows.push([v, ...spread(s), median(samples[v].map((m) => m.perTxn)).toFixed(1), r]);
+    rows.push([v, fmtInt(median(s)), range(s), median(samples[v].map((m) => m.perTxn)).toFixed(1), r]);
   }
   return { rows, snapshotBytes };
 }
@@ -119,21 +120,13 @@ export const enginePart: BenchPart = {
   async run() {
     const items = size('ITEMS', 20_000, 300);
     const runs = size('RUNS', 1_000, 20);
-    const reps = QUICK ? 1 : 3;
-    const t = await throughput(items, reps);
-    const mem = await memory(runs);
-    return {
-      tables: [
-        { title: `Engine throughput (${fmtInt(items)} items)`, rows: t.rows },
-        { title: `Engine memory (${fmtInt(runs)} runs)`, rows: mem },
-      ],
-      markdown: sections(
-        `### Throughput: ${fmtInt(items)} no-op items through one stage`,
-        t.rows,
-        `The bare loop wrote a ${t.snapshotBytes}-byte snapshot per transaction (the engine's, halfway through the stage); ${reps} rounds after a warm-up.`,
-        `### Memory: ${fmtInt(runs)} concurrent runs in one process`,
-        mem,
-      ),
-    };
+    const t = await throughput(items);
+    return report(
+      `### Throughput: ${fmtInt(items)} no-op items through one stage`,
+      { title: `Engine throughput (${fmtInt(items)} items)`, rows: t.rows },
+      `The bare loop wrote a ${t.snapshotBytes}-byte snapshot per transaction (the engine's, halfway through the stage); ${REPS} rounds after a warm-up.`,
+      `### Memory: ${fmtInt(runs)} concurrent runs in one process`,
+      { title: `Engine memory (${fmtInt(runs)} runs)`, rows: await memory(runs) },
+    );
   },
 };

@@ -9,12 +9,12 @@ import { ROOT } from './harness/child.js';
 import { textTable, writeSection, type BenchPart } from './harness/report.js';
 import { QUICK } from './harness/stats.js';
 import { hubPart } from './hub/index.js';
-import { watchersPart } from './hub/watchers.js';
 import { ingestPart } from './ingest.js';
 import { inspectPart } from './inspect.js';
 import { integrationsPart } from './integrations.js';
 import { scalePart } from './scale.js';
 import { servicePart } from './service.js';
+import { watchersPart } from './watchers.js';
 import { workersPart } from './workers.js';
 
 const DOCS = join(ROOT, 'docs', 'benchmarks.md');

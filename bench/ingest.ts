@@ -4,9 +4,9 @@
 // to a WebSocket client's receipt. Full method: docs/benchmarks.md.
 import { WebSocket } from 'ws';
 import { start } from './harness/child.js';
-import { ratio, sections, type BenchPart, type Table } from './harness/report.js';
+import { ratio, report, type BenchPart, type Table } from './harness/report.js';
 import { appendEvents, BENCH_TOKEN, createBenchRun, events as make, SqliteStore } from './harness/service.js';
-import { fmtInt, inTempDir, median, percentile, progress, QUICK, size, spread } from './harness/stats.js';
+import { fmtInt, inTempDir, median, percentile, progress, QUICK, range, REPS, size } from './harness/stats.js';
 
 /** A WebSocket watcher of one run: the latency of every `state_change` from the time the engine stamped into it. */
 async function watch(port: number, runId: string, expected: number): Promise<{ done: Promise<number[]> }> {
@@ -19,7 +19,7 @@ async function watch(port: number, runId: string, expected: number): Promise<{ d
       const ts = msg.event?.payload?.timestamp;
       if (msg.type !== 'event' || msg.event?.event !== 'state_change' || typeof ts !== 'number') return;
       latencies.push(performance.timeOrigin + performance.now() - ts * 1000);
-      if (latencies.length === expected) resolve((ws.close(), latencies.sort((a, b) => a - b)));
+      if (latencies.length === expected) resolve((ws.close(), latencies));
     }),
   );
   ws.send(JSON.stringify({ type: 'subscribe', topic: `run:${runId}` }));
@@ -78,34 +78,36 @@ export const ingestPart: BenchPart = {
   source: 'bench/ingest.ts',
   async run() {
     const total = size('INGEST_EVENTS', 20_000, 400);
-    const reps = QUICK ? 1 : 3;
     const paced = QUICK ? 200 : 3000;
-    const samples: Record<string, number[]> = {};
-    const lat: Record<string, number[][]> = {};
-    const add = (k: string, v: number) => (samples[k] ??= []).push(v);
-    for (let rep = 0; rep < reps; rep++) {
-      add('bare, 1 event per commit', await bareLoop(total, 1));
-      add('bare, 500 events per commit', await bareLoop(total, 500));
+    const rates: Record<string, number[]> = {};
+    const latencies: Record<string, number[]> = {};
+    const add = <T>(to: Record<string, T[]>, k: string, ...v: T[]) => (to[k] ??= []).push(...v);
+    for (let rep = 0; rep < REPS; rep++) {
+      add(rates, 'bare, 1 event per commit', await bareLoop(total, 1));
+      add(rates, 'bare, 500 events per commit', await bareLoop(total, 500));
       for (const engines of [1, 4]) {
         const label = `socket, ${engines} engine${engines > 1 ? 's' : ''}`;
         const r = await throughSocket(engines, total / engines);
-        add(label, r.eventsPerSec);
-        (lat[`${label} (saturated)`] ??= []).push(r.latencies);
+        add(rates, label, r.eventsPerSec);
+        add(latencies, `${label} (saturated)`, ...r.latencies);
       }
-      progress(`ingest rep ${rep + 1}/${reps}`);
+      progress(`ingest rep ${rep + 1}/${REPS}`);
     }
-    lat['socket, 1 engine at 1,000 events/s'] = [(await throughSocket(1, paced, 1000)).latencies];
-    const bare = median(samples['bare, 1 event per commit']!);
-    const rows: Table = [['variant', 'events/s (median)', 'min – max', 'vs bare, 1 per commit']];
-    for (const [k, v] of Object.entries(samples)) rows.push([k, ...spread(v), ratio(median(v), bare)]);
-    const latRows: Table = [['variant', 'p50 ms', 'p99 ms', 'events']];
-    for (const [k, runs] of Object.entries(lat)) {
-      const all = runs.flat().sort((a, b) => a - b);
-      latRows.push([k, percentile(all, 50).toFixed(1), percentile(all, 99).toFixed(1), fmtInt(all.length)]);
+    latencies['socket, 1 engine at 1,000 events/s'] = (await throughSocket(1, paced, 1000)).latencies;
+    const bare = median(rates['bare, 1 event per commit']!);
+    const throughput: Table = [['variant', 'events/s (median)', 'min – max', 'vs bare, 1 per commit']];
+    for (const [k, v] of Object.entries(rates)) throughput.push([k, fmtInt(median(v)), range(v), ratio(median(v), bare)]);
+    const latency: Table = [['variant', 'p50 ms', 'p99 ms', 'events']];
+    for (const [k, v] of Object.entries(latencies)) {
+      v.sort((x, y) => x - y);
+      latency.push([k, percentile(v, 50).toFixed(1), percentile(v, 99).toFixed(1), fmtInt(v.length)]);
     }
-    return {
-      tables: [{ title: 'Ingest throughput', rows }, { title: 'Ingest latency', rows: latRows }],
-      markdown: sections(`### Throughput: ${fmtInt(total)} events appended and acknowledged`, rows, `### Latency: an engine's write to a WebSocket client's receipt`, latRows, `${reps} rounds; the paced run: 1,000 events/s for ${paced / 1000} s.`),
-    };
+    return report(
+      `### Throughput: ${fmtInt(total)} events appended and acknowledged`,
+      { title: 'Ingest throughput', rows: throughput },
+      `### Latency: an engine's write to a WebSocket client's receipt`,
+      { title: 'Ingest latency', rows: latency },
+      `${REPS} rounds; the paced run: 1,000 events/s for ${paced / 1000} s.`,
+    );
   },
 };

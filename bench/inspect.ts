@@ -4,9 +4,9 @@
 import { createInspectorServer } from '@statelyai/inspect/server';
 import { WebSocket } from 'ws';
 import { freePort } from '../test/helpers/net.js';
-import { ratio, sections, type BenchPart, type Table } from './harness/report.js';
+import { ratio, report, type BenchPart, type Table } from './harness/report.js';
 import { createInspection, measureEngine, silent } from './harness/service.js';
-import { fmtInt, inTempDir, interleaved, median, progress, QUICK, size } from './harness/stats.js';
+import { fmtInt, inTempDir, interleaved, median, progress, REPS, size } from './harness/stats.js';
 
 export const inspectPart: BenchPart = {
   key: 'inspector',
@@ -14,7 +14,6 @@ export const inspectPart: BenchPart = {
   source: 'bench/inspect.ts',
   async run() {
     const items = size('ITEMS', 20_000, 300);
-    const reps = QUICK ? 1 : 3;
     const port = await freePort();
     const relay = createInspectorServer({ port, autoOpen: false });
     const viewer = new WebSocket(`ws://127.0.0.1:${port}`);
@@ -25,7 +24,7 @@ export const inspectPart: BenchPart = {
     let dropped = 0;
     let samples: Record<'off' | 'on', number[]>;
     try {
-      samples = await interleaved(['off', 'on'] as const, reps, async (mode, tag) => {
+      samples = await interleaved(['off', 'on'] as const, REPS, async (mode, tag) => {
         const inspection = mode === 'on' ? createInspection({ url: `ws://127.0.0.1:${port}`, logger: silent }) : null;
         const r = await inTempDir((dir) => measureEngine(dir, { items, concurrency: 4, inspect: inspection ? (ev) => inspection.observe(ev) : undefined }));
         if (inspection) {
@@ -47,7 +46,7 @@ export const inspectPart: BenchPart = {
       ['on (relay + a viewer)', fmtInt(on), ratio(on, off)],
     ];
     const note = `Over all runs with it on: ${fmtInt(forwarded)} inspection events forwarded, ${fmtInt(dropped)} dropped
-by the rate bound (2,000 a second), ${fmtInt(received)} received by the viewer; ${reps} rounds.`;
-    return { tables: [{ title: 'Inspector', rows: table }], markdown: sections(`### Engine throughput, ${fmtInt(items)} no-op items at concurrency 4`, table, note) };
+by the rate bound (2,000 a second), ${fmtInt(received)} received by the viewer; ${REPS} rounds.`;
+    return report(`### Engine throughput, ${fmtInt(items)} no-op items at concurrency 4`, { title: 'Inspector', rows: table }, note);
   },
 };

@@ -3,15 +3,11 @@
 // same rounds. Figures: items/s and durable-append latency. Full method: docs/benchmarks.md.
 import { startPostgres } from '../test/helpers/postgres.js';
 import { start } from './harness/child.js';
-import { ratio, sections, type BenchPart, type Table } from './harness/report.js';
-import { fmtInt, inTempDir, median, progress, QUICK, size } from './harness/stats.js';
+import { ratio, report, type BenchPart, type Table } from './harness/report.js';
+import { fmtInt, inTempDir, median, progress, REPS, size } from './harness/stats.js';
 
-interface InstanceResult {
-  ms: number;
-  items: number;
-  p50: number;
-  p99: number;
-}
+/** What an instance reports: its time and items, its durable writes' p50 and p99 (ms). */
+type InstanceResult = { ms: number; items: number; p50: number; p99: number };
 
 /** Starts `n` instances on `target`, says go to all at once, and sums up what they report. */
 async function instances(target: string, n: number, runsEach: number, items: number) {
@@ -32,11 +28,10 @@ export const scalePart: BenchPart = {
   async run() {
     const runs = size('SCALE_RUNS', 12, 3);
     const items = size('SCALE_ITEMS', 500, 30);
-    const reps = QUICK ? 1 : 3;
     const pg = await startPostgres();
     const rows: Record<string, { itemsPerSec: number; p50: number; p99: number }[]> = {};
     try {
-      for (let rep = 0; rep < reps; rep++) {
+      for (let rep = 0; rep < REPS; rep++) {
         (rows['SQLite, 1 instance'] ??= []).push(await inTempDir((dir) => instances(dir, 1, runs, items)));
         for (const n of [1, 3]) {
           const db = await pg.createDatabase();
@@ -46,7 +41,7 @@ export const scalePart: BenchPart = {
             await db.drop();
           }
         }
-        progress(`postgres rep ${rep + 1}/${reps}`);
+        progress(`postgres rep ${rep + 1}/${REPS}`);
       }
     } finally {
       await pg.stop();
@@ -57,6 +52,7 @@ export const scalePart: BenchPart = {
       const ips = median(r.map((x) => x.itemsPerSec));
       table.push([label, fmtInt(ips), ratio(ips, base), median(r.map((x) => x.p50)).toFixed(2), median(r.map((x) => x.p99)).toFixed(2)]);
     }
-    return { tables: [{ title: 'Postgres and SQLite', rows: table }], markdown: sections(`### ${fmtInt(runs)} runs × ${fmtInt(items)} no-op items`, table, `${reps} rounds; append latency as the engine reports it for \`runstate_event_append_seconds\`.`) };
+    const note = `${REPS} rounds; append latency as the engine reports it for \`runstate_event_append_seconds\`.`;
+    return report(`### ${fmtInt(runs)} runs × ${fmtInt(items)} no-op items`, { title: 'Postgres and SQLite', rows: table }, note);
   },
 };

@@ -19,6 +19,7 @@ import { currentProcessingRoutes } from './routes/current-processing.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { itemsRoutes } from './routes/items.js';
 import { runsRoutes } from './routes/runs.js';
+import { scheduleRoutes, type ScheduleRoutesOptions } from './schedules/routes.js';
 import { StoreUnavailableError, isTransient } from './store/faults.js';
 import { webhooksRoutes, type WebhookRoutesOptions } from './routes/webhooks.js';
 import type { Store } from './store/store.js';
@@ -41,6 +42,8 @@ export interface AppDeps {
   health?: Health;
   /** The webhook subscriptions (`/webhooks`); none: those routes are not served. */
   webhooks?: WebhookRoutesOptions;
+  /** Schedules (`/schedules`); none: those routes are not served. */
+  schedules?: ScheduleRoutesOptions;
 }
 
 export const API_PREFIX = '/api/v1/automation';
@@ -180,6 +183,7 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
       await api.register(currentProcessingRoutes, { engine: deps.engine });
       await api.register(itemsRoutes, { engine: deps.engine, store: deps.store });
       if (deps.webhooks) await api.register(webhooksRoutes, deps.webhooks);
+      if (deps.schedules) await api.register(scheduleRoutes, deps.schedules);
       if (deps.workers) await api.register(workersOverviewRoute, { door: deps.workers });
       // Batches of events are bigger than commands: 1,000 events of a few hundred bytes.
       await api.register(ingestRoutes, { engine: deps.engine, bodyLimit: Math.max(config.bodyLimit, 1024 * 1024) });

@@ -1,5 +1,5 @@
 // The whole service wired together: store, engine, hub, traces, metrics, tokens, webhooks,
-// retention, telemetry, the app and the ingest socket. server.ts and the tests build it here, so both run the same wiring.
+// schedules, retention, telemetry, the app and the ingest socket. server.ts and the tests build it here, so both run the same wiring.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -19,6 +19,7 @@ import { PostgresStore } from './store/postgres.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { retentionStoreFor } from './retention/index.js';
+import { createSchedules } from './schedules/index.js';
 import { RetentionSweeper } from './retention/sweeper.js';
 import { createTelemetry } from './telemetry/otel.js';
 import { TraceWriter } from './trace/trace-writer.js';
@@ -165,6 +166,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     logger: log.child({ component: 'retention' }),
     registry: metrics.registry,
   });
+  const schedules = await createSchedules({ store, engine, logger: log.child({ component: 'schedules' }), registry: metrics.registry, ...(overrides.now ? { now: overrides.now } : {}) });
   engine.onEvents((run, events) => {
     hub.publish(run, events);
     traces.write(run, events);
@@ -189,6 +191,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     webRoot,
     health,
     webhooks: { webhooks, allowPrivate: config.webhooksAllowPrivate },
+    schedules: schedules.routes,
     workers: workers.door,
   });
   const ingestSocket =
@@ -206,6 +209,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     engine.start();
     sender.start();
     retention.start();
+    schedules.start();
     // Other instances' events reach this instance's WebSocket clients through the store.
     stopListening = await store.listen?.(
       (runId, lastSeq) => {
@@ -234,6 +238,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     await stopListening?.();
     await sender.stop(); // attempts in flight are recorded; the rest wait in the tables
     await retention.stop();
+    await schedules.stop(); // a tick in progress finishes its run starts; due fires wait for the next start
     health.stop(); // its probe would only see the store closing
     await engine.stop(); // everything recorded is durable; leases released; items in flight run again
     await workers.stop(); // the jobs stay in the database: workers' answers wait for the next owner

@@ -6,7 +6,7 @@ export type Table = string[][];
 
 export interface PartReport {
   /** Printed to the console, one after another. */
-  tables: { title: string; rows: Table }[];
+  tables: Titled[];
   /** The part's docs/benchmarks.md section, below its heading and the machine line. */
   markdown: string;
 }
@@ -40,6 +40,28 @@ export function ratio(value: number, base: number, aim?: number): string {
 /** Markdown of headed tables and paragraphs: `['### A', table, 'text', …]`. */
 export function sections(...blocks: (string | Table)[]): string {
   return blocks.map((b) => (typeof b === 'string' ? b : markdownTable(b))).join('\n\n');
+}
+
+/** A table for the console (under `title`) and the docs. */
+export interface Titled {
+  title: string;
+  rows: Table;
+}
+
+/** A part's report from its blocks in order: markdown (headings, paragraphs) and titled tables, each table printed and written. */
+export function report(...blocks: (string | Titled)[]): PartReport {
+  return {
+    tables: blocks.filter((b) => typeof b !== 'string'),
+    markdown: sections(...blocks.map((b) => (typeof b === 'string' ? b : b.rows))),
+  };
+}
+
+/** A column of a table spec: its header, and the cell it makes of a row. */
+export type Column<R> = readonly [header: string, cell: (row: R) => string];
+
+/** A table spec rendered: the headers, then one line of cells per row. */
+export function table<R>(columns: readonly Column<R>[], rows: readonly R[]): Table {
+  return [columns.map(([header]) => header), ...rows.map((row) => columns.map(([, cell]) => cell(row)))];
 }
 
 const PREAMBLE = `# Benchmarks

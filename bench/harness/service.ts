@@ -12,16 +12,21 @@ import { loadConfig } from '../../service/config.js';
 import { TokenRegistry } from '../../service/auth/tokens.js';
 import { Engine } from '../../service/engine/engine.js';
 import { Hub } from '../../service/hub/hub.js';
-import type { PipelineDefinition } from '../../service/pipelines/types.js';
+import type { PipelineDefinition, StageDefinition } from '../../service/pipelines/types.js';
 import { PostgresStore } from '../../service/store/postgres.js';
 import { SqliteStore } from '../../service/store/sqlite.js';
 import type { NewEvent, RunRecord, StoredEvent, Store } from '../../service/store/store.js';
-import { events } from '../../service/events.js';
-import { createInspection } from '../../service/inspect.js';
 import { buildService } from '../../service/service.js';
+import type { RunTelemetry } from '../../service/telemetry/telemetry.js';
 import { TraceWriter } from '../../service/trace/trace-writer.js';
 
-export { createInspection, Engine, events, SqliteStore, type NewEvent, type PipelineDefinition, type StoredEvent, type Store };
+export { Engine, SqliteStore, type NewEvent, type PipelineDefinition, type StageDefinition, type StoredEvent, type Store };
+export { events } from '../../service/events.js';
+export { createInspection } from '../../service/inspect.js';
+export { WEBHOOK_EVENTS } from '../../service/store/outbox.js';
+export { createTelemetry } from '../../service/telemetry/otel.js';
+export { webhookStoreFor } from '../../service/webhooks/index.js';
+export { WebhookSender } from '../../service/webhooks/sender.js';
 
 export const BENCH_TOKEN = 'bench-admin-token-0123456789abcdef';
 export const OWNER = { accountId: 'bench', siteId: 'bench' } as const;
@@ -49,22 +54,24 @@ export async function startExternalRun(engine: Engine, trigger: string): Promise
 }
 
 /**
- * One stage of `items` items whose work resolves at once: what is measured is the engine. With
- * `gate`, every item awaits it first, so a run can be started, watched, and then let go.
+ * `stages` stages of `items` items whose work resolves at once: what is measured is the engine.
+ * `processItem` replaces the work: a gate the items await, or work that never ends.
  */
-export function noopPipeline(items: number, concurrency: number, name = 'bench-noop', gate?: () => Promise<void>): PipelineDefinition<object> {
+export function noopPipeline(
+  items: number,
+  concurrency: number,
+  { name = 'bench-noop', stages = 1, processItem = async () => {} }: { name?: string; stages?: number; processItem?: StageDefinition<object>['processItem'] } = {},
+): PipelineDefinition<object> {
   return {
     name,
     parseOptions: () => ({}),
     concurrencyOf: () => concurrency,
-    stages: [
-      {
-        key: 'noop',
-        name: 'No-op',
-        loadItems: async () => Array.from({ length: items }, (_, i) => ({ id: i + 1, title: `item ${i + 1}` })),
-        processItem: gate ? () => gate() : async () => {},
-      },
-    ],
+    stages: Array.from({ length: stages }, (_, s) => ({
+      key: stages === 1 ? 'noop' : `s${s + 1}`,
+      name: stages === 1 ? 'No-op' : `Stage ${s + 1}`,
+      loadItems: async () => Array.from({ length: items }, (_, i) => ({ id: i + 1, title: `item ${i + 1}` })),
+      processItem,
+    })),
   };
 }
 
@@ -86,16 +93,8 @@ export function benchHub(engine: Engine, run: RunRecord) {
   };
 }
 
-export interface InProcessService {
-  port: number;
-  socketPath: string;
-  engine: Engine;
-  store: Store;
-  stop(): Promise<void>;
-}
-
 /** The service as `npm start` builds it (buildService), on 127.0.0.1 (port 0) with the ingest socket, on `dir`. */
-export async function startService(dir: string, pipelines: readonly PipelineDefinition<object>[]): Promise<InProcessService> {
+export async function startService(dir: string, pipelines: readonly PipelineDefinition<object>[]) {
   const socketPath = join(dir, 'ingest.sock');
   const config = loadConfig({ RUNSTATE_DATA: dir, PORT: '0', RUNSTATE_ADMIN_TOKEN: BENCH_TOKEN, RUNSTATE_INGEST_SOCKET: socketPath, RUNSTATE_LOG_LEVEL: 'silent' });
   const service = await buildService(config, { pipelines: [...pipelines], webRoot: null });
@@ -106,26 +105,40 @@ export async function startService(dir: string, pipelines: readonly PipelineDefi
 export interface EngineRunResult {
   ms: number;
   itemsPerSec: number;
-  /** Bytes of the run's snapshot halfway through the stage: what the bare loop writes per item. */
+  /** Bytes of the run's snapshot halfway through the first stage: what the bare loop writes per item. */
   snapshotBytes: number;
   /** Durable batches (store transactions that appended events). */
   batches: number;
 }
 
-/** One run of `items` no-op items through a fresh engine on a fresh SQLite store in `dir`, timed from startRun to retired, then checked. */
+/** What a part adds to the measured run on its store: spans, a listener, a check after the timed region, its own teardown. */
+export interface EngineExtras {
+  telemetry?: RunTelemetry | null;
+  onEvents?: () => void;
+  check?: () => Promise<void>;
+  stop?: () => Promise<void>;
+}
+
+/**
+ * One run of `stages` × `items` no-op items through a fresh engine on a fresh SQLite store in
+ * `dir`, timed from startRun to retired (the traces flushed, with `trace`), then checked.
+ */
 export async function measureEngine(
   dir: string,
-  opts: { items: number; concurrency: number; trace?: boolean; inspect?: (ev: InspectionEvent) => void },
+  opts: { items: number; concurrency: number; stages?: number; trace?: boolean; inspect?: (ev: InspectionEvent) => void; extras?: (store: Store) => Promise<EngineExtras> },
 ): Promise<EngineRunResult> {
+  const stages = opts.stages ?? 1;
   const store = new SqliteStore({ filename: join(dir, 'runstate.db') });
-  const pipeline = noopPipeline(opts.items, opts.concurrency);
-  const engine = new Engine({ store, pipelines: [pipeline], inspect: opts.inspect });
+  const extras = (await opts.extras?.(store)) ?? {};
+  const pipeline = noopPipeline(opts.items, opts.concurrency, { stages });
+  const engine = new Engine({ store, pipelines: [pipeline], inspect: opts.inspect, telemetry: extras.telemetry });
   const traces = opts.trace ? new TraceWriter({ dataDir: dir, store, logger: silent }) : undefined;
   let batches = 0;
   let snapshot: Promise<number> | undefined;
   engine.onEvents((run, events) => {
     batches += 1;
     traces?.write(run, events);
+    extras.onEvents?.();
     // The snapshot of a running stage (items in flight) is what most batches write; sample one.
     if (!snapshot && events.some((e) => e.event === 'stage_item_processed' && Number(e.processed) >= opts.items / 2)) {
       snapshot = store.getRun(run.runId).then((r) => Buffer.byteLength(JSON.stringify(r?.snapshot ?? null)));
@@ -137,12 +150,14 @@ export async function measureEngine(
     await engine.whenRetired(run.run_id);
     await traces?.flush();
     const ms = performance.now() - t0;
-    await verifyRun(store, run.run_id, opts.items);
+    await verifyRun(store, run.run_id, opts.items * stages);
     if (traces) await verifyTrace(join(TraceWriter.runDir(dir, { ...OWNER, runId: run.run_id }), 'run_trace.jsonl'), (await store.getRun(run.run_id))!.lastSeq);
+    await extras.check?.();
     if (!snapshot) throw new Error('bench: no stage_item_processed event reached the listener');
-    return { ms, itemsPerSec: (opts.items / ms) * 1000, snapshotBytes: await snapshot, batches };
+    return { ms, itemsPerSec: ((opts.items * stages) / ms) * 1000, snapshotBytes: await snapshot, batches };
   } finally {
     await engine.stop();
+    await extras.stop?.();
     await store.close();
   }
 }

@@ -6,6 +6,9 @@ import { join } from 'node:path';
 /** `npm run bench -- --quick` or `BENCH_QUICK=1`: every part at tiny sizes, to check the bench code runs; nothing is written. */
 export const QUICK = process.argv.includes('--quick') || process.env.BENCH_QUICK === '1';
 
+/** Measured rounds of a part that repeats (after its warm-up, when it has one). */
+export const REPS = QUICK ? 1 : 3;
+
 /** A size: `BENCH_<name>` when set (a positive integer), else `full`, or `quick` in quick mode. */
 export function size(name: string, full: number, quick: number): number {
   const raw = process.env[`BENCH_${name}`];
@@ -27,9 +30,14 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
-/** `median (min – max)` cells of a sample. */
+/** The `min – max` cell of a sample. */
+export function range(values: readonly number[]): string {
+  return `${fmtInt(Math.min(...values))} – ${fmtInt(Math.max(...values))}`;
+}
+
+/** `median`, `min – max` cells of a sample. */
 export function spread(values: readonly number[]): [string, string] {
-  return [fmtInt(median(values)), `${fmtInt(Math.min(...values))} – ${fmtInt(Math.max(...values))}`];
+  return [fmtInt(median(values)), range(values)];
 }
 
 export function fmtInt(n: number): string {
@@ -53,6 +61,15 @@ export async function inTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> 
     return await fn(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Polls `done` every `pollMs` until it holds; after `ms`, fails with `bench: <what>`. */
+export async function until(done: () => boolean | Promise<boolean>, ms: number, what: string, pollMs = 20): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`bench: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
 }
 

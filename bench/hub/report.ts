@@ -1,13 +1,17 @@
-// The hub part's figures and tables, from what its sessions measured.
-import type { Table } from '../harness/report.js';
-import { fmtInt, Histogram, median } from '../harness/stats.js';
-import type { PhaseOutcome, SessionResult } from './session.js';
+// The hub part's figures, tables and aims, from what its sessions measured. Each table is data:
+// columns (a header and the cell it makes of a row) over rows, rendered by the harness's `table`.
+import { table, type Column } from '../harness/report.js';
+import { fmtInt, Histogram, median, range } from '../harness/stats.js';
+import type { HubOptions, PhaseOutcome, SessionResult } from './index.js';
+import type { Variant } from './server.js';
 
-export const LABEL: Record<SessionResult['variant'], string> = {
+export const LABEL: Record<Variant, string> = {
   naive: 'A: naive send loop',
   serial: 'B: serial await, 2 s timeout',
   hub: 'C: hub',
 };
+
+const sum = <T>(list: readonly T[], of: (x: T) => number) => list.reduce((n, x) => n + of(x), 0);
 
 /** From a phase's first append to its last delivery: a server that falls behind is timed until it has caught up. */
 function span(p: PhaseOutcome): number {
@@ -15,25 +19,13 @@ function span(p: PhaseOutcome): number {
 }
 
 /** What one or more phases come to, taken together (the two no-stall phases of a rate are one sample), for the tables and the aims. */
-export function figures(phases: readonly PhaseOutcome[], healthy: number) {
+function figures(phases: readonly PhaseOutcome[], healthy: number) {
   const h = new Histogram();
-  let expected = 0;
-  let received = 0;
-  let deliveries = 0;
-  let time = 0;
-  let wall = 0;
-  let serverCpu = 0;
-  let clientCpu = 0;
-  for (const p of phases) {
-    if (p.stats) h.merge(p.stats.latency);
-    expected += p.server.events * healthy;
-    received += p.stats?.healthyDeliveries ?? 0;
-    deliveries += p.stats?.deliveries ?? 0;
-    time += span(p);
-    wall += p.server.ms;
-    serverCpu += p.server.cpuMs;
-    clientCpu += p.clientCpuMs;
-  }
+  for (const w of phases.flatMap((p) => p.stats?.windows ?? [])) h.merge(w);
+  const total = (of: (p: PhaseOutcome) => number) => sum(phases, of);
+  const expected = total((p) => p.server.events) * healthy;
+  const received = total((p) => p.stats?.healthyDeliveries ?? 0);
+  const wall = total((p) => p.server.ms);
   const lost = Math.max(0, expected - received);
   const seconds = phases.flatMap((p) =>
     (p.stats?.windows ?? []).filter((w) => w.length > 0).map((w) => new Histogram().merge(w).quantile(0.99)),
@@ -42,7 +34,7 @@ export function figures(phases: readonly PhaseOutcome[], healthy: number) {
   // missing: healthy clients' deliveries that never arrived, as a share of what was sent them;
   // evicted, evictMedian, evictMax: stalled clients the server closed and the times to it (Infinity: never).
   return {
-    deliveriesPerSec: (deliveries / time) * 1000,
+    deliveriesPerSec: (total((p) => p.stats?.deliveries ?? 0) / total(span)) * 1000,
     missing: expected === 0 ? 0 : lost / expected,
     p50: h.quantile(0.5, lost),
     p99: h.quantile(0.99, lost),
@@ -56,13 +48,15 @@ export function figures(phases: readonly PhaseOutcome[], healthy: number) {
     evictMax: times.length ? Math.max(...times) : NaN,
     eldP99: Math.max(...phases.map((p) => p.server.eldP99)),
     eldMax: Math.max(...phases.map((p) => p.server.eldMax)),
-    serverCpu: serverCpu / wall,
-    clientCpu: clientCpu / wall,
+    serverCpu: total((p) => p.server.cpuMs) / wall,
+    clientCpu: total((p) => p.clientCpuMs) / wall,
   };
 }
+type Figures = ReturnType<typeof figures>;
+type Paced = ReturnType<typeof paced>[number];
 
 /** The phases at `rate` with `stalled` clients stalled (0: the baseline before and after the stall phases). */
-export function at(s: SessionResult, rate: number, stalled: number): ReturnType<typeof figures> {
+function at(s: SessionResult, rate: number, stalled: number): Figures {
   return figures(
     s.phases.filter((p) => p.rate === rate && p.stalled === stalled),
     s.healthy,
@@ -70,13 +64,13 @@ export function at(s: SessionResult, rate: number, stalled: number): ReturnType<
 }
 
 /** A duration; Infinity (an eviction that never came) as `never`. */
-export function ms(v: number): string {
+function ms(v: number): string {
   if (!Number.isFinite(v)) return 'never';
   return v >= 1000 ? `${(v / 1000).toFixed(2)} s` : v >= 10 ? `${v.toFixed(0)} ms` : `${v.toFixed(1)} ms`;
 }
 
 /** A latency; Infinity means the percentile falls among deliveries that never came. */
-export function latency(v: number, f?: ReturnType<typeof figures>): string {
+function latency(v: number, f?: Figures): string {
   return Number.isFinite(v) ? ms(v) : f ? `lost (${pct(f.missing)})` : 'lost';
 }
 
@@ -84,120 +78,166 @@ function pct(v: number): string {
   return v === 0 ? '0%' : v < 0.001 ? '<0.1%' : `${(v * 100).toFixed(1)}%`;
 }
 
-export function mb(bytes: number): string {
+function mb(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
-function rates(s: SessionResult): number[] {
-  return [...new Set(s.phases.map((p) => p.rate))];
+/** Rows of the paced tables: a variant's phases at one rate with `stalled` clients stalled, taken together, and that rate with none stalled. */
+function paced(s: SessionResult) {
+  return [...new Set(s.phases.map((p) => p.rate))].flatMap((rate) => {
+    const counts = [...new Set(s.phases.filter((p) => p.rate === rate).map((p) => p.stalled))].sort((x, y) => x - y);
+    return counts.map((stalled) => {
+      const phases = s.phases.filter((p) => p.rate === rate && p.stalled === stalled);
+      return { s, rate, stalled, share: phases[0]!.share, phases, f: figures(phases, s.healthy), base: at(s, rate, 0) };
+    });
+  });
 }
 
-export function fanoutTable(sessions: readonly SessionResult[], clients: number): Table {
-  const rows: Table = [['variant', 'events/s', 'deliveries/s (offered)', 'healthy p50', 'p99', 'p99.9', 'never delivered', 'event-loop delay p99 / max', 'server CPU', 'load-gen CPU']];
-  for (const s of sessions) {
-    for (const rate of rates(s)) {
-      const f = at(s, rate, 0);
-      rows.push([
-        LABEL[s.variant],
-        String(rate),
-        `${fmtInt(f.deliveriesPerSec)} (${fmtInt(rate * clients)})`,
-        latency(f.p50, f),
-        latency(f.p99, f),
-        latency(f.p999, f),
-        pct(f.missing),
-        `${ms(f.eldP99)} / ${ms(f.eldMax)}`,
-        `${Math.round(f.serverCpu * 100)}%`,
-        `${Math.round(f.clientCpu * 100)}%`,
-      ]);
-    }
-  }
-  return rows;
+/** A variant's bursts: deliveries/s of each, and the medians of the rest. */
+function bursts(s: SessionResult, o: HubOptions) {
+  const each = s.bursts.map((b) => figures([b], s.healthy));
+  const mid = (of: (f: Figures) => number) => median(each.map(of));
+  return {
+    s,
+    perSec: each.map((f) => f.deliveriesPerSec),
+    made: median(s.bursts.map((b) => (b.stats?.deliveries ?? 0) / (o.burstEvents * o.clients))),
+    f: { eldMax: mid((f) => f.eldMax), serverCpu: mid((f) => f.serverCpu), clientCpu: mid((f) => f.clientCpu) },
+  };
 }
 
-export function stallTable(sessions: readonly SessionResult[], windowMs: number): Table {
-  const rows: Table = [['variant', 'events/s', 'stalled', 'healthy p50', 'p99', 'p99.9', 'p99 per second (median)', 'vs none stalled', 'stalled evicted', 'time to evict median / max', 'healthy closed', 'event-loop delay p99']];
-  for (const s of sessions) {
-    for (const rate of rates(s)) {
-      const base = at(s, rate, 0);
-      const counts = [...new Set(s.phases.filter((p) => p.rate === rate).map((p) => p.stalled))].sort((x, y) => x - y);
-      for (const stalled of counts) {
-        const f = at(s, rate, stalled);
-        const share = s.phases.find((p) => p.rate === rate && p.stalled === stalled)!.share;
-        const lost = s.phases.filter((p) => p.rate === rate && p.stalled === stalled).reduce((n, p) => n + p.healthyLost, 0);
-        const ratio = Number.isFinite(f.p99Seconds) && Number.isFinite(base.p99Seconds) ? `${(f.p99Seconds / base.p99Seconds).toFixed(2)}×` : '—';
-        rows.push([
-          LABEL[s.variant],
-          String(rate),
-          stalled === 0 ? 'none (before + after)' : `${stalled} (${Math.round(share * 100)}%)`,
-          latency(f.p50, f),
-          latency(f.p99, f),
-          latency(f.p999, f),
-          latency(f.p99Seconds, f),
-          stalled === 0 ? '1.00×' : ratio,
-          stalled === 0 ? '—' : `${f.evicted} / ${stalled}`,
-          stalled === 0 ? '—' : f.evicted === 0 ? `none within ${ms(windowMs)}` : `${ms(f.evictMedian)} / ${ms(f.evictMax)}`,
-          String(lost),
-          ms(f.eldP99),
-        ]);
-      }
-    }
-  }
-  return rows;
-}
-
-/** The allowance of the aim: idle + 16 KB per client + 256 KiB per stalled client. */
-export function rssBudget(clients: number, stalled: number): number {
-  return clients * 16 * 1024 + stalled * 256 * 1024;
-}
-
-/** The last phase with the most clients stalled: the end of the stall window the memory aim is read at. */
-export function worstStall(s: SessionResult): PhaseOutcome {
+/** Server memory at the end of the stall window the memory aim is read at: the last phase with the most clients stalled. */
+function memory(s: SessionResult, o: HubOptions) {
   const most = Math.max(...s.phases.map((p) => p.stalled));
-  return s.phases.filter((p) => p.stalled === most).at(-1)!;
+  const worst = s.phases.filter((p) => p.stalled === most).at(-1)!;
+  // The aim's allowance above idle: 16 KB per client, 256 KiB per stalled client.
+  return { s, worst, above: worst.server.rss - s.rssIdle, allowance: o.clients * 16 * 1024 + worst.stalled * 256 * 1024 };
 }
 
-export function memoryTable(sessions: readonly SessionResult[], clients: number): Table {
-  const rows: Table = [['variant', 'before clients', `idle, ${fmtInt(clients)} connected`, 'per client at idle', 'end of 10% stall window', 'above idle', 'allowance', 'within?', 'held for clients then']];
-  for (const s of sessions) {
-    const worst = worstStall(s);
-    const above = worst.server.rss - s.rssIdle;
-    const allowance = rssBudget(clients, worst.stalled);
-    rows.push([
-      LABEL[s.variant],
-      mb(s.rssBare),
-      mb(s.rssIdle),
-      `${((s.rssIdle - s.rssBare) / clients / 1024).toFixed(1)} KB`,
-      `${mb(worst.server.rss)} (${worst.rate} ev/s)`,
-      mb(above),
-      mb(allowance),
-      above <= allowance ? 'yes' : 'no',
-      mb(worst.server.heldBytes),
-    ]);
-  }
-  return rows;
+const VARIANT: Column<{ s: SessionResult }> = ['variant', ({ s }) => LABEL[s.variant]];
+const RATE: Column<Paced> = ['events/s', ({ rate }) => String(rate)];
+const HEALTHY: Column<Paced>[] = [
+  ['healthy p50', ({ f }) => latency(f.p50, f)],
+  ['p99', ({ f }) => latency(f.p99, f)],
+  ['p99.9', ({ f }) => latency(f.p999, f)],
+];
+const CPU: Column<{ f: { serverCpu: number; clientCpu: number } }>[] = [
+  ['server CPU', ({ f }) => `${Math.round(f.serverCpu * 100)}%`],
+  ['load-gen CPU', ({ f }) => `${Math.round(f.clientCpu * 100)}%`],
+];
+
+export function tables(sessions: readonly SessionResult[], o: HubOptions) {
+  const rows = sessions.flatMap(paced);
+  const fanout = table<Paced>(
+    [
+      VARIANT,
+      RATE,
+      ['deliveries/s (offered)', ({ f, rate }) => `${fmtInt(f.deliveriesPerSec)} (${fmtInt(rate * o.clients)})`],
+      ...HEALTHY,
+      ['never delivered', ({ f }) => pct(f.missing)],
+      ['event-loop delay p99 / max', ({ f }) => `${ms(f.eldP99)} / ${ms(f.eldMax)}`],
+      ...CPU,
+    ],
+    rows.filter((r) => r.stalled === 0),
+  );
+  const none = (r: Paced, text: string) => (r.stalled === 0 ? '—' : text);
+  const stalls = table<Paced>(
+    [
+      VARIANT,
+      RATE,
+      ['stalled', (r) => (r.stalled === 0 ? 'none (before + after)' : `${r.stalled} (${Math.round(r.share * 100)}%)`)],
+      ...HEALTHY,
+      ['p99 per second (median)', ({ f }) => latency(f.p99Seconds, f)],
+      ['vs none stalled', ({ f, base, stalled }) => (stalled === 0 ? '1.00×' : Number.isFinite(f.p99Seconds) && Number.isFinite(base.p99Seconds) ? `${(f.p99Seconds / base.p99Seconds).toFixed(2)}×` : '—')],
+      ['stalled evicted', (r) => none(r, `${r.f.evicted} / ${r.stalled}`)],
+      ['time to evict median / max', (r) => none(r, r.f.evicted === 0 ? `none within ${ms(o.stallSeconds * 1000 + o.graceMs)}` : `${ms(r.f.evictMedian)} / ${ms(r.f.evictMax)}`)],
+      ['healthy closed', (r) => String(sum(r.phases, (p) => p.healthyLost))],
+      ['event-loop delay p99', ({ f }) => ms(f.eldP99)],
+    ],
+    rows,
+  );
+  const saturation = table<ReturnType<typeof bursts>>(
+    [
+      VARIANT,
+      ['deliveries/s (median)', (r) => fmtInt(median(r.perSec))],
+      ['min – max', (r) => range(r.perSec)],
+      ['deliveries made', (r) => pct(r.made)],
+      ['healthy closed', (r) => String(sum(r.s.bursts, (b) => b.healthyLost))],
+      ['event-loop delay max (median)', (r) => ms(r.f.eldMax)],
+      ...CPU,
+    ],
+    sessions.map((s) => bursts(s, o)),
+  );
+  const server = table<ReturnType<typeof memory>>(
+    [
+      VARIANT,
+      ['before clients', ({ s }) => mb(s.rssBare)],
+      [`idle, ${fmtInt(o.clients)} connected`, ({ s }) => mb(s.rssIdle)],
+      ['per client at idle', ({ s }) => `${((s.rssIdle - s.rssBare) / o.clients / 1024).toFixed(1)} KB`],
+      ['end of 10% stall window', ({ worst }) => `${mb(worst.server.rss)} (${worst.rate} ev/s)`],
+      ['above idle', (r) => mb(r.above)],
+      ['allowance', (r) => mb(r.allowance)],
+      ['within?', (r) => (r.above <= r.allowance ? 'yes' : 'no')],
+      ['held for clients then', ({ worst }) => mb(worst.server.heldBytes)],
+    ],
+    sessions.map((s) => memory(s, o)),
+  );
+  return { fanout, stalls, saturation, server };
 }
 
-/** Median deliveries/s over a session's bursts. */
-export function burstRate(s: SessionResult): number {
-  return median(s.bursts.map((b) => figures([b], s.healthy).deliveriesPerSec));
+export interface Aim {
+  text: string;
+  met: boolean;
+  evidence: string;
 }
 
-export function burstTable(sessions: readonly SessionResult[], clients: number, events: number): Table {
-  const rows: Table = [['variant', 'deliveries/s (median)', 'min – max', 'deliveries made', 'healthy closed', 'event-loop delay max (median)', 'server CPU', 'load-gen CPU']];
-  for (const s of sessions) {
-    const each = s.bursts.map((b) => figures([b], s.healthy));
-    const per = each.map((f) => f.deliveriesPerSec);
-    const made = median(s.bursts.map((b) => (b.stats?.deliveries ?? 0) / (events * clients)));
-    rows.push([
-      LABEL[s.variant],
-      fmtInt(burstRate(s)),
-      `${fmtInt(Math.min(...per))} – ${fmtInt(Math.max(...per))}`,
-      pct(made),
-      String(s.bursts.reduce((n, b) => n + b.healthyLost, 0)),
-      ms(median(each.map((f) => f.eldMax))),
-      `${Math.round(median(each.map((f) => f.serverCpu)) * 100)}%`,
-      `${Math.round(median(each.map((f) => f.clientCpu)) * 100)}%`,
-    ]);
-  }
-  return rows;
+/** The hub's aims, judged for C against A and B of the same run. */
+export function aims(sessions: readonly SessionResult[], o: HubOptions): Aim[] {
+  const by = (v: Variant) => sessions.find((s) => s.variant === v)!;
+  const [a, b, c] = [by('naive'), by('serial'), by('hub')];
+  const top = o.rates.at(-1)!;
+  const most = Math.round(o.clients * Math.max(...o.stallShares));
+  const [da, db, dc] = [a, b, c].map((s) => median(bursts(s, o).perSec)) as [number, number, number];
+  // Judged on the per-second p99 (see figures); the whole-phase p99 is given beside it.
+  const within = (base: number, worst: number) => worst <= Math.max(base * 1.1, base + 5);
+  const p99 = o.rates.map((rate) => {
+    const [base, worst] = [at(c, rate, 0), at(c, rate, most)];
+    const ok = within(base.p99Seconds, worst.p99Seconds);
+    const whole = within(base.p99, worst.p99) ? 'within' : 'over';
+    const text = `${rate}/s: C ${ms(base.p99Seconds)} → ${ms(worst.p99Seconds)}${ok ? '' : ' (over)'} (whole-phase p99 ${ms(base.p99)} → ${ms(worst.p99)}, ${whole}); `;
+    return { ok, text: text + `B ${latency(at(b, rate, 0).p99Seconds)} → ${latency(at(b, rate, most).p99Seconds)}` };
+  });
+  const stalls = c.phases.filter((p) => p.stalled > 0).map((p) => ({ p, f: figures([p], c.healthy) }));
+  const mem = memory(c, o);
+  return [
+    {
+      text: `deliveries/s at least 2× A's (saturation: bursts of ${o.burstEvents} events, median of ${o.burstReps})`,
+      met: dc >= 2 * da,
+      evidence:
+        `C ${fmtInt(dc)}/s, A ${fmtInt(da)}/s: ${(dc / da).toFixed(2)}×; B ${fmtInt(db)}/s. Paced at ${top}/s (offered ${fmtInt(top * o.clients)}/s): ` +
+        `C ${fmtInt(at(c, top, 0).deliveriesPerSec)}/s, A ${fmtInt(at(a, top, 0).deliveriesPerSec)}/s, B ${fmtInt(at(b, top, 0).deliveriesPerSec)}/s`,
+    },
+    { text: 'healthy p99 with 10% stalled within 1.1× (or +5 ms) of the all-healthy p99', met: p99.every((x) => x.ok), evidence: p99.map((x) => x.text).join('; ') },
+    {
+      text: 'every stalled client evicted within 5 s of stopping to read, at any event rate',
+      met: Math.max(...stalls.map(({ f }) => f.evictMax)) <= 5000,
+      evidence: `C: ${stalls.map(({ p, f }) => `${p.rate}/s, ${p.stalled} stalled: ${f.evicted}/${p.stalled}, slowest ${ms(f.evictMax)}`).join('; ')}`,
+    },
+    {
+      text: 'server RSS within idle + 16 KB per client + 256 KiB per stalled client',
+      met: mem.above <= mem.allowance,
+      evidence: `C: ${mb(mem.above)} above idle (${mb(c.rssIdle)}) at the end of the 10% stall window, allowance ${mb(mem.allowance)}`,
+    },
+    {
+      text: `a reconnecting client's ${fmtInt(o.backlogEvents)}-event backlog delivered in under 1 s`,
+      met: c.backlogMs.length > 0 && c.backlogMs.every((t) => t < 1000),
+      evidence: `C: median ${ms(c.backlogMs.length ? median(c.backlogMs) : Infinity)} of ${c.backlogMs.length} (${c.backlogMs.map((t) => ms(t)).join(', ')}); A and B have no replay`,
+    },
+  ];
+}
+
+/** The one line of the method that is data: who closed whom over the session. */
+export function closes(sessions: readonly SessionResult[]): string {
+  const reasons = (s: SessionResult) => Object.entries(s.closesByReason).map(([k, v]) => `${k} ${v}`).join(', ') || 'no closes of its own';
+  const lost = sessions.map((s) => `${LABEL[s.variant].slice(0, 1)} ${s.healthyClosed} (${reasons(s)})`).join('; ');
+  return `Healthy clients the server closed over the whole session, and all the server's closes by reason (healthy clients reconnect before the next phase): ${lost}.`;
 }

@@ -1,6 +1,6 @@
 // The server side of the hub part, one process per variant: `bench/hub/server.ts <naive|serial|hub>`.
-// Listens on 127.0.0.1 (port 0, sent as `ready`), then runs the phases the parent asks for:
-// events appended through the real store at a fixed rate (or a burst) and handed to the variant.
+// Listens on 127.0.0.1 (port 0; `ready` is the port and the topic), then runs the phases the parent
+// asks for: events appended through the real store at a fixed rate (or a burst), handed to the variant.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,6 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { serve } from '../harness/child.js';
 import { appendEvents, benchHub, createBenchRun, Engine, noopPipeline, SqliteStore, type NewEvent, type StoredEvent } from '../harness/service.js';
 import { monoMs } from '../harness/stats.js';
-import { RUN_ID, TOPIC } from './session.js';
 
 export type Variant = 'naive' | 'serial' | 'hub';
 
@@ -22,12 +21,8 @@ export interface PhaseResult {
   startedAt: number;
   ms: number;
   /** Event-loop delay over the phase, ms. */
-  eldP50: number;
   eldP99: number;
   eldMax: number;
-  /** Events B had accepted but not yet sent to everyone when the phase ended. */
-  backlog: number;
-  lastSeq: number;
   rss: number;
   /** Bytes the server held for clients in user space when the phase ended. */
   heldBytes: number;
@@ -38,6 +33,7 @@ export interface PhaseResult {
 interface Broadcaster {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   publish(events: readonly StoredEvent[]): void;
+  /** Events B has accepted but not yet sent to everyone. */
   readonly backlog: number;
   heldBytes(): number | Promise<number>;
   closes(): Record<string, number> | Promise<Record<string, number>>;
@@ -69,6 +65,8 @@ class Clients {
   }
 }
 
+const RUN_ID = 'run_20250101_000000_bench';
+const TOPIC = `run:${RUN_ID}`;
 const frame = (e: StoredEvent) => JSON.stringify({ type: 'event', topic: TOPIC, seq: e.seq, event: e });
 
 /** A: `ws.send` per client per event, never waiting; a client that stops reading piles up here. */
@@ -169,7 +167,7 @@ function serialAwait(): Broadcaster {
 const dir = mkdtempSync(join(tmpdir(), 'runstate-bench-hub-'));
 const store = new SqliteStore({ filename: join(dir, 'runstate.db') });
 // Registered so the engine can describe the run (snapshots, replay); it never runs.
-const engine = new Engine({ store, pipelines: [noopPipeline(0, 1, 'bench-hub')] });
+const engine = new Engine({ store, pipelines: [noopPipeline(0, 1, { name: 'bench-hub' })] });
 const record = await createBenchRun(store, RUN_ID, 'bench-hub');
 
 /** C: the real Hub with its defaults, fed the same durable batches. */
@@ -219,11 +217,8 @@ async function measured(body: () => Promise<number>): Promise<PhaseResult> {
     events,
     startedAt,
     ms: monoMs() - startedAt,
-    eldP50: eld.percentile(50) / 1e6,
     eldP99: eld.percentile(99) / 1e6,
     eldMax: eld.max / 1e6,
-    backlog: broadcaster.backlog,
-    lastSeq: n,
     rss: process.memoryUsage().rss,
     heldBytes: await broadcaster.heldBytes(),
     cpuMs: (used.user + used.system) / 1000,
@@ -271,5 +266,5 @@ serve(
       setImmediate(() => process.exit(0));
     },
   },
-  (server.address() as { port: number }).port,
+  { port: (server.address() as { port: number }).port, topic: TOPIC },
 );

@@ -6,6 +6,7 @@ import { RUN_STATES } from '../../machines/index.js';
 import type { RunView } from '../engine/view.js';
 import type { PipelineListing } from '../pipelines/loader.js';
 import { ServiceError, UsageError, call, resolveTarget, type Target, type TargetFlags } from './client.js';
+import { addScheduleCommands } from './schedules.js';
 import { tail } from './tail.js';
 import { addWebhookCommands } from './webhooks.js';
 
@@ -171,6 +172,7 @@ export function buildProgram(io: Io, onServing: () => void = () => undefined): C
   }
 
   addWebhookCommands(program, { target, print, table, env: io.env });
+  addScheduleCommands(program, { target, print, table, parseOption });
 
   async function follow(t: Target, runId: string): Promise<void> {
     const status = await tail(t, runId, { out: io.out, err: io.err });

@@ -14,7 +14,7 @@ import type { AnyPipeline } from '../pipelines/types.js';
 import { IdempotencyKeyTakenError, StoreConflictError, type RunFilter, type RunRecord, type Store } from '../store/store.js';
 import { ExternalRuns } from './kinds/external.js';
 import { InternalRuns } from './kinds/internal.js';
-import type { CommandRequest, CommandResult, DurableView, RunKind, StartRunRequest } from './kinds/kind.js';
+import type { CommandRequest, CommandResult, DurableView, PreparedStart, RunKind, StartRunRequest } from './kinds/kind.js';
 import { Ownership } from './ownership.js';
 import type { RunTelemetry } from '../telemetry/telemetry.js';
 import type { ProcessingView, RunView } from './view.js';
@@ -175,8 +175,16 @@ export class Engine {
     return this.#startRun(req, key);
   }
 
-  async #startRun(req: StartRunRequest, idem: { scope: string; key: string; fingerprint: string } | undefined): Promise<{ run: RunView; replayed: boolean }> {
-    this.#assertRunning();
+  /**
+   * Checks a start request as `startRun` would (pipeline, ids, trigger, options against the
+   * pipeline's schema) without starting anything: schedules check what they will start.
+   * Throws the `RunstateError` the start would.
+   */
+  checkStart(req: StartRunRequest): void {
+    this.#prepare(req);
+  }
+
+  #prepare(req: StartRunRequest): { kind: RunKind; trigger: string; prepared: PreparedStart } {
     const kind = this.#kinds.find((k) => k.serves(req.pipeline));
     if (!kind) {
       throw new RunstateError(
@@ -188,7 +196,12 @@ export class Engine {
     if (!isName(req.siteId)) throw new RunstateError('BAD_REQUEST', 'Expected `site_id` to be 1–64 letters, digits, `_`, `.` or `-`.');
     const trigger = req.trigger ?? 'manual';
     if (!isTrigger(trigger)) throw new RunstateError('BAD_REQUEST', 'Expected `trigger` to be 1–32 lowercase letters, digits or `-`.');
-    const prepared = kind.prepare(req);
+    return { kind, trigger, prepared: kind.prepare(req) };
+  }
+
+  async #startRun(req: StartRunRequest, idem: { scope: string; key: string; fingerprint: string } | undefined): Promise<{ run: RunView; replayed: boolean }> {
+    this.#assertRunning();
+    const { kind, trigger, prepared } = this.#prepare(req);
 
     const createdAt = new Date(this.#now());
     const base = makeRunId(createdAt, trigger);

@@ -63,6 +63,9 @@ export class Journal {
   #stopped = false;
   /** The run's last durable seq, as far as this journal knows. */
   #seq: number;
+  /** How many events `record` took, and how many of those are durable: `acknowledged` waits for the first as it was when called. */
+  #recorded = 0;
+  #durable = 0;
   /** The error a held batch last failed with; undefined while writes go through. */
   #holding: unknown;
   /** Callers waiting for an acknowledgement, told at once when a batch is held. */
@@ -86,6 +89,7 @@ export class Journal {
 
   record(event: NewEvent, ledger?: LedgerEntry): void {
     if (this.#stopped) return;
+    this.#recorded += 1;
     this.#events.push(event);
     if (ledger) this.#ledger.push(ledger);
     if (!this.#scheduled) {
@@ -120,9 +124,21 @@ export class Journal {
       this.#waiters.add(reject);
     });
     try {
-      await Promise.race([this.flush(), held]);
+      await Promise.race([this.#durableUpTo(this.#recorded), held]);
     } finally {
       this.#waiters.delete(reject!);
+    }
+  }
+
+  /**
+   * Resolves once the first `target` recorded events are durable. Unlike `flush`, events recorded
+   * meanwhile do not keep it waiting: a run whose items finish faster than a commit would
+   * otherwise hold its caller's answer until the run ends.
+   */
+  async #durableUpTo(target: number): Promise<void> {
+    while (!this.#stopped && !this.#faulted && this.#durable < target) {
+      this.#close();
+      await this.#tail;
     }
   }
 
@@ -150,13 +166,14 @@ export class Journal {
     const batch: CommitBatch = { events: this.#events, ledger: this.#ledger, ...this.#opts.checkpoint(), owner: this.#opts.owner };
     this.#events = [];
     this.#ledger = [];
-    this.#enqueue(batch).catch(() => {
+    this.#enqueue(batch, batch.events.length).catch(() => {
       // Reported through onFault by #enqueue.
     });
   }
 
-  #enqueue(batch: CommitBatch): Promise<CommitResult> {
-    const result = this.#tail.then(() => this.#writeHeld(batch));
+  /** `recorded`: how many of the batch's events came through `record`. */
+  #enqueue(batch: CommitBatch, recorded = 0): Promise<CommitResult> {
+    const result = this.#tail.then(() => this.#writeHeld(batch, recorded));
     this.#tail = result.then(
       () => undefined,
       () => undefined,
@@ -164,7 +181,7 @@ export class Journal {
     return result;
   }
 
-  async #writeHeld(batch: CommitBatch): Promise<CommitResult> {
+  async #writeHeld(batch: CommitBatch, recorded: number): Promise<CommitResult> {
     for (let attempt = 0; ; attempt++) {
       if (this.#faulted) throw new Error(`journal of run ${this.#opts.runId} stopped after a failed write`);
       if (this.#stopped) throw new JournalStoppedError(`run ${this.#opts.runId} left this process before the batch was written`);
@@ -174,6 +191,7 @@ export class Journal {
         this.#opts.onWritten?.((performance.now() - started) / 1000);
         if (this.#stopped) throw new JournalStoppedError(`run ${this.#opts.runId} left this process`);
         this.#seq = res.events.at(-1)?.seq ?? this.#seq;
+        this.#durable += recorded;
         if (res.events.length > 0) this.#opts.onAppended(res.events);
         if (this.#holding !== undefined) {
           this.#holding = undefined;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ItemView } from '../../service/engine/items.js';
-import { durationHistogram, filterItems, finishTimes, orderItems, stageEta, throughputPerMinute } from '../../web/lib/items-model.js';
+import { durationHistogram, filterItems, finishTimes, groupItems, itemsWanted, orderItems, rowCount, stageDurations, stageEta, tableGroups, tableRows, throughputPerMinute } from '../../web/lib/items-model.js';
 import { activity, processed } from './fixtures.js';
 
 const item = (id: number, status: ItemView['status'], title = `item ${id}`): ItemView => ({
@@ -12,6 +12,37 @@ describe('items table and charts', () => {
     const items = [item(1, 'processed'), item(2, 'failed'), item(3, 'pending'), item(4, 'in_flight'), item(5, 'failed'), item(6, 'waiting_retry')];
     expect(orderItems(items).map((i) => i.id)).toEqual([2, 5, 4, 6, 3, 1]);
     expect(orderItems([item(1, 'processed'), item(2, 'pending')]).map((i) => i.id)).toEqual([2, 1]);
+  });
+
+  it('lays the table out by status from the counts alone, failed first, and says which rows are not read yet', () => {
+    const counts = { processed: 3, failed: 2, in_flight: 1, pending: 0 };
+    const read = new Map([['failed', [item(2, 'failed'), item(5, 'failed')]], ['processed', [item(1, 'processed')]]] as const);
+    const groups = tableGroups(counts, '', read);
+    expect(groups.map((g) => [g.status, g.count])).toEqual([['failed', 2], ['in_flight', 1], ['waiting_retry', 0], ['waiting_limit', 0], ['pending', 0], ['processed', 3]]);
+    expect(rowCount(groups)).toBe(6);
+    expect(tableRows(groups, 0, 6).map((i) => i?.id ?? null)).toEqual([2, 5, null, 1, null, null]);
+    expect(tableRows(groups, 1, 4).map((i) => i?.id ?? null)).toEqual([5, null, 1]);
+    // Filtered to one status, the table is that status only.
+    expect(tableGroups(counts, 'processed', read).map((g) => g.status)).toEqual(['processed']);
+  });
+
+  it('asks each status for only as many of its first items as the rows in view hold', () => {
+    const groups = tableGroups({ failed: 2, in_flight: 64, pending: 10_000, processed: 5000 }, '');
+    expect([...itemsWanted(groups, 40)]).toEqual([['failed', 2], ['in_flight', 38]]);
+    expect([...itemsWanted(groups, 100)]).toEqual([['failed', 2], ['in_flight', 64], ['pending', 34]]);
+    expect([...itemsWanted(groups, 0)]).toEqual([]);
+    expect([...itemsWanted(tableGroups({ processed: 3 }, ''), 100)]).toEqual([['processed', 3]]);
+  });
+
+  it('groups items read in full (a search) by status, each in stage order', () => {
+    const groups = groupItems([item(1, 'processed'), item(2, 'failed'), item(3, 'processed')], '');
+    expect(tableRows(groups, 0, rowCount(groups)).map((i) => i!.id)).toEqual([2, 1, 3]);
+    expect(groupItems([item(1, 'processed'), item(2, 'failed')], 'failed').map((g) => [g.status, g.count])).toEqual([['failed', 1]]);
+  });
+
+  it('takes item durations of one stage from the log', () => {
+    const timed = (seq: number, stage: number, ms?: number) => ({ ...processed(seq, seq, seq), stage, ...(ms === undefined ? {} : { duration_ms: ms }) });
+    expect(stageDurations([timed(1, 1, 40), timed(2, 2, 50), timed(3, 1), activity(4), timed(5, 1, 7)], 1)).toEqual([40, 7]);
   });
 
   it('filters by status and by title or id', () => {

@@ -5,7 +5,7 @@ import { act, cleanup, render, screen, within } from '@testing-library/react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ServerMessage } from '../../service/hub/frames.js';
 import type { Api } from '../../web/lib/api.js';
-import { useRunStream, VIEW_HZ } from '../../web/lib/use-run-stream.js';
+import { LOG_EVENTS, useRunStream, VIEW_HZ } from '../../web/lib/use-run-stream.js';
 import { ProcessingCard } from '../../web/ui/ProcessingCard.js';
 import { activity, processed, processingView, runView } from './fixtures.js';
 
@@ -105,6 +105,24 @@ describe('run stream: views from the server, events for the log', () => {
     expect(upNext()).toEqual(['item 4']);
     expect(screen.getByRole('progressbar').getAttribute('aria-valuenow')).toBe('50');
     expect(last!.model!.view.seq).toBe(4);
+  });
+
+  it('holds the last LOG_EVENTS events of a long run, and goes on from the newest', async () => {
+    render(<Page />);
+    const ws = FakeSocket.all.at(-1)!;
+    ws.open();
+    ws.serve({ type: 'snapshot', topic, seq: 0, run: { ...runView({ last_seq: 0 }), processing: processingView() } });
+    ws.serve({ type: 'view', topic, seq: 0, run: runView({ last_seq: 0 }), processing: { ...processingView(), run_id: RUN } });
+    const total = LOG_EVENTS + 500;
+    act(() => {
+      for (let seq = 1; seq <= total; seq++) ws.onmessage?.({ data: JSON.stringify({ type: 'event', topic, seq, event: activity(seq) }) });
+    });
+    await frames();
+    const seqs = last!.model!.log.events.map((e) => e.seq);
+    expect(seqs).toHaveLength(LOG_EVENTS);
+    expect(seqs[0]).toBe(total - LOG_EVENTS + 1);
+    expect(seqs.at(-1)).toBe(total);
+    expect(last!.model!.log.seq).toBe(total);
   });
 
   it('after a drop, resumes the log after its last seq and takes the server’s view again', async () => {

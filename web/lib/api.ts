@@ -64,6 +64,11 @@ export function api(token: string) {
     deleteWebhook: (id: string) => call<{ data: { deleted: boolean } }>(`/webhooks/${encodeURIComponent(id)}`, { method: 'DELETE' }).then((r) => r.data),
     deliveries: (id: string) => call<{ data: DeliveryInfo[] }>(`/webhooks/${encodeURIComponent(id)}/deliveries`).then((r) => r.data),
     command: (runId: string, command: string) => call<{ data: RunView; accepted: boolean }>(`/runs/${encodeURIComponent(runId)}/${command}`, { method: 'POST', body: {} }),
+    schedules: () => call<{ data: ScheduleInfo[] }>('/schedules').then((r) => r.data),
+    addSchedule: (body: { site_id: string; pipeline: string; cron: string; timezone?: string; overlap?: string; options?: Record<string, unknown> }) =>
+      call<{ data: ScheduleInfo }>('/schedules', { method: 'POST', body }).then((r) => r.data),
+    scheduleCommand: (id: string, command: 'pause' | 'resume') => call<{ data: ScheduleInfo }>(`/schedules/${encodeURIComponent(id)}/${command}`, { method: 'POST', body: {} }).then((r) => r.data),
+    deleteSchedule: (id: string) => call<{ data: { deleted: boolean } }>(`/schedules/${encodeURIComponent(id)}`, { method: 'DELETE' }).then((r) => r.data),
   };
 }
 
@@ -93,4 +98,20 @@ export interface DeliveryInfo {
   last_error: string | null;
   created_at: string;
   log: { attempt: number; at: string; status_code: number | null; error: string | null; duration_ms: number }[];
+}
+
+/** A schedule as `GET /schedules` lists it: its next fire time and its last fires. */
+export interface ScheduleInfo {
+  schedule_id: string;
+  site_id: string;
+  pipeline: string;
+  options: Record<string, unknown>;
+  cron: string;
+  timezone: string;
+  overlap: 'skip' | 'allow';
+  status: 'active' | 'paused';
+  next_run_at: string | null;
+  created_by: string;
+  created_at: string;
+  last_runs: { fire_at: string; state: string; run_id: string | null; run_status: string | null; error: string | null }[];
 }

@@ -1,4 +1,4 @@
-// The run page's items table and charts, as pure functions: the order and filter of the
+// The run page's items table and charts, as pure functions: the order, groups and filter of the
 // table, items finished per minute, the ETA of a stage, and the spread of item durations.
 import type { ItemStatus, ItemView } from '../../service/engine/items.js';
 import type { StoredEvent } from './run-model.js';
@@ -12,6 +12,70 @@ export function orderItems(items: readonly ItemView[]): ItemView[] {
   const keyed = items.map((item, index) => ({ item, index }));
   keyed.sort((a, b) => RANK[a.item.status] - RANK[b.item.status] || a.index - b.index);
   return keyed.map((k) => k.item);
+}
+
+/** The table's statuses, in its order. */
+export const TABLE_ORDER = (Object.keys(RANK) as ItemStatus[]).sort((a, b) => RANK[a] - RANK[b]);
+
+/**
+ * One status's share of the items table: how many items the stage has in it, and the first of
+ * them as read so far (the table reads only the rows it shows, docs/api.md "Items").
+ */
+export interface ItemGroup {
+  status: ItemStatus;
+  count: number;
+  items: readonly ItemView[];
+}
+
+/** The table's groups, in its order, of the statuses `status` lets through (all when ''), with what was read of each. */
+export function tableGroups(counts: Partial<Record<ItemStatus, number>>, status: ItemStatus | '', read: ReadonlyMap<ItemStatus, readonly ItemView[]> = new Map()): ItemGroup[] {
+  return TABLE_ORDER.filter((s) => !status || s === status).map((s) => ({ status: s, count: counts[s] ?? 0, items: read.get(s) ?? [] }));
+}
+
+/** Rows in the table: every item of every group. */
+export function rowCount(groups: readonly ItemGroup[]): number {
+  return groups.reduce((n, g) => n + g.count, 0);
+}
+
+/** Rows `first` to `last` (not included) of the table: an item, or null where it is not read yet. */
+export function tableRows(groups: readonly ItemGroup[], first: number, last: number): (ItemView | null)[] {
+  const out: (ItemView | null)[] = [];
+  let start = 0;
+  for (const g of groups) {
+    for (let i = Math.max(first, start); i < Math.min(last, start + g.count); i++) out.push(g.items[i - start] ?? null);
+    start += g.count;
+  }
+  return out;
+}
+
+/** How many of each group's first items the table's first `rows` rows hold (groups with none left out). */
+export function itemsWanted(groups: readonly Pick<ItemGroup, 'status' | 'count'>[], rows: number): Map<ItemStatus, number> {
+  const want = new Map<ItemStatus, number>();
+  let left = rows;
+  for (const g of groups) {
+    if (left <= 0) break;
+    const n = Math.min(g.count, left);
+    if (n > 0) want.set(g.status, n);
+    left -= n;
+  }
+  return want;
+}
+
+/** Items already read in full (a search) as the table's groups: each status's items in stage order. */
+export function groupItems(items: readonly ItemView[], status: ItemStatus | ''): ItemGroup[] {
+  return TABLE_ORDER.filter((s) => !status || s === status).map((s) => {
+    const of = items.filter((i) => i.status === s);
+    return { status: s, count: of.length, items: of };
+  });
+}
+
+/** The durations (ms) of a stage's finished items the log holds, from their `stage_item_*` events. */
+export function stageDurations(events: readonly StoredEvent[], stage: number): number[] {
+  const out: number[] = [];
+  for (const e of events) {
+    if ((e.event === 'stage_item_processed' || e.event === 'stage_item_failed') && e.stage === stage && typeof e.duration_ms === 'number') out.push(e.duration_ms);
+  }
+  return out;
 }
 
 export function filterItems(items: readonly ItemView[], f: { status: string; q: string }): ItemView[] {

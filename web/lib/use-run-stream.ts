@@ -4,7 +4,8 @@
 // One socket holds two subscriptions of the run's topic: view mode, whose frames are the
 // server's view of the run (what the card, the timeline and the buttons render), and event
 // mode, whose events only feed the log. Events wait for the next animation frame, so a burst
-// of 1,000 events a second is one render a frame; views come at most `VIEW_HZ` a second.
+// of 1,000 events a second is one render a frame; views come at most `VIEW_HZ` a second. The
+// log holds the run's last `LOG_EVENTS` events: never the whole of a long run.
 import { useActorRef, useSelector } from '@xstate/react';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { ServerMessage } from '../../service/hub/frames.js';
@@ -19,6 +20,16 @@ export const VIEW_HZ = 10;
 const CACHE_EVENTS = 500;
 /** Events before a snapshot that the log shows: the rest stays in the trace. */
 const HISTORY_EVENTS = 2000;
+/**
+ * Events the page holds at most: a run that goes on for hours at 1,000 events a second would
+ * otherwise grow the page without end. The older ones stay in the trace.
+ */
+export const LOG_EVENTS = 10_000;
+
+/** The log without its oldest events past `LOG_EVENTS`. */
+function bounded(log: EventLogModel): EventLogModel {
+  return log.events.length > LOG_EVENTS ? { ...log, events: log.events.slice(-LOG_EVENTS) } : log;
+}
 
 interface Cached {
   model: RunModel;
@@ -74,7 +85,7 @@ export function useRunStream(runId: string, token: string, api: Api): RunStream 
     const batch = pending.current;
     pending.current = [];
     if (batch.length === 0) return;
-    setLog((l) => appendEvents(l, batch));
+    setLog((l) => bounded(appendEvents(l, batch)));
     actor.send({ type: 'seq.applied', seq: batch[batch.length - 1]!.seq });
   }, [actor]);
 

@@ -1,5 +1,5 @@
 'use client';
-import { useEffect, useRef, useState } from 'react';
+import { useLayoutEffect, useRef, useState } from 'react';
 import type { StoredEvent } from '../lib/run-model.js';
 
 const ROW = 22;
@@ -27,17 +27,27 @@ function describe(e: StoredEvent): string {
   }
 }
 
-/** The live event log: only the rows in view are rendered, so 100,000 events scroll smoothly. */
+/**
+ * The live event log: only the rows in view are rendered, so 100,000 events scroll smoothly.
+ * It follows the end until the reader scrolls up, and again once they scroll back down.
+ */
 export function EventLog({ events, onPick }: { events: readonly StoredEvent[]; onPick?: (e: StoredEvent) => void }) {
   const box = useRef<HTMLDivElement>(null);
   const [top, setTop] = useState(0);
   const follow = useRef(true);
-  useEffect(() => {
+  // Where following last put the scroll: a scroll event that lands there is ours, not the reader's,
+  // even when rows came in before it fired (which, under load, is most of the time).
+  const pinned = useRef(0);
+  useLayoutEffect(() => {
     const el = box.current;
-    if (el && follow.current) el.scrollTop = el.scrollHeight;
+    if (!el || !follow.current) return;
+    el.scrollTop = el.scrollHeight;
+    pinned.current = el.scrollTop;
   }, [events.length]);
-  const first = Math.max(0, Math.floor(top / ROW) - OVERSCAN);
-  const last = Math.min(events.length, Math.ceil((top + HEIGHT) / ROW) + OVERSCAN);
+  // While following, the window is the end of the log, known without waiting for the scroll event.
+  const viewTop = follow.current ? Math.max(0, events.length * ROW - HEIGHT) : top;
+  const first = Math.max(0, Math.floor(viewTop / ROW) - OVERSCAN);
+  const last = Math.min(events.length, Math.ceil((viewTop + HEIGHT) / ROW) + OVERSCAN);
   return (
     <div
       ref={box}
@@ -48,8 +58,9 @@ export function EventLog({ events, onPick }: { events: readonly StoredEvent[]; o
       style={{ height: HEIGHT }}
       onScroll={(ev) => {
         const el = ev.currentTarget;
+        if (el.scrollTop + el.clientHeight >= el.scrollHeight - ROW) follow.current = true;
+        else if (el.scrollTop < pinned.current - 1) follow.current = false;
         setTop(el.scrollTop);
-        follow.current = el.scrollTop + el.clientHeight >= el.scrollHeight - ROW;
       }}
     >
       <div style={{ height: events.length * ROW, position: 'relative' }}>

@@ -1,10 +1,9 @@
 'use client';
 import { useMemo, useRef, useState } from 'react';
 import type { Api } from '../lib/api.js';
-import { durationHistogram, finishTimes, stageEta, stageStartedAt, throughputPerMinute } from '../lib/items-model.js';
+import { durationHistogram, finishTimes, stageDurations, stageEta, stageStartedAt, throughputPerMinute } from '../lib/items-model.js';
 import type { ProcessingView, RunView, StoredEvent } from '../lib/run-model.js';
 import { formatDuration } from '../lib/runs-list.js';
-import { useStageItems } from '../lib/use-stage-items.js';
 import { Chart } from './Chart.js';
 import { ItemsTable } from './ItemsTable.js';
 
@@ -13,7 +12,6 @@ export function RunInsights({ api, run, processing, events, seq, now }: { api: A
   const [picked, setPicked] = useState<number | null>(null);
   const current = processing?.stage_number ?? run.current_stage ?? 1;
   const stage = picked ?? current;
-  const items = useStageItems(api, run.run_id, run.stages.length ? stage : null, seq);
 
   // The log grows by the frame under load: the charts and the ETA read it when the view moves
   // on (at most 10 a second) or the clock ticks (once a second), not at every event.
@@ -35,8 +33,14 @@ export function RunInsights({ api, run, processing, events, seq, now }: { api: A
     return { ...e, at, runMs: known ? e.stageMs + (laterItems / e.perMinute) * 60_000 : null };
   }, [processing, moving, now, run.stages]);
 
+  // What the view says of the stage's items, for the table's first read (the rest counted as pending).
+  const shownStage = run.stages.find((s) => s.number === stage);
+  const [total, finished, failed] = [shownStage?.total_items ?? null, shownStage?.processed_items ?? 0, shownStage?.failed_items ?? 0];
+  const hint = useMemo(() => (total === null ? undefined : { failed, processed: finished - failed, pending: Math.max(0, total - finished) }), [total, finished, failed]);
+
   const throughput = useMemo(() => throughputPerMinute(finishTimes(eventsRef.current), now), [now, seq]);
-  const durations = useMemo(() => (items?.items ?? []).flatMap((i) => (i.duration_ms === null ? [] : [i.duration_ms])), [items]);
+  // From the item events the page holds (its last ones), not from every item of the stage.
+  const durations = useMemo(() => stageDurations(eventsRef.current, stage), [stage, seq]);
   const histogram = useMemo(() => durationHistogram(durations), [durations]);
   const finishedPerMin = throughput[1];
 
@@ -62,8 +66,7 @@ export function RunInsights({ api, run, processing, events, seq, now }: { api: A
             ? 'ETA: once a few items have finished.'
             : `ETA: none while the run is ${run.status}.`}
       </p>
-      {items?.error && <p className="card-error" role="alert">{items.error}</p>}
-      {items ? <ItemsTable items={items.items} counts={items.counts} total={items.total} /> : <p className="muted items-loading">Loading items…</p>}
+      <ItemsTable api={api} runId={run.run_id} stage={run.stages.length ? stage : null} seq={seq} hint={hint} />
       <div className="plots">
         <Chart
           kind="line-time"
@@ -79,7 +82,7 @@ export function RunInsights({ api, run, processing, events, seq, now }: { api: A
           label={`Item durations, stage ${stage}`}
           xLabel="ms"
           yLabel="items"
-          summary={durations.length ? `${durations.length} items; fastest ${Math.min(...durations)} ms, slowest ${Math.max(...durations)} ms.` : 'No item durations yet.'}
+          summary={durations.length ? `${durations.length} recent items; fastest ${Math.min(...durations)} ms, slowest ${Math.max(...durations)} ms.` : 'No item durations yet.'}
         />
       </div>
     </section>

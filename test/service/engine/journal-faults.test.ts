@@ -83,6 +83,24 @@ describe.each(stores)('Journal on %s through faults', (_, open) => {
     expect(counts()).toEqual({ held: 1, resumed: 1 });
   });
 
+  it('acknowledges what was recorded before the call, however fast records keep coming after it', async () => {
+    const { j, runId, store } = await journal();
+    j.record(activity('first'));
+    let acked = false;
+    const ack = j.acknowledged().then(() => (acked = true));
+    // One more record every turn of the event loop, as a run of instant items makes them.
+    let more = 0;
+    while (!acked && more < 2_000) {
+      j.record(activity(`m${more++}`));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await ack;
+    expect(more).toBeLessThan(2_000);
+    await j.flush();
+    const events = await store.readEvents(runId, 0);
+    expect(events.map(messageOf)).toEqual(['first', ...Array.from({ length: more }, (_, i) => `m${i}`)]);
+  });
+
   it('reads back a batch that landed before the connection was cut, rather than appending it twice', async () => {
     const { j, f, runId, store, appended, faults } = await journal();
     f.next('land-then-cut');
