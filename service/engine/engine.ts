@@ -118,6 +118,7 @@ export class Engine {
       },
       onRetired: (runId) => this.#ownership.retired(runId),
       faults: opts.faults,
+      leaseFinished: (runId) => this.#ownership.leaseFinished(runId),
       commandElsewhere: async (record, command, req) => {
         const res = await this.#ownership.commandElsewhere(record.runId, command, req.by, req.reason);
         return { accepted: res.accepted, run: (await this.getRun(record.runId))! };

@@ -73,12 +73,16 @@ export function describeItems({ stage, items, ledger, context, timings, waitingL
   for (const l of ledger) if (l.stage === stage) recorded.set(String(l.itemId), l);
   const active = new Map((context?.active ?? []).map((a) => [a.index, a.attempt]));
   const waiting = new Map((context?.waiting ?? []).map((w) => [w.index, w.attempt]));
+  // Failed items `retry_failed` gave new attempts wait to start again: their failed row is not their status now.
+  const retrying = new Map((context?.retrying ?? []).map((r) => [r.index, r.attempt]));
   return items.map((item, index): ItemView => {
     const base = { id: item.id, title: item.title };
     const inFlight = active.get(index);
     if (inFlight !== undefined) return { ...base, ...unfinished(waitingLimit?.has(String(item.id)) ? 'waiting_limit' : 'in_flight', inFlight) };
     const retry = waiting.get(index);
     if (retry !== undefined) return { ...base, ...unfinished('waiting_retry', retry - 1) };
+    const again = retrying.get(index);
+    if (again !== undefined) return { ...base, ...unfinished('pending', again - 1) };
     const entry = recorded.get(String(item.id));
     if (!entry) return { ...base, ...unfinished('pending', 0) };
     const t = timings.get(itemKey(stage, item.id));

@@ -239,7 +239,7 @@ export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: Fas
     '/runs/:run_id/:command',
     {
       schema: {
-        summary: 'pause, resume, cancel, retry or close a run',
+        summary: 'Command a run: pause, resume, cancel, retry, close, approve, reject or retry_failed (docs/api.md, "Commands")',
         params: {
           type: 'object',
           properties: { run_id: { type: 'string' }, command: { type: 'string', enum: [...COMMANDS] } },

@@ -209,6 +209,10 @@ export class SqliteStore implements Store {
          VALUES (@run_id, @stage, @item_id, @item, @status, @attempts, @cost, @error)
          ON CONFLICT DO NOTHING`,
       ),
+      retryLedger: db.prepare(
+        `UPDATE ledger SET status = @status, attempts = @attempts, cost = @cost, error = @error
+         WHERE run_id = @run_id AND stage = @stage AND item_id = @item_id AND status = 'failed'`,
+      ),
       ledger: db.prepare<[string], LedgerRow>(
         'SELECT item, stage, status, attempts, cost, error FROM ledger WHERE run_id = ? ORDER BY position',
       ),
@@ -243,16 +247,9 @@ export class SqliteStore implements Store {
       for (const e of plan.events) this.#stmt.insertEvent.run(runId, e.seq, e.body, e.key);
       for (const o of plan.outbox) this.#stmt.insertOutbox.run(runId, o.seq, o.kind, now);
       for (const l of plan.ledger) {
-        const res = this.#stmt.insertLedger.run({
-          run_id: runId,
-          stage: l.stage,
-          item_id: l.itemId,
-          item: l.item,
-          status: l.status,
-          attempts: l.attempts,
-          cost: l.cost,
-          error: l.error,
-        });
+        const row = { run_id: runId, stage: l.stage, item_id: l.itemId, status: l.status, attempts: l.attempts, cost: l.cost, error: l.error };
+        // A retried item replaces its failed row; any other is new, once.
+        const res = l.retried ? this.#stmt.retryLedger.run(row) : this.#stmt.insertLedger.run({ ...row, item: l.item });
         if (res.changes === 0) throw ledgerConflict(runId, l.entry);
       }
       return plan.result;
@@ -412,6 +409,19 @@ export class SqliteStore implements Store {
       )
       .all(owner, now + leaseMs, opts.all ? 1 : 0, now, limit)
       .map(toRecord);
+  }
+
+  async leaseFinishedRun(runId: string, owner: string, leaseMs: number): Promise<RunRecord | undefined> {
+    const now = Date.now();
+    const row = this.#db
+      .prepare<unknown[], RunRow>(
+        `UPDATE runs SET owner = ?, lease_until = ?
+         WHERE run_id = ? AND hosted = 1 AND status = 'completed' AND closed_at IS NULL
+           AND (owner IS NULL OR owner = ? OR lease_until IS NULL OR lease_until <= ?)
+         RETURNING *`,
+      )
+      .get(owner, now + leaseMs, runId, owner, now);
+    return row ? toRecord(row) : undefined;
   }
 
   async renewLeases(owner: string, leaseMs: number): Promise<string[]> {

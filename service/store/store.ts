@@ -78,6 +78,11 @@ export interface LedgerEntry {
   attempts: number;
   cost: number;
   error: string | null;
+  /**
+   * The item was recorded as failed and `retry_failed` ran it again: this entry replaces that
+   * row. Without a failed row for the item to replace, a `LedgerConflictError`.
+   */
+  retried?: true;
 }
 
 export interface CommitBatch {
@@ -137,7 +142,7 @@ export interface RunStore {
    * One atomic write: appends the events with the next seqs, updates the snapshot, status
    * and closedAt, and inserts the ledger entries. A ledger entry that already exists for
    * its (run, stage, item), or is repeated in the batch, is a `LedgerConflictError` and
-   * nothing is written. Throws `StoreNotFoundError` for an unknown run. What is written is
+   * nothing is written; so is a `retried` entry whose item has no failed row to replace. Throws `StoreNotFoundError` for an unknown run. What is written is
    * planned by commit-plan.ts; the adapter only executes the plan.
    */
   commit(runId: string, batch: CommitBatch): Promise<CommitResult>;
@@ -177,6 +182,12 @@ export interface OwnershipStore {
    * leased or not: for a store only one instance uses (SQLite), at start.
    */
   claimRuns(owner: string, leaseMs: number, limit: number, opts?: { all?: boolean }): Promise<RunRecord[]>;
+  /**
+   * Leases a completed, hosted run that is not closed to `owner` (for `retry_failed`, which
+   * takes it back to work), unless another instance holds an unexpired lease of it: the run as
+   * leased, or undefined.
+   */
+  leaseFinishedRun(runId: string, owner: string, leaseMs: number): Promise<RunRecord | undefined>;
   /** Extends `owner`'s unexpired leases of live runs; returns the runs it still holds. */
   renewLeases(owner: string, leaseMs: number): Promise<string[]>;
   /** Gives up `owner`'s leases (all, or of these runs) so another instance may claim them at once. */

@@ -57,7 +57,7 @@ function RunPage({ runId, token }: { runId: string; token: string }) {
         <h1>{run.pipeline} · {run.run_id}</h1>
         <ConnectionBadge state={stream.connection.state} since={stream.connection.since} now={now} stale={stream.stale} retryInMs={stream.connection.retryInMs} />
       </div>
-      <Controls allowed={run.allowed_commands} busy={busy} onCommand={command} />
+      <Controls allowed={run.allowed_commands} busy={busy} failedItems={run.failed_items} onCommand={command} />
       {commandError && <p className="card-error" role="alert">{commandError}</p>}
       <ApprovalPanel api={api} run={run} />
       <div className="grid">
