@@ -59,7 +59,7 @@ export function currentStageOf(snapshot: unknown): number {
 export interface StageItemsInput {
   stage: number;
   items: readonly Item[];
-  /** The run's ledger (every stage). */
+  /** The run's ledger rows (those of other stages are passed over). */
   ledger: readonly LedgerEntry[];
   context: StageContext | undefined;
   timings: ReadonlyMap<string, ItemTiming>;

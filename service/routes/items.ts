@@ -74,7 +74,7 @@ export const itemsRoutes: FastifyPluginAsync<ItemsRoutesOptions> = async (app: F
       if (stage > view.stages.length) {
         throw new RunstateError('BAD_REQUEST', `querystring/stage must be at most ${view.stages.length}: the run has ${view.stages.length} stages.`);
       }
-      const [items, ledger, timed] = await Promise.all([store.getStageItems(runId, stage), store.ledger(runId), timings.of(runId, record.lastSeq)]);
+      const [items, ledger, timed] = await Promise.all([store.getStageItems(runId, stage), store.ledger(runId, stage), timings.of(runId, record.lastSeq)]);
       const waitingLimit = limiter?.waitingItems(runId, stage)?.itemIds;
       const all = describeItems({ stage, items: items ?? [], ledger, context: stageContextOf(record.snapshot, stage), timings: timed, waitingLimit });
       return { stage, total_items: items ? items.length : null, ...pageItems(all, { status, after, limit }) };

@@ -367,10 +367,12 @@ export class PostgresStore implements Store {
     return row ? (JSON.parse(row.items) as Item[]) : undefined;
   }
 
-  async ledger(runId: string): Promise<LedgerEntry[]> {
+  async ledger(runId: string, stage?: number): Promise<LedgerEntry[]> {
     const res = await this.#pool.query<LedgerRow>(
-      'SELECT item, stage, status, attempts, cost, error FROM ledger WHERE run_id = $1 ORDER BY position',
-      [runId],
+      stage === undefined
+        ? 'SELECT item, stage, status, attempts, cost, error FROM ledger WHERE run_id = $1 ORDER BY position'
+        : 'SELECT item, stage, status, attempts, cost, error FROM ledger WHERE run_id = $1 AND stage = $2 ORDER BY position',
+      stage === undefined ? [runId] : [runId, stage],
     );
     return res.rows.map(toLedgerEntry);
   }

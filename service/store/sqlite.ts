@@ -216,6 +216,9 @@ export class SqliteStore implements Store {
       ledger: db.prepare<[string], LedgerRow>(
         'SELECT item, stage, status, attempts, cost, error FROM ledger WHERE run_id = ? ORDER BY position',
       ),
+      stageLedger: db.prepare<[string, number], LedgerRow>(
+        'SELECT item, stage, status, attempts, cost, error FROM ledger WHERE run_id = ? AND stage = ? ORDER BY position',
+      ),
       markTraced: db.prepare('UPDATE runs SET traced_seq = MAX(traced_seq, ?) WHERE run_id = ?'),
       untraced: db.prepare<[], RunRow>('SELECT * FROM runs WHERE traced_seq < last_seq ORDER BY created_at'),
       insertItems: db.prepare('INSERT INTO stage_items (run_id, stage, items) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
@@ -384,8 +387,9 @@ export class SqliteStore implements Store {
     return row ? (JSON.parse(row.items) as Item[]) : undefined;
   }
 
-  async ledger(runId: string): Promise<LedgerEntry[]> {
-    return this.#stmt.ledger.all(runId).map(toLedgerEntry);
+  async ledger(runId: string, stage?: number): Promise<LedgerEntry[]> {
+    const rows = stage === undefined ? this.#stmt.ledger.all(runId) : this.#stmt.stageLedger.all(runId, stage);
+    return rows.map(toLedgerEntry);
   }
 
   async markTraced(runId: string, seq: number): Promise<void> {

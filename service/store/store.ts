@@ -153,8 +153,8 @@ export interface RunStore {
   /** Keeps the first list saved for a stage and returns the list that is kept. */
   saveStageItems(runId: string, stage: number, items: readonly Item[]): Promise<Item[]>;
   getStageItems(runId: string, stage: number): Promise<Item[] | undefined>;
-  /** The ledger of one run, every stage, in the order recorded. */
-  ledger(runId: string): Promise<LedgerEntry[]>;
+  /** The ledger of one run, in the order recorded: every stage, or only `stage`'s rows. */
+  ledger(runId: string, stage?: number): Promise<LedgerEntry[]>;
   /** The trace files of the run are known to hold every event up to `seq`. */
   markTraced(runId: string, seq: number): Promise<void>;
   /** Runs whose trace files may lag their event log: every run not marked traced up to its last seq. */

@@ -468,6 +468,13 @@ export function runStoreContract(name: string, open: OpenStore): void {
         expect(await store.ledger('run_a')).toEqual([done(1, 42), done(2, 42)]);
       });
 
+      it('reads one stage’s rows alone, in the order recorded', async () => {
+        await store.commit('run_a', { events: [], ledger: [done(2, 'z'), done(1, 'a'), done(2, 'y')] });
+        expect(await store.ledger('run_a', 2)).toEqual([done(2, 'z'), done(2, 'y')]);
+        expect(await store.ledger('run_a', 1)).toEqual([done(1, 'a')]);
+        expect(await store.ledger('run_a', 3)).toEqual([]);
+      });
+
       it('accepts the same item in two different runs', async () => {
         await store.createRun(newRun('run_b'));
         await store.commit('run_a', { events: [], ledger: [done(1, 42)] });
