@@ -24,7 +24,18 @@ export const COMMAND_EVENT = {
   retry: 'retry_requested',
   approve: 'approve_requested',
   reject: 'reject_requested',
+  retry_failed: 'retry_failed_requested',
 } as const;
+
+/**
+ * A failed item that `retry_failed` gives new attempts: its position in the stage's items and
+ * the last attempt it made. Its new attempts are numbered on from there, as many as a new
+ * item gets (`maxAttempts`).
+ */
+export interface RetryItem {
+  index: number;
+  attempt: number;
+}
 
 /**
  * What an item worker reports for one attempt. The stage decides what follows: count it,
@@ -52,6 +63,8 @@ export interface ItemRecord {
   attempts: number;
   cost: number;
   error: string | null;
+  /** The item had been recorded as failed and `retry_failed` ran it again: its record replaces that one. */
+  retried?: true;
 }
 
 export interface LoadOutcome {
@@ -62,6 +75,8 @@ export interface LoadOutcome {
 
 /** Stage → run notifications. */
 export type StageNotice =
+  /** Every item finished (or there were none): the run moves on. */
+  | { type: 'stage_completed'; stage: number }
   | { type: 'stage_paused'; stage: number }
   | { type: 'stage_failed'; stage: number; error: string };
 
@@ -118,7 +133,7 @@ export function triggerOf(eventType: string): string {
   if (eventType.startsWith('xstate.done.actor.item.')) return 'item_finished';
   if (eventType.startsWith('xstate.error.actor.item.')) return 'item_fault';
   if (eventType.startsWith('xstate.done.actor.wait.')) return 'retry_due';
-  if (eventType.startsWith('xstate.done.actor.stage.')) return 'stage_finished';
+  if (eventType.startsWith('xstate.done.actor.stage.') || eventType === 'stage_completed') return 'stage_finished';
   if (eventType === 'xstate.init') return 'restored';
   return eventType;
 }

@@ -1,6 +1,23 @@
 import { assertEvent, assign, enqueueActions, setup } from 'xstate';
-import { stageActorId, type StageDone, type StageNotice } from './events.js';
+import { stageActorId, type RetryItem, type StageDone, type StageNotice } from './events.js';
 import { stageMachine, type StageCommand, type StageSettings } from './stage.machine.js';
+
+/** The items of one stage that `retry_failed` gives new attempts. */
+export interface StageRetry {
+  stage: number;
+  items: RetryItem[];
+}
+
+/**
+ * A `retry_failed` under way: the stages still to retry, in order, and what the run goes back
+ * to once they are done (the state, current stage and error it had when the command came).
+ */
+export interface RunRetry {
+  queue: StageRetry[];
+  then: 'completed' | 'failed';
+  current: number;
+  error: string | null;
+}
 
 export interface RunInput {
   runId: string;
@@ -15,6 +32,8 @@ export interface RunContext extends RunInput {
   /** Paused between stages: the current stage finished, the next starts on resume. */
   betweenStages: boolean;
   error: string | null;
+  /** null unless a `retry_failed` is under way. */
+  retry: RunRetry | null;
 }
 
 export type RunEvent =
@@ -25,7 +44,10 @@ export type RunEvent =
   | { type: 'retry_requested' }
   | { type: 'approve_requested' }
   | { type: 'reject_requested' }
+  /** The service lists the failed items from the ledger (docs/machines.md, "Retrying failed items"). */
+  | { type: 'retry_failed_requested'; stages: StageRetry[] }
   | StageNotice
+  /** Ignored: a stage's end reaches the run as `stage_completed` (or `stage_failed`). */
   | StageDone;
 
 export const runMachine = setup({
@@ -59,9 +81,28 @@ export const runMachine = setup({
     advance: assign({ current: ({ context }) => context.current + 1 }),
     /** Resuming between stages when the next stage needs approval: the run moves to it and waits. */
     advanceBetween: assign({ current: ({ context }) => context.current + 1, betweenStages: false }),
+    /** Starts a `retry_failed`: remembers where the run was (`then`) and hands the first stage its items. */
+    beginRetry: enqueueActions(({ context, event, enqueue }, { then }: { then: RunRetry['then'] }) => {
+      assertEvent(event, 'retry_failed_requested');
+      const [first, ...queue] = event.stages.filter((s) => s.items.length > 0);
+      if (!first) return;
+      enqueue.assign({ retry: { queue, then, current: context.current, error: context.error }, current: first.stage, error: null, pauseRequested: false });
+      enqueue.sendTo(stageActorId(first.stage), { type: 'retry_failed_requested', items: first.items });
+    }),
+    /** The stage being retried finished: the next one in the queue gets its items. */
+    nextRetry: enqueueActions(({ context, enqueue }) => {
+      const [next, ...queue] = context.retry?.queue ?? [];
+      if (!next || !context.retry) return;
+      enqueue.assign({ retry: { ...context.retry, queue }, current: next.stage, betweenStages: false });
+      enqueue.sendTo(stageActorId(next.stage), { type: 'retry_failed_requested', items: next.items });
+    }),
+    /** Every stage retried: the run is where the command found it again. */
+    endRetry: assign(({ context }) => ({ current: context.retry?.current ?? context.current, error: context.retry?.error ?? null, retry: null })),
     /** Resuming after a pause that landed between stages starts the next one. */
     resumeWork: enqueueActions(({ context, enqueue }) => {
-      if (context.betweenStages) {
+      if (context.betweenStages && context.retry) {
+        enqueue({ type: 'nextRetry' } as never);
+      } else if (context.betweenStages) {
         enqueue.assign({ current: context.current + 1, betweenStages: false });
         enqueue.sendTo(stageActorId(context.current + 1), { type: 'start_requested' });
       } else {
@@ -77,11 +118,23 @@ export const runMachine = setup({
     /** The stage after the current one waits for someone to approve it. */
     nextNeedsApproval: ({ context }) => context.stages[context.current]?.approval === true,
     /** Paused between stages, and the next one waits for approval. */
-    nextNeedsApprovalBetween: ({ context }) => context.betweenStages && context.stages[context.current]?.approval === true,
+    nextNeedsApprovalBetween: ({ context }) =>
+      context.betweenStages && context.retry === null && context.stages[context.current]?.approval === true,
+    /** A `retry_failed` with items to retry, and none under way. */
+    hasRetries: ({ context, event }) => {
+      assertEvent(event, 'retry_failed_requested');
+      return context.retry === null && event.stages.some((s) => s.items.length > 0);
+    },
+    inRetry: ({ context }) => context.retry !== null,
+    /** A stage of a `retry_failed` finished with a pause asked for: the run pauses before the next. */
+    retryPauseRequested: ({ context }) => context.retry !== null && context.pauseRequested,
+    /** The last stage of a `retry_failed` finished; the run had been completed (or failed). */
+    retryDone: ({ context }) => context.retry !== null && context.retry.queue.length === 0 && context.retry.then === 'completed',
+    retryDoneFailed: ({ context }) => context.retry !== null && context.retry.queue.length === 0 && context.retry.then === 'failed',
   },
 }).createMachine({
   id: 'run',
-  context: ({ input }) => ({ ...input, current: 1, pauseRequested: false, betweenStages: false, error: null }),
+  context: ({ input }) => ({ ...input, current: 1, pauseRequested: false, betweenStages: false, error: null, retry: null }),
   initial: 'idle',
   states: {
     idle: {
@@ -95,7 +148,13 @@ export const runMachine = setup({
     },
     running: {
       on: {
-        'xstate.done.actor.stage.*': [
+        // The stage finished (completed or empty). Within a `retry_failed` the queue of stages to
+        // retry decides what follows; otherwise the pipeline's order.
+        stage_completed: [
+          { guard: 'retryDone', target: 'completed', actions: 'endRetry' },
+          { guard: 'retryDoneFailed', target: 'failed', actions: 'endRetry' },
+          { guard: 'retryPauseRequested', target: 'paused', actions: assign({ betweenStages: true }) },
+          { guard: 'inRetry', actions: 'nextRetry' },
           { guard: 'isLastStage', target: 'completed' },
           { guard: 'pauseRequested', target: 'paused', actions: assign({ betweenStages: true }) },
           { guard: 'nextNeedsApproval', target: 'awaiting_approval', actions: 'advance' },
@@ -133,12 +192,18 @@ export const runMachine = setup({
     failed: {
       on: {
         retry_requested: { target: 'running', actions: [assign({ error: null }), 'forward'] },
+        retry_failed_requested: { guard: 'hasRetries', target: 'running', actions: { type: 'beginRetry', params: { then: 'failed' } } },
         cancel_requested: { target: 'cancelled', actions: 'forward' },
       },
     },
     // Terminal, but not `final`: a final root stops its children and drops their snapshots,
-    // and the stages' last states and counts are what a finished run is read for.
-    completed: {},
+    // and the stages' last states and counts are what a finished run is read for. Only
+    // `retry_failed` takes it back to work.
+    completed: {
+      on: {
+        retry_failed_requested: { guard: 'hasRetries', target: 'running', actions: { type: 'beginRetry', params: { then: 'completed' } } },
+      },
+    },
     cancelled: {},
   },
 });

@@ -4,6 +4,7 @@ import {
   waitActorId,
   type ChildError,
   type ItemDone,
+  type RetryItem,
   type ItemOutcome,
   type ItemRecord,
   type LoadOutcome,
@@ -31,10 +32,19 @@ export interface StageInput extends StageSettings {
   stage: number;
 }
 
-/** An item waiting to be (re)started: after a failed attempt, or put back by a fault. */
-export interface WaitingItem {
+/** An item with an attempt in flight, and the attempt number. */
+export interface ActiveItem {
   index: number;
   attempt: number;
+  /**
+   * The item's last attempt: only for items `retry_failed` gave new attempts (numbered on from
+   * the ones they had); the others have `maxAttempts`.
+   */
+  upTo?: number;
+}
+
+/** An item waiting to be (re)started: after a failed attempt, or put back by a fault. */
+export interface WaitingItem extends ActiveItem {
   /** Epoch ms before which the attempt must not start. */
   until: number;
 }
@@ -48,9 +58,13 @@ export interface StageContext extends StageInput {
   processed: number;
   failed: number;
   creditsUsed: number;
-  /** Items with an attempt in flight, and the attempt number. */
-  active: { index: number; attempt: number }[];
+  active: ActiveItem[];
   waiting: WaitingItem[];
+  /**
+   * Failed items given new attempts by `retry_failed`, not started yet: the attempt each starts
+   * with next. `fill` starts them before any item never started.
+   */
+  retrying: ActiveItem[];
   pauseRequested: boolean;
   startedAt: number | null;
   error: string | null;
@@ -69,7 +83,9 @@ export type StageCommand =
   | { type: 'pause_requested' }
   | { type: 'resume_requested' }
   | { type: 'cancel_requested' }
-  | { type: 'retry_requested' };
+  | { type: 'retry_requested' }
+  /** The stage's failed items to run again (the service reads them from the ledger). */
+  | { type: 'retry_failed_requested'; items: RetryItem[] };
 
 /** Commands, and what its children (loader, item workers, retry timers) report when they end. */
 export type StageEvent = StageCommand | LoaderDone | ItemDone | WaitDone | ChildError;
@@ -100,9 +116,20 @@ const notifyFault = {
   },
 } as const;
 
-/** The attempt number of the item in flight at `index`. */
-function attemptOf(context: StageContext, index: number): number {
-  return context.active.find((a) => a.index === index)?.attempt ?? 1;
+/** Tells the run that this stage finished: completed, or empty. */
+const notifyCompleted = {
+  type: 'notifyParent',
+  params: ({ context }: { context: StageContext }): StageNotice => ({ type: 'stage_completed', stage: context.stage }),
+} as const;
+
+/** The item in flight at `index`. */
+function activeOf(context: StageContext, index: number): ActiveItem {
+  return context.active.find((a) => a.index === index) ?? { index, attempt: 1 };
+}
+
+/** The same item's next attempt, keeping its last. */
+function nextAttempt(a: ActiveItem, attempt: number): ActiveItem {
+  return a.upTo === undefined ? { index: a.index, attempt } : { index: a.index, attempt, upTo: a.upTo };
 }
 
 export const stageMachine = setup({
@@ -139,16 +166,17 @@ export const stageMachine = setup({
         return errorText(event.error);
       },
     }),
-    /** Starts waiting items whose turn it is, then new items, up to the concurrency. */
+    /** Starts failed items given new attempts, then new items, up to the concurrency. */
     fill: enqueueActions(({ context, enqueue }) => {
       const total = context.total ?? 0;
-      let free = context.concurrency - context.active.length - context.waiting.length;
+      const free = context.concurrency - context.active.length - context.waiting.length;
+      // Snapshots persisted before `retrying` existed have none.
+      const queued = context.retrying ?? [];
+      const started: ActiveItem[] = queued.slice(0, Math.max(0, free));
       let cursor = context.cursor;
-      const started: { index: number; attempt: number }[] = [];
-      while (free > 0 && cursor < total) {
+      while (started.length < free && cursor < total) {
         started.push({ index: cursor, attempt: 1 });
         cursor += 1;
-        free -= 1;
       }
       for (const job of started) {
         enqueue.spawnChild('processItem', {
@@ -156,7 +184,18 @@ export const stageMachine = setup({
           input: { runId: context.runId, stage: context.stage, ...job },
         });
       }
-      enqueue.assign({ cursor, active: [...context.active, ...started] });
+      const fromQueue = Math.min(queued.length, started.length);
+      enqueue.assign({ cursor, active: [...context.active, ...started], retrying: fromQueue > 0 ? queued.slice(fromQueue) : queued });
+    }),
+    /** `retry_failed`: the failed items wait to start again; they count as unfinished until they finish again. */
+    queueFailed: assign(({ context, event }) => {
+      assertEvent(event, 'retry_failed_requested');
+      const items = event.items.map((i) => ({ index: i.index, attempt: i.attempt + 1, upTo: i.attempt + context.maxAttempts }));
+      return {
+        retrying: [...(context.retrying ?? []), ...items],
+        processed: context.processed - items.length,
+        failed: context.failed - items.length,
+      };
     }),
     /** Arms a timer for every waiting item (on entering running; timers are not kept while paused). */
     armWaits: enqueueActions(({ context, enqueue }) => {
@@ -168,14 +207,15 @@ export const stageMachine = setup({
     countItem: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'xstate.done.actor.item.*');
       const out = event.output;
-      const attempts = attemptOf(context, out.index);
+      const active = activeOf(context, out.index);
       const record: ItemRecord = {
         stage: context.stage,
         index: out.index,
         status: out.outcome === 'done' ? 'done' : 'failed',
-        attempts,
+        attempts: active.attempt,
         cost: out.outcome === 'done' ? out.cost : 0,
         error: out.outcome === 'error' ? out.error : null,
+        ...(active.upTo === undefined ? {} : { retried: true as const }),
       };
       enqueue.stopChild(itemActorId(out.index));
       enqueue({ type: 'recordItem', params: record } as never);
@@ -191,25 +231,25 @@ export const stageMachine = setup({
       assertEvent(event, 'xstate.done.actor.item.*');
       const out = event.output;
       if (out.outcome !== 'error') return;
-      const attempt = attemptOf(context, out.index);
-      const until = out.at + backoffDelay(context, attempt);
+      const active = activeOf(context, out.index);
+      const until = out.at + backoffDelay(context, active.attempt);
       enqueue.stopChild(itemActorId(out.index));
       if (params.arm) enqueue.spawnChild('wait', { id: waitActorId(out.index), input: { until } });
       enqueue.assign({
         active: context.active.filter((a) => a.index !== out.index),
-        waiting: [...context.waiting, { index: out.index, attempt: attempt + 1, until }],
+        waiting: [...context.waiting, { ...nextAttempt(active, active.attempt + 1), until }],
       });
     }),
     /** An attempt given back before it started: it waits, same attempt, to start at once (armed) or on resume. */
     putBack: enqueueActions(({ context, event, enqueue }, params: { arm: boolean }) => {
       assertEvent(event, 'xstate.done.actor.item.*');
       const index = event.output.index;
-      const attempt = attemptOf(context, index);
+      const active = activeOf(context, index);
       enqueue.stopChild(itemActorId(index));
       if (params.arm) enqueue.spawnChild('wait', { id: waitActorId(index), input: { until: 0 } });
       enqueue.assign({
         active: context.active.filter((a) => a.index !== index),
-        waiting: [...context.waiting, { index, attempt, until: 0 }],
+        waiting: [...context.waiting, { ...active, until: 0 }],
       });
     }),
     /** A backoff ran out: the item's next attempt starts now. */
@@ -226,17 +266,27 @@ export const stageMachine = setup({
       });
       enqueue.assign({
         waiting: context.waiting.filter((x) => x.index !== index),
-        active: [...context.active, { index, attempt: w.attempt }],
+        active: [...context.active, nextAttempt(w, w.attempt)],
       });
     }),
     disarmWaits: enqueueActions(({ context, enqueue }) => {
       for (const w of context.waiting) enqueue.stopChild(waitActorId(w.index));
     }),
-    /** Aborts every item in flight (their AbortSignals fire) and drops the retry timers. */
+    /**
+     * Aborts every item in flight (their AbortSignals fire) and drops the retry timers. Failed
+     * items that `retry_failed` was running again stay recorded as failed, so they count as such.
+     */
     abortAll: enqueueActions(({ context, enqueue }) => {
       for (const a of context.active) enqueue.stopChild(itemActorId(a.index));
       for (const w of context.waiting) enqueue.stopChild(waitActorId(w.index));
-      enqueue.assign({ active: [], waiting: [] });
+      const stillFailed = [...context.active, ...context.waiting, ...(context.retrying ?? [])].filter((a) => a.upTo !== undefined).length;
+      enqueue.assign({
+        active: [],
+        waiting: [],
+        retrying: [],
+        processed: context.processed + stillFailed,
+        failed: context.failed + stillFailed,
+      });
     }),
     /** After a fault, items that were in flight are put back to start again on retry. */
     requeueActive: enqueueActions(({ context, enqueue }) => {
@@ -244,7 +294,7 @@ export const stageMachine = setup({
       for (const w of context.waiting) enqueue.stopChild(waitActorId(w.index));
       enqueue.assign({
         active: [],
-        waiting: [...context.waiting, ...context.active.map((a) => ({ index: a.index, attempt: a.attempt, until: 0 }))],
+        waiting: [...context.waiting, ...context.active.map((a) => ({ ...a, until: 0 }))],
       });
     }),
   },
@@ -258,7 +308,13 @@ export const stageMachine = setup({
     canRetry: ({ context, event }) => {
       assertEvent(event, 'xstate.done.actor.item.*');
       const out = event.output;
-      return out.outcome === 'error' && out.final !== true && attemptOf(context, out.index) < context.maxAttempts;
+      const active = activeOf(context, out.index);
+      return out.outcome === 'error' && out.final !== true && active.attempt < (active.upTo ?? context.maxAttempts);
+    },
+    /** `retry_failed` named items to run again. */
+    hasRetries: ({ event }) => {
+      assertEvent(event, 'retry_failed_requested');
+      return event.items.length > 0;
     },
     /** The attempt was given back before it started. */
     released: ({ event }) => {
@@ -280,6 +336,7 @@ export const stageMachine = setup({
     creditsUsed: 0,
     active: [],
     waiting: [],
+    retrying: [],
     pauseRequested: false,
     startedAt: null,
     error: null,
@@ -347,8 +404,17 @@ export const stageMachine = setup({
         cancel_requested: { target: 'cancelled', actions: 'abortAll' },
       },
     },
-    empty: { type: 'final' },
-    completed: { type: 'final' },
+    empty: { type: 'final', entry: notifyCompleted },
+    /**
+     * Every item finished. Not final: `retry_failed` gives its failed items new attempts and
+     * takes it back to `running` (docs/machines.md, "Retrying failed items").
+     */
+    completed: {
+      entry: notifyCompleted,
+      on: {
+        retry_failed_requested: { guard: 'hasRetries', target: 'running', actions: 'queueFailed' },
+      },
+    },
     failed: {
       on: {
         retry_requested: [

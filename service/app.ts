@@ -24,6 +24,8 @@ import { StoreUnavailableError, isTransient } from './store/faults.js';
 import { webhooksRoutes, type WebhookRoutesOptions } from './routes/webhooks.js';
 import type { Store } from './store/store.js';
 import type { WorkerDoor } from './workers/door.js';
+import type { Limits } from './limits/index.js';
+import { limitsRoutes } from './limits/routes.js';
 import { WORKERS_PREFIX, workerRoutes, workersOverviewRoute } from './workers/routes.js';
 
 export interface AppDeps {
@@ -42,6 +44,8 @@ export interface AppDeps {
   health?: Health;
   /** The webhook subscriptions (`/webhooks`); none: those routes are not served. */
   webhooks?: WebhookRoutesOptions;
+  /** The limits (`GET /limits`, items `waiting_limit`); none: that route is not served. */
+  limits?: Limits;
   /** Schedules (`/schedules`); none: those routes are not served. */
   schedules?: ScheduleRoutesOptions;
 }
@@ -181,7 +185,8 @@ export async function buildApp(config: Pick<Config, 'bodyLimit'>, deps: AppDeps)
       });
       await api.register(runsRoutes, { engine: deps.engine, store: deps.store });
       await api.register(currentProcessingRoutes, { engine: deps.engine });
-      await api.register(itemsRoutes, { engine: deps.engine, store: deps.store });
+      await api.register(itemsRoutes, { engine: deps.engine, store: deps.store, ...(deps.limits ? { limiter: deps.limits.limiter } : {}) });
+      if (deps.limits) await api.register(limitsRoutes, { declared: deps.limits.declared, limiter: deps.limits.limiter });
       if (deps.webhooks) await api.register(webhooksRoutes, deps.webhooks);
       if (deps.schedules) await api.register(scheduleRoutes, deps.schedules);
       if (deps.workers) await api.register(workersOverviewRoute, { door: deps.workers });

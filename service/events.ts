@@ -4,7 +4,7 @@
 // the hub read events through these types, never by string-and-cast.
 
 /** The commands a run takes (docs/api.md); which ones each state allows is engine/commands.ts. */
-export const COMMANDS = ['pause', 'resume', 'cancel', 'retry', 'close', 'approve', 'reject'] as const;
+export const COMMANDS = ['pause', 'resume', 'cancel', 'retry', 'close', 'approve', 'reject', 'retry_failed'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export function isCommand(value: unknown): value is Command {

@@ -7,7 +7,7 @@ import { pino, type Logger } from 'pino';
 import { buildApp } from './app.js';
 import { ADMIN_NAME, TokenRegistry, adminToken, readTokensFile, type Principal } from './auth/tokens.js';
 import type { Config } from './config.js';
-import { Engine } from './engine/engine.js';
+import { Engine, newInstanceId } from './engine/engine.js';
 import { Health, registerHealthMetrics } from './health.js';
 import { Hub, type HubOptions } from './hub/hub.js';
 import { IngestSocket } from './ingest/socket.js';
@@ -27,6 +27,7 @@ import { webhookEventOf } from './store/outbox.js';
 import { webhookStoreFor } from './webhooks/index.js';
 import { WebhookSender } from './webhooks/sender.js';
 import { createWorkers, type Workers } from './workers/index.js';
+import { createLimits, type Limits } from './limits/index.js';
 
 /** What the environment does not say: the logger, and what tests replace. Every field is optional. */
 export interface ServiceOverrides {
@@ -62,6 +63,8 @@ export interface Service {
   readonly traces: TraceWriter;
   /** Worker jobs: the owner's queue and the `/api/v1/workers` door (docs/workers.md). */
   readonly workers: Workers;
+  /** Rate and concurrency limits shared by the stages naming one key (docs/pipelines.md, "Limits"). */
+  readonly limits: Limits;
   /** The database's and the disk's state: /healthz, runstate_database_up, DATABASE_UNAVAILABLE. */
   readonly health: Health;
   /** The ingest socket door, when `RUNSTATE_INGEST_SOCKET` is set. */
@@ -121,15 +124,31 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     isCancelled: async (runId) => (await engine.getRun(runId))?.status === 'cancelled',
     stageState: async (runId, stage) => engine.stageState(runId, stage),
   });
-  // Stages on a worker queue get their loads and items from the job queue.
+  const pipelines = overrides.pipelines ?? demoPipelines;
+  // One name for this instance in run leases and in limit slots.
+  const instanceId = config.instanceId ?? newInstanceId();
+  const limits = await createLimits({
+    store,
+    pipelines,
+    registry: metrics.registry,
+    logger: log.child({ component: 'limits' }),
+    instance: instanceId,
+    stageState: (runId, stage) => engine.stageState(runId, stage),
+  });
+  // Stages on a worker queue get their loads and items from the job queue; a stage with a
+  // limit waits for it first, before its job is queued.
   const engine: Engine = new Engine({
     store,
     telemetry,
-    pipelines: workers.bind(overrides.pipelines ?? demoPipelines),
+    pipelines: limits.bind(workers.bind(pipelines)),
+    waitingOnLimit: (runId, stage) => {
+      const w = limits.limiter.waitingItems(runId, stage);
+      return w && { key: w.key, items: w.itemIds.size };
+    },
     logger: log.child({ component: 'engine' }),
     onWritten: (seconds) => metrics.appendSeconds.observe(seconds),
     leaseMs: config.leaseMs,
-    ...(config.instanceId === null ? {} : { instanceId: config.instanceId }),
+    instanceId,
     ...(overrides.now === undefined ? {} : { now: overrides.now }),
     // A run taken over from another instance gets its trace file here brought up to the log
     // before it appends to it. (With SQLite every untraced run is repaired at start.)
@@ -174,6 +193,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     // The outbox row is already committed with the event; this only saves waiting for the poll.
     if (events.some((e) => webhookEventOf(e) !== null)) sender.nudge();
     workers.queue.observe(run, events);
+    limits.observe(run, events);
   });
 
   let webRoot = overrides.webRoot;
@@ -193,6 +213,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     webhooks: { webhooks, allowPrivate: config.webhooksAllowPrivate },
     schedules: schedules.routes,
     workers: workers.door,
+    limits,
   });
   const ingestSocket =
     config.ingestSocket === null ? null : new IngestSocket({ path: config.ingestSocket, engine, tokens, logger: log.child({ component: 'ingest' }) });
@@ -205,6 +226,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     await health.start();
     const repaired = shared ? 0 : await traces.repair();
     await workers.start();
+    limits.start();
     const recovered = await engine.recover();
     engine.start();
     sender.start();
@@ -242,6 +264,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     health.stop(); // its probe would only see the store closing
     await engine.stop(); // everything recorded is durable; leases released; items in flight run again
     await workers.stop(); // the jobs stay in the database: workers' answers wait for the next owner
+    await limits.stop(); // slots still leased in the database free themselves when their leases run out
     await traces.flush();
     await telemetry?.shutdown(); // the spans still buffered are exported
     await store.close();
@@ -257,6 +280,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     tokens,
     traces,
     workers,
+    limits,
     health,
     ingestSocket,
     admin,

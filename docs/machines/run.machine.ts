@@ -28,7 +28,25 @@ export const runMachine = createMachine({
     },
     "running": {
       "on": {
-        "xstate.done.actor.stage.*": [
+        "stage_completed": [
+          {
+            "guard": "retryDone",
+            "target": "completed",
+            "actions": "endRetry"
+          },
+          {
+            "guard": "retryDoneFailed",
+            "target": "failed",
+            "actions": "endRetry"
+          },
+          {
+            "guard": "retryPauseRequested",
+            "target": "paused"
+          },
+          {
+            "guard": "inRetry",
+            "actions": "nextRetry"
+          },
           {
             "guard": "isLastStage",
             "target": "completed"
@@ -118,13 +136,36 @@ export const runMachine = createMachine({
             "forward"
           ]
         },
+        "retry_failed_requested": {
+          "guard": "hasRetries",
+          "target": "running",
+          "actions": {
+            "type": "beginRetry",
+            "params": {
+              "then": "failed"
+            }
+          }
+        },
         "cancel_requested": {
           "target": "cancelled",
           "actions": "forward"
         }
       }
     },
-    "completed": {},
+    "completed": {
+      "on": {
+        "retry_failed_requested": {
+          "guard": "hasRetries",
+          "target": "running",
+          "actions": {
+            "type": "beginRetry",
+            "params": {
+              "then": "completed"
+            }
+          }
+        }
+      }
+    },
     "cancelled": {}
   }
 });

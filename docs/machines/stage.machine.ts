@@ -192,10 +192,22 @@ export const stageMachine = createMachine({
       }
     },
     "empty": {
-      "type": "final"
+      "type": "final",
+      "entry": {
+        "type": "notifyParent"
+      }
     },
     "completed": {
-      "type": "final"
+      "entry": {
+        "type": "notifyParent"
+      },
+      "on": {
+        "retry_failed_requested": {
+          "guard": "hasRetries",
+          "target": "running",
+          "actions": "queueFailed"
+        }
+      }
     },
     "failed": {
       "on": {

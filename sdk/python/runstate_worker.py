@@ -20,7 +20,9 @@ Standard library only, Python 3.9+. One file: copy it next to your code.
 A handler that raises fails the attempt (retried with backoff by the service); raise
 `Fail("why", retryable=False)` to fail the item at once. Heartbeats run on a thread of their
 own; when the run is cancelled `job.cancelled` is set and `job.check_cancelled()` raises
-`Cancelled`. On SIGTERM the worker stops claiming, lets running handlers finish for
+`Cancelled`. Answers that handlers finish together go out in one request, which also claims
+their successors (POST /api/v1/workers/answers); an answer the service cannot store for now
+(503) is sent again for as long as its lease could last. On SIGTERM the worker stops claiming, lets running handlers finish for
 `grace_s` seconds, then gives back (releases) the jobs still held, so another worker gets them
 at once with the same attempt and idempotency key (docs/workers.md).
 """
@@ -104,6 +106,19 @@ class Job:
         return "Job(%s %s stage=%s attempt=%s)" % (self.job_id, self.kind, self.stage_key, self.attempt)
 
 
+class _Answer:
+    """An answer on its way to the answering thread; `kept` once its slot went to a new job."""
+
+    __slots__ = ("job", "what", "body", "sent", "kept")
+
+    def __init__(self, job, what, body):
+        self.job = job
+        self.what = what
+        self.body = body
+        self.sent = threading.Event()
+        self.kept = False
+
+
 class Worker:
     """Claims jobs of one queue and runs the handler registered for each job's stage.
 
@@ -142,6 +157,9 @@ class Worker:
         self._local = threading.local()
         self._threads = []
         self._todo = queues.Queue()
+        self._answers = queues.Queue()
+        self._answerer = None
+        self._batch_answers = True
         self._claiming = None
 
     # --- registering handlers -----------------------------------------------------------
@@ -179,6 +197,8 @@ class Worker:
         ]
         for t in self._threads:
             t.start()
+        self._answerer = threading.Thread(target=self._answering, name="runstate-answers", daemon=True)
+        self._answerer.start()
         try:
             while not self._stopping.is_set():
                 # With a timeout: a signal does not end a plain acquire, and a stop must.
@@ -201,12 +221,16 @@ class Worker:
                     continue
                 self._give_back(free - len(jobs))
                 for data in jobs:
-                    job = Job(self, data)
-                    with self._lock:
-                        self._held[job.job_id] = job
-                    self._todo.put(job)
+                    self._take(data)
         finally:
             self._drain()
+
+    def _take(self, data):
+        # A claimed job, its slot already taken: held (heartbeats, release on stop) and run.
+        job = Job(self, data)
+        with self._lock:
+            self._held[job.job_id] = job
+        self._todo.put(job)
 
     def stop(self):
         """Stops claiming; running handlers get `grace_s` to finish, then their jobs are released."""
@@ -245,11 +269,12 @@ class Worker:
             self._work(job)
 
     def _work(self, job):
+        kept = False  # the slot went to a job claimed with the answer
         try:
             handlers = self._loads if job.kind == "load" else self._items
             fn = handlers.get(job.stage_key) or handlers.get(None)
             if fn is None:
-                self._answer(job, "fail", {"error": "no %s handler for stage %s on this worker" % (job.kind, job.stage_key), "retryable": True})
+                kept = self._answer(job, "fail", {"error": "no %s handler for stage %s on this worker" % (job.kind, job.stage_key), "retryable": True})
                 return
             try:
                 result = fn(job)
@@ -258,41 +283,108 @@ class Worker:
             except LeaseLost:
                 return
             except Fail as err:
-                self._answer(job, "fail", {"error": str(err) or "failed", "retryable": bool(err.retryable)})
+                kept = self._answer(job, "fail", {"error": str(err) or "failed", "retryable": bool(err.retryable)})
                 return
             except Exception as err:  # the handler's fault is the attempt's failure
-                self._answer(job, "fail", {"error": "%s: %s" % (type(err).__name__, err), "retryable": True})
+                kept = self._answer(job, "fail", {"error": "%s: %s" % (type(err).__name__, err), "retryable": True})
                 return
             if job.cancelled.is_set() or job.lost.is_set():
                 return
             if job.kind == "load":
-                self._answer(job, "complete", {"items": list(result or [])})
+                kept = self._answer(job, "complete", {"items": list(result or [])})
             else:
-                self._answer(job, "complete", dict(result or {}))
+                kept = self._answer(job, "complete", dict(result or {}))
         finally:
             with self._lock:
                 self._held.pop(job.job_id, None)
-            self._free.release()
+            if not kept:
+                self._free.release()
 
     def _answer(self, job, what, body):
+        """Hands the answer to the answering thread; True when the job's slot went to a new job."""
+        # The answering thread sends what several handlers finished together in one request, and
+        # asks for as many new jobs in it; the handler's slot stays taken until then.
+        entry = _Answer(job, what, body)
+        self._answers.put(entry)
+        entry.sent.wait()
+        return entry.kept
+
+    def _answering(self):
+        while True:
+            first = self._answers.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < 100:
+                try:
+                    more = self._answers.get_nowait()
+                except queues.Empty:
+                    break
+                if more is None:
+                    self._answers.put(None)
+                    break
+                batch.append(more)
+            try:
+                self._send_answers(batch)
+            finally:
+                for entry in batch:
+                    entry.job.answered = True
+                    entry.sent.set()
+
+    def _send_answers(self, batch):
+        if not self._batch_answers:
+            for entry in batch:
+                self._answer_one(entry.job, entry.what, entry.body)
+            return
+        payload = {"answers": [{"job_id": e.job.job_id, e.what: e.body} for e in batch]}
+        if not self._stopping.is_set():
+            # The slots these answers free go to the next jobs, asked for in the same request: a
+            # short wait lets the service queue the items that follow these.
+            payload["claim"] = {"queue": self.queue, "worker_id": self.worker_id, "max": min(len(batch), self.max_claim), "wait_ms": min(self.wait_ms, 50)}
+        deadline = time.monotonic() + max(min(e.job.lease_ms for e in batch) / 1000.0, 5.0)
+        while True:
+            try:
+                res = self._post("/api/v1/workers/answers", payload)
+            except RunstateError as err:
+                if err.status == 503 and time.monotonic() < deadline and not self._stopping.wait(0.5):
+                    continue  # the database is away for now: nothing was stored; try again
+                # A service without POST /answers (404), or a batch it refuses as a whole: one by
+                # one, each with its own answer.
+                if err.status == 404:
+                    self._batch_answers = False
+                for entry in batch:
+                    self._answer_one(entry.job, entry.what, entry.body)
+                return
+            except Exception:
+                if time.monotonic() > deadline or self._stopping.wait(0.5):
+                    return
+                continue
+            for entry, result in zip(batch, res.get("results", [])):
+                if (result.get("error") or {}).get("code") == "LEASE_LOST":
+                    entry.job.lost.set()
+            for entry, data in zip(batch, res.get("jobs") or []):
+                entry.kept = True
+                self._take(data)
+            return
+
+    def _answer_one(self, job, what, body):
         # The service may be restarting: keep trying for as long as the lease could last. An
         # answer it already took comes back `duplicate`, one too late `LEASE_LOST`: both end it.
         deadline = time.monotonic() + max(job.lease_ms / 1000.0, 5.0)
-        try:
-            while True:
-                try:
-                    self._post("/api/v1/workers/jobs/%s/%s" % (job.job_id, what), body)
+        while True:
+            try:
+                self._post("/api/v1/workers/jobs/%s/%s" % (job.job_id, what), body)
+                return
+            except LeaseLost:
+                job.lost.set()
+                return
+            except RunstateError as err:
+                # 503: the database is away for now and nothing was stored; any other refusal is final.
+                if err.status != 503 or time.monotonic() > deadline or self._stopping.wait(0.5):
                     return
-                except LeaseLost:
-                    job.lost.set()
+            except Exception:
+                if time.monotonic() > deadline or self._stopping.wait(0.5):
                     return
-                except RunstateError:
-                    return
-                except Exception:
-                    if time.monotonic() > deadline or self._stopping.wait(0.5):
-                        return
-        finally:
-            job.answered = True
 
     def _heartbeats(self):
         while True:
@@ -322,6 +414,10 @@ class Worker:
             self._todo.put(None)
         for t in list(self._threads):
             t.join(max(0.0, deadline - time.monotonic()))
+        # Answers of the handlers that finished go out before anything is released.
+        self._answers.put(None)
+        if self._answerer is not None:
+            self._answerer.join(max(0.5, deadline - time.monotonic()))
         with self._lock:
             left = [j for j in self._held.values() if not j.answered]
         for job in left:

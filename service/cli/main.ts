@@ -10,7 +10,17 @@ import { addScheduleCommands } from './schedules.js';
 import { tail } from './tail.js';
 import { addWebhookCommands } from './webhooks.js';
 
-const COMMANDS = ['pause', 'resume', 'cancel', 'retry', 'close'] as const;
+/** The run commands, as the CLI spells them, with the API command each sends (docs/api.md, "Commands"). */
+const COMMANDS = [
+  ['pause', 'pause', 'pause a run: items in flight finish, nothing new starts'],
+  ['resume', 'resume', 'resume a paused run'],
+  ['cancel', 'cancel', 'cancel a run: items in flight are aborted'],
+  ['retry', 'retry', 'resume a failed run where it stopped'],
+  ['close', 'close', 'hide a completed or cancelled run'],
+  ['approve', 'approve', 'start the stage a run awaits approval for'],
+  ['reject', 'reject', 'cancel a run that awaits approval'],
+  ['retry-failed', 'retry_failed', 'give the items of a completed or failed run that failed new attempts'],
+] as const;
 
 interface Io {
   out: NodeJS.WriteStream;
@@ -150,14 +160,14 @@ export function buildProgram(io: Io, onServing: () => void = () => undefined): C
     .description('follow a run live until it finishes: a bar per stage and the items in flight (plain lines when not a terminal)')
     .action(async (runId: string) => follow(target(), runId));
 
-  for (const command of COMMANDS) {
+  for (const [name, command, description] of COMMANDS) {
     program
-      .command(`${command} <run_id>`)
-      .description(`${command} a run`)
+      .command(`${name} <run_id>`)
+      .description(description)
       .option('--reason <text>', 'recorded with the command event')
       .action(async (runId: string, flags: { reason?: string }) => {
         const res = await call<RunView>(target(), 'POST', `/runs/${encodeURIComponent(runId)}/${command}`, flags.reason !== undefined ? { reason: flags.reason } : {});
-        print(`${res.data.run_id}: ${res.data.status}${res.accepted === false ? ` (${command}: nothing to do)` : ''}`);
+        print(`${res.data.run_id}: ${res.data.status}${res.accepted === false ? ` (${name}: nothing to do)` : ''}`);
       });
   }
 

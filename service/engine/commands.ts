@@ -14,6 +14,8 @@ export interface CommandState {
   closed: boolean;
   /** A pause was asked for and the run is still finishing its items in flight. */
   pauseRequested: boolean;
+  /** Items `retry_failed` would give new attempts (retry-failed.ts). [0] */
+  failedToRetry?: number;
 }
 
 /** `apply`: do it; `no-op`: already so, answer 200 with nothing changed; else refused (409) and why. */
@@ -33,6 +35,11 @@ const LIVE: Readonly<Record<string, readonly Command[]>> = {
 
 export function decide(command: Command, s: CommandState): Verdict {
   const refuse = (message = `Cannot ${command} a run that is ${s.status}.`): Verdict => ({ kind: 'refuse', message });
+  if (command === 'retry_failed') {
+    if (s.status !== 'completed' && s.status !== 'failed') return refuse(`Cannot retry the failed items of a run that is ${s.status}: only completed or failed runs.`);
+    if (s.closed) return refuse('Cannot retry the failed items of a closed run.');
+    return (s.failedToRetry ?? 0) > 0 ? APPLY : refuse('The run has no failed items to retry.');
+  }
   if (command === 'close') {
     if (!isTerminalRunState(s.status)) return refuse(`Cannot close a run that is ${s.status}: only completed or cancelled runs close.`);
     return s.closed ? NO_OP : APPLY;
@@ -48,3 +55,8 @@ export function decide(command: Command, s: CommandState): Verdict {
 export function allowedCommands(s: CommandState): Command[] {
   return COMMANDS.filter((c) => decide(c, s).kind === 'apply');
 }
+
+/** One run's outcome in a bulk command (`POST /runs/bulk/:command`): the status and body it would have had if commanded alone. */
+export type BulkResult =
+  | { run_id: string; status: 200; accepted: boolean; run_status: string }
+  | { run_id: string; status: number; code: string; message: string };

@@ -45,6 +45,13 @@ export interface EngineOptions {
   faults?: FaultSink;
   /** OpenTelemetry spans for runs, stages and item attempts (service/telemetry/); none: off. */
   telemetry?: RunTelemetry | null;
+  /** Items of a run's stage hosted here that wait for a limit (service/limits/), for the processing card. */
+  waitingOnLimit?: (runId: string, stage: number) => { key: string; items: number } | undefined;
+}
+
+/** A name for this instance when none is configured: `<hostname>-<pid>-<random>`. */
+export function newInstanceId(): string {
+  return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 }
 
 /** How long an `Idempotency-Key` keeps answering with the run it made (docs/api.md). */
@@ -72,6 +79,7 @@ export class Engine {
   readonly #external: ExternalRuns;
   readonly #kinds: readonly RunKind[];
   readonly #ownership: Ownership;
+  readonly #waitingOnLimit: EngineOptions['waitingOnLimit'];
   #stopped = false;
 
   constructor(opts: EngineOptions) {
@@ -79,8 +87,9 @@ export class Engine {
     this.#pipelines = new Map(opts.pipelines.map((p) => [p.name, p]));
     this.#log = opts.logger ?? pino({ level: 'silent' });
     this.#now = opts.now ?? Date.now;
-    this.#owner = opts.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.#owner = opts.instanceId ?? newInstanceId();
     this.#leaseMs = opts.leaseMs ?? 10_000;
+    this.#waitingOnLimit = opts.waitingOnLimit;
     const announce = (r: RunRecord, e: readonly StoredEvent[]) => this.#announce(r, e);
     this.#ownership = new Ownership({
       store: this.#store,
@@ -109,6 +118,7 @@ export class Engine {
       },
       onRetired: (runId) => this.#ownership.retired(runId),
       faults: opts.faults,
+      leaseFinished: (runId) => this.#ownership.leaseFinished(runId),
       commandElsewhere: async (record, command, req) => {
         const res = await this.#ownership.commandElsewhere(record.runId, command, req.by, req.reason);
         return { accepted: res.accepted, run: (await this.getRun(record.runId))! };
@@ -284,7 +294,11 @@ export class Engine {
   /** The processing card's data; undefined for an unknown or closed run. */
   async currentProcessing(runId: string): Promise<ProcessingView | undefined> {
     const host = this.#internal.hosts.get(runId);
-    if (host) return host.processing();
+    if (host) {
+      const card = host.processing();
+      const waiting = card && this.#waitingOnLimit?.(runId, card.stage_number);
+      return card && waiting ? { ...card, limit_waiting: waiting } : card;
+    }
     const record = await this.#record(runId);
     if (!record || record.closedAt !== null) return undefined;
     return this.#kindOf(record).processing(record);

@@ -1,5 +1,5 @@
 // The items of one stage as `GET /runs/:id/items` shows them (docs/api.md, "Items"): each
-// loaded item with where it is (pending, in flight, waiting out a retry, processed, failed),
+// loaded item with where it is (pending, in flight, waiting for a limit, waiting out a retry, processed, failed),
 // from the stage's items, the run's ledger and its persisted snapshot; the times come from
 // the item events. Pure: the route reads, this describes.
 import { stageActorId, type StageContext } from '../../machines/index.js';
@@ -59,24 +59,30 @@ export function currentStageOf(snapshot: unknown): number {
 export interface StageItemsInput {
   stage: number;
   items: readonly Item[];
-  /** The run's ledger (every stage). */
+  /** The run's ledger rows (those of other stages are passed over). */
   ledger: readonly LedgerEntry[];
   context: StageContext | undefined;
   timings: ReadonlyMap<string, ItemTiming>;
+  /** Ids of the stage's items whose attempt waits for a limit (service/limits/): in flight for the machine, not started yet. */
+  waitingLimit?: ReadonlySet<string> | undefined;
 }
 
 /** Every item of the stage, in the stage's order. */
-export function describeItems({ stage, items, ledger, context, timings }: StageItemsInput): ItemView[] {
+export function describeItems({ stage, items, ledger, context, timings, waitingLimit }: StageItemsInput): ItemView[] {
   const recorded = new Map<string, LedgerEntry>();
   for (const l of ledger) if (l.stage === stage) recorded.set(String(l.itemId), l);
   const active = new Map((context?.active ?? []).map((a) => [a.index, a.attempt]));
   const waiting = new Map((context?.waiting ?? []).map((w) => [w.index, w.attempt]));
+  // Failed items `retry_failed` gave new attempts wait to start again: their failed row is not their status now.
+  const retrying = new Map((context?.retrying ?? []).map((r) => [r.index, r.attempt]));
   return items.map((item, index): ItemView => {
     const base = { id: item.id, title: item.title };
     const inFlight = active.get(index);
-    if (inFlight !== undefined) return { ...base, ...unfinished('in_flight', inFlight) };
+    if (inFlight !== undefined) return { ...base, ...unfinished(waitingLimit?.has(String(item.id)) ? 'waiting_limit' : 'in_flight', inFlight) };
     const retry = waiting.get(index);
     if (retry !== undefined) return { ...base, ...unfinished('waiting_retry', retry - 1) };
+    const again = retrying.get(index);
+    if (again !== undefined) return { ...base, ...unfinished('pending', again - 1) };
     const entry = recorded.get(String(item.id));
     if (!entry) return { ...base, ...unfinished('pending', 0) };
     const t = timings.get(itemKey(stage, item.id));

@@ -75,6 +75,17 @@ export class Ownership {
     if ([...this.#opts.held()].length === 0) this.#renewedAt = Math.max(this.#renewedAt, from);
   }
 
+  /**
+   * Leases a completed run to this instance so that `retry_failed` can take it back to work
+   * (call before the run is hosted); undefined when another instance holds it.
+   */
+  async leaseFinished(runId: string): Promise<RunRecord | undefined> {
+    const from = performance.now();
+    const record = await this.#opts.store.leaseFinishedRun(runId, this.#opts.owner, this.#opts.leaseMs);
+    if (record) this.leased(from);
+    return record;
+  }
+
   /** A run finished and left memory: a renewal sent before may still name it, which is no orphan. */
   retired(runId: string): void {
     this.#retiredAt.set(runId, performance.now());

@@ -218,7 +218,7 @@ export class RunHost {
         : events.itemFailed({ stage: rec.stage, processed, total, item: ref, attempts: rec.attempts, error: rec.error, ...timed }, at);
     this.journal.record(
       event,
-      { stage: rec.stage, itemId: item.id, status: rec.status, attempts: rec.attempts, cost: rec.cost, error: rec.error },
+      { stage: rec.stage, itemId: item.id, status: rec.status, attempts: rec.attempts, cost: rec.cost, error: rec.error, ...(rec.retried ? { retried: true } : {}) },
     );
   }
 
@@ -320,6 +320,11 @@ export class RunHost {
       .then(() => {
         // Stopped meanwhile (let go, a fault): what it held was dropped, and it is no longer the run's host.
         if (this.journal.stopped) return;
+        // Back at work meanwhile (retry_failed on the run just completed): it retires when it finishes again.
+        if (!isTerminalRunState(this.state)) {
+          this.#retiring = false;
+          return;
+        }
         this.#actor?.stop();
         this.#deps.onRetired(this);
       })

@@ -6,6 +6,7 @@ import { stageActorId, type StageContext, type RunContext } from '../../machines
 import type { ItemRef } from '../events.js';
 import type { Item, RunRecord } from '../store/store.js';
 import { allowedCommands, type Command } from './commands.js';
+import { failedToRetry } from './retry-failed.js';
 
 export interface StageView {
   number: number;
@@ -61,6 +62,8 @@ export interface ProcessingView {
   remaining_count: number;
   status: string;
   stage_state: string;
+  /** Only while some of the stage's items wait for a limit (service/limits/): which key, how many. */
+  limit_waiting?: { key: string; items: number };
 }
 
 export interface StageMeta {
@@ -117,7 +120,12 @@ export function describeRun(record: RunRecord, stages: readonly StageMeta[], las
     state: snap?.value ?? record.status,
     current_stage: snap?.context ? snap.context.current : null,
     error: snap?.context?.error ?? record.error,
-    allowed_commands: allowedCommands({ status, closed: record.closedAt !== null, pauseRequested: snap?.context?.pauseRequested ?? false }),
+    allowed_commands: allowedCommands({
+      status,
+      closed: record.closedAt !== null,
+      pauseRequested: snap?.context?.pauseRequested ?? false,
+      failedToRetry: failedToRetry(snap),
+    }),
     stages: stageViews,
     failed_items: stageViews.reduce((n, s) => n + s.failed_items, 0),
   };
@@ -166,7 +174,7 @@ export function describeProcessing(
     });
   const active = (ctx?.active ?? []).map((a) => a.index);
   // Items waiting out a retry backoff go first when a slot frees up.
-  const next = (ctx?.waiting ?? []).map((w) => w.index);
+  const next = [...(ctx?.waiting ?? []), ...(ctx?.retrying ?? []).slice(0, UP_NEXT_LIMIT)].map((w) => w.index);
   const cursor = ctx?.cursor ?? 0;
   for (let i = cursor; i < total && next.length < UP_NEXT_LIMIT; i++) next.push(i);
   const state = stageState(snap, number);

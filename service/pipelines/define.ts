@@ -1,8 +1,9 @@
 // The `runstate` package entry: what a pipeline module may import (`import { definePipeline }
 // from 'runstate'`), though a plain object default export needs no import at all (docs/pipelines.md).
+import type { StageLimit } from './limit.js';
 import type { Item, ItemContext, ItemResult, LoadContext, RetryPolicy } from './types.js';
 
-export type { Item, ItemContext, ItemResult, LoadContext, RetryPolicy };
+export type { Item, ItemContext, ItemResult, LoadContext, RetryPolicy, StageLimit };
 
 /** A JSON Schema (draft 2020-12) object. */
 export type JSONSchema = Record<string, unknown>;
@@ -14,8 +15,11 @@ interface StageBase {
   name: string;
   /** Items in flight at once. [1] */
   concurrency?: number;
-  /** A rate or concurrency limit shared by every stage naming the same key (docs/pipelines.md). */
-  limit?: { key: string; per_second?: number; per_minute?: number; concurrency?: number };
+  /**
+   * A rate or concurrency limit shared by every stage, of every run, on every instance, naming
+   * the same key: `{key, per_second?, per_minute?, concurrency?}` (docs/pipelines.md, "Limits").
+   */
+  limit?: StageLimit;
 }
 
 /** A stage whose items run in the service. */

@@ -13,6 +13,8 @@ export interface DemoOptions {
   backoff_ms: number;
   /** `content` only: hold Review → Publish for an approval (docs/api.md, approvals). */
   review: boolean;
+  /** `content` only: the AI stages share the `demo_ai` limit. */
+  ai_limit: boolean;
 }
 
 export interface DemoStage {
@@ -26,7 +28,12 @@ export interface DemoStage {
   credits: number;
   /** Waits for approval when the run is started with `review: true`. */
   approval?: boolean;
+  /** Calls the (simulated) AI provider: shares the `demo_ai` limit when the run is started with `ai_limit: true`. */
+  ai?: boolean;
 }
+
+/** The limit the demo's AI stages share when a run asks for it (docs/pipelines.md, "Limits"). */
+export const DEMO_AI_LIMIT = { key: 'demo_ai', per_second: 10, concurrency: 4 };
 
 const WORDS = [
   'aurora', 'basalt', 'cobalt', 'delta', 'ember', 'fjord', 'garnet', 'harbor', 'indigo', 'juniper',
@@ -78,6 +85,7 @@ export function normalizeDemoOptions(valid: Record<string, unknown>, stages: rea
     max_attempts: valid.max_attempts as number,
     backoff_ms: valid.backoff_ms as number,
     review: valid.review === true,
+    ai_limit: valid.ai_limit === true,
   };
 }
 
@@ -93,6 +101,7 @@ export function demoPipeline(
     return {
       key: s.key,
       name: s.name,
+      ...(s.ai ? { limit: DEMO_AI_LIMIT } : {}),
       async loadItems({ options, log }) {
         const count = options.items_per_stage[i] ?? 0;
         const items: Item[] = [];
@@ -122,6 +131,7 @@ export function demoPipeline(
     parseOptions: (valid) => normalizeDemoOptions(valid as Record<string, unknown>, stages),
     concurrencyOf: (options, stage) => options.concurrency[stage - 1],
     approvalOf: (options, stage) => options.review && stages[stage - 1]?.approval === true,
+    limitAppliesOf: (options) => options.ai_limit,
     retry: (options) => ({ attempts: options.max_attempts, backoffMs: options.backoff_ms }),
   };
 }

@@ -4,6 +4,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isName } from '../ids.js';
+import { declaredLimits, limitProblems } from './limit.js';
 import { OptionsSchemaError, compileOptionsSchema } from './schema.js';
 import type { AnyPipeline, StageDefinition } from './types.js';
 
@@ -147,9 +148,7 @@ function checkStage(stage: unknown, n: number, allowed: readonly string[], json:
   for (const field of ['concurrency', 'max_attempts', 'lease_ms']) {
     if (stage[field] !== undefined && !positiveInteger(stage[field])) problems.push(`${at}'s \`${field}\` must be a positive integer`);
   }
-  if (stage.limit !== undefined && (!isObject(stage.limit) || typeof stage.limit.key !== 'string')) {
-    problems.push(`${at}'s \`limit\` must be an object with a \`key\``);
-  }
+  if (stage.limit !== undefined) for (const p of limitProblems(stage.limit)) problems.push(`${at}: ${p}`);
 }
 
 function checkStages(def: Record<string, unknown>, allowed: readonly string[], json: boolean, problems: string[]): void {
@@ -263,6 +262,12 @@ export async function loadPipelines(paths: readonly string[], taken: readonly An
       loaded.push({ pipeline, file });
     });
   }
+  const stages = [
+    ...taken.map((pipeline) => ({ pipeline, file: 'runstate (built in)' })),
+    ...loaded,
+  ].flatMap(({ pipeline, file }) => pipeline.stages.map((s, i) => ({ where: `pipeline ${JSON.stringify(pipeline.name)} stage ${i + 1}`, limit: s.limit, file })));
+  const { problems } = declaredLimits(stages);
+  for (const { stage, message } of problems) faults.push({ file: stage.file, message });
   if (faults.length > 0) throw new PipelineLoadError(faults);
   return loaded;
 }

@@ -1,3 +1,4 @@
+import type { StageLimit } from './limit.js';
 import type { Item } from '../store/store.js';
 
 export type { Item };
@@ -46,6 +47,8 @@ export interface StageDefinition<O = unknown> {
   loadsInProcess?: boolean;
   /** Attempts per item in this stage, over the pipeline's `retry.attempts`. */
   maxAttempts?: number;
+  /** A rate or concurrency limit shared by every stage naming its key (service/limits/, docs/pipelines.md). */
+  limit?: StageLimit;
   loadItems(ctx: LoadContext<O>): Promise<Item[]>;
   processItem(item: Item, ctx: ItemContext<O>): Promise<ItemResult | void>;
 }
@@ -75,6 +78,8 @@ export interface PipelineDefinition<O = unknown> {
   concurrencyOf?(options: O, stage: number): number | undefined;
   /** Whether the options make a stage wait for approval, when they choose it. */
   approvalOf?(options: O, stage: number): boolean | undefined;
+  /** Whether a stage's `limit` applies to this run, when the options choose it. [true] */
+  limitAppliesOf?(options: O, stage: number): boolean;
   retry?: Partial<RetryPolicy> | ((options: O) => Partial<RetryPolicy>);
 }
 

@@ -14,6 +14,13 @@ const EXPIRED_SQL = `((closed_at IS NOT NULL OR status IN ('completed', 'cancell
 // A deleted run takes with it everything kept by its id, its idempotency key included.
 const RUN_TABLES = ['events', 'ledger', 'stage_items', 'commands', 'outbox', 'idempotency_keys'] as const;
 
+/**
+ * Tables keyed by run_id that another module creates when it starts (worker jobs:
+ * service/store/jobs-*.ts): deleted with the run where they exist, so a store opened without
+ * them (a test, a tool) sweeps as well.
+ */
+const OPTIONAL_RUN_TABLES = ['worker_jobs'] as const;
+
 interface ExpiredRow {
   run_id: string;
   account_id: string;
@@ -33,11 +40,19 @@ export function sqliteRetentionStore(db: Database.Database, logger: Logger): Ret
     ...RUN_TABLES.map((t) => db.prepare(`DELETE FROM ${t} WHERE run_id = ?`)),
     db.prepare('DELETE FROM runs WHERE run_id = ?'),
   ];
+  const hasTable = db.prepare<[string], { name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?`);
+  const optional = new Map<string, Database.Statement<[string]>>();
+  const optionalDeletes = (): Database.Statement<[string]>[] =>
+    OPTIONAL_RUN_TABLES.flatMap((t) => {
+      if (!optional.has(t) && hasTable.get(t)) optional.set(t, db.prepare<[string]>(`DELETE FROM ${t} WHERE run_id = ?`));
+      return optional.get(t) ?? [];
+    });
   const deleteTx = db.transaction((runIds: readonly string[], cutoff: string): string[] => {
     const done: string[] = [];
+    const all = [...optionalDeletes(), ...deletes];
     for (const id of runIds) {
       if (!still.get(id, cutoff)) continue;
-      for (const d of deletes) d.run(id);
+      for (const d of all) d.run(id);
       done.push(id);
     }
     return done;
@@ -91,6 +106,10 @@ export function postgresRetentionStore(pool: Pool): RetentionStore {
         if (ids.length > 0) {
           await client.query('DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT delivery_id FROM webhook_deliveries WHERE run_id = ANY($1::text[]))', [ids]);
           await client.query('DELETE FROM webhook_deliveries WHERE run_id = ANY($1::text[])', [ids]);
+          for (const t of OPTIONAL_RUN_TABLES) {
+            const there = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [t]);
+            if (there.rows[0]?.t) await client.query(`DELETE FROM ${t} WHERE run_id = ANY($1::text[])`, [ids]);
+          }
           for (const t of RUN_TABLES) await client.query(`DELETE FROM ${t} WHERE run_id = ANY($1::text[])`, [ids]);
           await client.query('DELETE FROM runs WHERE run_id = ANY($1::text[])', [ids]);
         }

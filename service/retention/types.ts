@@ -16,7 +16,7 @@ export interface RetentionStore {
   expired(cutoff: string, limit: number): Promise<ExpiredRun[]>;
   /**
    * Deletes those of `runIds` that still match (re-checked under the write): the run row, its
-   * events, ledger, stage items, commands, outbox rows, webhook deliveries and their log, in one
+   * events, ledger, stage items, commands, outbox rows, worker jobs, webhook deliveries and their log, in one
    * transaction. Returns the ids deleted.
    */
   deleteRuns(runIds: readonly string[], cutoff: string): Promise<string[]>;

@@ -5,11 +5,14 @@ import type { Engine } from '../engine/engine.js';
 import { ITEM_STATUSES, addTimings, currentStageOf, describeItems, pageItems, stageContextOf, type ItemStatus, type ItemTiming } from '../engine/items.js';
 import { RunstateError } from '../errors.js';
 import { principalOf, requireSite, runIdParam } from '../http.js';
+import type { Limiter } from '../limits/limiter.js';
 import type { Store } from '../store/store.js';
 
 export interface ItemsRoutesOptions {
   engine: Engine;
   store: Store;
+  /** Which items wait for a limit on this instance (service/limits/); none: no item shows `waiting_limit`. */
+  limiter?: Limiter;
 }
 
 /** Runs whose item timings are kept between requests (each read on from where it stopped). */
@@ -55,7 +58,7 @@ class Timings {
   }
 }
 
-export const itemsRoutes: FastifyPluginAsync<ItemsRoutesOptions> = async (app: FastifyInstance, { engine, store }) => {
+export const itemsRoutes: FastifyPluginAsync<ItemsRoutesOptions> = async (app: FastifyInstance, { engine, store, limiter }) => {
   const timings = new Timings(store);
   app.get<{ Params: { run_id: string }; Querystring: { stage?: number; status?: ItemStatus; after?: string; limit: number } }>(
     '/runs/:run_id/items',
@@ -71,8 +74,9 @@ export const itemsRoutes: FastifyPluginAsync<ItemsRoutesOptions> = async (app: F
       if (stage > view.stages.length) {
         throw new RunstateError('BAD_REQUEST', `querystring/stage must be at most ${view.stages.length}: the run has ${view.stages.length} stages.`);
       }
-      const [items, ledger, timed] = await Promise.all([store.getStageItems(runId, stage), store.ledger(runId), timings.of(runId, record.lastSeq)]);
-      const all = describeItems({ stage, items: items ?? [], ledger, context: stageContextOf(record.snapshot, stage), timings: timed });
+      const [items, ledger, timed] = await Promise.all([store.getStageItems(runId, stage), store.ledger(runId, stage), timings.of(runId, record.lastSeq)]);
+      const waitingLimit = limiter?.waitingItems(runId, stage)?.itemIds;
+      const all = describeItems({ stage, items: items ?? [], ledger, context: stageContextOf(record.snapshot, stage), timings: timed, waitingLimit });
       return { stage, total_items: items ? items.length : null, ...pageItems(all, { status, after, limit }) };
     },
   );

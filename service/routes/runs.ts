@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { RUN_STATES } from '../../machines/index.js';
+import { type BulkResult } from '../engine/commands.js';
 import { COMMANDS, type Command, type Engine } from '../engine/engine.js';
 import { RunstateError, asRunstateError } from '../errors.js';
 import { idParam, principalOf, requireSite, runIdParam } from '../http.js';
@@ -69,11 +70,6 @@ const bulkBody = {
     reason: { type: 'string', maxLength: 500 },
   },
 } as const;
-
-/** One run's outcome in a bulk command: the status and body it would have had if commanded alone. */
-export type BulkResult =
-  | { run_id: string; status: 200; accepted: boolean; run_status: string }
-  | { run_id: string; status: number; code: string; message: string };
 
 /** The `Idempotency-Key` header, checked: 1–255 visible ASCII characters, given once. */
 function idempotencyKeyOf(raw: string | string[] | undefined): string | undefined {
@@ -243,7 +239,7 @@ export const runsRoutes: FastifyPluginAsync<RunsRoutesOptions> = async (app: Fas
     '/runs/:run_id/:command',
     {
       schema: {
-        summary: 'pause, resume, cancel, retry or close a run',
+        summary: 'Command a run: pause, resume, cancel, retry, close, approve, reject or retry_failed (docs/api.md, "Commands")',
         params: {
           type: 'object',
           properties: { run_id: { type: 'string' }, command: { type: 'string', enum: [...COMMANDS] } },

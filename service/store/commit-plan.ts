@@ -50,6 +50,8 @@ export interface LedgerRowToInsert {
   attempts: number;
   cost: number;
   error: string | null;
+  /** Replaces the item's failed row (`retry_failed`) rather than inserting one. */
+  retried: boolean;
   /** The entry this row came from, to name it in a conflict. */
   entry: LedgerEntry;
 }
@@ -185,6 +187,7 @@ function ledgerRows(runId: string, entries: readonly LedgerEntry[]): LedgerRowTo
       attempts: entry.attempts,
       cost: entry.cost,
       error: entry.error,
+      retried: entry.retried === true,
       entry,
     };
   });

@@ -1,8 +1,9 @@
 // Worker jobs on Postgres (the JobStore of jobs.ts): any instance claims with FOR UPDATE SKIP
 // LOCKED, leases are timed by the database's clock, and hints go over NOTIFY runstate_jobs.
 import { Client, type Pool } from 'pg';
-import type { ClaimedJob, FinishAnswer, HeartbeatAnswer, JobAnswer, JobRecord, JobStore, NewJob } from './jobs.js';
-import { finishAnswer, heartbeatAnswer, toJob, type JobRow } from './jobs-sqlite.js';
+import { FORGET_WORKERS_MS, type ClaimedJob, type FinishAnswer, type HeartbeatAnswer, type JobAnswer, type JobAnswerOf, type JobRecord, type JobStore, type NewJob, type QueueCounts, type SeenWorker } from './jobs.js';
+import { inTransaction } from './pg-connection.js';
+import { finishAnswer, heartbeatAnswer, seenWorkers, toJob, type JobRow } from './jobs-sqlite.js';
 
 /** `answered:<run_id>` (a job of the run was answered) or `queued:<queue>` (a job became claimable). */
 export const JOBS_CHANNEL = 'runstate_jobs';
@@ -39,6 +40,16 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX worker_jobs_claimable ON worker_jobs (queue, id) WHERE state IN ('queued', 'claimed');
    CREATE INDEX worker_jobs_by_run ON worker_jobs (run_id, state);`,
+  // The unique key's index already finds a run's jobs (run_id first); one keyed on the state too
+  // was rewritten on every claim and answer, for nothing a query needed.
+  `DROP INDEX worker_jobs_by_run;`,
+  // Who talked to the service, for every instance to list (GET /api/v1/workers).
+  `CREATE TABLE workers_seen (
+     worker_id TEXT COLLATE "C" NOT NULL,
+     queue     TEXT COLLATE "C" NOT NULL,
+     last_seen BIGINT NOT NULL,
+     PRIMARY KEY (worker_id, queue)
+   );`,
 ];
 
 const MIGRATION_LOCK = 7_262_111_906_245_441_537n; // the runs schema's lock + 1
@@ -137,7 +148,7 @@ export class PostgresJobStore implements JobStore {
     const res = await this.#pool.query<JobRow & { was_lost: boolean }>(
       `WITH picked AS (
          SELECT id, state = 'claimed' AS was_lost FROM worker_jobs
-         WHERE queue = $1 AND (state = 'queued' OR (state = 'claimed' AND lease_until <= now()))
+         WHERE queue = $1 AND state IN ('queued', 'claimed') AND (state = 'queued' OR lease_until <= now())
          ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
        UPDATE worker_jobs j SET state = 'claimed', claims = claims + 1, worker_id = $2, claimed_at = $4,
               lease_until = now() + make_interval(secs => j.lease_ms::float8 / 1000)
@@ -180,31 +191,35 @@ export class PostgresJobStore implements JobStore {
   }
 
   async finish(id: number, claims: number, answer: JobAnswer): Promise<FinishAnswer> {
-    const client = await this.#pool.connect();
-    try {
-      await client.query('BEGIN');
-      const res = await client.query<{ state: string; claims: number; held: boolean; run_id: string }>(
-        'SELECT state, claims, lease_until > now() AS held, run_id FROM worker_jobs WHERE id = $1 FOR UPDATE',
-        [id],
-      );
-      const row = res.rows[0];
-      const verdict = row ? finishAnswer(row.state, row.claims === claims, row.held === true) : 'not_found';
-      if (verdict === 'ok') {
-        await client.query(
-          `UPDATE worker_jobs SET state = $2, result = $3, error = $4, retryable = $5, finished_at = $6 WHERE id = $1`,
-          [id, answer.state, answer.result === undefined ? null : JSON.stringify(answer.result), answer.error ?? null, answer.retryable ?? null, Date.now()],
+    const [verdict] = await this.finishAll([{ id, claims, answer }]);
+    return verdict!;
+  }
+
+  async finishAll(answers: readonly JobAnswerOf[]): Promise<FinishAnswer[]> {
+    if (answers.length === 0) return [];
+    return inTransaction(this.#pool, async (client) => {
+      const verdicts: FinishAnswer[] = [];
+      const runs = new Set<string>();
+      for (const { id, claims, answer } of answers) {
+        const res = await client.query<{ state: string; claims: number; held: boolean; run_id: string }>(
+          'SELECT state, claims, lease_until > now() AS held, run_id FROM worker_jobs WHERE id = $1 FOR UPDATE',
+          [id],
         );
-        // The owner of the run may be another instance: the hint goes with the answer.
-        await client.query('SELECT pg_notify($1, $2)', [JOBS_CHANNEL, `answered:${row!.run_id}`]);
+        const row = res.rows[0];
+        const verdict = row ? finishAnswer(row.state, row.claims === claims, row.held === true) : 'not_found';
+        if (verdict === 'ok') {
+          await client.query(
+            `UPDATE worker_jobs SET state = $2, result = $3, error = $4, retryable = $5, finished_at = $6 WHERE id = $1`,
+            [id, answer.state, answer.result === undefined ? null : JSON.stringify(answer.result), answer.error ?? null, answer.retryable ?? null, Date.now()],
+          );
+          runs.add(row!.run_id);
+        }
+        verdicts.push(verdict);
       }
-      await client.query('COMMIT');
-      return verdict;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+      // The owner of a run may be another instance: the hint goes with the answers, one per run.
+      for (const runId of runs) await client.query('SELECT pg_notify($1, $2)', [JOBS_CHANNEL, `answered:${runId}`]);
+      return verdicts;
+    });
   }
 
   async release(id: number, claims: number): Promise<FinishAnswer> {
@@ -231,9 +246,37 @@ export class PostgresJobStore implements JobStore {
 
   async waitingByQueue(): Promise<Record<string, number>> {
     const res = await this.#pool.query<{ queue: string; n: number }>(
-      `SELECT queue, COUNT(*)::int AS n FROM worker_jobs WHERE state = 'queued' OR (state = 'claimed' AND lease_until <= now()) GROUP BY queue`,
+      `SELECT queue, COUNT(*)::int AS n FROM worker_jobs WHERE state IN ('queued', 'claimed') AND (state = 'queued' OR lease_until <= now()) GROUP BY queue`,
     );
     return Object.fromEntries(res.rows.map((r) => [r.queue, r.n]));
+  }
+
+  async queueCounts(): Promise<Record<string, QueueCounts>> {
+    const res = await this.#pool.query<{ queue: string; waiting: number; in_flight: number }>(
+      `SELECT queue, COUNT(*) FILTER (WHERE state = 'queued' OR lease_until <= now())::int AS waiting,
+              COUNT(*) FILTER (WHERE state = 'claimed' AND lease_until > now())::int AS in_flight
+       FROM worker_jobs WHERE state IN ('queued', 'claimed') GROUP BY queue`,
+    );
+    return Object.fromEntries(res.rows.map((r) => [r.queue, { waiting: r.waiting, inFlight: r.in_flight }]));
+  }
+
+  async sawWorker(workerId: string, queue: string, at: number): Promise<void> {
+    await this.#pool.query(
+      `WITH gone AS (DELETE FROM workers_seen WHERE last_seen < $4)
+       INSERT INTO workers_seen (worker_id, queue, last_seen) VALUES ($1, $2, $3)
+       ON CONFLICT (worker_id, queue) DO UPDATE SET last_seen = GREATEST(workers_seen.last_seen, EXCLUDED.last_seen)`,
+      [workerId, queue, at, at - FORGET_WORKERS_MS],
+    );
+  }
+
+  async workersSeen(since: number): Promise<SeenWorker[]> {
+    const [rows, held] = await Promise.all([
+      this.#pool.query<{ worker_id: string; queue: string; last_seen: string }>('SELECT worker_id, queue, last_seen FROM workers_seen WHERE last_seen >= $1', [since]),
+      this.#pool.query<{ worker_id: string; n: number }>(
+        `SELECT worker_id, COUNT(*)::int AS n FROM worker_jobs WHERE state IN ('queued', 'claimed') AND state = 'claimed' AND lease_until > now() GROUP BY worker_id`,
+      ),
+    ]);
+    return seenWorkers(rows.rows, held.rows);
   }
 
   async notifyJobs(h: { answered?: string; queue?: string }): Promise<void> {

@@ -1,7 +1,7 @@
 // Worker jobs on SQLite (the JobStore of jobs.ts), in the run database's file, beside the runs.
 // One instance is all there is, so no hints; leases are timed by this process's clock.
 import type Database from 'better-sqlite3';
-import type { ClaimedJob, FinishAnswer, HeartbeatAnswer, JobAnswer, JobRecord, JobState, JobStore, NewJob } from './jobs.js';
+import { FORGET_WORKERS_MS, type ClaimedJob, type FinishAnswer, type HeartbeatAnswer, type JobAnswer, type JobAnswerOf, type JobRecord, type JobState, type JobStore, type NewJob, type QueueCounts, type SeenWorker } from './jobs.js';
 
 // A migration list of its own (schema_migrations_jobs), so the jobs schema grows without
 // renumbering the runs schema's migrations in sqlite.ts.
@@ -36,6 +36,16 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX worker_jobs_claimable ON worker_jobs (queue, id) WHERE state IN ('queued', 'claimed');
    CREATE INDEX worker_jobs_by_run ON worker_jobs (run_id, state);`,
+  // The unique key's index already finds a run's jobs (run_id first); one keyed on the state too
+  // was rewritten on every claim and answer, for nothing a query needed.
+  `DROP INDEX worker_jobs_by_run;`,
+  // Who talked to the service, for every instance to list (GET /api/v1/workers).
+  `CREATE TABLE workers_seen (
+     worker_id TEXT NOT NULL,
+     queue     TEXT NOT NULL,
+     last_seen INTEGER NOT NULL,
+     PRIMARY KEY (worker_id, queue)
+   );`,
 ];
 
 export interface JobRow {
@@ -93,8 +103,79 @@ export function toJob(row: JobRow): JobRecord {
   };
 }
 
+interface PendingInsert {
+  job: NewJob;
+  held: boolean;
+  resolve: (job: JobRecord) => void;
+  reject: (err: unknown) => void;
+}
+
+const JOB_KEY = 'run_id = ? AND stage = ? AND kind = ? AND item_id = ? AND attempt = ?';
+
+/** Every statement the store runs, prepared once: a job's life is a handful of them, run thousands of times a second. */
+function statements(db: Database.Database) {
+  return {
+    insert: db.prepare<unknown[], JobRow>(
+      `INSERT INTO worker_jobs (run_id, stage, stage_key, kind, item_id, item, attempt, queue, site_id, pipeline, options,
+                                idempotency_key, lease_ms, state, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING *`,
+    ),
+    byKey: db.prepare<unknown[], JobRow>(`SELECT * FROM worker_jobs WHERE ${JOB_KEY}`),
+    byId: db.prepare<[number], JobRow>('SELECT * FROM worker_jobs WHERE id = ?'),
+    latestLoad: db.prepare<[string, number], JobRow>(`SELECT * FROM worker_jobs WHERE run_id = ? AND stage = ? AND kind = 'load' ORDER BY attempt DESC LIMIT 1`),
+    requeue: db.prepare<[number]>(`UPDATE worker_jobs SET state = 'queued' WHERE id = ? AND state = 'held'`),
+    holdRun: db.prepare<[string], { id: number }>(`UPDATE worker_jobs SET state = 'held' WHERE run_id = ? AND kind = 'item' AND state = 'queued' RETURNING id`),
+    cancelRun: db.prepare<[number, string]>(`UPDATE worker_jobs SET state = 'cancelled', finished_at = ? WHERE run_id = ? AND state IN ('queued', 'held', 'claimed')`),
+    cancel: db.prepare<[number, number]>(`UPDATE worker_jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state IN ('queued', 'held', 'claimed')`),
+    // `state IN (…)` spelled out: without it SQLite cannot tell that the partial index
+    // worker_jobs_claimable covers the query, and scans the whole table on every claim.
+    claimable: db.prepare<[string, number, number], { id: number; state: string }>(
+      `SELECT id, state FROM worker_jobs
+       WHERE queue = ? AND state IN ('queued', 'claimed') AND (state = 'queued' OR lease_until <= ?)
+       ORDER BY id LIMIT ?`,
+    ),
+    // One statement for the whole claim: the ids picked go in as a JSON list.
+    take: db.prepare<[string, number, number, string], JobRow>(
+      `UPDATE worker_jobs SET state = 'claimed', claims = claims + 1, worker_id = ?, claimed_at = ?, lease_until = ? + lease_ms
+       WHERE id IN (SELECT value FROM json_each(?)) RETURNING *`,
+    ),
+    lease: db.prepare<[number], { state: string; claims: number; lease_until: number | null }>('SELECT state, claims, lease_until FROM worker_jobs WHERE id = ?'),
+    extend: db.prepare<[number, string | null, number]>('UPDATE worker_jobs SET lease_until = ? + lease_ms, message = COALESCE(?, message) WHERE id = ?'),
+    answer: db.prepare<[string, string | null, string | null, number | null, number, number]>(
+      'UPDATE worker_jobs SET state = ?, result = ?, error = ?, retryable = ?, finished_at = ? WHERE id = ?',
+    ),
+    release: db.prepare<[number]>(`UPDATE worker_jobs SET state = 'queued', lease_until = NULL WHERE id = ?`),
+    finished: db.prepare<[string], JobRow>(`SELECT * FROM worker_jobs WHERE id IN (SELECT value FROM json_each(?)) AND state IN ('done', 'failed', 'cancelled')`),
+    queueCounts: db.prepare<[number, number], { queue: string; waiting: number; in_flight: number }>(
+      `SELECT queue, SUM(state = 'queued' OR lease_until <= ?) AS waiting, SUM(state = 'claimed' AND lease_until > ?) AS in_flight
+       FROM worker_jobs WHERE state IN ('queued', 'claimed') GROUP BY queue`,
+    ),
+    saw: db.prepare<[string, string, number]>(
+      `INSERT INTO workers_seen (worker_id, queue, last_seen) VALUES (?, ?, ?)
+       ON CONFLICT (worker_id, queue) DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)`,
+    ),
+    forget: db.prepare<[number]>('DELETE FROM workers_seen WHERE last_seen < ?'),
+    seen: db.prepare<[number], { worker_id: string; queue: string; last_seen: number }>(
+      'SELECT worker_id, queue, last_seen FROM workers_seen WHERE last_seen >= ?',
+    ),
+    held: db.prepare<[number], { worker_id: string; n: number }>(
+      `SELECT worker_id, COUNT(*) AS n FROM worker_jobs WHERE state IN ('queued', 'claimed') AND state = 'claimed' AND lease_until > ? GROUP BY worker_id`,
+    ),
+    waiting: db.prepare<[number], { queue: string; n: number }>(
+      `SELECT queue, COUNT(*) AS n FROM worker_jobs WHERE state IN ('queued', 'claimed') AND (state = 'queued' OR lease_until <= ?) GROUP BY queue`,
+    ),
+  };
+}
+
 export class SqliteJobStore implements JobStore {
   readonly #db: Database.Database;
+  readonly #sql: ReturnType<typeof statements>;
+  readonly #claimTx: (queue: string, workerId: string, max: number, now: number) => ClaimedJob[];
+  readonly #heartbeatTx: (id: number, claims: number, message: string | null, now: number) => HeartbeatAnswer;
+  readonly #finishTx: (answers: readonly JobAnswerOf[], now: number) => FinishAnswer[];
+  readonly #releaseTx: (id: number, claims: number, now: number) => FinishAnswer;
+  readonly #insertTx: (batch: readonly PendingInsert[]) => JobRecord[];
+  #toInsert: PendingInsert[] = [];
 
   constructor(db: Database.Database) {
     this.#db = db;
@@ -107,114 +188,30 @@ export class SqliteJobStore implements JobStore {
         this.#db.prepare('INSERT INTO schema_migrations_jobs (version, applied_at) VALUES (?, ?)').run(i + 1, new Date().toISOString());
       })();
     });
-  }
-
-  async ensureJob(job: NewJob, opts: { held?: boolean } = {}): Promise<JobRecord> {
-    const itemId = job.itemId ?? '';
-    return this.#db.transaction(() => {
-      this.#db
-        .prepare(
-          `INSERT INTO worker_jobs (run_id, stage, stage_key, kind, item_id, item, attempt, queue, site_id, pipeline, options,
-                                    idempotency_key, lease_ms, state, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-        )
-        .run(
-          job.runId, job.stage, job.stageKey, job.kind, itemId, job.item === null ? null : JSON.stringify(job.item), job.attempt,
-          job.queue, job.siteId, job.pipeline, JSON.stringify(job.options ?? {}), job.idempotencyKey, job.leaseMs,
-          opts.held ? 'held' : 'queued', Date.now(),
-        );
-      const row = this.#db
-        .prepare<unknown[], JobRow>('SELECT * FROM worker_jobs WHERE run_id = ? AND stage = ? AND kind = ? AND item_id = ? AND attempt = ?')
-        .get(job.runId, job.stage, job.kind, itemId, job.attempt)!;
-      return toJob(row);
-    })();
-  }
-
-  async latestLoadJob(runId: string, stage: number): Promise<JobRecord | undefined> {
-    const row = this.#db
-      .prepare<[string, number], JobRow>(`SELECT * FROM worker_jobs WHERE run_id = ? AND stage = ? AND kind = 'load' ORDER BY attempt DESC LIMIT 1`)
-      .get(runId, stage);
-    return row ? toJob(row) : undefined;
-  }
-
-  async requeue(id: number): Promise<boolean> {
-    return this.#db.prepare(`UPDATE worker_jobs SET state = 'queued' WHERE id = ? AND state = 'held'`).run(id).changes > 0;
-  }
-
-  async holdRun(runId: string): Promise<number[]> {
-    return this.#db
-      .prepare<[string], { id: number }>(`UPDATE worker_jobs SET state = 'held' WHERE run_id = ? AND kind = 'item' AND state = 'queued' RETURNING id`)
-      .all(runId)
-      .map((r) => r.id);
-  }
-
-  async cancelRun(runId: string): Promise<number> {
-    return this.#db
-      .prepare(`UPDATE worker_jobs SET state = 'cancelled', finished_at = ? WHERE run_id = ? AND state IN ('queued', 'held', 'claimed')`)
-      .run(Date.now(), runId).changes;
-  }
-
-  async cancel(id: number): Promise<boolean> {
-    return (
-      this.#db.prepare(`UPDATE worker_jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state IN ('queued', 'held', 'claimed')`).run(Date.now(), id)
-        .changes > 0
-    );
-  }
-
-  async claim(queue: string, workerId: string, max: number): Promise<ClaimedJob[]> {
-    const now = Date.now();
-    return this.#db.transaction(() => {
-      const rows = this.#db
-        .prepare<[string, number, number], { id: number; state: string }>(
-          `SELECT id, state FROM worker_jobs
-           WHERE queue = ? AND (state = 'queued' OR (state = 'claimed' AND lease_until <= ?))
-           ORDER BY id LIMIT ?`,
-        )
-        .all(queue, now, max);
-      const take = this.#db.prepare<[string, number, number, number], JobRow>(
-        `UPDATE worker_jobs SET state = 'claimed', claims = claims + 1, worker_id = ?, claimed_at = ?, lease_until = ? + lease_ms
-         WHERE id = ? RETURNING *`,
-      );
-      return rows.map((r) => ({ job: toJob(take.get(workerId, now, now, r.id)!), leaseWasLost: r.state === 'claimed' }));
-    })();
-  }
-
-  async getJob(id: number): Promise<JobRecord | undefined> {
-    const row = this.#db.prepare<[number], JobRow>('SELECT * FROM worker_jobs WHERE id = ?').get(id);
-    return row ? toJob(row) : undefined;
-  }
-
-  /** A job's state and whether `claims` is its current claim with a lease still running; undefined for an unknown job. */
-  #lease(id: number, claims: number, now: number): { state: string; sameClaim: boolean; live: boolean } | undefined {
-    const row = this.#db.prepare<[number], { state: string; claims: number; lease_until: number | null }>('SELECT state, claims, lease_until FROM worker_jobs WHERE id = ?').get(id);
-    return row && { state: row.state, sameClaim: row.claims === claims, live: row.lease_until !== null && row.lease_until > now };
-  }
-
-  async heartbeat(id: number, claims: number, message: string | null): Promise<HeartbeatAnswer> {
-    const now = Date.now();
-    return this.#db.transaction((): HeartbeatAnswer => {
+    const sql = (this.#sql = statements(db));
+    this.#claimTx = db.transaction((queue: string, workerId: string, max: number, now: number): ClaimedJob[] => {
+      const picked = sql.claimable.all(queue, now, max);
+      if (picked.length === 0) return [];
+      const wasLost = new Set(picked.filter((r) => r.state === 'claimed').map((r) => r.id));
+      return sql.take
+        .all(workerId, now, now, JSON.stringify(picked.map((r) => r.id)))
+        .map((row) => ({ job: toJob(row), leaseWasLost: wasLost.has(row.id) }))
+        .sort((a, b) => a.job.id - b.job.id);
+    });
+    this.#heartbeatTx = db.transaction((id: number, claims: number, message: string | null, now: number): HeartbeatAnswer => {
       const lease = this.#lease(id, claims, now);
       if (!lease) return 'not_found';
       const answer = heartbeatAnswer(lease.state, lease.sameClaim, lease.live);
-      if (answer === 'ok') {
-        this.#db
-          .prepare('UPDATE worker_jobs SET lease_until = ? + lease_ms, message = COALESCE(?, message) WHERE id = ?')
-          .run(now, message, id);
-      }
+      if (answer === 'ok') sql.extend.run(now, message, id);
       return answer;
-    })();
-  }
-
-  async finish(id: number, claims: number, answer: JobAnswer): Promise<FinishAnswer> {
-    const now = Date.now();
-    return this.#db.transaction((): FinishAnswer => {
-      const lease = this.#lease(id, claims, now);
-      if (!lease) return 'not_found';
-      const verdict = finishAnswer(lease.state, lease.sameClaim, lease.live);
-      if (verdict === 'ok') {
-        this.#db
-          .prepare('UPDATE worker_jobs SET state = ?, result = ?, error = ?, retryable = ?, finished_at = ? WHERE id = ?')
-          .run(
+    });
+    this.#finishTx = db.transaction((answers: readonly JobAnswerOf[], now: number): FinishAnswer[] =>
+      answers.map(({ id, claims, answer }): FinishAnswer => {
+        const lease = this.#lease(id, claims, now);
+        if (!lease) return 'not_found';
+        const verdict = finishAnswer(lease.state, lease.sameClaim, lease.live);
+        if (verdict === 'ok') {
+          sql.answer.run(
             answer.state,
             answer.result === undefined ? null : JSON.stringify(answer.result),
             answer.error ?? null,
@@ -222,42 +219,145 @@ export class SqliteJobStore implements JobStore {
             now,
             id,
           );
-      }
-      return verdict;
-    })();
-  }
-
-  async release(id: number, claims: number): Promise<FinishAnswer> {
-    const now = Date.now();
-    return this.#db.transaction((): FinishAnswer => {
+        }
+        return verdict;
+      }),
+    );
+    this.#insertTx = db.transaction((batch: readonly PendingInsert[]): JobRecord[] => {
+      const now = Date.now();
+      return batch.map(({ job, held }) => {
+        const itemId = job.itemId ?? '';
+        // One statement when the job is new; the row already there (a restarted owner's) otherwise.
+        const row =
+          sql.insert.get(
+            job.runId, job.stage, job.stageKey, job.kind, itemId, job.item === null ? null : JSON.stringify(job.item), job.attempt,
+            job.queue, job.siteId, job.pipeline, JSON.stringify(job.options ?? {}), job.idempotencyKey, job.leaseMs,
+            held ? 'held' : 'queued', now,
+          ) ?? sql.byKey.get(job.runId, job.stage, job.kind, itemId, job.attempt)!;
+        return toJob(row);
+      });
+    });
+    this.#releaseTx = db.transaction((id: number, claims: number, now: number): FinishAnswer => {
       const lease = this.#lease(id, claims, now);
       if (!lease) return 'not_found';
       const verdict = finishAnswer(lease.state, lease.sameClaim, lease.live);
-      if (verdict === 'ok') this.#db.prepare(`UPDATE worker_jobs SET state = 'queued', lease_until = NULL WHERE id = ?`).run(id);
+      if (verdict === 'ok') sql.release.run(id);
       return verdict;
-    })();
+    });
+  }
+
+  async ensureJob(job: NewJob, opts: { held?: boolean } = {}): Promise<JobRecord> {
+    // Group commit: the jobs a stage starts in one turn of the event loop (items spawned
+    // together) are inserted in one transaction, not one each.
+    return new Promise<JobRecord>((resolve, reject) => {
+      if (this.#toInsert.length === 0) setImmediate(() => this.#insertQueued());
+      this.#toInsert.push({ job, held: opts.held === true, resolve, reject });
+    });
+  }
+
+  #insertQueued(): void {
+    const batch = this.#toInsert;
+    this.#toInsert = [];
+    let rows: JobRecord[];
+    try {
+      rows = this.#insertTx(batch);
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+      return;
+    }
+    batch.forEach((b, i) => b.resolve(rows[i]!));
+  }
+
+  async latestLoadJob(runId: string, stage: number): Promise<JobRecord | undefined> {
+    const row = this.#sql.latestLoad.get(runId, stage);
+    return row ? toJob(row) : undefined;
+  }
+
+  async requeue(id: number): Promise<boolean> {
+    return this.#sql.requeue.run(id).changes > 0;
+  }
+
+  async holdRun(runId: string): Promise<number[]> {
+    return this.#sql.holdRun.all(runId).map((r) => r.id);
+  }
+
+  async cancelRun(runId: string): Promise<number> {
+    return this.#sql.cancelRun.run(Date.now(), runId).changes;
+  }
+
+  async cancel(id: number): Promise<boolean> {
+    return this.#sql.cancel.run(Date.now(), id).changes > 0;
+  }
+
+  async claim(queue: string, workerId: string, max: number): Promise<ClaimedJob[]> {
+    return this.#claimTx(queue, workerId, max, Date.now());
+  }
+
+  async getJob(id: number): Promise<JobRecord | undefined> {
+    const row = this.#sql.byId.get(id);
+    return row ? toJob(row) : undefined;
+  }
+
+  /** A job's state and whether `claims` is its current claim with a lease still running; undefined for an unknown job. */
+  #lease(id: number, claims: number, now: number): { state: string; sameClaim: boolean; live: boolean } | undefined {
+    const row = this.#sql.lease.get(id);
+    return row && { state: row.state, sameClaim: row.claims === claims, live: row.lease_until !== null && row.lease_until > now };
+  }
+
+  async heartbeat(id: number, claims: number, message: string | null): Promise<HeartbeatAnswer> {
+    return this.#heartbeatTx(id, claims, message, Date.now());
+  }
+
+  async finish(id: number, claims: number, answer: JobAnswer): Promise<FinishAnswer> {
+    return this.#finishTx([{ id, claims, answer }], Date.now())[0]!;
+  }
+
+  async finishAll(answers: readonly JobAnswerOf[]): Promise<FinishAnswer[]> {
+    return answers.length === 0 ? [] : this.#finishTx(answers, Date.now());
+  }
+
+  async release(id: number, claims: number): Promise<FinishAnswer> {
+    return this.#releaseTx(id, claims, Date.now());
   }
 
   async finished(ids: readonly number[]): Promise<JobRecord[]> {
     if (ids.length === 0) return [];
-    const out: JobRecord[] = [];
-    const stmt = this.#db.prepare<[number], JobRow>(`SELECT * FROM worker_jobs WHERE id = ? AND state IN ('done', 'failed', 'cancelled')`);
-    for (const id of ids) {
-      const row = stmt.get(id);
-      if (row) out.push(toJob(row));
-    }
-    return out;
+    return this.#sql.finished.all(JSON.stringify(ids)).map(toJob);
   }
 
   async waitingByQueue(): Promise<Record<string, number>> {
-    const now = Date.now();
-    const rows = this.#db
-      .prepare<[number], { queue: string; n: number }>(
-        `SELECT queue, COUNT(*) AS n FROM worker_jobs WHERE state = 'queued' OR (state = 'claimed' AND lease_until <= ?) GROUP BY queue`,
-      )
-      .all(now);
+    const rows = this.#sql.waiting.all(Date.now());
     return Object.fromEntries(rows.map((r) => [r.queue, r.n]));
   }
+
+  async queueCounts(): Promise<Record<string, QueueCounts>> {
+    const now = Date.now();
+    return Object.fromEntries(this.#sql.queueCounts.all(now, now).map((r) => [r.queue, { waiting: r.waiting, inFlight: r.in_flight }]));
+  }
+
+  async sawWorker(workerId: string, queue: string, at: number): Promise<void> {
+    this.#sql.saw.run(workerId, queue, at);
+    this.#sql.forget.run(at - FORGET_WORKERS_MS);
+  }
+
+  async workersSeen(since: number): Promise<SeenWorker[]> {
+    return seenWorkers(this.#sql.seen.all(since), this.#sql.held.all(Date.now()));
+  }
+}
+
+/** The rows of workers_seen and the jobs each worker holds, as a list newest first (both adapters). */
+export function seenWorkers(rows: readonly { worker_id: string; queue: string; last_seen: number | string }[], held: readonly { worker_id: string; n: number }[]): SeenWorker[] {
+  const holding = new Map(held.map((h) => [h.worker_id, Number(h.n)]));
+  const byId = new Map<string, SeenWorker>();
+  for (const r of rows) {
+    const w = byId.get(r.worker_id) ?? { workerId: r.worker_id, queues: [], jobsInFlight: holding.get(r.worker_id) ?? 0, lastSeen: 0 };
+    w.queues.push(r.queue);
+    w.lastSeen = Math.max(w.lastSeen, Number(r.last_seen));
+    byId.set(r.worker_id, w);
+  }
+  const out = [...byId.values()];
+  for (const w of out) w.queues.sort();
+  return out.sort((a, b) => b.lastSeen - a.lastSeen || (a.workerId < b.workerId ? -1 : 1));
 }
 
 /**

@@ -65,6 +65,33 @@ export interface JobAnswer {
   retryable?: boolean;
 }
 
+/** A worker as the job store knows it: seen by any instance, with what it holds now. */
+export interface SeenWorker {
+  workerId: string;
+  /** The queues it claimed from or heartbeated for since the time asked about, sorted. */
+  queues: string[];
+  /** Jobs it holds with a lease still running. */
+  jobsInFlight: number;
+  /** Epoch ms it was last seen, by the clock of the instance that saw it. */
+  lastSeen: number;
+}
+
+/** Per queue, the jobs waiting for a worker and those workers hold. */
+export interface QueueCounts {
+  waiting: number;
+  inFlight: number;
+}
+
+/** Rows of workers not seen for this long are deleted when another is noted. */
+export const FORGET_WORKERS_MS = 24 * 60 * 60 * 1000;
+
+/** One answer of a batch: the job, the claim it answers, and what the worker said. */
+export interface JobAnswerOf {
+  id: number;
+  claims: number;
+  answer: JobAnswer;
+}
+
 export interface JobStore {
   /**
    * The job of `(run, stage, kind, item, attempt)`: inserted `queued` (or `held`) when there is
@@ -91,12 +118,23 @@ export interface JobStore {
   heartbeat(id: number, claims: number, message: string | null): Promise<HeartbeatAnswer>;
   /** Stores the worker's answer for claim `claims`, if that claim still holds its lease. */
   finish(id: number, claims: number, answer: JobAnswer): Promise<FinishAnswer>;
+  /** As `finish` for each, in one transaction (answers that arrive together): the verdicts in order. */
+  finishAll(answers: readonly JobAnswerOf[]): Promise<FinishAnswer[]>;
   /** Gives claim `claims` back unanswered (a worker stopping): offered again at once, same attempt. */
   release(id: number, claims: number): Promise<FinishAnswer>;
   /** Of these jobs, the ones answered or cancelled. */
   finished(ids: readonly number[]): Promise<JobRecord[]>;
   /** Jobs waiting for a worker, per queue (held ones not counted). */
   waitingByQueue(): Promise<Record<string, number>>;
+  /** Per queue with any: jobs waiting (as `waitingByQueue`) and jobs held under a live lease. */
+  queueCounts(): Promise<Record<string, QueueCounts>>;
+  /**
+   * Notes that `workerId` talked about `queue` (a claim, a heartbeat) at `at` ms, for every
+   * instance to see (`workersSeen`); rows older than FORGET_WORKERS_MS go.
+   */
+  sawWorker(workerId: string, queue: string, at: number): Promise<void>;
+  /** Workers seen by any instance since `since` (epoch ms), newest first. */
+  workersSeen(since: number): Promise<SeenWorker[]>;
   /**
    * Hints from other instances (Postgres LISTEN/NOTIFY): a job of `runId` was answered, or a job
    * of `queue` became claimable. Absent where one instance is all.

@@ -367,10 +367,12 @@ export class PostgresStore implements Store {
     return row ? (JSON.parse(row.items) as Item[]) : undefined;
   }
 
-  async ledger(runId: string): Promise<LedgerEntry[]> {
+  async ledger(runId: string, stage?: number): Promise<LedgerEntry[]> {
     const res = await this.#pool.query<LedgerRow>(
-      'SELECT item, stage, status, attempts, cost, error FROM ledger WHERE run_id = $1 ORDER BY position',
-      [runId],
+      stage === undefined
+        ? 'SELECT item, stage, status, attempts, cost, error FROM ledger WHERE run_id = $1 ORDER BY position'
+        : 'SELECT item, stage, status, attempts, cost, error FROM ledger WHERE run_id = $1 AND stage = $2 ORDER BY position',
+      stage === undefined ? [runId] : [runId, stage],
     );
     return res.rows.map(toLedgerEntry);
   }
@@ -396,6 +398,18 @@ export class PostgresStore implements Store {
       [owner, leaseMs, limit, opts.all === true],
     );
     return res.rows.map(toRecord).sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1));
+  }
+
+  async leaseFinishedRun(runId: string, owner: string, leaseMs: number): Promise<RunRecord | undefined> {
+    const res = await this.#pool.query<RunRow>(
+      `UPDATE runs SET owner = $2, lease_until = now() + make_interval(secs => $3::float8 / 1000)
+       WHERE run_id = $1 AND hosted AND status = 'completed' AND closed_at IS NULL
+         AND (owner IS NULL OR owner = $2 OR lease_until IS NULL OR lease_until <= now())
+       RETURNING ${RUN_COLUMNS}`,
+      [runId, owner, leaseMs],
+    );
+    const row = res.rows[0];
+    return row ? toRecord(row) : undefined;
   }
 
   async renewLeases(owner: string, leaseMs: number): Promise<string[]> {
@@ -579,15 +593,23 @@ const WRITE_PLAN = {
              WITH ORDINALITY AS l (stage, item_id, item, status, attempts, cost, error, n)
            ORDER BY n
            ON CONFLICT DO NOTHING
-           RETURNING stage, item_id)
+           RETURNING stage, item_id),
+     r AS (UPDATE ledger SET status = x.status, attempts = x.attempts, cost = x.cost, error = x.error
+           FROM unnest($23::int[], $24::text[], $25::text[], $26::int[], $27::float8[], $28::text[]) AS x (stage, item_id, status, attempts, cost, error)
+           WHERE ledger.run_id = $1 AND ledger.stage = x.stage AND ledger.item_id = x.item_id AND ledger.status = 'failed'
+           RETURNING ledger.stage, ledger.item_id)
    SELECT CASE WHEN cardinality($9::bigint[]) > 0 THEN pg_notify($21, $22) END AS notified,
-          (SELECT COALESCE(json_agg(json_build_array(stage, item_id)), '[]'::json) FROM l)::text AS recorded`,
+          (SELECT COALESCE(json_agg(json_build_array(stage, item_id)), '[]'::json) FROM l)::text AS recorded,
+          (SELECT COALESCE(json_agg(json_build_array(stage, item_id)), '[]'::json) FROM r)::text AS replaced`,
 };
 
 async function writePlan(client: PoolClient, runId: string, plan: CommitPlan): Promise<void> {
   const u = plan.run;
+  // A retried item replaces its failed row (retry_failed); every other entry is a new row.
+  const fresh = plan.ledger.filter((l) => !l.retried);
+  const retried = plan.ledger.filter((l) => l.retried);
   // The hint goes with the insert; Postgres delivers it only if the transaction commits.
-  const res = await client.query<{ recorded: string }>({
+  const res = await client.query<{ recorded: string; replaced: string }>({
     ...WRITE_PLAN,
     values: [
       runId,
@@ -603,23 +625,31 @@ async function writePlan(client: PoolClient, runId: string, plan: CommitPlan): P
       plan.events.map((e) => e.key),
       plan.outbox.map((o) => o.seq),
       plan.outbox.map((o) => o.kind),
-      plan.ledger.map((l) => l.stage),
-      plan.ledger.map((l) => l.itemId),
-      plan.ledger.map((l) => l.item),
-      plan.ledger.map((l) => l.status),
-      plan.ledger.map((l) => l.attempts),
-      plan.ledger.map((l) => l.cost),
-      plan.ledger.map((l) => l.error),
+      fresh.map((l) => l.stage),
+      fresh.map((l) => l.itemId),
+      fresh.map((l) => l.item),
+      fresh.map((l) => l.status),
+      fresh.map((l) => l.attempts),
+      fresh.map((l) => l.cost),
+      fresh.map((l) => l.error),
       EVENTS_CHANNEL,
       `${runId}:${u.lastSeq}`,
+      retried.map((l) => l.stage),
+      retried.map((l) => l.itemId),
+      retried.map((l) => l.status),
+      retried.map((l) => l.attempts),
+      retried.map((l) => l.cost),
+      retried.map((l) => l.error),
     ],
   });
-  // The plan has refused an item repeated in the batch, so an entry missing from RETURNING was
-  // recorded by an earlier commit.
-  const recorded = JSON.parse(res.rows[0]!.recorded) as [number, string][];
-  if (recorded.length !== plan.ledger.length) {
-    const inserted = new Set(recorded.map(([stage, itemId]) => `${stage}\u0000${itemId}`));
-    const skipped = plan.ledger.find((l) => !inserted.has(`${l.stage}\u0000${l.itemId}`)) ?? plan.ledger[0]!;
+  // The plan has refused an item repeated in the batch, so a new entry missing from RETURNING was
+  // recorded by an earlier commit, and a retried one had no failed row to replace (or it was done).
+  const row = res.rows[0]!;
+  for (const [entries, written] of [[fresh, row.recorded], [retried, row.replaced]] as const) {
+    const done = JSON.parse(written) as [number, string][];
+    if (done.length === entries.length) continue;
+    const hit = new Set(done.map(([stage, itemId]) => `${stage}\u0000${itemId}`));
+    const skipped = entries.find((l) => !hit.has(`${l.stage}\u0000${l.itemId}`)) ?? entries[0]!;
     throw ledgerConflict(runId, skipped.entry);
   }
 }

@@ -209,8 +209,15 @@ export class SqliteStore implements Store {
          VALUES (@run_id, @stage, @item_id, @item, @status, @attempts, @cost, @error)
          ON CONFLICT DO NOTHING`,
       ),
+      retryLedger: db.prepare(
+        `UPDATE ledger SET status = @status, attempts = @attempts, cost = @cost, error = @error
+         WHERE run_id = @run_id AND stage = @stage AND item_id = @item_id AND status = 'failed'`,
+      ),
       ledger: db.prepare<[string], LedgerRow>(
         'SELECT item, stage, status, attempts, cost, error FROM ledger WHERE run_id = ? ORDER BY position',
+      ),
+      stageLedger: db.prepare<[string, number], LedgerRow>(
+        'SELECT item, stage, status, attempts, cost, error FROM ledger WHERE run_id = ? AND stage = ? ORDER BY position',
       ),
       markTraced: db.prepare('UPDATE runs SET traced_seq = MAX(traced_seq, ?) WHERE run_id = ?'),
       untraced: db.prepare<[], RunRow>('SELECT * FROM runs WHERE traced_seq < last_seq ORDER BY created_at'),
@@ -243,16 +250,9 @@ export class SqliteStore implements Store {
       for (const e of plan.events) this.#stmt.insertEvent.run(runId, e.seq, e.body, e.key);
       for (const o of plan.outbox) this.#stmt.insertOutbox.run(runId, o.seq, o.kind, now);
       for (const l of plan.ledger) {
-        const res = this.#stmt.insertLedger.run({
-          run_id: runId,
-          stage: l.stage,
-          item_id: l.itemId,
-          item: l.item,
-          status: l.status,
-          attempts: l.attempts,
-          cost: l.cost,
-          error: l.error,
-        });
+        const row = { run_id: runId, stage: l.stage, item_id: l.itemId, status: l.status, attempts: l.attempts, cost: l.cost, error: l.error };
+        // A retried item replaces its failed row; any other is new, once.
+        const res = l.retried ? this.#stmt.retryLedger.run(row) : this.#stmt.insertLedger.run({ ...row, item: l.item });
         if (res.changes === 0) throw ledgerConflict(runId, l.entry);
       }
       return plan.result;
@@ -387,8 +387,9 @@ export class SqliteStore implements Store {
     return row ? (JSON.parse(row.items) as Item[]) : undefined;
   }
 
-  async ledger(runId: string): Promise<LedgerEntry[]> {
-    return this.#stmt.ledger.all(runId).map(toLedgerEntry);
+  async ledger(runId: string, stage?: number): Promise<LedgerEntry[]> {
+    const rows = stage === undefined ? this.#stmt.ledger.all(runId) : this.#stmt.stageLedger.all(runId, stage);
+    return rows.map(toLedgerEntry);
   }
 
   async markTraced(runId: string, seq: number): Promise<void> {
@@ -412,6 +413,19 @@ export class SqliteStore implements Store {
       )
       .all(owner, now + leaseMs, opts.all ? 1 : 0, now, limit)
       .map(toRecord);
+  }
+
+  async leaseFinishedRun(runId: string, owner: string, leaseMs: number): Promise<RunRecord | undefined> {
+    const now = Date.now();
+    const row = this.#db
+      .prepare<unknown[], RunRow>(
+        `UPDATE runs SET owner = ?, lease_until = ?
+         WHERE run_id = ? AND hosted = 1 AND status = 'completed' AND closed_at IS NULL
+           AND (owner IS NULL OR owner = ? OR lease_until IS NULL OR lease_until <= ?)
+         RETURNING *`,
+      )
+      .get(owner, now + leaseMs, runId, owner, now);
+    return row ? toRecord(row) : undefined;
   }
 
   async renewLeases(owner: string, leaseMs: number): Promise<string[]> {

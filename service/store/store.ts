@@ -78,6 +78,11 @@ export interface LedgerEntry {
   attempts: number;
   cost: number;
   error: string | null;
+  /**
+   * The item was recorded as failed and `retry_failed` ran it again: this entry replaces that
+   * row. Without a failed row for the item to replace, a `LedgerConflictError`.
+   */
+  retried?: true;
 }
 
 export interface CommitBatch {
@@ -137,7 +142,7 @@ export interface RunStore {
    * One atomic write: appends the events with the next seqs, updates the snapshot, status
    * and closedAt, and inserts the ledger entries. A ledger entry that already exists for
    * its (run, stage, item), or is repeated in the batch, is a `LedgerConflictError` and
-   * nothing is written. Throws `StoreNotFoundError` for an unknown run. What is written is
+   * nothing is written; so is a `retried` entry whose item has no failed row to replace. Throws `StoreNotFoundError` for an unknown run. What is written is
    * planned by commit-plan.ts; the adapter only executes the plan.
    */
   commit(runId: string, batch: CommitBatch): Promise<CommitResult>;
@@ -148,8 +153,8 @@ export interface RunStore {
   /** Keeps the first list saved for a stage and returns the list that is kept. */
   saveStageItems(runId: string, stage: number, items: readonly Item[]): Promise<Item[]>;
   getStageItems(runId: string, stage: number): Promise<Item[] | undefined>;
-  /** The ledger of one run, every stage, in the order recorded. */
-  ledger(runId: string): Promise<LedgerEntry[]>;
+  /** The ledger of one run, in the order recorded: every stage, or only `stage`'s rows. */
+  ledger(runId: string, stage?: number): Promise<LedgerEntry[]>;
   /** The trace files of the run are known to hold every event up to `seq`. */
   markTraced(runId: string, seq: number): Promise<void>;
   /** Runs whose trace files may lag their event log: every run not marked traced up to its last seq. */
@@ -177,6 +182,12 @@ export interface OwnershipStore {
    * leased or not: for a store only one instance uses (SQLite), at start.
    */
   claimRuns(owner: string, leaseMs: number, limit: number, opts?: { all?: boolean }): Promise<RunRecord[]>;
+  /**
+   * Leases a completed, hosted run that is not closed to `owner` (for `retry_failed`, which
+   * takes it back to work), unless another instance holds an unexpired lease of it: the run as
+   * leased, or undefined.
+   */
+  leaseFinishedRun(runId: string, owner: string, leaseMs: number): Promise<RunRecord | undefined>;
   /** Extends `owner`'s unexpired leases of live runs; returns the runs it still holds. */
   renewLeases(owner: string, leaseMs: number): Promise<string[]>;
   /** Gives up `owner`'s leases (all, or of these runs) so another instance may claim them at once. */

@@ -2,14 +2,15 @@
 // serves them; answers are stored on the job, where the run's owner takes them up (queue.ts).
 import { EventEmitter } from 'node:events';
 import type { Principal } from '../auth/tokens.js';
-import { RunstateError } from '../errors.js';
-import { jobRef, parseJobRef, type JobAnswer, type JobRecord, type JobStore } from '../store/jobs.js';
+import { httpError, RunstateError } from '../errors.js';
+import { jobRef, parseJobRef, type FinishAnswer, type JobAnswer, type JobRecord, type JobStore } from '../store/jobs.js';
+import { answerEntry, bad, claimBody, completion, failure, MAX_CLAIM, objectBody, type ClaimBody } from './bodies.js';
 import type { WorkerMetrics } from './metrics.js';
+import { QueueStats, type QueueStatsView } from './queue-stats.js';
 
-export const MAX_WAIT_MS = 30_000;
-export const MAX_CLAIM = 100;
-const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
 const SEEN_MS = 60_000;
+/** How often one instance writes that it saw a worker on a queue: the list is of the last minute. */
+const NOTE_SEEN_MS = 5_000;
 
 export interface WorkerSeen {
   worker_id: string;
@@ -18,11 +19,22 @@ export interface WorkerSeen {
   last_seen: string;
 }
 
+/** A queue as the dashboard's Workers page shows it. */
+export interface QueueSeen extends QueueStatsView {
+  queue: string;
+  /** Jobs waiting for a worker (a job whose lease ran out included). */
+  waiting: number;
+  /** Jobs workers hold under a live lease. */
+  in_flight: number;
+  /** Workers seen on it in the last minute. */
+  workers: number;
+}
+
 export interface DoorOptions {
   jobs: JobStore;
   metrics: WorkerMetrics;
-  /** Called with a job answered here: its run's owner may be this instance. */
-  onAnswered: (job: JobRecord) => void;
+  /** Called with a job answered here, once the answer is stored: its run's owner may be this instance. */
+  onAnswered: (job: JobRecord, answer: JobAnswer) => void;
   /** Called with a heartbeat's message, once the lease was extended. */
   onMessage?: (job: JobRecord, message: string) => void;
   /** How often a long-poll claim looks again without a hint (leases run out silently). [250] */
@@ -39,6 +51,11 @@ export class WorkerDoor {
   readonly #opts: DoorOptions;
   readonly #queued = new EventEmitter();
   readonly #seen = new Map<string, Seen>();
+  /** When this instance last wrote (worker, queue) to the job store. */
+  readonly #noted = new Map<string, number>();
+  readonly #stats = new QueueStats();
+  /** Queues with jobs queued in this turn, woken at its end. */
+  readonly #wake = new Set<string>();
   #closed = false;
 
   constructor(opts: DoorOptions) {
@@ -46,9 +63,20 @@ export class WorkerDoor {
     this.#queued.setMaxListeners(0);
   }
 
-  /** A job of `queue` became claimable: wake the long-polls waiting on it. */
+  /**
+   * A job of `queue` became claimable: wake the long-polls waiting on it, once at the end of this
+   * turn of the event loop, so that the jobs a stage queues together go out in one claim rather
+   * than one claim (and one HTTP round trip) each.
+   */
   queued(queue: string): void {
-    this.#queued.emit(queue);
+    if (this.#wake.size === 0) setImmediate(() => this.#wakeQueued());
+    this.#wake.add(queue);
+  }
+
+  #wakeQueued(): void {
+    const queues = [...this.#wake];
+    this.#wake.clear();
+    for (const q of queues) this.#queued.emit(q);
   }
 
   /** Long-polls answer at once with what they have. */
@@ -59,14 +87,12 @@ export class WorkerDoor {
 
   /** `gone`: the worker hung up (it is stopping): no job is claimed for it after that. */
   async claim(principal: Principal, body: unknown, gone?: AbortSignal): Promise<{ jobs: unknown[] }> {
-    const b = objectBody(body);
-    const queue = b.queue;
-    if (typeof queue !== 'string' || !NAME.test(queue)) throw bad('Expected `queue` to be 1–100 letters, digits, `_`, `.`, `:` or `-`.');
-    const workerId = b.worker_id;
-    if (typeof workerId !== 'string' || !NAME.test(workerId)) throw bad('Expected `worker_id` to be 1–100 letters, digits, `_`, `.`, `:` or `-`.');
-    const max = intField(b, 'max', 1, 1, MAX_CLAIM);
-    const waitMs = intField(b, 'wait_ms', 0, 0, MAX_WAIT_MS);
-    requireQueue(principal, queue);
+    const c = claimBody(body);
+    requireQueue(principal, c.queue);
+    return this.#claim(c, gone);
+  }
+
+  async #claim({ queue, workerId, max, waitMs }: ClaimBody, gone: AbortSignal | undefined): Promise<{ jobs: unknown[] }> {
     this.#see(workerId, queue);
     const deadline = Date.now() + waitMs;
     for (;;) {
@@ -76,7 +102,10 @@ export class WorkerDoor {
         const seen = this.#see(workerId, queue);
         for (const c of claimed) {
           seen.inFlight.add(c.job.id);
-          if (c.leaseWasLost) this.#opts.metrics.leasesLost.inc({ queue });
+          if (c.leaseWasLost) {
+            this.#opts.metrics.leasesLost.inc({ queue });
+            this.#stats.leaseLost(queue);
+          }
         }
         return { jobs: claimed.map((c) => describeJob(c.job)) };
       }
@@ -101,17 +130,70 @@ export class WorkerDoor {
 
   async complete(principal: Principal, ref: string, body: unknown): Promise<Record<string, unknown>> {
     const { job, claims } = await this.#job(principal, ref);
-    const b = body === null || body === undefined ? {} : objectBody(body);
-    const result = job.kind === 'load' ? { items: checkItems(b.items) } : checkItemResult(b);
-    return this.#finish(job, claims, ref, { state: 'done', result });
+    return this.#finish(job, claims, ref, completion(job, body));
   }
 
   async fail(principal: Principal, ref: string, body: unknown): Promise<Record<string, unknown>> {
     const { job, claims } = await this.#job(principal, ref);
+    return this.#finish(job, claims, ref, failure(body));
+  }
+
+  /**
+   * `POST /answers`: several jobs' completions and fails in one request and one transaction
+   * (docs/workers.md, "Answering several jobs at once"). Each entry gets the status and body its
+   * own `/jobs/:id/complete` or `/fail` would have; an entry that is not valid refuses the whole
+   * request (400) and nothing is recorded.
+   */
+  async answers(principal: Principal, body: unknown, gone?: AbortSignal): Promise<{ results: AnswerResult[]; jobs?: unknown[] }> {
     const b = objectBody(body);
-    if (typeof b.error !== 'string' || b.error.length === 0) throw bad('Expected `error` to be a non-empty string.');
-    if (b.retryable !== undefined && typeof b.retryable !== 'boolean') throw bad('Expected `retryable` to be a boolean.');
-    return this.#finish(job, claims, ref, { state: 'failed', error: b.error.slice(0, 4000), retryable: b.retryable !== false });
+    const list = b.answers;
+    // The next jobs may be asked for in the same request: checked before anything is written.
+    const next = b.claim === undefined ? undefined : claimBody(b.claim, 'claim.');
+    if (next) requireQueue(principal, next.queue);
+    if (!Array.isArray(list) || list.length === 0 || list.length > MAX_CLAIM) throw bad(`Expected \`answers\` to be a list of 1 to ${MAX_CLAIM} answers.`);
+    const entries = list.map((raw: unknown, i) => answerEntry(raw, i));
+    // An unknown job, or one of a queue this token does not serve, is that entry's answer alone.
+    const found = await Promise.all(
+      entries.map(async (e) => {
+        try {
+          return await this.#job(principal, e.ref);
+        } catch (err) {
+          if (err instanceof RunstateError) return err;
+          throw err;
+        }
+      }),
+    );
+    // Every body is checked before anything is written.
+    const answers = entries.map((e, i) => {
+      const f = found[i]!;
+      if (f instanceof RunstateError) return undefined;
+      try {
+        return e.fail !== undefined ? failure(e.fail) : completion(f.job, e.complete);
+      } catch (err) {
+        if (err instanceof RunstateError) throw new RunstateError(err.code, `answers[${i}]: ${err.message}`);
+        throw err;
+      }
+    });
+    const todo = entries.flatMap((_, i) => {
+      const f = found[i]!;
+      const answer = answers[i];
+      return f instanceof RunstateError || answer === undefined ? [] : [{ i, job: f.job, claims: f.claims, answer }];
+    });
+    const verdicts = await this.#opts.jobs.finishAll(todo.map((t) => ({ id: t.job.id, claims: t.claims, answer: t.answer })));
+    const results: AnswerResult[] = entries.map((e, i) => {
+      const f = found[i]!;
+      return f instanceof RunstateError ? refused(e.ref, f) : { job_id: e.ref, status: 200, ok: true };
+    });
+    todo.forEach((t, k) => {
+      const ref = entries[t.i]!.ref;
+      try {
+        results[t.i] = { job_id: ref, status: 200, ...this.#settle(t.job, t.answer, verdicts[k]!, ref) };
+      } catch (err) {
+        if (!(err instanceof RunstateError)) throw err;
+        results[t.i] = refused(ref, err);
+      }
+    });
+    return next ? { results, ...(await this.#claim(next, gone)) } : { results };
   }
 
   /** Gives a claimed job back unanswered: offered again at once, same attempt (a worker stopping). */
@@ -125,15 +207,35 @@ export class WorkerDoor {
     return verdict === 'ok' ? { ok: true } : { ok: true, [verdict]: true };
   }
 
-  /** What a screen shows of the workers: those seen in the last minute, and per queue the jobs waiting. */
-  async overview(): Promise<{ workers: WorkerSeen[]; queues: { queue: string; waiting: number }[] }> {
-    const waiting = await this.#opts.jobs.waitingByQueue();
-    const workers = this.workers();
-    const names = new Set([...Object.keys(waiting), ...workers.flatMap((w) => w.queues)]);
-    return { workers, queues: [...names].sort().map((queue) => ({ queue, waiting: waiting[queue] ?? 0 })) };
+  /**
+   * What the dashboard shows of the workers: those any instance saw in the last minute, and per
+   * queue the jobs waiting and in flight (from the database), the workers on it, and this
+   * instance's claim-to-answer times and lost leases.
+   */
+  async overview(): Promise<{ workers: WorkerSeen[]; queues: QueueSeen[] }> {
+    const [counts, workers] = await Promise.all([this.#opts.jobs.queueCounts(), this.seen()]);
+    const names = new Set([...Object.keys(counts), ...workers.flatMap((w) => w.queues), ...this.#stats.queues()]);
+    const queues = [...names].sort().map((queue) => ({
+      queue,
+      waiting: counts[queue]?.waiting ?? 0,
+      in_flight: counts[queue]?.inFlight ?? 0,
+      workers: workers.filter((w) => w.queues.includes(queue)).length,
+      ...this.#stats.view(queue),
+    }));
+    return { workers, queues };
   }
 
-  /** Workers seen in the last minute, newest first. */
+  /** Workers any instance saw in the last minute, newest first (`GET /api/v1/workers/`). */
+  async seen(now = Date.now()): Promise<WorkerSeen[]> {
+    return (await this.#opts.jobs.workersSeen(now - SEEN_MS)).map((w) => ({
+      worker_id: w.workerId,
+      queues: w.queues,
+      jobs_in_flight: w.jobsInFlight,
+      last_seen: new Date(w.lastSeen).toISOString(),
+    }));
+  }
+
+  /** Workers this instance saw in the last minute, newest first (its metrics). */
   workers(now = Date.now()): WorkerSeen[] {
     const out: WorkerSeen[] = [];
     for (const [id, s] of this.#seen) {
@@ -147,16 +249,22 @@ export class WorkerDoor {
   }
 
   async #finish(job: JobRecord, claims: number, ref: string, answer: JobAnswer): Promise<Record<string, unknown>> {
-    const verdict = await this.#opts.jobs.finish(job.id, claims, answer);
+    return this.#settle(job, answer, await this.#opts.jobs.finish(job.id, claims, answer), ref);
+  }
+
+  /** What a stored answer's verdict tells the worker, and the bookkeeping of an answer taken. */
+  #settle(job: JobRecord, answer: JobAnswer, verdict: FinishAnswer, ref: string): Record<string, unknown> {
     if (verdict === 'not_found') throw notFound(ref);
     if (verdict === 'lost') throw lost(ref);
     this.#done(job);
     if (verdict === 'duplicate') return { ok: true, duplicate: true };
     if (verdict === 'cancelled') return { ok: true, cancelled: true };
     if (job.claimedAt !== null) {
-      this.#opts.metrics.jobSeconds.observe({ queue: job.queue, kind: job.kind, outcome: answer.state }, Math.max(0, Date.now() - job.claimedAt) / 1000);
+      const ms = Math.max(0, Date.now() - job.claimedAt);
+      this.#opts.metrics.jobSeconds.observe({ queue: job.queue, kind: job.kind, outcome: answer.state }, ms / 1000);
+      this.#stats.answered(job.queue, ms);
     }
-    this.#opts.onAnswered(job);
+    this.#opts.onAnswered(job, answer);
     return { ok: true };
   }
 
@@ -177,13 +285,28 @@ export class WorkerDoor {
     }
     s.queues.add(queue);
     s.lastSeen = Date.now();
+    this.#note(workerId, queue, s.lastSeen);
     return s;
+  }
+
+  /** Writes (worker, queue) for every instance to list, at most every NOTE_SEEN_MS: never on the path of every claim. */
+  #note(workerId: string, queue: string, now: number): void {
+    const key = `${workerId}\u0000${queue}`;
+    const last = this.#noted.get(key);
+    if (last !== undefined && now - last < NOTE_SEEN_MS) return;
+    this.#noted.set(key, now);
+    if (this.#noted.size > 10_000) {
+      for (const [k, at] of this.#noted) if (now - at >= NOTE_SEEN_MS) this.#noted.delete(k);
+    }
+    // Only a list for screens: a write that fails is tried again at the next claim or beat.
+    this.#opts.jobs.sawWorker(workerId, queue, now).catch(() => this.#noted.delete(key));
   }
 
   #touch(job: JobRecord): void {
     if (job.workerId === null) return;
     const s = this.#seen.get(job.workerId);
     if (s) s.lastSeen = Date.now();
+    this.#note(job.workerId, job.queue, Date.now());
   }
 
   #done(job: JobRecord): void {
@@ -234,45 +357,12 @@ function requireQueue(principal: Principal, queue: string): void {
   if (queues && !queues.has(queue)) throw new RunstateError('FORBIDDEN', `This worker token does not serve queue ${JSON.stringify(queue)}.`);
 }
 
-function objectBody(body: unknown): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('Expected a JSON object.');
-  return body as Record<string, unknown>;
-}
+/** One entry's outcome: the status and body its own endpoint would have answered. */
+export type AnswerResult = { job_id: string; status: number } & Record<string, unknown>;
 
-function intField(b: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {
-  const v = b[name];
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw bad(`Expected \`${name}\` to be an integer from ${min} to ${max}.`);
-  return v;
-}
-
-function checkItems(raw: unknown): Record<string, unknown>[] {
-  if (!Array.isArray(raw)) throw bad('Expected `items` to be a list of {id, title?, …}.');
-  const seen = new Set<string>();
-  return raw.map((it: unknown, i) => {
-    if (typeof it !== 'object' || it === null || Array.isArray(it)) throw bad(`Expected items[${i}] to be an object.`);
-    const item = it as Record<string, unknown>;
-    const id = item.id;
-    if ((typeof id !== 'string' || id.length === 0 || id.length > 200) && !(typeof id === 'number' && Number.isSafeInteger(id))) {
-      throw bad(`Expected items[${i}].id to be a string (1–200 characters) or an integer.`);
-    }
-    if (item.title !== undefined && typeof item.title !== 'string') throw bad(`Expected items[${i}].title to be a string.`);
-    const key = String(id);
-    if (seen.has(key)) throw bad(`items[${i}].id ${key} appears twice.`);
-    seen.add(key);
-    return { ...item, title: (item.title as string | undefined) ?? key };
-  });
-}
-
-function checkItemResult(b: Record<string, unknown>): { cost?: number; output?: unknown } {
-  if (b.cost !== undefined && (typeof b.cost !== 'number' || !Number.isFinite(b.cost) || b.cost < 0)) {
-    throw bad('Expected `cost` to be a finite number of at least 0.');
-  }
-  return { ...(b.cost === undefined ? {} : { cost: b.cost }), ...(b.output === undefined ? {} : { output: b.output }) };
-}
-
-function bad(message: string): RunstateError {
-  return new RunstateError('BAD_REQUEST', message);
+function refused(ref: string, err: RunstateError): AnswerResult {
+  const { status, body } = httpError(err);
+  return { job_id: ref, status, ...body };
 }
 
 function notFound(ref: string): RunstateError {

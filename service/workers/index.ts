@@ -45,7 +45,7 @@ export async function createWorkers(opts: WorkersOptions): Promise<Workers> {
   const jobs = await openJobStore(opts.store);
   const queues: { queue?: JobQueue } = {};
   const metrics = workerMetrics(opts.registry, jobs, () => door.workers());
-  const door = new WorkerDoor({ jobs, metrics, onAnswered: (job) => queues.queue?.kick({ jobId: job.id }),
+  const door = new WorkerDoor({ jobs, metrics, onAnswered: (job, answer) => queues.queue?.answered(job, answer),
     onMessage: (job, message) => queues.queue?.message(job.id, message),
   });
   const queue = new JobQueue({

@@ -49,6 +49,22 @@ export function workerMetrics(registry: Registry, jobs: JobStore, seen: () => Se
       for (const [queue, n] of Object.entries(waiting)) this.set({ queue }, n);
     },
   });
+  new Gauge({
+    name: 'runstate_worker_queue_jobs_in_flight',
+    help: 'Jobs workers hold under a live lease, per queue, whatever instance they claimed through',
+    labelNames: ['queue'],
+    registers: [registry],
+    async collect() {
+      let counts: Awaited<ReturnType<JobStore['queueCounts']>>;
+      try {
+        counts = await within(jobs.queueCounts(), 1000);
+      } catch {
+        return;
+      }
+      this.reset();
+      for (const [queue, c] of Object.entries(counts)) this.set({ queue }, c.inFlight);
+    },
+  });
   return {
     jobSeconds: new Histogram({
       name: 'runstate_worker_job_seconds',

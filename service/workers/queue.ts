@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import { AttemptReleasedError } from '../pipelines/attempts.js';
 import type { Item, ItemContext, ItemResult, LoadContext, StageDefinition } from '../pipelines/types.js';
-import type { JobRecord, JobStore, NewJob } from '../store/jobs.js';
+import type { JobAnswer, JobRecord, JobStore, NewJob } from '../store/jobs.js';
 import type { RunRecord, Store, StoredEvent } from '../store/store.js';
 
 export interface JobQueueOptions {
@@ -130,6 +130,26 @@ export class JobQueue {
       this.#waiters.delete(job.id);
       w.resolve(job);
     }
+  }
+
+  /**
+   * A worker answered here a job this instance may wait on: the waiting attempt takes the answer
+   * as it was stored, with no read back; the run's journal records the item with whatever else
+   * finished in this turn of the event loop. A job waited on elsewhere is left to its owner.
+   */
+  answered(job: JobRecord, answer: JobAnswer): void {
+    const w = this.#waiters.get(job.id);
+    if (!w) return;
+    this.#waiters.delete(job.id);
+    this.#due.delete(job.id);
+    w.resolve({
+      ...job,
+      state: answer.state,
+      result: answer.result ?? null,
+      error: answer.error ?? null,
+      retryable: answer.retryable ?? null,
+      finishedAt: Date.now(),
+    });
   }
 
   /** A heartbeat's message for a job this instance waits on: one `activity_log` per new message. */
@@ -278,8 +298,11 @@ export class JobQueue {
           reject(err);
         },
       });
-      // An answer may have come before the waiter was in place.
-      this.kick({ jobId: job.id });
+      // An answer may have come before the waiter was in place: a job handed out earlier, or one
+      // another instance claimed (and answered) since it was queued. A job this call just queued
+      // on a store with no other instance can only be answered through this process's door, which
+      // finds the waiter (answered()).
+      if (job.state !== 'queued' || this.#jobs.listenJobs !== undefined) this.kick({ jobId: job.id });
     });
   }
 

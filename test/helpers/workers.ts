@@ -2,6 +2,7 @@
 // each a child process whose JSON lines the test reads, and a small HTTP client for the door.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import type { NewJob } from '../../service/store/jobs.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -97,4 +98,24 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 40));
   }
+}
+
+/** A job of item 1, stage 1 of `runId`, as a queue stage would enqueue it. */
+export function jobOf(runId: string, over: Partial<NewJob> = {}): NewJob {
+  return {
+    runId,
+    stage: 1,
+    stageKey: 'crop',
+    kind: 'item',
+    itemId: '1',
+    item: { id: 1, title: 'item 1' },
+    attempt: 1,
+    queue: 'faces',
+    siteId: 'site-5',
+    pipeline: 'face_processor',
+    options: {},
+    idempotencyKey: `${runId}:1:1`,
+    leaseMs: 30_000,
+    ...over,
+  };
 }

@@ -16,10 +16,17 @@ const runUnderTest = runMachine.provide({
   actors: { stage: stageMachine.provide({ actors: { loadItems: never, processItem: never, wait: never } as never }) },
 });
 
+/** A failed item of `stage`, as the service finds it in the ledger. */
+const failedOf = (stage: number) => ({ stage, items: [{ index: 0, attempt: 2 }] });
+
 /** Commands, plus what the current stage can tell the run. */
 function eventsFor(snap: RunSnapshot) {
   const { current } = snap.context;
+  // retry_failed: in a completed run any stage may have failed items (or none: refused); in a failed one, those before it.
+  const retries = snap.value === 'completed' ? [[failedOf(1), failedOf(2)], [{ stage: 1, items: [] }, failedOf(2)], []] : [[failedOf(1)]];
   return [
+    ...retries.map((stages) => ({ type: 'retry_failed_requested', stages })),
+    { type: 'stage_completed', stage: current },
     { type: 'start_requested' },
     { type: 'pause_requested' },
     { type: 'resume_requested' },
@@ -34,8 +41,8 @@ function eventsFor(snap: RunSnapshot) {
 }
 
 function serialize(snap: RunSnapshot): string {
-  const { current, pauseRequested, betweenStages, error } = snap.context;
-  return JSON.stringify([snap.value, current, pauseRequested, betweenStages, error]);
+  const { current, pauseRequested, betweenStages, error, retry } = snap.context;
+  return JSON.stringify([snap.value, current, pauseRequested, betweenStages, error, retry]);
 }
 
 function stageOf(snap: RunSnapshot, n: number): { value: string; context: StageContext } | undefined {
@@ -100,13 +107,14 @@ describe('run machine, model-based', () => {
         const ctx = snap.context;
         const where = `${path.description} at ${String(snap.value)}`;
         expect(serialize(snap), where).toBe(serialize(step.state));
-        expect(ctx.current, where).toBeGreaterThanOrEqual(prev.context.current);
+        // The run goes through its stages in order; a retry_failed goes back to earlier ones and returns.
+        if (ctx.retry === null && prev.context.retry === null) expect(ctx.current, where).toBeGreaterThanOrEqual(prev.context.current);
         expect(ctx.current, where).toBeLessThanOrEqual(INPUT.stages.length);
         if (ctx.betweenStages) expect(snap.value, where).toBe('paused');
         if (snap.value === 'paused') expect(ctx.pauseRequested, where).toBe(false);
         if (snap.value === 'completed') expect(ctx.current, where).toBe(INPUT.stages.length);
         started ||= prev.value === 'idle' && snap.value === 'running';
-        if (started) {
+        if (started && ctx.retry === null) {
           // Every stage exists from the start, so the timeline can show them all.
           for (let n = 1; n <= INPUT.stages.length; n++) expect(stageOf(snap, n), `${where}: stage ${n}`).toBeDefined();
           // Stages after the current one have not started.
@@ -146,6 +154,26 @@ describe('run machine, model-based', () => {
         // Reject ends the run as cancelled; in any other state it changes nothing.
         if ((step.event as { type: string }).type === 'reject_requested' && prev.value !== 'awaiting_approval') expect(snap.value, where).toBe(prev.value);
         if (prev.value === 'awaiting_approval' && (step.event as { type: string }).type === 'reject_requested') expect(snap.value, where).toBe('cancelled');
+        // retry_failed takes a finished run back to work on the stages named, in order, then back to where it was.
+        const type = (step.event as { type: string }).type;
+        if (type === 'retry_failed_requested' && snap.value !== prev.value) {
+          const { stages } = step.event as unknown as { stages: { stage: number; items: unknown[] }[] };
+          expect(['completed', 'failed'], where).toContain(prev.value);
+          expect(snap.value, where).toBe('running');
+          expect(ctx.retry, where).toMatchObject({ then: prev.value, current: prev.context.current, error: prev.context.error });
+          // A stage with no items to retry is passed over.
+          expect(ctx.current, where).toBe(stages.find((x) => x.items.length > 0)!.stage);
+          expect(ctx.error, where).toBeNull();
+        }
+        if (type === 'retry_failed_requested' && (step.event as unknown as { stages: unknown[] }).stages.length === 0) {
+          expect(serialize(snap), where).toBe(serialize(prev));
+        }
+        if (prev.context.retry !== null && ctx.retry === null && snap.value !== 'cancelled') {
+          expect(snap.value, where).toBe(prev.context.retry.then);
+          expect(ctx.current, where).toBe(prev.context.retry.current);
+          expect(ctx.error, where).toBe(prev.context.retry.error);
+        }
+        if (ctx.retry !== null) expect(['running', 'paused', 'failed', 'cancelled'], where).toContain(snap.value);
         prev = snap;
       }
       actor.stop();

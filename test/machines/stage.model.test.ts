@@ -63,6 +63,12 @@ function eventsFor(snap: StageSnapshot) {
       events.push({ type: `xstate.done.actor.${actorId}`, actorId, output: { outcome: 'error', index: a.index, error: 'fatal', at: 2000, final: true } });
     }
   }
+  // retry_failed, where the failed items are known from the context alone: all of them failed.
+  // Their last attempt is given as maxAttempts, which keeps the state space finite.
+  if (snap.value === 'completed' && ctx.total && ctx.failed === ctx.total) {
+    events.push({ type: 'retry_failed_requested', items: ITEMS.map((_, index) => ({ index, attempt: INPUT.maxAttempts })) });
+  }
+  events.push({ type: 'retry_failed_requested', items: [] });
   for (const w of ctx.waiting) {
     const actorId = `wait.${w.index}`;
     events.push({ type: `xstate.done.actor.${actorId}`, actorId, output: undefined });
@@ -71,8 +77,8 @@ function eventsFor(snap: StageSnapshot) {
 }
 
 function serialize(snap: StageSnapshot): string {
-  const { total, cursor, processed, failed, active, waiting, pauseRequested, error } = snap.context;
-  return JSON.stringify([snap.value, total, cursor, processed, failed, active, waiting, pauseRequested, error]);
+  const { total, cursor, processed, failed, active, waiting, retrying, pauseRequested, error } = snap.context;
+  return JSON.stringify([snap.value, total, cursor, processed, failed, active, waiting, retrying, pauseRequested, error]);
 }
 
 function processingOf(snap: StageSnapshot) {
@@ -87,7 +93,7 @@ function processingOf(snap: StageSnapshot) {
 describe('stage machine, model-based', () => {
   // Events given here are used as they are; the model's default would keep only events whose
   // type equals a descriptor, and `xstate.done.actor.item.0` is not `xstate.done.actor.item.*`.
-  // Final states (`empty`, `completed`, `cancelled`) take no events: the traversal stops there.
+  // Final states (`empty`, `cancelled`) take no events: the traversal stops there.
   const paths = edgePaths<StageSnapshot, never>(stageUnderTest([], []), {
     input: INPUT,
     events: eventsFor,
@@ -112,24 +118,46 @@ describe('stage machine, model-based', () => {
       let pausedAt: number | null = null;
       for (const step of path.steps) {
         const noticesBefore = notices.length;
+        const recordsBefore = records.length;
         actor.send(step.event);
+        const type = (step.event as { type: string }).type;
         const heard = notices.slice(noticesBefore);
         const snap = actor.getSnapshot();
         const ctx: StageContext = snap.context;
         const where = `${path.description} at ${String(snap.value)}`;
         // The SUT agrees with the model.
         expect(serialize(snap), where).toBe(serialize(step.state));
-        // Progress never goes backwards and never passes the total.
-        expect(ctx.processed, where).toBeGreaterThanOrEqual(prev.context.processed);
+        // Progress never goes backwards and never passes the total, but for retry_failed, which
+        // takes the items it retries back from processed (and failed) until they finish again.
+        const retried = type === 'retry_failed_requested' && prev.value === 'completed' ? (step.event as unknown as { items: unknown[] }).items.length : 0;
+        expect(ctx.processed, where).toBeGreaterThanOrEqual(prev.context.processed - retried);
+        expect(ctx.failed, where).toBeGreaterThanOrEqual(prev.context.failed - retried);
+        if (retried > 0) {
+          expect(snap.value, where).toBe('running');
+          expect(ctx.processed, where).toBe(prev.context.processed - retried);
+          // Attempt numbers go on from the last one; each gets the attempts a new item gets.
+          for (const r of [...ctx.retrying, ...ctx.active]) expect(r, where).toMatchObject({ attempt: INPUT.maxAttempts + 1, upTo: 2 * INPUT.maxAttempts });
+        }
+        if (type === 'retry_failed_requested' && retried === 0) expect(serialize(snap), where).toBe(serialize(prev));
         if (ctx.total !== null) expect(ctx.processed, where).toBeLessThanOrEqual(ctx.total);
         // Concurrency holds, retry waits included.
         expect(ctx.active.length + ctx.waiting.length, where).toBeLessThanOrEqual(ctx.concurrency);
-        // Every finished item is recorded once, failed exactly when its last attempt failed.
-        expect(records.length, where).toBe(ctx.processed);
-        expect(new Set(records.map((r) => r.index)).size, where).toBe(records.length);
-        expect(records.filter((r) => r.status === 'failed').length, where).toBe(ctx.failed);
+        // Every finished item is recorded once, failed exactly when its last attempt failed; only
+        // retry_failed records an item again, replacing its failed record.
+        const latest = new Map<number, ItemRecord>();
+        for (const r of records.slice(0, recordsBefore)) latest.set(r.index, r);
+        for (const r of records.slice(recordsBefore)) {
+          const before = latest.get(r.index);
+          if (before) expect([before.status, r.retried], where).toEqual(['failed', true]);
+          else expect(r.retried, where).toBeUndefined();
+          latest.set(r.index, r);
+        }
+        const unfinished = new Set([...ctx.active, ...ctx.waiting, ...ctx.retrying].map((a) => a.index));
+        const finished = [...latest.values()].filter((r) => !unfinished.has(r.index));
+        expect(finished.length, where).toBe(ctx.processed);
+        expect(finished.filter((r) => r.status === 'failed').length, where).toBe(ctx.failed);
         for (const r of records) {
-          if (r.status === 'failed' && r.error !== 'fatal') expect(r.attempts, where).toBe(INPUT.maxAttempts);
+          if (r.status === 'failed' && r.error !== 'fatal') expect(r.attempts, where).toBe(r.retried ? 2 * INPUT.maxAttempts : INPUT.maxAttempts);
         }
         const view = processingOf(snap);
         expect(view.stage_state, where).toBe(snap.value);
@@ -174,8 +202,10 @@ describe('stage machine, model-based', () => {
             expect(view.currently_processing.map((i) => i.id), where).toEqual(ctx.active.map((a) => ITEMS[a.index]!.id));
         }
         if (snap.value !== 'paused') pausedAt = null;
-        // The run hears of a pause and of a failure, never of a cancel (it sent the cancel).
-        if (snap.value === 'paused' && prev.value !== 'paused') expect(heard, where).toEqual([{ type: 'stage_paused', stage: 1 }]);
+        // The run hears that the stage finished, paused or failed, never of a cancel (it sent the cancel).
+        if ((snap.value === 'completed' || snap.value === 'empty') && prev.value !== snap.value) {
+          expect(heard, where).toEqual([{ type: 'stage_completed', stage: 1 }]);
+        } else if (snap.value === 'paused' && prev.value !== 'paused') expect(heard, where).toEqual([{ type: 'stage_paused', stage: 1 }]);
         else if (snap.value === 'failed' && prev.value !== 'failed') {
           expect(heard, where).toEqual([{ type: 'stage_failed', stage: 1, error: ctx.error }]);
         } else expect(heard, where).toEqual([]);
@@ -217,11 +247,43 @@ describe('stage machine, model-based', () => {
     actor.stop();
   });
 
+  it('retries only the failed items it is given, numbering their attempts on, and tells the run it completed again', () => {
+    const records: ItemRecord[] = [];
+    const notices: StageNotice[] = [];
+    const actor = createActor(stageUnderTest(records, notices), { input: { ...INPUT, concurrency: 2 } });
+    actor.start();
+    actor.send({ type: 'start_requested' });
+    actor.send({ type: 'xstate.done.actor.loader', actorId: 'loader', output: { total: 2, loadedAt: 1000 } });
+    actor.send({ type: 'xstate.done.actor.item.0', actorId: 'item.0', output: { outcome: 'done', index: 0, cost: 1 } });
+    actor.send({ type: 'xstate.done.actor.item.1', actorId: 'item.1', output: { outcome: 'error', index: 1, error: 'fatal', at: 2000, final: true } });
+    expect(actor.getSnapshot().value).toBe('completed');
+    expect(actor.getSnapshot().context).toMatchObject({ processed: 2, failed: 1 });
+    actor.send({ type: 'retry_failed_requested', items: [{ index: 1, attempt: 1 }] });
+    const retrying = actor.getSnapshot();
+    expect(retrying.value).toBe('running');
+    expect(retrying.context).toMatchObject({ processed: 1, failed: 0, active: [{ index: 1, attempt: 2, upTo: 1 + INPUT.maxAttempts }], retrying: [] });
+    actor.send({ type: 'xstate.done.actor.item.1', actorId: 'item.1', output: { outcome: 'done', index: 1, cost: 2 } });
+    const done = actor.getSnapshot();
+    expect(done.value).toBe('completed');
+    expect(done.context).toMatchObject({ processed: 2, failed: 0, creditsUsed: 3 });
+    expect(records.map((r) => [r.index, r.status, r.attempts, r.retried])).toEqual([
+      [0, 'done', 1, undefined],
+      [1, 'failed', 1, undefined],
+      [1, 'done', 2, true],
+    ]);
+    expect(notices).toEqual([
+      { type: 'stage_completed', stage: 1 },
+      { type: 'stage_completed', stage: 1 },
+    ]);
+    actor.stop();
+  });
+
   it('names its states in STAGE_STATES, as the run names its own in RUN_STATES', () => {
     expect(machineGraph(stageMachine).states.map((s) => s.name).sort()).toEqual([...STAGE_STATES].sort());
     expect(machineGraph(runMachine).states.map((s) => s.name).sort()).toEqual([...RUN_STATES].sort());
-    // The stage's final states: the run moves on from empty and completed; cancelled ends it all.
-    expect(machineGraph(stageMachine).states.filter((s) => s.final).map((s) => s.name)).toEqual(['empty', 'completed', 'cancelled']);
+    // The stage's final states: the run moves on from empty; cancelled ends it all. Completed is
+    // not final: retry_failed takes it back to running.
+    expect(machineGraph(stageMachine).states.filter((s) => s.final).map((s) => s.name)).toEqual(['empty', 'cancelled']);
   });
 
   it('backs off exponentially up to the cap', async () => {

@@ -139,7 +139,7 @@ describe('processing card, in every state of real runs', () => {
   it('enables exactly the commands the server’s view allows, in every state', () => {
     const enabled = () => screen.getAllByRole('button').filter((b) => !(b as HTMLButtonElement).disabled).map((b) => b.textContent!.toLowerCase());
     for (const [name, { run }] of Object.entries(shots)) {
-      render(<Controls allowed={run.allowed_commands} busy={false} onCommand={() => undefined} />);
+      render(<Controls allowed={run.allowed_commands} busy={false} failedItems={run.failed_items} onCommand={() => undefined} />);
       expect(enabled(), name).toEqual(run.allowed_commands);
       cleanup();
     }
@@ -147,8 +147,18 @@ describe('processing card, in every state of real runs', () => {
     expect(shots.paused!.run.allowed_commands).not.toContain('pause');
     expect(shots.failed!.run.allowed_commands).toContain('retry');
     expect(shots.completed!.run.allowed_commands).toEqual(['close']);
-    render(<Controls allowed={shots.running!.run.allowed_commands} busy onCommand={() => undefined} />);
+    render(<Controls allowed={shots.running!.run.allowed_commands} busy failedItems={0} onCommand={() => undefined} />);
     expect(enabled()).toEqual([]);
+  });
+
+  it('offers Retry failed with the count of failed items only while retry_failed is allowed', () => {
+    const sent: string[] = [];
+    render(<Controls allowed={['close', 'retry_failed']} busy={false} failedItems={3} onCommand={(c) => sent.push(c)} />);
+    screen.getByRole('button', { name: 'Retry failed (3)' }).click();
+    expect(sent).toEqual(['retry_failed']);
+    cleanup();
+    render(<Controls allowed={['close']} busy={false} failedItems={3} onCommand={() => undefined} />);
+    expect(screen.queryByRole('button', { name: /Retry failed/ })).toBeNull();
   });
 
   it('shows every stage with its machine state and counts', () => {

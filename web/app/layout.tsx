@@ -11,7 +11,7 @@ export default function RootLayout({ children }: { children: ReactNode }) {
         <header className="top">
           <a href="/" className="brand">runstate</a>
           <nav aria-label="Sections" className="top-nav">
-            <a href="/">Runs</a> <a href="/webhooks/">Webhooks</a> <a href="/schedules/">Schedules</a>
+            <a href="/">Runs</a> <a href="/workers/">Workers</a> <a href="/webhooks/">Webhooks</a> <a href="/schedules/">Schedules</a>
           </nav>
         </header>
         <main>{children}</main>

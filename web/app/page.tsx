@@ -1,11 +1,13 @@
 'use client';
-import { useEffect, useMemo, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { api as makeApi, type Api, type PipelineInfo } from '../lib/api.js';
+import { BULK_COMMANDS, bulkSummary, keepKnown, outcomeOf, selectionOf, toggleAll, toggleOne, type BulkCommand } from '../lib/bulk.js';
 import type { RunView } from '../lib/run-model.js';
 import { NO_FILTER, filterFromSearch, filterToSearch, formatDuration, listStatus, runDuration, runProgress, runsPage, type RunsFilter } from '../lib/runs-list.js';
 import { fieldErrors, fieldOfRefusal, optionFields, optionsFrom, type OptionField } from '../lib/options-form.js';
 import { takeToken } from '../lib/token.js';
 import { useSiteFeed } from '../lib/use-site-feed.js';
+import { ConfirmButton } from '../ui/ConfirmButton.js';
 
 const STATUSES = ['running', 'paused', 'awaiting_approval', 'idle', 'failed', 'completed', 'cancelled', 'closed'];
 const SITE_KEY = 'runstate:site';
@@ -47,6 +49,75 @@ function OptionInput({ field, value, error, onChange }: { field: OptionField; va
         />
       )}
       {help}
+    </div>
+  );
+}
+
+/** The box that selects (or clears) every run on the page; mixed when some are. */
+function SelectAll({ state, onToggle }: { state: 'all' | 'some' | 'none'; onToggle: () => void }) {
+  const box = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    if (box.current) box.current.indeterminate = state === 'some';
+  }, [state]);
+  return <input ref={box} type="checkbox" aria-label="Select every run on this page" checked={state === 'all'} onChange={onToggle} />;
+}
+
+interface BulkOutcome {
+  command: BulkCommand;
+  summary: string;
+  runs: { run_id: string; outcome: string }[];
+}
+
+const LABEL: Record<BulkCommand, string> = { pause: 'Pause', resume: 'Resume', cancel: 'Cancel' };
+
+/** The selected runs' commands (`POST /runs/bulk/:command` with their ids) and what each run answered. */
+function BulkBar({ api, selected, runs, onClear }: { api: Api; selected: ReadonlySet<string>; runs: ReadonlyMap<string, RunView>; onClear: () => void }) {
+  const [busy, setBusy] = useState(false);
+  const [outcome, setOutcome] = useState<BulkOutcome | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const n = selected.size;
+  const send = (command: BulkCommand) => {
+    const before = new Map(runs);
+    setBusy(true);
+    setError(null);
+    api
+      .bulk(command, { run_ids: [...selected] })
+      .then(
+        (results) =>
+          setOutcome({
+            command,
+            summary: bulkSummary(command, results, before),
+            runs: results.map((r) => ({ run_id: r.run_id, outcome: outcomeOf(command, r, before.get(r.run_id)) })),
+          }),
+        (err: Error) => setError(`${LABEL[command]} failed: ${err.message}`),
+      )
+      .finally(() => setBusy(false));
+  };
+  const off = busy || n === 0;
+  return (
+    <div className="bulk-bar">
+      <div className="row" role="toolbar" aria-label="Selected runs">
+        <span aria-live="polite">{n === 0 ? 'No run selected' : `${n} selected`}</span>
+        {BULK_COMMANDS.map((c) =>
+          c === 'cancel' ? (
+            <ConfirmButton key={c} label="Cancel" question={`Cancel ${n} run${n === 1 ? '' : 's'}?`} confirmLabel="Yes, cancel" disabled={off} onConfirm={() => send(c)} />
+          ) : (
+            <button key={c} type="button" disabled={off} onClick={() => send(c)}>{LABEL[c]}</button>
+          ),
+        )}
+        <button type="button" disabled={n === 0} onClick={onClear}>Clear selection</button>
+      </div>
+      <div role="status" aria-live="polite">
+        {outcome && (
+          <>
+            <p className="muted" data-bulk-summary>{LABEL[outcome.command]}: {outcome.summary}</p>
+            <ul className="bulk-results">
+              {outcome.runs.map((r) => <li key={r.run_id} data-bulk-run={r.run_id}>{r.run_id}: {r.outcome}</li>)}
+            </ul>
+          </>
+        )}
+      </div>
+      {error && <p className="card-error" role="alert">{error}</p>}
     </div>
   );
 }
@@ -146,6 +217,7 @@ function Runs({ token }: { token: string }) {
   const feed = useSiteFeed(token, api);
   const [filter, setFilterState] = useState<RunsFilter>(NO_FILTER);
   const [now, setNow] = useState(() => Date.now());
+  const [picked, setPicked] = useState<Set<string>>(() => new Set());
   useEffect(() => {
     setFilterState(filterFromSearch(window.location.search));
     const onPop = () => setFilterState(filterFromSearch(window.location.search));
@@ -163,6 +235,8 @@ function Runs({ token }: { token: string }) {
   const sites = filter.site && !page.sites.includes(filter.site) ? [...page.sites, filter.site] : page.sites;
   const pipelines = filter.pipeline && !page.pipelines.includes(filter.pipeline) ? [...page.pipelines, filter.pipeline] : page.pipelines;
   const total = Object.values(page.counts).reduce((a, b) => a + b, 0);
+  const selected = useMemo(() => keepKnown(picked, feed.runs), [picked, feed.runs]);
+  const visible = page.rows.map((r) => r.run_id);
   return (
     <>
       <div className="row" style={{ justifyContent: 'space-between' }}>
@@ -211,10 +285,11 @@ function Runs({ token }: { token: string }) {
         ))}
       </ul>
       {feed.error && <p className="card-error" role="alert">{feed.error}</p>}
+      <BulkBar api={api} selected={selected} runs={feed.runs} onClear={() => setPicked(new Set())} />
       <div className="table-wrap" role="region" aria-label="Runs table" tabIndex={0}>
         <table className="runs" aria-label="Runs">
           <thead>
-            <tr><th scope="col">Run</th><th scope="col">Site</th><th scope="col">Pipeline</th><th scope="col">Status</th><th scope="col">Stage</th><th scope="col">Progress</th><th scope="col">Started</th><th scope="col">Duration</th></tr>
+            <tr><th scope="col"><span className="select"><SelectAll state={selectionOf(selected, visible)} onToggle={() => setPicked(toggleAll(selected, visible))} /></span> Run</th><th scope="col">Site</th><th scope="col">Pipeline</th><th scope="col">Status</th><th scope="col">Stage</th><th scope="col">Progress</th><th scope="col">Started</th><th scope="col">Duration</th></tr>
           </thead>
           <tbody>
             {page.rows.map((r) => {
@@ -222,7 +297,10 @@ function Runs({ token }: { token: string }) {
               const status = listStatus(r);
               return (
                 <tr key={r.run_id} data-run={r.run_id}>
-                  <td><a href={`/run/?id=${encodeURIComponent(r.run_id)}`}>{r.run_id}</a></td>
+                  <td>
+                    <span className="select"><input type="checkbox" aria-label={`Select ${r.run_id}`} checked={selected.has(r.run_id)} onChange={() => setPicked(toggleOne(selected, r.run_id))} /></span>{' '}
+                    <a href={`/run/?id=${encodeURIComponent(r.run_id)}`}>{r.run_id}</a>
+                  </td>
                   <td>{r.site_id}</td>
                   <td>{r.pipeline}</td>
                   <td><span className={`chip chip-${status}`}>{status}</span></td>

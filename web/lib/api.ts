@@ -1,3 +1,4 @@
+import type { BulkResult } from '../../service/engine/commands.js';
 import type { ItemsPage } from '../../service/engine/items.js';
 import type { ProcessingView, RunView, StoredEvent } from './run-model.js';
 
@@ -63,7 +64,13 @@ export function api(token: string) {
     addWebhook: (body: { url: string; events: string[]; secret: string; site_id?: string }) => call<{ data: WebhookInfo }>('/webhooks', { method: 'POST', body }).then((r) => r.data),
     deleteWebhook: (id: string) => call<{ data: { deleted: boolean } }>(`/webhooks/${encodeURIComponent(id)}`, { method: 'DELETE' }).then((r) => r.data),
     deliveries: (id: string) => call<{ data: DeliveryInfo[] }>(`/webhooks/${encodeURIComponent(id)}/deliveries`).then((r) => r.data),
-    command: (runId: string, command: string) => call<{ data: RunView; accepted: boolean }>(`/runs/${encodeURIComponent(runId)}/${command}`, { method: 'POST', body: {} }),
+    command: (runId: string, command: string, reason?: string) =>
+      call<{ data: RunView; accepted: boolean }>(`/runs/${encodeURIComponent(runId)}/${command}`, { method: 'POST', body: reason === undefined ? {} : { reason } }),
+    /** One command for many runs, each answered as if commanded alone (`POST /runs/bulk/:command`). */
+    bulk: (command: string, body: { run_ids?: string[]; site_id?: string; status?: string; reason?: string }) =>
+      call<{ results: BulkResult[] }>(`/runs/bulk/${command}`, { method: 'POST', body }).then((r) => r.results),
+    /** Workers seen in the last minute and, per queue, jobs waiting and in flight (`GET /workers`). */
+    workers: () => call<{ data: WorkersOverview }>('/workers').then((r) => r.data),
     schedules: () => call<{ data: ScheduleInfo[] }>('/schedules').then((r) => r.data),
     addSchedule: (body: { site_id: string; pipeline: string; cron: string; timezone?: string; overlap?: string; options?: Record<string, unknown> }) =>
       call<{ data: ScheduleInfo }>('/schedules', { method: 'POST', body }).then((r) => r.data),
@@ -98,6 +105,19 @@ export interface DeliveryInfo {
   last_error: string | null;
   created_at: string;
   log: { attempt: number; at: string; status_code: number | null; error: string | null; duration_ms: number }[];
+}
+
+/** `GET /workers`: who is connected, and each queue's jobs (docs/workers.md, "The dashboard"). */
+export interface WorkersOverview {
+  workers: { worker_id: string; queues: string[]; jobs_in_flight: number; last_seen: string }[];
+  queues: {
+    queue: string;
+    waiting: number;
+    in_flight: number;
+    workers: number;
+    latency_ms: { count: number; p50: number; p95: number } | null;
+    leases_lost: number;
+  }[];
 }
 
 /** A schedule as `GET /schedules` lists it: its next fire time and its last fires. */

@@ -13,6 +13,14 @@ export interface ProcessingCardProps {
 }
 
 const SLOW_FACTOR = 3;
+/** What the card says (and its tone) for a run in each state where the stage's own state does not matter. */
+const HEADLINES: Partial<Record<string, string>> = {
+  completed: 'Completed',
+  cancelled: 'Cancelled',
+  failed: 'Failed',
+  paused: 'Paused',
+  awaiting_approval: 'Awaiting approval',
+};
 
 function seconds(ms: number): string {
   const s = Math.round(ms / 1000);
@@ -23,8 +31,7 @@ function seconds(ms: number): string {
 export function ProcessingCard({ run, processing: p, inFlightSince = {}, usualItemMs = null, now = Date.now(), onRetry, onClose }: ProcessingCardProps) {
   const status = run.status;
   const stageState = p?.stage_state ?? 'pending';
-  const tone =
-    status === 'paused' || status === 'failed' || status === 'cancelled' || status === 'completed' ? status : stageState === 'pausing' ? 'pausing' : 'running';
+  const tone = HEADLINES[status] ? status : stageState === 'pausing' ? 'pausing' : 'running';
   const slow =
     usualItemMs && status === 'running'
       ? (p?.currently_processing ?? [])
@@ -32,19 +39,7 @@ export function ProcessingCard({ run, processing: p, inFlightSince = {}, usualIt
           .filter((x) => x.ms > Math.max(SLOW_FACTOR * usualItemMs, 5000))
       : [];
   const headline =
-    status === 'completed'
-      ? 'Completed'
-      : status === 'cancelled'
-        ? 'Cancelled'
-        : status === 'failed'
-          ? 'Failed'
-          : status === 'paused'
-            ? 'Paused'
-            : stageState === 'pausing'
-              ? 'Pausing: finishing the items in flight'
-              : stageState === 'loading'
-                ? 'Loading items…'
-                : 'Running';
+    HEADLINES[status] ?? (stageState === 'pausing' ? 'Pausing: finishing the items in flight' : stageState === 'loading' ? 'Loading items…' : 'Running');
   const percentage = status === 'completed' ? 100 : (p?.percentage ?? 0);
   return (
     <section className={`card card-${tone}${slow.length ? ' card-slow' : ''}`} aria-label="Processing" data-state={tone}>
@@ -66,6 +61,11 @@ export function ProcessingCard({ run, processing: p, inFlightSince = {}, usualIt
       {status === 'failed' && (
         <p className="card-error" role="alert">
           {run.error ?? 'The run failed.'} {onRetry && <button onClick={onRetry}>Retry</button>}
+        </p>
+      )}
+      {p?.limit_waiting && status === 'running' && (
+        <p className="card-note card-limit-note" data-note="limit">
+          {p.limit_waiting.items} {p.limit_waiting.items === 1 ? 'item' : 'items'} waiting on the {p.limit_waiting.key} limit
         </p>
       )}
       {slow.map(({ item, ms }) => (

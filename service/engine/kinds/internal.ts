@@ -2,14 +2,15 @@
 // RunHost per run in memory, each leased to this instance (docs/architecture.md, "The engine").
 import type { Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
-import { COMMAND_EVENT, isTerminalRunState, type RunContext } from '../../../machines/index.js';
+import { COMMAND_EVENT, isTerminalRunState, type RunContext, type RunEvent } from '../../../machines/index.js';
 import { RunstateError } from '../../errors.js';
 import { events, isCommand, type Command, type StoredEvent } from '../../events.js';
 import type { FaultSink } from '../../health.js';
 import { resolveOptions } from '../../pipelines/schema.js';
 import { PipelineOptionsError, type AnyPipeline } from '../../pipelines/types.js';
 import { LeaseLostError, type CommandOutcome, type QueuedCommand, type RunRecord, type Store } from '../../store/store.js';
-import { decide, type Verdict } from '../commands.js';
+import { decide, type CommandState, type Verdict } from '../commands.js';
+import { failedToRetry, retryableStages, retryFailedEvent } from '../retry-failed.js';
 import { provideMachines, type ProvidedRunMachine } from '../providers.js';
 import { RunHost } from '../run-host.js';
 import { describeProcessing, describeRun, type ProcessingView, type RunView } from '../view.js';
@@ -34,6 +35,8 @@ export interface InternalRunsOptions {
   onRetired?: (runId: string) => void;
   /** Told when runs' writes are held (database away, disk full) and when they go through again. */
   faults?: FaultSink | undefined;
+  /** Leases a completed run to this instance, for `retry_failed`; undefined when another holds it (ownership.ts). */
+  leaseFinished: (runId: string) => Promise<RunRecord | undefined>;
   /** Commands a live run that another instance holds: queued for it (ownership.ts). */
   commandElsewhere: (record: RunRecord, command: Command, req: CommandRequest) => Promise<CommandResult>;
 }
@@ -142,7 +145,8 @@ export class InternalRuns implements RunKind {
     const view = describeRun(record, this.#stagesOf(record));
     // Only a finished run is settled enough to decide here; a live one is its holder's to decide.
     if (command !== 'close' && !isTerminalRunState(view.status)) return this.#opts.commandElsewhere(record, command, req);
-    const verdict = decide(command, { status: view.status, closed: record.closedAt !== null, pauseRequested: false });
+    const verdict = decide(command, { status: view.status, closed: record.closedAt !== null, pauseRequested: false, failedToRetry: failedToRetry(record.snapshot) });
+    if (command === 'retry_failed' && applies(verdict)) return this.#revive(record, req);
     if (!applies(verdict)) return { accepted: false, run: view };
     const closedAt = new Date(this.#opts.now()).toISOString();
     const res = await this.#opts.store.commit(record.runId, { events: [events.command({ command, by: req.by, reason: req.reason }, closedAt)], closedAt });
@@ -153,9 +157,10 @@ export class InternalRuns implements RunKind {
 
   /** A command for a run in memory here. */
   async commandHosted(host: RunHost, command: Command, req: CommandRequest): Promise<CommandResult> {
+    if (command === 'retry_failed') return this.#retryFailed(host, req);
     const snap = host.actor.getSnapshot();
     const status = String(snap.value);
-    const verdict = decide(command, { status, closed: host.record.closedAt !== null, pauseRequested: snap.context.pauseRequested });
+    const verdict = decide(command, commandStateOf(host));
     // A live run whose batch is held (the store away) takes no command until it lands; close goes through the journal, which says so itself.
     if (command !== 'close' && !isTerminalRunState(status) && host.journal.holding) throw new RunstateError('DATABASE_UNAVAILABLE');
     if (!applies(verdict)) return { accepted: false, run: host.view() };
@@ -167,9 +172,64 @@ export class InternalRuns implements RunKind {
       return { accepted: true, run: host.view() };
     }
     host.append(event);
-    host.actor.send({ type: COMMAND_EVENT[command] });
+    host.actor.send({ type: COMMAND_EVENT[command] } as RunEvent);
     await host.journal.acknowledged();
     return { accepted: true, run: host.view() };
+  }
+
+  /**
+   * `retry_failed` on a run in memory: reads its failed items from the ledger (once everything
+   * it recorded is durable) and hands them to the run machine (docs/api.md, "Retry failed items").
+   */
+  async #retryFailed(host: RunHost, req: CommandRequest): Promise<CommandResult> {
+    if (host.journal.holding) throw new RunstateError('DATABASE_UNAVAILABLE');
+    applies(decide('retry_failed', commandStateOf(host)));
+    await host.journal.acknowledged();
+    const store = this.#opts.store;
+    const stages = retryableStages(host.actor.getPersistedSnapshot());
+    const ledger = await store.ledger(host.runId);
+    const items = new Map(await Promise.all(stages.map(async (n) => [n, host.cachedItems(n) ?? (await store.getStageItems(host.runId, n))] as const)));
+    // The run may have moved while the ledger was read: it left memory (it had just completed,
+    // and retired), or another command came. Decide again, from where it is now.
+    if (this.#hosts.get(host.runId) !== host) {
+      const record = await store.getRun(host.runId);
+      if (!record) throw new RunstateError('RUN_NOT_FOUND', `No run with id ${JSON.stringify(host.runId)}.`);
+      return this.command(record, 'retry_failed', req);
+    }
+    applies(decide('retry_failed', commandStateOf(host)));
+    const retry = retryFailedEvent(stages, ledger, (n) => items.get(n));
+    if (retry.stages.length === 0) throw new RunstateError('COMMAND_NOT_ALLOWED', 'The run has no failed items to retry.');
+    host.append(events.command({ command: 'retry_failed', by: req.by, reason: req.reason }, new Date(this.#opts.now()).toISOString()));
+    host.actor.send(retry);
+    await host.journal.acknowledged();
+    return { accepted: true, run: host.view() };
+  }
+
+  /**
+   * `retry_failed` on a completed run, which is in no instance's memory: leased here and put
+   * back into memory as it was, then commanded. Another instance that got there first has it.
+   */
+  async #revive(record: RunRecord, req: CommandRequest): Promise<CommandResult> {
+    const leased = await this.#opts.leaseFinished(record.runId);
+    if (!leased) {
+      const now = await this.#opts.store.getRun(record.runId);
+      if (now && !isTerminalRunState(now.status)) return this.#opts.commandElsewhere(now, 'retry_failed', req);
+      throw new RunstateError('UNAVAILABLE', 'Another instance is taking this run back to work; try again.');
+    }
+    const host = this.#hosts.get(record.runId);
+    if (host) return this.commandHosted(host, 'retry_failed', req);
+    if (!this.resume(leased)) throw new RunstateError('INTERNAL', `Run ${record.runId} cannot be resumed here.`);
+    const revived = this.#hosts.get(record.runId)!;
+    try {
+      return await this.commandHosted(revived, 'retry_failed', req);
+    } catch (err) {
+      // Nothing was sent to the machine (or it was refused): the run goes back to rest, unleased.
+      if (revived.state === 'completed') {
+        this.letGo(record.runId);
+        await this.#opts.store.releaseLeases(this.#opts.owner, [record.runId]).catch(() => undefined);
+      }
+      throw err;
+    }
   }
 
   /** Resolves once everything every run has recorded so far is durable (and announced). */
@@ -245,6 +305,17 @@ export class InternalRuns implements RunKind {
     this.#hosts.delete(host.runId);
     this.#opts.onReleased(host.runId);
   }
+}
+
+/** What the rules of commands.ts look at, for a run in memory. */
+function commandStateOf(host: RunHost): CommandState {
+  const snap = host.actor.getSnapshot();
+  return {
+    status: String(snap.value),
+    closed: host.record.closedAt !== null,
+    pauseRequested: snap.context.pauseRequested,
+    failedToRetry: failedToRetry(host.actor.getPersistedSnapshot()),
+  };
 }
 
 /** Applies or no-ops; a refusal is the 409 of docs/api.md. */

@@ -12,6 +12,8 @@ describe('HTTP API under arbitrary input (fast-check)', () => {
   const dir = tempDir();
   let h: Awaited<ReturnType<typeof appOn>>;
   let runId: string;
+  /** A completed run whose items all failed: retry_failed is what it allows. */
+  let failedId: string;
   let scheduleId: string;
 
   beforeAll(async () => {
@@ -32,6 +34,14 @@ describe('HTTP API under arbitrary input (fast-check)', () => {
     });
     scheduleId = made.json().data.schedule_id;
     await gate.inFlight(1);
+    const failed = await h.app.inject({
+      method: 'POST',
+      url: `${API}/runs`,
+      headers: { authorization: `Token ${SITE5}` },
+      payload: { site_id: 'site-5', pipeline: 'content', options: { delay_ms: 0, items_per_stage: [2, 0, 0, 0, 0, 0, 0], fail_rate: 1, max_attempts: 1 } },
+    });
+    failedId = failed.json().data.run_id;
+    await h.engine.whenRetired(failedId);
     // From here the run only moves when a request moves it.
     await h.engine.settle();
   });
@@ -41,8 +51,8 @@ describe('HTTP API under arbitrary input (fast-check)', () => {
   });
 
   const junk = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.constantFrom('..', '%00', '%2e%2e%2f', "' OR 1=1 --", '\u202e', 'run_', 'x'.repeat(300)));
-  const segment = fc.oneof(junk.map(encodeURIComponent), fc.constantFrom('pause', 'resume', 'cancel', 'retry', 'close', 'approve', 'reject', 'trace', 'events', 'schedules'));
-  const id = fc.oneof(fc.constant(() => runId), fc.constant(() => 'run_20200101_000000_manual'), junk.map((j) => () => encodeURIComponent(j)));
+  const segment = fc.oneof(junk.map(encodeURIComponent), fc.constantFrom('pause', 'resume', 'cancel', 'retry', 'close', 'approve', 'reject', 'retry_failed', 'trace', 'events', 'schedules'));
+  const id = fc.oneof(fc.constant(() => runId), fc.constant(() => failedId), fc.constant(() => 'run_20200101_000000_manual'), junk.map((j) => () => encodeURIComponent(j)));
   const sid = fc.oneof(fc.constant(() => scheduleId), fc.constant(() => 'sch_000000000000000000000000'), junk.map((j) => () => encodeURIComponent(j)));
   const path = fc.oneof(
     fc.constant(() => `${API}/runs`),
@@ -50,6 +60,7 @@ describe('HTTP API under arbitrary input (fast-check)', () => {
     fc.tuple(id, segment).map(([i, s]) => () => `${API}/runs/${i()}/${s}`),
     segment.map((s) => () => `${API}/runs/bulk/${s}`),
     fc.constant(() => `${API}/current_processing/`),
+    fc.constant(() => `${API}/limits`),
     fc.constant(() => `${API}/schedules`),
     sid.map((i) => () => `${API}/schedules/${i()}`),
     fc.tuple(sid, fc.oneof(segment, fc.constantFrom('pause', 'resume'))).map(([i, s]) => () => `${API}/schedules/${i()}/${s}`),
@@ -81,6 +92,10 @@ describe('HTTP API under arbitrary input (fast-check)', () => {
         if (k !== undefined && /^[\x20-\x7e]*$/.test(k)) headers['idempotency-key'] = k;
         const runsBefore = (await h.store.listRuns({})).length;
         const eventsBefore = (await h.store.getRun(runId))!.lastSeq;
+        // A retry_failed accepted before has finished: the failed run is at rest again.
+        await h.engine.whenRetired(failedId);
+        await h.engine.settle();
+        const failedBefore = (await h.store.getRun(failedId))!.lastSeq;
         const schedulesBefore = JSON.stringify((await h.app.inject({ method: 'GET', url: `${API}/schedules`, headers: { authorization: `Token ${ADMIN}` } })).json());
         const res = await h.app.inject({ method: m, url, headers, ...(b && m !== 'GET' && m !== 'HEAD' ? { payload: b.payload } : {}) });
         expect(res.statusCode, `${m} ${url}: ${res.body}`).toBeLessThan(500);
@@ -88,6 +103,8 @@ describe('HTTP API under arbitrary input (fast-check)', () => {
           expect(res.json(), `${m} ${url}`).toEqual({ error: { code: expect.stringMatching(/^[A-Z_]+$/), message: expect.any(String) } });
           expect((await h.store.listRuns({})).length).toBe(runsBefore);
           expect((await h.store.getRun(runId))!.lastSeq).toBe(eventsBefore);
+          await h.engine.settle();
+          expect((await h.store.getRun(failedId))!.lastSeq).toBe(failedBefore);
           expect(JSON.stringify((await h.app.inject({ method: 'GET', url: `${API}/schedules`, headers: { authorization: `Token ${ADMIN}` } })).json())).toBe(schedulesBefore);
         }
       }),

@@ -132,6 +132,48 @@ describe('the runstate command, against a real service (`runstate serve`)', () =
     expect((await runstate(['cancel', runId])).out).toBe(`${runId}: cancelled\n`);
   });
 
+  it('approves and rejects runs that await approval, with the reason recorded', async () => {
+    const options = ['--option', 'review=true', '--option', 'delay_ms=1', '--option', 'items_per_stage=[1,0,0,0,0,0,1]'];
+    const approved = (await runstate(['start', 'content', '--site', 'site-cli', ...options])).out.trim();
+    const rejected = (await runstate(['start', 'content', '--site', 'site-cli', ...options])).out.trim();
+    await until(approved, 'awaiting_approval');
+    await until(rejected, 'awaiting_approval');
+    const ok = await runstate(['approve', approved, '--reason', 'copy checked']);
+    expect(ok.code, ok.err).toBe(0);
+    expect(ok.out).toMatch(new RegExp(`^${approved}: (running|completed)\n$`));
+    await until(approved, 'completed');
+    const no = await runstate(['reject', rejected, '--reason', 'off brand']);
+    expect(no.out).toBe(`${rejected}: cancelled\n`);
+    for (const [runId, command, reason] of [[approved, 'approve', 'copy checked'], [rejected, 'reject', 'off brand']] as const) {
+      const trace = await (await fetch(`${svc.base}${API}/runs/${runId}/trace`, { headers: { authorization: `Token ${svc.token}` } })).text();
+      expect(trace).toContain(`"command":"${command}","by":"admin","reason":"${reason}"`);
+    }
+    // Approving a run that waits for nothing is the service's refusal.
+    const again = await runstate(['approve', approved]);
+    expect(again.code).toBe(1);
+    expect(again.err).toBe('runstate: Cannot approve a run that is completed. (COMMAND_NOT_ALLOWED)\n');
+  });
+
+  it('retries the failed items of a completed run', async () => {
+    const options = ['--option', 'delay_ms=0', '--option', 'items_per_stage=[6,0,0,0,0,0,0]', '--option', 'fail_rate=1', '--option', 'max_attempts=1'];
+    const runId = (await runstate(['start', 'content', '--site', 'site-cli', ...options])).out.trim();
+    await until(runId, 'completed');
+    const retried = await runstate(['retry-failed', runId]);
+    expect(retried.code, retried.err).toBe(0);
+    expect(retried.out).toMatch(new RegExp(`^${runId}: (running|completed)\n$`));
+    await until(runId, 'completed');
+    const trace = await (await fetch(`${svc.base}${API}/runs/${runId}/trace`, { headers: { authorization: `Token ${svc.token}` } })).text();
+    expect(trace).toContain('"command":"retry_failed","by":"admin"');
+    // Every attempt fails (fail_rate 1): each item failed twice now, and may be retried again.
+    const failed = trace.split('\n').filter((l) => l.includes('"event":"stage_item_failed"'));
+    expect(failed).toHaveLength(12);
+    const clean = (await runstate(['start', 'content', '--site', 'site-cli', '--option', 'delay_ms=0', '--option', 'items_per_stage=[1,0,0,0,0,0,0]'])).out.trim();
+    await until(clean, 'completed');
+    const none = await runstate(['retry-failed', clean]);
+    expect(none.code).toBe(1);
+    expect(none.err).toBe('runstate: The run has no failed items to retry. (COMMAND_NOT_ALLOWED)\n');
+  });
+
   it('refuses bad arguments with a clear message and exit 2, calling nothing', async () => {
     for (const [args, message] of [
       [['start', 'content'], "error: required option '--site <site_id>' not specified"],

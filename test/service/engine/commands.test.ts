@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createActor } from 'xstate';
-import { COMMAND_EVENT, runMachine } from '../../../machines/index.js';
+import { COMMAND_EVENT, runMachine, type RunEvent } from '../../../machines/index.js';
 import { COMMANDS, allowedCommands, decide, type CommandState } from '../../../service/engine/commands.js';
 
 const at = (status: string, more: Partial<CommandState> = {}): CommandState => ({ status, closed: false, pauseRequested: false, ...more });
@@ -38,6 +38,22 @@ describe('command rules', () => {
     expect(decide('retry', at('awaiting_approval')).kind).toBe('refuse');
   });
 
+  it('allows retry_failed on a completed or failed run with failed items to retry, and only then', () => {
+    expect(allowedCommands(at('completed', { failedToRetry: 3 }))).toEqual(['close', 'retry_failed']);
+    expect(allowedCommands(at('failed', { failedToRetry: 1 }))).toEqual(['cancel', 'retry', 'retry_failed']);
+    expect(decide('retry_failed', at('completed'))).toEqual({ kind: 'refuse', message: 'The run has no failed items to retry.' });
+    expect(decide('retry_failed', at('completed', { failedToRetry: 2, closed: true }))).toEqual({
+      kind: 'refuse',
+      message: 'Cannot retry the failed items of a closed run.',
+    });
+    for (const status of ['idle', 'running', 'paused', 'awaiting_approval', 'cancelled']) {
+      expect(decide('retry_failed', at(status, { failedToRetry: 2 })), status).toEqual({
+        kind: 'refuse',
+        message: `Cannot retry the failed items of a run that is ${status}: only completed or failed runs.`,
+      });
+    }
+  });
+
   it('agrees with the run machine: every command it applies to a live state, the machine takes', () => {
     const snapshots = [
       { value: 'idle', pauseRequested: false },
@@ -54,8 +70,9 @@ describe('command rules', () => {
       for (const command of COMMANDS) {
         if (command === 'close') continue;
         const verdict = decide(command, at(s.value, { pauseRequested: s.pauseRequested }));
-        if (verdict.kind === 'apply') expect(snap.can({ type: COMMAND_EVENT[command] }), `${command} in ${s.value}`).toBe(true);
-        if (verdict.kind === 'refuse') expect(snap.can({ type: COMMAND_EVENT[command] }), `${command} in ${s.value}`).toBe(false);
+        const event = (command === 'retry_failed' ? { type: COMMAND_EVENT[command], stages: [] } : { type: COMMAND_EVENT[command] }) as RunEvent;
+        if (verdict.kind === 'apply') expect(snap.can(event), `${command} in ${s.value}`).toBe(true);
+        if (verdict.kind === 'refuse') expect(snap.can(event), `${command} in ${s.value}`).toBe(false);
       }
     }
   });

@@ -5,9 +5,11 @@ import { Engine } from '../../../service/engine/engine.js';
 import { faceProcessorPipeline } from '../../../service/pipelines/index.js';
 import { retentionStoreFor } from '../../../service/retention/index.js';
 import { RetentionSweeper } from '../../../service/retention/sweeper.js';
+import { PostgresJobStore } from '../../../service/store/jobs-postgres.js';
 import { PostgresStore } from '../../../service/store/postgres.js';
 import { tempDir } from '../../helpers/engine.js';
 import { usePostgres } from '../../helpers/postgres.js';
+import { jobOf } from '../../helpers/workers.js';
 
 const pg = usePostgres();
 const silent = pino({ level: 'silent' });
@@ -35,6 +37,9 @@ describe('retention on Postgres', () => {
       finished.push(r.run_id);
     }
     const running = await engine.startRun({ ...SITE, options: { delay_ms: 600_000, items_per_stage: 1 } });
+    // Worker jobs of a run go with it.
+    const jobs = await PostgresJobStore.open(store.connection.pool, store.connection.url);
+    for (const id of [finished[1]!, running.run_id]) await jobs.ensureJob(jobOf(id));
     const sweeper = new RetentionSweeper({ store: retentionStoreFor(store, silent), dataDir: dir.path, retentionMs: 1000, batch: 2, logger: silent, now: () => Date.now() + 5000 });
 
     // Another transaction holds one finished run's row (a close being written, say).
@@ -55,6 +60,8 @@ describe('retention on Postgres', () => {
       expect(await store.readEvents(id, 0)).toEqual([]);
       expect(await store.ledger(id)).toEqual([]);
     }
+    const jobRuns = await store.connection.pool.query<{ run_id: string }>('SELECT run_id FROM worker_jobs');
+    expect(jobRuns.rows.map((r) => r.run_id)).toEqual([running.run_id]);
     expect((await store.getRun(running.run_id))?.status).toBe('running');
     expect((await store.readEvents(running.run_id, 0)).length).toBeGreaterThan(0);
   });

@@ -7,10 +7,12 @@ import { parseDuration } from '../../../service/config.js';
 import { faceProcessorPipeline } from '../../../service/pipelines/index.js';
 import { retentionStoreFor } from '../../../service/retention/index.js';
 import { RetentionSweeper } from '../../../service/retention/sweeper.js';
+import { SqliteJobStore } from '../../../service/store/jobs-sqlite.js';
 import { TraceWriter } from '../../../service/trace/trace-writer.js';
 import { webhookStoreFor } from '../../../service/webhooks/index.js';
 import { ADMIN, appOn, auth } from '../../helpers/app.js';
 import { tempDir } from '../../helpers/engine.js';
+import { jobOf } from '../../helpers/workers.js';
 
 const P = '/api/v1/automation';
 const silent = pino({ level: 'silent' });
@@ -51,6 +53,10 @@ describe('retention', () => {
     const paused = await engine.startRun({ ...SITE, options: { delay_ms: 600_000, items_per_stage: 1 } });
     await engine.command(paused.run_id, 'pause', { by: 'test' });
     await traces.flush();
+    // Worker jobs of a run go with it (a job per run here, as a queue stage would make).
+    const db = (store as unknown as { connection: import('better-sqlite3').Database }).connection;
+    const jobs = new SqliteJobStore(db);
+    for (const r of [done, closed, running]) await jobs.ensureJob(jobOf(r.run_id));
     const dirOf = (runId: string) => TraceWriter.runDir(dir.path, { accountId: 'acme', siteId: 'site-5', runId });
     for (const r of [done, closed, running, paused]) expect(existsSync(dirOf(r.run_id))).toBe(true);
 
@@ -69,8 +75,7 @@ describe('retention', () => {
       expect(trace.statusCode).toBe(404);
       expect(trace.json().error.code).toBe('RUN_NOT_FOUND');
     }
-    const db = (store as unknown as { connection: import('better-sqlite3').Database }).connection;
-    for (const table of ['outbox', 'webhook_deliveries', 'commands']) {
+    for (const table of ['outbox', 'webhook_deliveries', 'commands', 'worker_jobs']) {
       const left = db.prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE run_id IN (?, ?)`).get(done.run_id, closed.run_id) as { n: number };
       expect(left.n, table).toBe(0);
     }
@@ -80,6 +85,7 @@ describe('retention', () => {
       expect(['running', 'paused']).toContain((await store.getRun(r.run_id))?.status);
       expect((await store.readEvents(r.run_id, 0)).length).toBeGreaterThan(0);
       expect(existsSync(dirOf(r.run_id))).toBe(true);
+      if (r === running) expect(db.prepare('SELECT COUNT(*) AS n FROM worker_jobs WHERE run_id = ?').get(r.run_id)).toEqual({ n: 1 });
       expect((await app.inject({ url: `${P}/runs/${r.run_id}/trace?after_seq=0`, headers: auth(ADMIN) })).statusCode).toBe(200);
     }
     expect(await registry.getSingleMetricAsString('runstate_retention_deleted_runs_total')).toMatch(/ 2$/m);

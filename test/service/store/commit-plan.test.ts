@@ -92,12 +92,14 @@ describe('planCommit', () => {
   });
 
   it('plans ledger rows with the id as text for the unique key and as JSON for its type', () => {
-    const entries = [done(1, 7), done(1, '8'), done(2, 'x', { status: 'failed', attempts: 3, cost: 0.5, error: 'timeout' })];
+    const entries = [done(1, 7), done(1, '8'), done(2, 'x', { status: 'failed', attempts: 3, cost: 0.5, error: 'timeout' }), done(2, 'y', { attempts: 4, retried: true })];
     const p = plan({ events: [], ledger: entries });
     expect(p.ledger.map(({ entry: _entry, ...row }) => row)).toEqual([
-      { stage: 1, itemId: '7', item: '7', status: 'done', attempts: 1, cost: 0, error: null },
-      { stage: 1, itemId: '8', item: '"8"', status: 'done', attempts: 1, cost: 0, error: null },
-      { stage: 2, itemId: 'x', item: '"x"', status: 'failed', attempts: 3, cost: 0.5, error: 'timeout' },
+      { stage: 1, itemId: '7', item: '7', status: 'done', attempts: 1, cost: 0, error: null, retried: false },
+      { stage: 1, itemId: '8', item: '"8"', status: 'done', attempts: 1, cost: 0, error: null, retried: false },
+      { stage: 2, itemId: 'x', item: '"x"', status: 'failed', attempts: 3, cost: 0.5, error: 'timeout', retried: false },
+      // A retried item replaces its failed row (retry_failed) rather than inserting one.
+      { stage: 2, itemId: 'y', item: '"y"', status: 'done', attempts: 4, cost: 0, error: null, retried: true },
     ]);
     expect(p.ledger.map((l) => l.entry)).toEqual(entries);
   });

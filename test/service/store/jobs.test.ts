@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { JobStore, NewJob } from '../../../service/store/jobs.js';
+import { FORGET_WORKERS_MS, type JobStore, type NewJob } from '../../../service/store/jobs.js';
 import { PostgresJobStore } from '../../../service/store/jobs-postgres.js';
 import { SqliteJobStore } from '../../../service/store/jobs-sqlite.js';
 import { PostgresStore } from '../../../service/store/postgres.js';
@@ -126,6 +126,55 @@ for (const [name, open] of [
       const [answered] = await jobs.finished([first!.job.id]);
       expect(answered).toMatchObject({ state: 'done', result: { cost: 2 } });
       expect(await jobs.finish(999_999, 1, { state: 'done' })).toBe('not_found');
+    });
+
+    it('stores answers that arrive together in one call, each with the verdict it would get alone', async () => {
+      const jobs = await fresh();
+      const made = await Promise.all([1, 2, 3].map((i) => jobs.ensureJob(job(i))));
+      expect(new Set(made.map((j) => j.id)).size).toBe(3);
+      const claimed = await jobs.claim('faces', 'w1', 3);
+      const [a, b, c] = claimed.map((x) => x.job);
+      expect(
+        await jobs.finishAll([
+          { id: a!.id, claims: 1, answer: { state: 'done', result: { cost: 1 } } },
+          { id: b!.id, claims: 1, answer: { state: 'failed', error: 'no', retryable: false } },
+          { id: a!.id, claims: 1, answer: { state: 'done', result: { cost: 2 } } },
+          { id: c!.id, claims: 2, answer: { state: 'done' } },
+          { id: 999_999, claims: 1, answer: { state: 'done' } },
+        ]),
+      ).toEqual(['ok', 'ok', 'duplicate', 'lost', 'not_found']);
+      expect(await jobs.finishAll([])).toEqual([]);
+      const answered = await jobs.finished([a!.id, b!.id, c!.id]);
+      expect(answered.map((j) => [j.id, j.state, j.result ?? j.error]).sort()).toEqual(
+        [
+          [a!.id, 'done', { cost: 1 }],
+          [b!.id, 'failed', 'no'],
+        ].sort(),
+      );
+    });
+
+    it('lists the workers seen since a time, with their queues and the jobs they hold, and counts each queue', async () => {
+      const jobs = await fresh();
+      const now = Date.now();
+      await jobs.sawWorker('w1', 'faces', now - 120_000);
+      await jobs.sawWorker('w1', 'other', now - 1000);
+      await jobs.sawWorker('w2', 'faces', now - 500);
+      await jobs.sawWorker('w2', 'faces', now - 5000); // an older note never moves it back
+      await jobs.sawWorker('gone', 'faces', now - 2 * FORGET_WORKERS_MS);
+      await jobs.sawWorker('w3', 'faces', now - 90_000);
+      for (let i = 1; i <= 3; i++) await jobs.ensureJob(job(i));
+      await jobs.claim('faces', 'w2', 2);
+      expect(await jobs.workersSeen(now - 60_000)).toEqual([
+        { workerId: 'w2', queues: ['faces'], jobsInFlight: 2, lastSeen: now - 500 },
+        { workerId: 'w1', queues: ['other'], jobsInFlight: 0, lastSeen: now - 1000 },
+      ]);
+      expect((await jobs.workersSeen(now - 100_000)).map((w) => [w.workerId, w.queues])).toEqual([
+        ['w2', ['faces']],
+        ['w1', ['other']],
+        ['w3', ['faces']],
+      ]);
+      expect((await jobs.workersSeen(0)).map((w) => w.workerId)).not.toContain('gone');
+      expect(await jobs.queueCounts()).toEqual({ faces: { waiting: 1, inFlight: 2 } });
     });
 
     it('holds a pausing run’s queued item jobs, requeues them, cancels, releases and counts waiting ones', async () => {

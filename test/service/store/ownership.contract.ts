@@ -54,6 +54,30 @@ export function ownershipContract(name: string, open: OpenStore): void {
         expect(await store.claimRuns('b', 60_000, 100, { all: true })).toHaveLength(LIVE_RUN_STATUSES.length);
       });
 
+      it('leases a completed run back for retry_failed, unless another instance holds it or it is closed', async () => {
+        await live('run_1', 'completed');
+        await live('run_2', 'running');
+        await live('run_3', 'completed', { hosted: false, machineName: 'm' });
+        await live('run_4', 'completed');
+        await store.commit('run_4', { events: [], closedAt: at(9) });
+        const leased = await store.leaseFinishedRun('run_1', 'a', 60_000);
+        expect(leased).toMatchObject({ runId: 'run_1', status: 'completed', owner: 'a' });
+        expect(await store.leaseFinishedRun('run_1', 'b', 60_000)).toBeUndefined();
+        // Its owner may take it again; a write by it goes through, one by the other is fenced.
+        expect(await store.leaseFinishedRun('run_1', 'a', 60_000)).toMatchObject({ owner: 'a' });
+        await store.commit('run_1', { events: activities(1), status: 'running', owner: 'a' });
+        await expect(store.commit('run_1', { events: activities(1), owner: 'b' })).rejects.toBeInstanceOf(LeaseLostError);
+        // Back at work it is a live run like any other: renewed with the rest of the owner's leases.
+        expect(await store.renewLeases('a', 60_000)).toEqual(['run_1']);
+        for (const id of ['run_2', 'run_3', 'run_4', 'run_ghost']) expect(await store.leaseFinishedRun(id, 'a', 60_000), id).toBeUndefined();
+      });
+
+      it('leases a completed run whose earlier lease expired', async () => {
+        await live('run_1', 'completed');
+        expect(await store.leaseFinishedRun('run_1', 'a', 0)).toMatchObject({ owner: 'a' });
+        expect(await store.leaseFinishedRun('run_1', 'b', 60_000)).toMatchObject({ owner: 'b' });
+      });
+
       it('never claims a run that is not hosted, not even with all', async () => {
         await live('run_1', 'running', { hosted: false, machineName: 'm' });
         await live('run_2', 'idle', { hosted: false });

@@ -435,6 +435,26 @@ export function runStoreContract(name: string, open: OpenStore): void {
         expect(await store.ledger('run_a')).toEqual([done(1, 1), done(1, 2)]);
       });
 
+      it('replaces a failed row with a retried entry (failed → done), in place, and nothing else', async () => {
+        await store.commit('run_a', {
+          events: activities(1),
+          ledger: [done(1, 'a', { status: 'failed', attempts: 3, error: 'timeout' }), done(1, 'b')],
+        });
+        // Failed again: the row keeps failing, with the attempts it has made now.
+        await store.commit('run_a', { events: activities(1), ledger: [done(1, 'a', { status: 'failed', attempts: 4, error: 'again', retried: true })] });
+        await store.commit('run_a', { events: activities(1), ledger: [done(1, 'a', { attempts: 5, cost: 2, retried: true })] });
+        expect(await store.ledger('run_a')).toEqual([done(1, 'a', { attempts: 5, cost: 2 }), done(1, 'b')]);
+        const before = await store.getRun('run_a');
+
+        // A done row is never replaced, nor is a row that is not there; the whole batch rolls back.
+        for (const entry of [done(1, 'a', { attempts: 6, retried: true }), done(1, 'b', { attempts: 2, retried: true }), done(2, 'new', { retried: true })]) {
+          const attempt = store.commit('run_a', { events: activities(1), snapshot: { x: 1 }, ledger: [done(3, 'fresh'), entry] });
+          await expect(attempt).rejects.toBeInstanceOf(LedgerConflictError);
+        }
+        expect(await store.getRun('run_a')).toEqual(before);
+        expect(await store.ledger('run_a')).toEqual([done(1, 'a', { attempts: 5, cost: 2 }), done(1, 'b')]);
+      });
+
       it('rejects an item repeated inside one batch and records neither', async () => {
         const attempt = store.commit('run_a', { events: activities(1), ledger: [done(3, 'x'), done(3, 'x')] });
         await expect(attempt).rejects.toBeInstanceOf(LedgerConflictError);
@@ -446,6 +466,13 @@ export function runStoreContract(name: string, open: OpenStore): void {
         await store.commit('run_a', { events: [], ledger: [done(1, 42)] });
         await store.commit('run_a', { events: [], ledger: [done(2, 42)] });
         expect(await store.ledger('run_a')).toEqual([done(1, 42), done(2, 42)]);
+      });
+
+      it('reads one stage’s rows alone, in the order recorded', async () => {
+        await store.commit('run_a', { events: [], ledger: [done(2, 'z'), done(1, 'a'), done(2, 'y')] });
+        expect(await store.ledger('run_a', 2)).toEqual([done(2, 'z'), done(2, 'y')]);
+        expect(await store.ledger('run_a', 1)).toEqual([done(1, 'a')]);
+        expect(await store.ledger('run_a', 3)).toEqual([]);
       });
 
       it('accepts the same item in two different runs', async () => {

@@ -61,6 +61,14 @@ describe('workers on several instances sharing one Postgres', () => {
     ];
     cleanup.push(() => Promise.all(workers.map((w) => kill(w))));
 
+    // Every instance lists the workers that claimed through any of them.
+    const listed = await until('the workers of every instance listed on i2', async () => {
+      const res = await call(i2.base, ADMIN, 'GET', '/api/v1/workers/');
+      const ids = (res.body.workers as { worker_id: string; queues: string[] }[]).map((w) => w.worker_id).sort();
+      return ids.length === 3 ? (res.body.workers as { worker_id: string; queues: string[] }[]) : undefined;
+    });
+    expect(listed.map((w) => w.worker_id).sort()).toEqual(['via-i1', 'via-i2', 'via-i3']);
+    expect(listed.every((w) => w.queues.includes('faces'))).toBe(true);
     await until('stage 2 under way', async () => ((await store.getRun(runId))!.snapshot as { context?: { current?: number } }).context?.current === 2);
     i1.child.kill('SIGKILL');
     await i1.exited;

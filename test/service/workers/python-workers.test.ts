@@ -113,6 +113,8 @@ describe('Python workers on a real service', () => {
     expect(metrics).toMatch(/runstate_worker_leases_lost_total\{queue="faces"\} [1-9]/);
     expect(metrics).toMatch(/runstate_worker_jobs_in_flight\{worker_id="w2",queues="faces"\} \d+/);
     expect(metrics).toMatch(/runstate_worker_job_seconds_count\{queue="faces",kind="item",outcome="done"\} \d+/);
+    // Counted from the database (the store contract checks the counts): nothing in flight once the run is done.
+    expect(metrics).toContain('# TYPE runstate_worker_queue_jobs_in_flight gauge');
     const seen = await call(svc.base, WORKER, 'GET', `${W}/`);
     expect((seen.body.workers as { worker_id: string }[]).map((w) => w.worker_id)).toEqual(expect.arrayContaining(['w2', 'w3', 'w4']));
     const overview = await call(svc.base, SITE, 'GET', `${API}/workers`);

@@ -4,6 +4,7 @@ import { api as makeApi } from '../../lib/api.js';
 import { usualItemMs } from '../../lib/run-model.js';
 import { takeToken } from '../../lib/token.js';
 import { useRunStream } from '../../lib/use-run-stream.js';
+import { ApprovalPanel } from '../../ui/ApprovalPanel.js';
 import { ConnectionBadge } from '../../ui/ConnectionBadge.js';
 import { Controls } from '../../ui/Controls.js';
 import { DebugPanel } from '../../ui/DebugPanel.js';
@@ -56,8 +57,9 @@ function RunPage({ runId, token }: { runId: string; token: string }) {
         <h1>{run.pipeline} · {run.run_id}</h1>
         <ConnectionBadge state={stream.connection.state} since={stream.connection.since} now={now} stale={stream.stale} retryInMs={stream.connection.retryInMs} />
       </div>
-      <Controls allowed={run.allowed_commands} busy={busy} onCommand={command} />
+      <Controls allowed={run.allowed_commands} busy={busy} failedItems={run.failed_items} onCommand={command} />
       {commandError && <p className="card-error" role="alert">{commandError}</p>}
+      <ApprovalPanel api={api} run={run} />
       <div className="grid">
         <div>
           <ProcessingCard run={run} processing={model.view.processing} inFlightSince={model.inFlightSince} usualItemMs={usual} now={now} onRetry={() => command('retry')} onClose={() => command('close')} />

@@ -1,0 +1,113 @@
+// Retry failed in a real browser: a run that finished with failed items offers "Retry failed
+// (n)"; clicking it takes the run back to work and the page follows it to completed again, in
+// agreement with the API.
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seriousViolations } from '../helpers/axe.js';
+import { launchBrowser } from '../helpers/browser.js';
+import { tempDir } from '../helpers/engine.js';
+import { startService, type ServiceProcess } from '../helpers/service-process.js';
+
+const API = '/api/v1/automation';
+
+interface RunBody {
+  status: string;
+  failed_items: number;
+  last_seq: number;
+  allowed_commands: string[];
+}
+
+describe('Retry failed in the dashboard (Debian Chromium)', () => {
+  const dir = tempDir('rs-e2e-retry-');
+  let svc: ServiceProcess;
+  let browser: Browser;
+  let page: Page;
+
+  async function api<T>(path: string): Promise<T> {
+    const res = await fetch(`${svc.base}${API}${path}`, { headers: { authorization: `Token ${svc.token}` } });
+    return ((await res.json()) as { data: T }).data;
+  }
+
+  async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const value = await probe();
+      if (value !== undefined) return value;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  beforeAll(async () => {
+    svc = await startService(dir.path);
+    browser = await launchBrowser();
+    page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await svc?.stop();
+    dir.remove();
+  });
+
+  it('offers Retry failed (n) on a run that finished with failures, and follows the retry to completed', async () => {
+    // One attempt per item and half of them failing: the run completes with failed items.
+    const options = { seed: 4, delay_ms: 300, items_per_stage: [6, 0, 0, 0, 0, 0, 0], fail_rate: 0.5, max_attempts: 1, concurrency: 2 };
+    const res = await fetch(`${svc.base}${API}/runs`, {
+      method: 'POST',
+      headers: { authorization: `Token ${svc.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ site_id: 'site-5', pipeline: 'content', options }),
+    });
+    expect(res.status).toBe(201);
+    const runId = ((await res.json()) as { data: { run_id: string } }).data.run_id;
+    const finished = await until('the run to complete', async () => {
+      const run = await api<RunBody>(`/runs/${runId}`);
+      return run.status === 'completed' ? run : undefined;
+    });
+    expect(finished.failed_items).toBeGreaterThan(0);
+    expect(finished.allowed_commands).toContain('retry_failed');
+
+    await page.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    await page.locator('[data-connection="live"]').waitFor();
+    const button = page.getByRole('button', { name: `Retry failed (${finished.failed_items})` });
+    await button.waitFor();
+    const card = page.locator('section[aria-label="Processing"]');
+    expect(await card.getAttribute('data-state')).toBe('completed');
+    expect(await seriousViolations(page)).toEqual([]);
+    // Every state the card shows from here on, starting with the one it shows now.
+    await page.evaluate(() => {
+      const w = window as unknown as { cardStates: string[] };
+      const el = document.querySelector('section[aria-label="Processing"]')!;
+      w.cardStates = [el.getAttribute('data-state')!];
+      new MutationObserver(() => {
+        const s = document.querySelector('section[aria-label="Processing"]')?.getAttribute('data-state');
+        if (s && w.cardStates.at(-1) !== s) w.cardStates.push(s);
+      }).observe(el.parentElement!, { subtree: true, attributes: true, attributeFilter: ['data-state'], childList: true });
+    });
+    await button.click();
+
+    // The API: the retry ran (a command naming who, the run back to running) and the run completed again.
+    type Ev = { event: string; seq: number; command?: string; by?: string; machine_name?: string; payload?: { to_state: string } };
+    const since = await until('the retry to finish', async () => {
+      const trace = await (await fetch(`${svc.base}${API}/runs/${runId}/trace`, { headers: { authorization: `Token ${svc.token}` } })).text();
+      const events = trace.trimEnd().split('\n').map((l) => JSON.parse(l) as Ev);
+      const at = events.findIndex((e) => e.event === 'command' && e.command === 'retry_failed');
+      const after = at === -1 ? [] : events.slice(at);
+      return after.some((e) => e.event === 'state_change' && e.machine_name === 'run' && e.payload!.to_state === 'completed') ? after : undefined;
+    });
+    expect(since[0]).toMatchObject({ event: 'command', command: 'retry_failed', by: 'admin' });
+    expect(since.filter((e) => e.event === 'state_change' && e.machine_name === 'run').map((e) => e.payload!.to_state)).toEqual(['running', 'completed']);
+    const again = await api<RunBody>(`/runs/${runId}`);
+    expect(again.status).toBe('completed');
+    expect(again.failed_items).toBeLessThanOrEqual(finished.failed_items);
+
+    // The page: it went back to running and is completed again, its button agreeing with the API.
+    await page.waitForFunction(() => (window as unknown as { cardStates: string[] }).cardStates.at(-1) === 'completed' && (window as unknown as { cardStates: string[] }).cardStates.includes('running'));
+    expect(await page.evaluate(() => (window as unknown as { cardStates: string[] }).cardStates)).toEqual(['completed', 'running', 'completed']);
+    if (again.failed_items > 0) {
+      await page.getByRole('button', { name: `Retry failed (${again.failed_items})` }).waitFor();
+    } else {
+      await page.waitForFunction(() => ![...document.querySelectorAll('button')].some((b) => b.textContent?.startsWith('Retry failed')));
+    }
+    expect(await page.getByRole('toolbar', { name: 'Run controls' }).getByRole('button', { name: 'Close' }).isEnabled()).toBe(true);
+  });
+});
