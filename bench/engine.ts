@@ -5,8 +5,7 @@
 // The full method is in docs/benchmarks.md, after the part's section.
 import { start } from './harness/child.js';
 import { ratio, report, type BenchPart, type Table } from './harness/report.js';
-import { bareLoop } from './harness/bare-loop.js';
-import { measureEngine } from './harness/service.js';
+import { bareLoop, measureEngine } from './harness/service.js';
 import { fmtInt, inTempDir, interleaved, median, progress, range, REPS, size } from './harness/stats.js';
 import type { MemoryResult } from './engine-memory.js';
 
