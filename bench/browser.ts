@@ -6,9 +6,8 @@
 // of about 100 events, in the same run. Full method: docs/benchmarks.md.
 import type { Browser, Page } from 'playwright-core';
 import { launchBrowser } from '../test/helpers/browser.js';
-import { tempDir } from '../test/helpers/engine.js';
-import { startService, type ServiceProcess } from '../test/helpers/service-process.js';
-import { sections, type BenchPart, type Table } from './harness/report.js';
+import { api, launch, startRun, trace, untilStatus, type Served } from './harness/serve.js';
+import { report, table, type BenchPart, type Table } from './harness/report.js';
 import { fmtInt, median, percentile, progress, QUICK, size } from './harness/stats.js';
 import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -20,36 +19,6 @@ const VIEWPORT = { width: 1200, height: 900 };
 /** The targets (the dashboard issue): interactive within 2 s, under 5 % of frames dropped. */
 const INTERACTIVE_MS = 2000;
 const DROPPED_PCT = 5;
-
-async function call(svc: ServiceProcess, path: string, body?: unknown) {
-  const res = await fetch(`${svc.base}/api/v1/automation${path}`, {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: { authorization: `Token ${svc.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!res.ok) throw new Error(`bench: ${path} answered ${res.status}`);
-  return (await res.json()) as { data: Record<string, unknown> };
-}
-
-async function startRun(svc: ServiceProcess, pipeline: string, options: Record<string, unknown>): Promise<string> {
-  return (await call(svc, '/runs', { site_id: 'bench', pipeline, options })).data.run_id as string;
-}
-
-/** Waits (with a deadline) until the run has the status; its last seq. */
-async function until(svc: ServiceProcess, runId: string, status: string, deadlineMs = 600_000): Promise<number> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const run = (await call(svc, `/runs/${runId}`)).data as { status: string; last_seq: number };
-    if (run.status === status) return run.last_seq;
-    if (Date.now() > end) throw new Error(`bench: run ${runId} is ${run.status}, not ${status}, after ${deadlineMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function trace(svc: ServiceProcess, runId: string): Promise<{ seq: number; timestamp: string }[]> {
-  const res = await fetch(`${svc.base}/api/v1/automation/runs/${runId}/trace`, { headers: { authorization: `Token ${svc.token}` } });
-  return (await res.text()).trim().split('\n').map((line) => JSON.parse(line) as { seq: number; timestamp: string });
-}
 
 /** Records animation frames and, for each log row that appears, when (epoch ms) and its seq. */
 async function instrument(page: Page): Promise<void> {
@@ -87,17 +56,15 @@ async function frames(page: Page, fromIndex = 0): Promise<Frames> {
 }
 
 const droppedPct = (f: Frames) => (100 * f.dropped) / Math.max(1, f.expected);
-const frameRow = (label: string, f: Frames, verdict = ''): string[] => [label, fmtInt(f.rendered), fmtInt(f.dropped), droppedPct(f).toFixed(1), verdict];
-const verdict = (f: Frames) => (droppedPct(f) < DROPPED_PCT ? `meets < ${DROPPED_PCT} %` : `misses < ${DROPPED_PCT} %`);
 
 /** (1) The log open: an external run fed 1,000 events a second through the HTTP door. */
-async function logOpen(svc: ServiceProcess, browser: Browser, seconds: number, rate: number) {
-  const runId = ((await call(svc, '/runs', { site_id: 'bench', pipeline: 'external', machine_name: 'bench' })).data as { run_id: string }).run_id;
+async function logOpen(svc: Served, browser: Browser, seconds: number, rate: number) {
+  const runId = await startRun(svc, 'external', { machine_name: 'bench' });
   const page = await browser.newPage({ viewport: VIEWPORT });
   try {
     await page.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
     await page.locator('[data-connection="live"]').waitFor();
-    await call(svc, `/runs/${runId}/events`, [{ machine_name: 'bench', event_type: 'state_change', payload: { to_state: 'processing' } }]);
+    await api(svc, `/runs/${runId}/events`, [{ machine_name: 'bench', event_type: 'state_change', payload: { to_state: 'processing' } }]);
     await page.locator('[role="log"] [data-seq="2"]').waitFor();
     await instrument(page);
 
@@ -117,7 +84,7 @@ async function logOpen(svc: ServiceProcess, browser: Browser, seconds: number, r
         event_type: 'item_processed',
         payload: { processed: sent + k + 1, total, item: { id: sent + k + 1, title: `item ${sent + k + 1}` } },
       }));
-      await call(svc, `/runs/${runId}/events`, batch);
+      await api(svc, `/runs/${runId}/events`, batch);
     }
     const lastSeq = total + 2;
     await page.locator(`[role="log"] [data-seq="${lastSeq}"]`).waitFor({ timeout: 60_000 });
@@ -139,10 +106,10 @@ async function logOpen(svc: ServiceProcess, browser: Browser, seconds: number, r
 }
 
 /** (2) The items table open: a run whose items finish `rate` a second; baseline the same page once the run is paused. */
-async function itemsOpen(svc: ServiceProcess, browser: Browser, seconds: number, rate: number) {
+async function itemsOpen(svc: Served, browser: Browser, seconds: number, rate: number) {
   // Enough items to outlast the page's load, the window and the pause on a busy machine.
   const items = rate * (seconds + 55);
-  const runId = await startRun(svc, 'bench-paced', { items, rate });
+  const runId = await startRun(svc, 'bench-paced', { options: { items, rate } });
   const page = await browser.newPage({ viewport: VIEWPORT });
   const reads: number[] = [];
   page.on('request', (r) => {
@@ -161,15 +128,15 @@ async function itemsOpen(svc: ServiceProcess, browser: Browser, seconds: number,
     const eventsPerSec = (inWindow / (to - from)) * 1000;
     const readsPerSec = (reads.filter((t) => t >= from && t < to).length / (to - from)) * 1000;
 
-    const status = (await call(svc, `/runs/${runId}`)).data.status;
+    const { status } = await api(svc, `/runs/${runId}`);
     if (status !== 'running') throw new Error(`bench: the paced run was ${String(status)} before the window ended; the page took too long to show its items`);
-    await call(svc, `/runs/${runId}/pause`, {});
-    await until(svc, runId, 'paused');
+    await api(svc, `/runs/${runId}/pause`, {});
+    await untilStatus(svc, runId, 'paused');
     await page.locator('section[aria-label="Processing"][data-state="paused"]').waitFor();
     const start = (await page.evaluate('window.frames_.length')) as number;
     await page.waitForTimeout(seconds * 1000);
     const idle = await frames(page, start);
-    await call(svc, `/runs/${runId}/cancel`, {});
+    await api(svc, `/runs/${runId}/cancel`, {});
     return { idle, loaded, eventsPerSec, readsPerSec, items };
   } finally {
     await page.close();
@@ -212,7 +179,7 @@ interface Load {
  * answered (the machines drawn as of it), and the end of the last long task before a second
  * with none. The items table's first row is timed beside it.
  */
-async function coldLoad(svc: ServiceProcess, browser: Browser, runId: string, lastSeq: number): Promise<Load> {
+async function coldLoad(svc: Served, browser: Browser, runId: string, lastSeq: number): Promise<Load> {
   const context = await browser.newContext({ viewport: VIEWPORT });
   try {
     await context.addInitScript(LOAD_PROBE(lastSeq));
@@ -246,11 +213,11 @@ async function coldLoad(svc: ServiceProcess, browser: Browser, runId: string, la
 }
 
 /** (3) Cold loads of a big run's page and of a small one's, alternated; medians. */
-async function loads(svc: ServiceProcess, browser: Browser, perStage: number, reps: number) {
+async function loads(svc: Served, browser: Browser, perStage: number, reps: number) {
   const stages = 5;
   const make = async (n: number) => {
-    const runId = await startRun(svc, 'face_processor', { seed: 1, delay_ms: 0, items_per_stage: n, concurrency: 16 });
-    return { runId, lastSeq: await until(svc, runId, 'completed') };
+    const runId = await startRun(svc, 'face_processor', { options: { seed: 1, delay_ms: 0, items_per_stage: n, concurrency: 16 } });
+    return { runId, lastSeq: await untilStatus(svc, runId, 'completed') };
   };
   const small = await make(Math.max(1, Math.round(100 / stages / 1.1)));
   const t0 = performance.now();
@@ -276,8 +243,9 @@ async function run() {
   const reps = QUICK ? 1 : 3;
   const rate = 1000;
   const loadBefore = loadavg()[0]!;
-  const dir = tempDir('rs-browser-');
-  const svc = await startService(dir.path, { RUNSTATE_PIPELINES: join(ROOT, 'bench', 'fixtures', 'paced-pipeline.ts') });
+  // As `npm start` ran the service when this part was written: node service/server.ts.
+  const env = { RUNSTATE_LOG_LEVEL: 'warn', RUNSTATE_PIPELINES: join(ROOT, 'bench', 'fixtures', 'paced-pipeline.ts') };
+  const svc = await launch('browser', env, { entry: ['--import', 'tsx', 'service/server.ts'] });
   const browser = await launchBrowser();
   try {
     const log = await logOpen(svc, browser, seconds, rate);
@@ -286,57 +254,63 @@ async function run() {
     progress('browser: items table open done');
     const load = await loads(svc, browser, perStage, reps);
 
-    const table: Table = [
-      ['page', 'frames rendered', 'frames dropped', 'dropped %', 'target'],
-      frameRow('log open, idle', log.idle),
-      frameRow(`log open, ${fmtInt(rate)} events/s`, log.loaded, verdict(log.loaded)),
-      frameRow('items table open, run paused', items.idle),
-      frameRow(`items table open, ${fmtInt(Math.round(items.eventsPerSec))} events/s`, items.loaded, verdict(items.loaded)),
-    ];
-    const lagTable: Table = [
+    const frameRows = table<{ page: string; f: Frames; judged?: boolean }>(
+      [
+        ['page', (r) => r.page],
+        ['frames rendered', ({ f }) => fmtInt(f.rendered)],
+        ['frames dropped', ({ f }) => fmtInt(f.dropped)],
+        ['dropped %', ({ f }) => droppedPct(f).toFixed(1)],
+        ['target', ({ f, judged }) => (!judged ? '' : droppedPct(f) < DROPPED_PCT ? `meets < ${DROPPED_PCT} %` : `misses < ${DROPPED_PCT} %`)],
+      ],
+      [
+        { page: 'log open, idle', f: log.idle },
+        { page: `log open, ${fmtInt(rate)} events/s`, f: log.loaded, judged: true },
+        { page: 'items table open, run paused', f: items.idle },
+        { page: `items table open, ${fmtInt(Math.round(items.eventsPerSec))} events/s`, f: items.loaded, judged: true },
+      ],
+    );
+    const lagRows: Table = [
       ['events shown', 'lag p50 ms', 'lag p99 ms', 'lag max ms'],
       [fmtInt(log.lags.length), percentile(log.lags, 50).toFixed(0), percentile(log.lags, 99).toFixed(0), (log.lags.at(-1) ?? NaN).toFixed(0)],
     ];
-    const ms = (loads: Load[], k: keyof Load) => median(loads.map((l) => l[k])).toFixed(0);
-    const against = (v: number) => (v <= INTERACTIVE_MS ? `meets ≤ ${fmtInt(INTERACTIVE_MS)} ms` : `misses ≤ ${fmtInt(INTERACTIVE_MS)} ms`);
-    const loadRow = (label: string, r: { lastSeq: number; loads: Load[] }, target: boolean): string[] => {
-      const interactive = median(r.loads.map((l) => l.interactive));
-      const items = median(r.loads.map((l) => l.items));
-      return [
-        `${label}, ${fmtInt(r.lastSeq)} events`,
-        ms(r.loads, 'card'),
-        ms(r.loads, 'log'),
-        ms(r.loads, 'response'),
-        ms(r.loads, 'longTaskMs'),
-        interactive.toFixed(0),
-        target ? against(interactive) : '',
-        items.toFixed(0),
-        target ? against(items) : '',
-      ];
+    type LoadRow = { label: string; lastSeq: number; loads: Load[]; judged: boolean };
+    const ms = (k: keyof Load) => (r: LoadRow) => median(r.loads.map((l) => l[k])).toFixed(0);
+    const target = (k: keyof Load) => (r: LoadRow) => {
+      const v = median(r.loads.map((l) => l[k]));
+      return !r.judged ? '' : v <= INTERACTIVE_MS ? `meets ≤ ${fmtInt(INTERACTIVE_MS)} ms` : `misses ≤ ${fmtInt(INTERACTIVE_MS)} ms`;
     };
-    const bigMs = median(load.big.loads.map((l) => l.interactive));
-    const smallMs = median(load.small.loads.map((l) => l.interactive));
-    const loadTable: Table = [
-      ['run page, cold', 'card ms', 'log ms', 'click answered in ms', 'long tasks ms', 'interactive ms', 'target', 'items table ms', 'target'],
-      loadRow('small run', load.small, false),
-      loadRow('big run', load.big, true),
-    ];
-    const markdown = sections(
+    const loadRows = table<LoadRow>(
+      [
+        ['run page, cold', (r) => `${r.label}, ${fmtInt(r.lastSeq)} events`],
+        ['card ms', ms('card')],
+        ['log ms', ms('log')],
+        ['click answered in ms', ms('response')],
+        ['long tasks ms', ms('longTaskMs')],
+        ['interactive ms', ms('interactive')],
+        ['target', target('interactive')],
+        ['items table ms', ms('items')],
+        ['target', target('items')],
+      ],
+      [
+        { label: 'small run', ...load.small, judged: false },
+        { label: 'big run', ...load.big, judged: true },
+      ],
+    );
+    const interactive = (r: { loads: Load[] }) => median(r.loads.map((l) => l.interactive));
+    return report(
       `### Frames under ${fmtInt(rate)} events/s for ${seconds} s`,
-      table,
+      { title: 'Browser: frames', rows: frameRows },
       `The items-table run's rate is its events in the window over the window; the page read \`GET /runs/:id/items\` ${items.readsPerSec.toFixed(1)} times a second meanwhile, a stage of ${fmtInt(items.items)} items.`,
       "### From an event's append to its row on the page (log open)",
-      lagTable,
+      { title: 'Browser: lag', rows: lagRows },
       '### Opening a run page cold: time to interactive',
-      loadTable,
-      `Milliseconds from navigation, medians of ${reps} loads each, alternated. The big run against the small one: ${(bigMs / smallMs).toFixed(2)}× to interactive.`,
+      { title: 'Browser: cold load', rows: loadRows },
+      `Milliseconds from navigation, medians of ${reps} loads each, alternated. The big run against the small one: ${(interactive(load.big) / interactive(load.small)).toFixed(2)}× to interactive.`,
       `The machine's 1-minute load average: ${loadBefore.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (2 cores; shared with other work at the time).`,
     );
-    return { tables: [{ title: 'Browser: frames', rows: table }, { title: 'Browser: lag', rows: lagTable }, { title: 'Browser: cold load', rows: loadTable }], markdown };
   } finally {
     await browser.close();
     await svc.stop();
-    dir.remove();
   }
 }
 

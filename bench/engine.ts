@@ -3,11 +3,9 @@
 // writes per item (and per 40 items), in the same rounds. Aims: engine / bare ≥ 0.5; 1,000
 // concurrent runs under 100 MB above baseline (a child process, bench/engine-memory.ts).
 // The full method is in docs/benchmarks.md, after the part's section.
-import Database from 'better-sqlite3';
-import { join } from 'node:path';
 import { start } from './harness/child.js';
 import { ratio, report, type BenchPart, type Table } from './harness/report.js';
-import { createBenchRun, measureEngine, SqliteStore } from './harness/service.js';
+import { bareLoop, measureEngine } from './harness/service.js';
 import { fmtInt, inTempDir, interleaved, median, progress, range, REPS, size } from './harness/stats.js';
 import type { MemoryResult } from './engine-memory.js';
 
@@ -27,45 +25,6 @@ const ENGINE = {
 } as const;
 type Variant = keyof typeof ENGINE | typeof BARE | typeof BARE_GROUPED;
 
-/**
- * The floor: per item (or per `perTxn` items) one transaction with the durable writes the engine
- * makes for an item (a ledger row, a `stage_item_processed` event with the next seq, the run row's
- * last_seq and a snapshot of `snapshotBytes`), through better-sqlite3 on the store's own schema.
- */
-async function bareLoop(dir: string, items: number, snapshotBytes: number, perTxn: number): Promise<number> {
-  const filename = join(dir, 'runstate.db');
-  const runId = 'run_20250101_000000_bench';
-  const store = new SqliteStore({ filename });
-  await createBenchRun(store, runId, 'bench-noop');
-  await store.close();
-  const db = new Database(filename);
-  try {
-    // The pragmas of service/store/sqlite.ts.
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    const ledger = db.prepare(`INSERT INTO ledger (run_id, stage, item_id, item, status, attempts, cost, error) VALUES (?, 1, ?, ?, 'done', 1, 0, NULL)`);
-    const event = db.prepare('INSERT INTO events (run_id, seq, body, event_key) VALUES (?, ?, ?, NULL)');
-    const run = db.prepare(`UPDATE runs SET last_seq = ?, snapshot = ?, status = 'running', updated_at = ? WHERE run_id = ?`);
-    const pad = 'x'.repeat(Math.max(0, snapshotBytes - JSON.stringify({ value: 'running', processed: items, pad: '' }).length));
-    const step = db.transaction((first: number, last: number) => {
-      const timestamp = new Date().toISOString();
-      for (let i = first; i <= last; i++) {
-        ledger.run(runId, String(i), JSON.stringify(i));
-        event.run(runId, i, JSON.stringify({ event: 'stage_item_processed', run_id: runId, seq: i, stage: 1, processed: i, total: items, item: { id: i, title: `item ${i}` }, timestamp }));
-      }
-      run.run(last, JSON.stringify({ value: 'running', processed: last, pad }), timestamp, runId);
-    });
-    const t0 = performance.now();
-    for (let i = 1; i <= items; i += perTxn) step(i, Math.min(items, i + perTxn - 1));
-    const ms = performance.now() - t0;
-    const count = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM ledger').get()!.n;
-    if (count !== items) throw new Error(`bench: the bare loop wrote ${count} ledger rows, expected ${items}`);
-    return (items / ms) * 1000;
-  } finally {
-    db.close();
-  }
-}
-
 async function throughput(items: number) {
   let snapshotBytes = 0;
   const variants = [...(Object.keys(ENGINE) as (keyof typeof ENGINE)[]), BARE, BARE_GROUPED] as Variant[];
@@ -74,7 +33,7 @@ async function throughput(items: number) {
       let m: { perSec: number; perTxn: number };
       if (v === BARE || v === BARE_GROUPED) {
         const perTxn = v === BARE ? 1 : GROUPED;
-        m = { perSec: await bareLoop(dir, items, snapshotBytes, perTxn), perTxn };
+        m = { perSec: await bareLoop(dir, items, { perTxn, snapshotBytes }), perTxn };
       } else {
         const r = await measureEngine(dir, { items, ...ENGINE[v] });
         // The warm-up runs the first variant first: its snapshot sizes the bare loop's.

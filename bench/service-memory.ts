@@ -1,9 +1,10 @@
 // The service part's memory figure: `runs` runs working at once in one `runstate serve` process
 // (demo face_processor, one item in flight each, items of 30 s on average), its RSS above the
 // baseline of the same process before them, and GET /runs/:id for every one of them meanwhile.
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { api, rssOf, startInstance, stopInstance } from './service-instance.js';
-import { Histogram, progress } from './harness/stats.js';
+import { api, launch, startRun, type Served } from './harness/serve.js';
+import { Histogram, pool, progress } from './harness/stats.js';
 
 export interface MemoryResult {
   runs: number;
@@ -20,30 +21,23 @@ export interface MemoryResult {
 
 /** Requests in flight at once from the bench, for starting and for reading. */
 const PARALLEL = 8;
+const inParallel = <T>(n: number, work: (i: number) => Promise<T>) => pool(n, PARALLEL, work);
 const OPTIONS = { seed: 1, delay_ms: 30_000, items_per_stage: 100, concurrency: 1 };
 
-async function inParallel<T>(n: number, work: (i: number) => Promise<T>): Promise<T[]> {
-  const out = new Array<T>(n);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: PARALLEL }, async () => {
-      while (next < n) {
-        const i = next++;
-        out[i] = await work(i);
-      }
-    }),
-  );
-  return out;
+/** The process's resident set size in bytes, as the kernel counts it. */
+function rssOf(svc: Served): number {
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${svc.child.pid}/status`, 'utf8'))?.[1];
+  if (kb === undefined) throw new Error('bench: no VmRSS in /proc/<pid>/status');
+  return Number(kb) * 1024;
 }
 
 export async function measureMemory(runs: number): Promise<MemoryResult> {
-  const inst = await startInstance('memory', {});
+  const inst = await launch('memory');
   try {
-    const start = (i: number) =>
-      api<{ data: { run_id: string } }>(inst, 'POST', '/runs', { site_id: 'bench', pipeline: 'face_processor', trigger: `mem-${i}`, options: OPTIONS }).then((r) => r.data.run_id);
+    const start = (i: number) => startRun(inst, 'face_processor', { trigger: `mem-${i}`, options: OPTIONS });
     // Warm-up: every path the measured runs take is compiled and the pools are grown before the baseline.
     const warm = await inParallel(20, start);
-    await inParallel(warm.length, (i) => api(inst, 'POST', `/runs/${warm[i]}/cancel`, {}));
+    await inParallel(warm.length, (i) => api(inst, `/runs/${warm[i]}/cancel`, {}));
     await sleep(2000);
     const baselineRss = rssOf(inst);
     const t0 = performance.now();
@@ -54,14 +48,14 @@ export async function measureMemory(runs: number): Promise<MemoryResult> {
     let running = 0;
     await inParallel(ids.length, async (k) => {
       const t = performance.now();
-      const { data } = await api<{ data: { status: string } }>(inst, 'GET', `/runs/${ids[k]}`);
+      const { status } = await api<{ status: string }>(inst, `/runs/${ids[k]}`);
       hist.record(performance.now() - t);
-      if (data.status === 'running') running += 1;
+      if (status === 'running') running += 1;
     });
     const loadedRss = rssOf(inst);
     return { runs, baselineRss, loadedRss, startMs, getP50: hist.quantile(0.5), getP99: hist.quantile(0.99), running };
   } finally {
     // Stopping 10,000 runs may take longer than the shutdown timeout: it exits anyway, and the dir goes.
-    await stopInstance(inst);
+    await inst.stop();
   }
 }

@@ -1,5 +1,5 @@
 // The top of a `node --cpu-prof` profile by self time, for the service part's report: which
-// functions (and, grouped, which packages) the process spent its samples in.
+// functions the process spent its samples in.
 import { readFileSync } from 'node:fs';
 import { ROOT } from './harness/child.js';
 
@@ -29,8 +29,8 @@ function whereOf(url: string, line: number): string {
   return pkg ? pkg[1]! : `${path}:${line + 1}`;
 }
 
-/** The `top` entries by self time, grouped by function and place (or, `byModule`, by package or file). */
-export function summarizeProfile(file: string, top: number, byModule = false): ProfileEntry[] {
+/** The `top` entries by self time, grouped by function and place. */
+export function summarizeProfile(file: string, top: number): ProfileEntry[] {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map<string, { name: string; where: string; us: number }>();
@@ -41,8 +41,8 @@ export function summarizeProfile(file: string, top: number, byModule = false): P
     const frame = byId.get(id)?.callFrame;
     const name = frame?.functionName || '(anonymous)';
     const where = frame ? whereOf(frame.url, frame.lineNumber) : '?';
-    const key = byModule ? where.replace(/:\d+$/, '') : `${name} ${where}`;
-    const entry = self.get(key) ?? (byModule ? { name: key, where: '', us: 0 } : { name, where, us: 0 });
+    const key = `${name} ${where}`;
+    const entry = self.get(key) ?? { name, where, us: 0 };
     entry.us += us;
     self.set(key, entry);
   });

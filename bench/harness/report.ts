@@ -37,11 +37,6 @@ export function ratio(value: number, base: number, aim?: number): string {
   return aim === undefined ? r.toFixed(2) : `${r.toFixed(2)} ${r >= aim ? `(meets ≥ ${aim})` : `(below ${aim})`}`;
 }
 
-/** Markdown of headed tables and paragraphs: `['### A', table, 'text', …]`. */
-export function sections(...blocks: (string | Table)[]): string {
-  return blocks.map((b) => (typeof b === 'string' ? b : markdownTable(b))).join('\n\n');
-}
-
 /** A table for the console (under `title`) and the docs. */
 export interface Titled {
   title: string;
@@ -52,7 +47,7 @@ export interface Titled {
 export function report(...blocks: (string | Titled)[]): PartReport {
   return {
     tables: blocks.filter((b) => typeof b !== 'string'),
-    markdown: sections(...blocks.map((b) => (typeof b === 'string' ? b : b.rows))),
+    markdown: blocks.map((b) => (typeof b === 'string' ? b : markdownTable(b.rows))).join('\n\n'),
   };
 }
 

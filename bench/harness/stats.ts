@@ -35,11 +35,6 @@ export function range(values: readonly number[]): string {
   return `${fmtInt(Math.min(...values))} – ${fmtInt(Math.max(...values))}`;
 }
 
-/** `median`, `min – max` cells of a sample. */
-export function spread(values: readonly number[]): [string, string] {
-  return [fmtInt(median(values)), range(values)];
-}
-
 export function fmtInt(n: number): string {
   return Math.round(n).toLocaleString('en-US');
 }
@@ -64,13 +59,27 @@ export async function inTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> 
   }
 }
 
-/** Polls `done` every `pollMs` until it holds; after `ms`, fails with `bench: <what>`. */
-export async function until(done: () => boolean | Promise<boolean>, ms: number, what: string, pollMs = 20): Promise<void> {
+/** Polls `done` every `pollMs` until it holds; after `ms`, fails with `bench: <what>` (`what()`: as things then stand). */
+export async function until(done: () => boolean | Promise<boolean>, ms: number, what: string | (() => string), pollMs = 20): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`bench: ${what}`);
+    if (Date.now() > deadline) throw new Error(`bench: ${typeof what === 'string' ? what : what()}`);
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
+}
+
+/** `work(0)` … `work(n - 1)`, at most `parallel` at a time; their results in order. */
+export async function pool<T>(n: number, parallel: number, work: (i: number) => Promise<T>): Promise<T[]> {
+  const out = new Array<T>(n);
+  let next = 0;
+  const worker = async () => {
+    while (next < n) {
+      const i = next++;
+      out[i] = await work(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, n) }, worker));
+  return out;
 }
 
 export function progress(message: string): void {

@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import { serve } from '../harness/child.js';
-import { Histogram, monoMs, type HistogramData } from '../harness/stats.js';
+import { Histogram, monoMs, pool, type HistogramData } from '../harness/stats.js';
 
 export interface PhaseStats {
   /** Events of the phase received by any client. */
@@ -95,14 +95,8 @@ async function open(url: string, cid: number, subscribe: Record<string, unknown>
 async function openAll(req: Record<string, unknown>): Promise<number> {
   // Ids already connected are left as they are: a phase tops the fleet up to what it needs.
   const ids = (req.ids as number[]).filter((cid) => !conns.has(cid));
-  const queue = [...ids];
-  await Promise.all(
-    Array.from({ length: Math.min(OPEN_CONCURRENCY, ids.length) }, async () => {
-      for (let cid = queue.shift(); cid !== undefined; cid = queue.shift()) {
-        await open(req.url as string, cid, { topic: req.topic, ...(req.extra as object | undefined) }, cid < (req.healthyBelow as number));
-      }
-    }),
-  );
+  const subscribe = { topic: req.topic, ...(req.extra as object | undefined) };
+  await pool(ids.length, OPEN_CONCURRENCY, (i) => open(req.url as string, ids[i]!, subscribe, ids[i]! < (req.healthyBelow as number)));
   return conns.size;
 }
 
