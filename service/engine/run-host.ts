@@ -65,9 +65,13 @@ export class RunHost {
   #spans: RunSpans | undefined;
   /** The last view and what it was made from: served again until one of them changes. */
   #view: { from: readonly unknown[]; view: RunView } | undefined;
+  /** The persisted snapshot the actor starts from (null: a new run), until `start` has read it. */
+  #restoreFrom: unknown;
 
   constructor(record: RunRecord, pipeline: AnyPipeline, options: unknown, deps: HostDeps) {
-    this.record = record;
+    // The persisted snapshot is read once, by `start`; the actor holds the run's state from then on.
+    this.record = { ...record, snapshot: null };
+    this.#restoreFrom = record.snapshot ?? null;
     this.pipeline = pipeline;
     this.options = options;
     this.#deps = deps;
@@ -109,10 +113,11 @@ export class RunHost {
   start(): void {
     const input = { runId: this.runId, stages: this.#stageSettings() };
     const inspect = (ev: InspectionEvent) => this.#inspect(ev);
-    const restored = this.record.snapshot !== null && this.record.snapshot !== undefined;
+    const restored = this.#restoreFrom !== null;
     const actor = restored
-      ? createActor(this.#deps.machine, { input, snapshot: this.record.snapshot as never, inspect })
+      ? createActor(this.#deps.machine, { input, snapshot: this.#restoreFrom as never, inspect })
       : createActor(this.#deps.machine, { input, inspect });
+    this.#restoreFrom = null;
     this.#actor = actor;
     this.#spans = this.#deps.telemetry?.runHosted(this.record, restored);
     if (restored) this.#primeStates();
