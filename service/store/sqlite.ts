@@ -154,7 +154,7 @@ const MIGRATIONS: readonly string[] = [
    ) WITHOUT ROWID;
    CREATE INDEX idempotency_keys_by_run ON idempotency_keys (run_id);`,
   // The runs an instance holds, read from the index alone: renewing thousands of leases must
-  // not read every wide run row (docs/benchmarks.md, "The service as users run it").
+  // not read every wide run row (docs/architecture.md, "ownership").
   `CREATE INDEX runs_by_owner ON runs (owner, lease_until, status, run_id);`,
 ];
 
