@@ -70,3 +70,15 @@ export async function callApi<T = any>( // eslint-disable-line @typescript-eslin
   });
   return { status: res.status, body: (await res.json()) as T };
 }
+
+/** Polls `GET /runs/:id` until the run's status is `status`, and returns its view; fails after `ms` saying where it was. */
+export async function runReaches<T extends { status: string }>(svc: Pick<ServiceProcess, 'base' | 'token'>, runId: string, status: string, ms = 30_000): Promise<T> {
+  let last: T | undefined;
+  const deadline = performance.now() + ms;
+  for (;;) {
+    last = (await callApi<{ data: T }>(svc, `/runs/${runId}`)).body.data;
+    if (last.status === status) return last;
+    if (performance.now() > deadline) throw new Error(`run ${runId} is ${String(last.status)}, not ${status}, after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
