@@ -122,6 +122,7 @@ function statements(db: Database.Database) {
     ),
     byKey: db.prepare<unknown[], JobRow>(`SELECT * FROM worker_jobs WHERE ${JOB_KEY}`),
     byId: db.prepare<[number], JobRow>('SELECT * FROM worker_jobs WHERE id = ?'),
+    byIds: db.prepare<[string], JobRow>('SELECT * FROM worker_jobs WHERE id IN (SELECT value FROM json_each(?))'),
     latestLoad: db.prepare<[string, number], JobRow>(`SELECT * FROM worker_jobs WHERE run_id = ? AND stage = ? AND kind = 'load' ORDER BY attempt DESC LIMIT 1`),
     requeue: db.prepare<[number]>(`UPDATE worker_jobs SET state = 'queued' WHERE id = ? AND state = 'held'`),
     holdRun: db.prepare<[string], { id: number }>(`UPDATE worker_jobs SET state = 'held' WHERE run_id = ? AND kind = 'item' AND state = 'queued' RETURNING id`),
@@ -296,6 +297,10 @@ export class SqliteJobStore implements JobStore {
   async getJob(id: number): Promise<JobRecord | undefined> {
     const row = this.#sql.byId.get(id);
     return row ? toJob(row) : undefined;
+  }
+
+  async getJobs(ids: readonly number[]): Promise<JobRecord[]> {
+    return ids.length === 0 ? [] : this.#sql.byIds.all(JSON.stringify(ids)).map(toJob);
   }
 
   /** A job's state and whether `claims` is its current claim with a lease still running; undefined for an unknown job. */

@@ -153,16 +153,19 @@ export class WorkerDoor {
     if (!Array.isArray(list) || list.length === 0 || list.length > MAX_CLAIM) throw bad(`Expected \`answers\` to be a list of 1 to ${MAX_CLAIM} answers.`);
     const entries = list.map((raw: unknown, i) => answerEntry(raw, i));
     // An unknown job, or one of a queue this token does not serve, is that entry's answer alone.
-    const found = await Promise.all(
-      entries.map(async (e) => {
-        try {
-          return await this.#job(principal, e.ref);
-        } catch (err) {
-          if (err instanceof RunstateError) return err;
-          throw err;
-        }
-      }),
-    );
+    // All the entries' jobs are read at once.
+    const refs = entries.map((e) => parseJobRef(e.ref));
+    const ids = [...new Set(refs.flatMap((r) => (r ? [r.id] : [])))];
+    const jobs = new Map((await this.#opts.jobs.getJobs(ids)).map((j) => [j.id, j]));
+    const found = entries.map((e, i) => {
+      const ref = refs[i];
+      try {
+        return this.#held(principal, e.ref, ref, ref && jobs.get(ref.id));
+      } catch (err) {
+        if (err instanceof RunstateError) return err;
+        throw err;
+      }
+    });
     // Every body is checked before anything is written.
     const answers = entries.map((e, i) => {
       const f = found[i]!;
@@ -270,9 +273,12 @@ export class WorkerDoor {
 
   async #job(principal: Principal, ref: string): Promise<{ job: JobRecord; claims: number }> {
     const parsed = parseJobRef(ref);
-    if (!parsed) throw notFound(ref);
-    const job = await this.#opts.jobs.getJob(parsed.id);
-    if (!job || parsed.claims < 1 || parsed.claims > job.claims) throw notFound(ref);
+    return this.#held(principal, ref, parsed, parsed && (await this.#opts.jobs.getJob(parsed.id)));
+  }
+
+  /** The job a worker names, as read: 404 for an unknown one or a claim it never had, 403 for another queue's. */
+  #held(principal: Principal, ref: string, parsed: { id: number; claims: number } | undefined, job: JobRecord | undefined): { job: JobRecord; claims: number } {
+    if (!parsed || !job || parsed.claims < 1 || parsed.claims > job.claims) throw notFound(ref);
     requireQueue(principal, job.queue);
     return { job, claims: parsed.claims };
   }
