@@ -105,12 +105,22 @@ export function toJob(row: JobRow): JobRecord {
 
 /** The record of a row just inserted from `job`: the values as stored (item and options as read back from their JSON). */
 function newRecord(job: NewJob, id: number, state: JobState, item: string | null, options: string): JobRecord {
+  // Spelled out as toJob has it (one shape for every record), not spread from `job`.
   return {
-    ...job,
     id,
+    runId: job.runId,
+    stage: job.stage,
+    stageKey: job.stageKey,
+    kind: job.kind,
     itemId: job.kind === 'load' ? null : (job.itemId ?? ''),
     item: item === null ? null : (JSON.parse(item) as JobRecord['item']),
+    attempt: job.attempt,
+    queue: job.queue,
+    siteId: job.siteId,
+    pipeline: job.pipeline,
     options: JSON.parse(options) as unknown,
+    idempotencyKey: job.idempotencyKey,
+    leaseMs: job.leaseMs,
     state,
     claims: 0,
     workerId: null,
