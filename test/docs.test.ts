@@ -1,7 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { withDiagram } from '../scripts/machines-diagram.js';
+
+const ROOT = join(import.meta.dirname, '..');
 
 describe('docs', () => {
   it('shows the machines as they are defined (npm run machines:diagram)', () => {
@@ -51,5 +54,14 @@ describe('module map', () => {
     };
     for (const node of graph.keys()) visit(node, []);
     expect(cycles).toEqual([]);
+  });
+});
+
+describe('citations', () => {
+  it('cites the project’s own docs/: no file in the repository points at a design document it does not hold', () => {
+    const tracked = execFileSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8' }).split('\0');
+    const texts = tracked.filter((f) => /\.(ts|tsx|mjs|js|py|md|json)$/.test(f) && f !== 'test/docs.test.ts');
+    const citing = texts.filter((f) => /DESIGN(\.md| ?§)/.test(readFileSync(join(ROOT, f), 'utf8')));
+    expect(citing).toEqual([]);
   });
 });

@@ -70,7 +70,7 @@ class Cancelled(Exception):
 
 
 class Job:
-    """One claimed job, as the service describes it (DESIGN §11), plus its cancel flag."""
+    """One claimed job, as the service describes it (docs/workers.md), plus its cancel flag."""
 
     def __init__(self, worker, data):
         self._worker = worker

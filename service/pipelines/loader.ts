@@ -13,10 +13,10 @@ const EXTENSIONS: readonly string[] = [...MODULE_EXTENSIONS, '.json'];
 /** The name `POST /runs` reserves for runs of engines outside the service (docs/ingest.md). */
 const RESERVED = 'external';
 
-const PIPELINE_FIELDS = ['name', 'description', 'options_schema', 'stages', 'retry', 'parseOptions', 'concurrencyOf'];
-const STAGE_FIELDS = ['key', 'name', 'concurrency', 'limit', 'loadItems', 'processItem', 'queue', 'max_attempts', 'lease_ms'];
+const PIPELINE_FIELDS = ['name', 'description', 'options_schema', 'stages', 'retry', 'parseOptions', 'concurrencyOf', 'approvalOf', 'limitAppliesOf'];
+const STAGE_FIELDS = ['key', 'name', 'concurrency', 'limit', 'approval', 'loadItems', 'processItem', 'queue', 'max_attempts', 'lease_ms'];
 const JSON_PIPELINE_FIELDS = ['$schema', 'name', 'description', 'options_schema', 'stages'];
-const JSON_STAGE_FIELDS = ['key', 'name', 'queue', 'concurrency', 'max_attempts', 'lease_ms', 'limit'];
+const JSON_STAGE_FIELDS = ['key', 'name', 'queue', 'concurrency', 'max_attempts', 'lease_ms', 'limit', 'approval'];
 
 /** What `GET /pipelines` lists for one pipeline. */
 export interface PipelineListing {
@@ -149,6 +149,7 @@ function checkStage(stage: unknown, n: number, allowed: readonly string[], json:
     if (stage[field] !== undefined && !positiveInteger(stage[field])) problems.push(`${at}'s \`${field}\` must be a positive integer`);
   }
   if (stage.limit !== undefined) for (const p of limitProblems(stage.limit)) problems.push(`${at}: ${p}`);
+  if (stage.approval !== undefined && typeof stage.approval !== 'boolean') problems.push(`${at}'s \`approval\` must be true or false, got ${kind(stage.approval)}`);
 }
 
 function checkStages(def: Record<string, unknown>, allowed: readonly string[], json: boolean, problems: string[]): void {
@@ -193,7 +194,7 @@ export function checkPipeline(def: unknown, json = false): { pipeline: AnyPipeli
   checkStages(def, json ? JSON_STAGE_FIELDS : STAGE_FIELDS, json, problems);
   if (!json) {
     if (def.retry !== undefined && typeof def.retry !== 'function' && !isObject(def.retry)) problems.push('`retry` must be an object or a function of the options');
-    for (const fn of ['parseOptions', 'concurrencyOf']) if (def[fn] !== undefined && typeof def[fn] !== 'function') problems.push(`\`${fn}\` must be a function`);
+    for (const fn of ['parseOptions', 'concurrencyOf', 'approvalOf', 'limitAppliesOf']) if (def[fn] !== undefined && typeof def[fn] !== 'function') problems.push(`\`${fn}\` must be a function`);
   }
   if (problems.length > 0) return { problems };
   const stages = def.stages as Record<string, unknown>[];

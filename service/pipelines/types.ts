@@ -36,7 +36,7 @@ export interface StageDefinition<O = unknown> {
   /** The run waits in `awaiting_approval` until someone approves this stage; options may override it. [false] */
   approval?: boolean;
   /**
-   * A worker queue (DESIGN §11, docs/workers.md): the stage's items, and its load unless the
+   * A worker queue (docs/workers.md): the stage's items, and its load unless the
    * stage's own `loadItems` is kept, are jobs that workers claim over HTTP. The service puts
    * the queue's `loadItems`/`processItem` in place of the definition's (service/workers/bind.ts).
    */

@@ -1,4 +1,4 @@
-// The retention sweep (RUNSTATE_RETENTION, DESIGN §12): every so often, deletes closed and
+// The retention sweep (RUNSTATE_RETENTION, docs/operations.md): every so often, deletes closed and
 // finished runs untouched for longer than the retention, in small batches, with their rows and
 // their trace directory. The diagnostic log keeps its line for each.
 import { rm } from 'node:fs/promises';

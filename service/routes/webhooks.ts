@@ -1,5 +1,5 @@
 // `/webhooks`: subscribe a URL to run events, list and delete subscriptions, read the delivery
-// log (DESIGN §12, docs/api.md "Webhooks").
+// log (docs/api.md, "Webhooks").
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Principal } from '../auth/tokens.js';

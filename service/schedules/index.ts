@@ -1,4 +1,4 @@
-// Schedules (DESIGN §12, docs/operations.md "Schedules"): the tables of whichever store the
+// Schedules (docs/api.md and docs/operations.md, "Schedules"): the tables of whichever store the
 // service opened, the one ticker of this process, and what the routes need, started and
 // stopped together.
 import type { Logger } from 'pino';

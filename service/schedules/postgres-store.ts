@@ -4,7 +4,7 @@
 import type { Pool } from 'pg';
 import { inTransaction } from '../store/pg-connection.js';
 import type { ScheduleStore } from './types.js';
-import { groupFires, scheduleParams, toFire, toSchedule, type FireRow, type ScheduleRow } from './sqlite-store.js';
+import { groupFires, scheduleParams, toFire, toSchedule, type FireRow, type ScheduleRow } from './rows.js';
 
 // A migration list of its own (schema_migrations_schedules), applied under its own advisory lock.
 const MIGRATIONS: readonly string[] = [

@@ -1,5 +1,5 @@
 // `/schedules`: start runs of a pipeline on a cron schedule; list, read, pause, resume and
-// delete schedules (DESIGN §12, docs/api.md "Schedules"). Tokens see the schedules of their
+// delete schedules (docs/api.md, "Schedules"). Tokens see the schedules of their
 // sites, as they see runs.
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';

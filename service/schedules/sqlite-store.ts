@@ -1,7 +1,8 @@
 // The schedule tables on SQLite, in the run database's file: one instance, synchronous
-// transactions. The row mapping is shared with postgres-store.ts.
+// transactions. The row mapping is rows.ts, shared with postgres-store.ts.
 import type Database from 'better-sqlite3';
-import type { Fire, FireState, Overlap, Schedule, ScheduleStatus, ScheduleStore } from './types.js';
+import { groupFires, scheduleParams, toFire, toSchedule, type FireRow, type ScheduleRow } from './rows.js';
+import type { ScheduleStore } from './types.js';
 
 // A migration list of its own (schema_migrations_schedules), so this schema grows without
 // renumbering the runs schema's migrations in store/sqlite.ts.
@@ -33,77 +34,6 @@ const MIGRATIONS: readonly string[] = [
    ) WITHOUT ROWID;
    CREATE INDEX schedule_fires_claimed ON schedule_fires (claimed_at) WHERE state = 'claimed';`,
 ];
-
-export interface ScheduleRow {
-  schedule_id: string;
-  account_id: string;
-  site_id: string;
-  pipeline: string;
-  options: string;
-  cron: string;
-  timezone: string;
-  overlap: string;
-  status: string;
-  created_by: string;
-  created_at: string;
-  last_fire_at: number | string;
-}
-
-export interface FireRow {
-  schedule_id: string;
-  fire_at: number | string;
-  state: string;
-  run_id: string | null;
-  run_status?: string | null;
-  error: string | null;
-  claimed_by: string;
-  claimed_at: number | string;
-}
-
-export function toSchedule(r: ScheduleRow): Schedule {
-  return {
-    scheduleId: r.schedule_id,
-    accountId: r.account_id,
-    siteId: r.site_id,
-    pipeline: r.pipeline,
-    options: JSON.parse(r.options) as Record<string, unknown>,
-    cron: r.cron,
-    timezone: r.timezone,
-    overlap: r.overlap as Overlap,
-    status: r.status as ScheduleStatus,
-    createdBy: r.created_by,
-    createdAt: r.created_at,
-    lastFireAt: Number(r.last_fire_at),
-  };
-}
-
-export function toFire(r: FireRow): Fire {
-  return {
-    scheduleId: r.schedule_id,
-    fireAt: Number(r.fire_at),
-    state: r.state as FireState,
-    runId: r.run_id,
-    runStatus: r.run_status ?? null,
-    error: r.error,
-    claimedBy: r.claimed_by,
-    claimedAt: Number(r.claimed_at),
-  };
-}
-
-/** The columns of a schedule row, in insert order. */
-export function scheduleParams(s: Schedule): unknown[] {
-  return [s.scheduleId, s.accountId, s.siteId, s.pipeline, JSON.stringify(s.options), s.cron, s.timezone, s.overlap, s.status, s.createdBy, s.createdAt, s.lastFireAt];
-}
-
-/** Groups fires (newest first per schedule) by schedule, at most `limit` each. */
-export function groupFires(ids: readonly string[], rows: readonly FireRow[], limit: number): Map<string, Fire[]> {
-  const out = new Map<string, Fire[]>(ids.map((id) => [id, []]));
-  for (const r of rows) {
-    const list = out.get(r.schedule_id);
-    if (list && list.length < limit) list.push(toFire(r));
-  }
-  return out;
-}
 
 function migrate(db: Database.Database): void {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations_schedules (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');

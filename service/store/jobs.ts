@@ -1,4 +1,4 @@
-// The worker jobs contract (DESIGN §11, docs/workers.md): every adapter keeps the jobs of queue
+// The worker jobs contract (docs/workers.md): every adapter keeps the jobs of queue
 // stages in the run's database, so a worker may claim from any instance while the run's owner
 // alone records what the workers answered. jobs-sqlite.ts and jobs-postgres.ts implement it;
 // test/service/store/jobs.contract.ts holds the suite both pass.

@@ -3,7 +3,7 @@
 // with the store, which writes the outbox; service/webhooks/ sends what it holds.
 import { runEnteredState, type RunEvent } from '../events.js';
 
-/** The kinds a subscription may name (DESIGN §12). */
+/** The kinds a subscription may name (docs/api.md, "Webhooks"). */
 export const WEBHOOK_EVENTS = ['run_completed', 'run_failed', 'run_cancelled', 'awaiting_approval', 'stage_complete'] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 

@@ -4,7 +4,7 @@
 import type { Pool } from 'pg';
 import { inTransaction } from '../store/pg-connection.js';
 import type { ClaimedDelivery, WebhookStore } from './types.js';
-import { matches, toAttempt, toDelivery, toEntry, toWebhook, withWebhooks, type AttemptRow, type DeliveryRow, type OutboxJoinRow, type WebhookRow } from './sqlite-store.js';
+import { matches, toAttempt, toDelivery, toEntry, toWebhook, withWebhooks, type AttemptRow, type DeliveryRow, type OutboxJoinRow, type WebhookRow } from './rows.js';
 
 /** Held for the length of one fan-out transaction: 'rs-hooks' in ASCII. */
 const FAN_OUT_LOCK = '126953006950763';

@@ -1,4 +1,4 @@
-// What workers send (DESIGN §11, docs/workers.md): the checks of claim, heartbeat and answer
+// What workers send (docs/workers.md): the checks of claim, heartbeat and answer
 // bodies, each refusal a 400 naming the field. door.ts asks these before it touches a job.
 import { RunstateError } from '../errors.js';
 import type { JobAnswer, JobRecord } from '../store/jobs.js';

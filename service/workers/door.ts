@@ -1,4 +1,4 @@
-// The workers' side of jobs (DESIGN §11): claims, long-polls, heartbeats, answers. Any instance
+// The workers' side of jobs (docs/workers.md): claims, long-polls, heartbeats, answers. Any instance
 // serves them; answers are stored on the job, where the run's owner takes them up (queue.ts).
 import { EventEmitter } from 'node:events';
 import type { Principal } from '../auth/tokens.js';
@@ -340,7 +340,7 @@ export class WorkerDoor {
   }
 }
 
-/** A job as a worker gets it (DESIGN §11). */
+/** A job as a worker gets it (docs/workers.md). */
 export function describeJob(job: JobRecord): Record<string, unknown> {
   return {
     job_id: jobRef(job),

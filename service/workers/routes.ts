@@ -1,4 +1,4 @@
-// `/api/v1/workers` (DESIGN §11, docs/workers.md): the HTTP door for workers. Only worker
+// `/api/v1/workers` (docs/workers.md): the HTTP door for workers. Only worker
 // tokens and the admin token get in; a worker token gets nowhere else (app.ts).
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { TokenRegistry, type Principal } from '../auth/tokens.js';

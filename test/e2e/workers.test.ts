@@ -6,7 +6,8 @@ import { seriousViolations } from '../helpers/axe.js';
 import { launchBrowser } from '../helpers/browser.js';
 import { tempDir } from '../helpers/engine.js';
 import { startService, type ServiceProcess } from '../helpers/service-process.js';
-import { call, until } from '../helpers/workers.js';
+import { call } from '../helpers/workers.js';
+import { until } from '../helpers/until.js';
 
 const W = '/api/v1/workers';
 

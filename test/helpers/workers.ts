@@ -89,17 +89,6 @@ export async function call(base: string, token: string, method: string, path: st
   return { status: res.status, body: text ? (JSON.parse(text) as Answer['body']) : {} };
 }
 
-/** Real processes on real time: polls until the probe gives a value, within a bound. */
-export async function until<T>(what: string, probe: () => Promise<T | undefined | false | null>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 40));
-  }
-}
-
 /** A job of item 1, stage 1 of `runId`, as a queue stage would enqueue it. */
 export function jobOf(runId: string, over: Partial<NewJob> = {}): NewJob {
   return {

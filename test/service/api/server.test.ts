@@ -16,6 +16,9 @@ interface Service {
   exited: Promise<number | string | null>;
 }
 
+/** Every `npm start` spawned, kept from the moment it is spawned: one that times out before printing its URL is still taken down. */
+const spawned = new Set<{ child: ChildProcess; exited: Promise<unknown> }>();
+
 /** `npm start`, as the README says, on a free port and the given data directory. */
 async function npmStart(dataDir: string, env: Record<string, string> = {}): Promise<Service> {
   const child = spawn('npm', ['start'], {
@@ -30,6 +33,7 @@ async function npmStart(dataDir: string, env: Record<string, string> = {}): Prom
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   // 'close', not 'exit': npm may end before the service, which holds the same pipes until it is done.
   const exited = new Promise<number | string | null>((resolve) => child.on('close', (code, signal) => resolve(code ?? signal)));
+  spawned.add({ child, exited });
   const url = await new Promise<URL>((resolve, reject) => {
     const onData = () => {
       const m = /Open (http:\/\/\S+)/.exec(out);
@@ -63,10 +67,10 @@ async function waitForRun(svc: Service, runId: string, done: (run: Record<string
 }
 
 describe('npm start (a real server over real HTTP)', () => {
-  const running: Service[] = [];
   const dirs: ReturnType<typeof tempDir>[] = [];
   afterEach(async () => {
-    for (const svc of running.splice(0)) {
+    for (const svc of [...spawned]) {
+      spawned.delete(svc);
       try {
         process.kill(-svc.child.pid!, 'SIGKILL');
       } catch {
@@ -81,7 +85,6 @@ describe('npm start (a real server over real HTTP)', () => {
     const dir = tempDir('runstate-server-');
     dirs.push(dir);
     const svc = await npmStart(dir.path);
-    running.push(svc);
     // First start: a new admin token, kept (0600) in the data directory, printed with the URL.
     expect(svc.output()).toContain('A new admin token was created');
     expect(readFileSync(join(dir.path, 'admin-token'), 'utf8').trim()).toBe(svc.token);
@@ -121,7 +124,6 @@ describe('npm start (a real server over real HTTP)', () => {
     expect(readFileSync(traceFile, 'utf8').trimEnd().split('\n')).toHaveLength(lines.length);
 
     const again = await npmStart(dir.path);
-    running.push(again);
     expect(again.token).toBe(svc.token);
     expect(again.output()).not.toContain('A new admin token was created');
     expect((await api(again, `/runs/${runId}`)).body.data.status).toBe('completed');

@@ -8,7 +8,8 @@ import { useControlledPostgres } from '../../helpers/pg-control.js';
 import { startService, type ServiceProcess } from '../../helpers/service-process.js';
 import { startTcpProxy } from '../../helpers/tcp-proxy.js';
 import { wsClient, type WsClient } from '../../helpers/ws-client.js';
-import { API, call, expectCleanLogs, expectWhole, health, until } from './helpers.js';
+import { API, call, expectCleanLogs, expectWhole, health } from './helpers.js';
+import { until } from '../../helpers/until.js';
 
 const TOKEN = 'faults-admin-token-0123456789';
 const PASSWORD = 'pw-S3cret-never-logged';

@@ -9,7 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../../service/store/sqlite.js';
 import { TraceWriter } from '../../../service/trace/trace-writer.js';
 import { startService } from '../../helpers/service-process.js';
-import { API, call, expectWhole, health, until } from './helpers.js';
+import { API, call, expectWhole, health } from './helpers.js';
+import { until } from '../../helpers/until.js';
 
 const ITEMS = [120, 120, 120];
 const cleanup: (() => unknown)[] = [];

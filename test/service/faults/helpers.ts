@@ -6,17 +6,6 @@ import type { ServiceProcess } from '../../helpers/service-process.js';
 
 export const API = '/api/v1/automation';
 
-/** Polls `probe` every 25 ms until it returns something truthy; fails after `ms`. */
-export async function until<T>(what: string, probe: () => Promise<T | undefined | false | null> | T | undefined | false | null, ms = 30_000): Promise<T> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** A call that fails rather than waits past `timeoutMs`. */
 export async function call(
   svc: Pick<ServiceProcess, 'base' | 'token'>,

@@ -7,7 +7,8 @@ import { PostgresStore } from '../../../service/store/postgres.js';
 import { tempDir } from '../../helpers/engine.js';
 import { useControlledPostgres } from '../../helpers/pg-control.js';
 import { startService, type ServiceProcess } from '../../helpers/service-process.js';
-import { API, call, expectCleanLogs, expectWhole, health, until } from './helpers.js';
+import { API, call, expectCleanLogs, expectWhole, health } from './helpers.js';
+import { until } from '../../helpers/until.js';
 
 const TOKEN = 'faults-admin-token-0123456789';
 const PASSWORD = 'pw-S3cret-never-logged';

@@ -9,19 +9,11 @@ import { gatedPipeline } from '../../helpers/gated.js';
 import { usePostgres, type TestDatabase } from '../../helpers/postgres.js';
 import limitedPipelines, { pairFlight } from '../../helpers/limited-pipelines.js';
 import { flightsOf, maxOverlap, worstWindow } from './measure.js';
+import { type Probe, until as untilWithin } from '../../helpers/until.js';
 
 const API = '/api/v1/automation';
 
-/** Polls until the probe answers, within a bound: the limiter's line moves on its own time. */
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = <T>(what: string, probe: Probe<T>, ms = 10_000): Promise<T> => untilWithin(what, probe, ms);
 
 const pg = usePostgres();
 

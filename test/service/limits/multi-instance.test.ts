@@ -6,6 +6,7 @@ import { tempDir } from '../../helpers/engine.js';
 import { usePostgres } from '../../helpers/postgres.js';
 import { startService, type ServiceProcess } from '../../helpers/service-process.js';
 import { flightsOf, maxOverlap, worstWindow } from './measure.js';
+import { type Probe, until as untilWithin } from '../../helpers/until.js';
 
 const TOKEN = 'limits-admin-token-0123456789';
 const API = '/api/v1/automation';
@@ -23,17 +24,7 @@ async function api(i: ServiceProcess, path: string, body?: unknown) {
   return (await res.json()) as { data: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
-/** Real services on real time: poll until the condition holds, within a bound. */
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = <T>(what: string, probe: Probe<T>, ms = 60_000): Promise<T> => untilWithin(what, probe, ms);
 
 describe('limits shared by two instances of one Postgres', () => {
   const cleanup: (() => unknown)[] = [];

@@ -52,7 +52,7 @@ const WORKERS_JSON = {
   options_schema: { type: 'object', properties: { lang: { type: 'string', default: 'en' } } },
   stages: [
     { key: 'fetch', name: 'Fetch', queue: 'fetchers', concurrency: 4 },
-    { key: 'render', name: 'Render', queue: 'renderers', max_attempts: 2, lease_ms: 60000 },
+    { key: 'render', name: 'Render', queue: 'renderers', max_attempts: 2, lease_ms: 60000, approval: true },
   ],
 };
 
@@ -158,17 +158,19 @@ describe('RUNSTATE_PIPELINES', () => {
     expect((await api(svc, '/runs')).json.data.length).toBe(before);
   });
 
-  it('starts a .json declaration whose stages are jobs for workers, with each stage’s lease', async () => {
+  it('starts a .json declaration whose stages are jobs for workers, with each stage’s lease, and holds a stage with `approval` until approved', async () => {
     const res = await api(svc, '/runs', { site_id: 'site-1', pipeline: 'on_workers' });
     expect(res.status).toBe(201);
-    const claim = async (queue: string) => {
+    const runId = res.json.data.run_id as string;
+    const claimAll = async (queue: string, waitMs: number) => {
       const r = await fetch(`${svc.base}/api/v1/workers/claim`, {
         method: 'POST',
         headers: { authorization: `Token ${svc.token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ queue, worker_id: 'test', wait_ms: 5000 }),
+        body: JSON.stringify({ queue, worker_id: 'test', wait_ms: waitMs }),
       });
-      return ((await r.json()) as { jobs: { job_id: string; kind: string; stage_key: string; lease_ms: number; options: unknown }[] }).jobs[0]!;
+      return ((await r.json()) as { jobs: { job_id: string; kind: string; stage_key: string; lease_ms: number; options: unknown }[] }).jobs;
     };
+    const claim = async (queue: string) => (await claimAll(queue, 5000))[0]!;
     const fetchLoad = await claim('fetchers');
     expect(fetchLoad).toMatchObject({ kind: 'load', stage_key: 'fetch', lease_ms: 30_000, options: { lang: 'en' } });
     await fetch(`${svc.base}/api/v1/workers/jobs/${fetchLoad.job_id}/complete`, {
@@ -176,8 +178,12 @@ describe('RUNSTATE_PIPELINES', () => {
       headers: { authorization: `Token ${svc.token}`, 'content-type': 'application/json' },
       body: JSON.stringify({ items: [] }),
     });
+    // Stage 2 waits for approval: the run says so and its queue hands out nothing.
+    await expect.poll(async () => (await api(svc, `/runs/${runId}`)).json.data.status, { timeout: 10_000 }).toBe('awaiting_approval');
+    expect(await claimAll('renderers', 300)).toEqual([]);
+    expect((await api(svc, `/runs/${runId}/approve`, { reason: 'checked' })).status).toBe(200);
     expect(await claim('renderers')).toMatchObject({ kind: 'load', stage_key: 'render', lease_ms: 60_000 });
-    await api(svc, `/runs/${res.json.data.run_id as string}/cancel`, {});
+    await api(svc, `/runs/${runId}/cancel`, {});
   });
 
   describe('stops the start with exit 2, naming the file', () => {
@@ -203,6 +209,13 @@ describe('RUNSTATE_PIPELINES', () => {
       const { code, out } = await refusedStart(join(dir.path, 'data-half'), file);
       expect(code).toBe(2);
       expect(out).toContain(`${file}: not a pipeline "half": stage 2 has no \`processItem\` and no \`queue\``);
+    });
+
+    it('for an `approval` that is not true or false', async () => {
+      const file = write('gate.json', JSON.stringify({ name: 'gate', stages: [{ key: 'a', name: 'A', queue: 'q', approval: 'yes' }] }));
+      const { code, out } = await refusedStart(join(dir.path, 'data-gate'), file);
+      expect(code).toBe(2);
+      expect(out).toContain(`${file}: not a pipeline "gate": stage 1's \`approval\` must be true or false, got a string`);
     });
 
     it('for two pipelines of one name', async () => {

@@ -4,6 +4,7 @@ import { tempDir } from '../../helpers/engine.js';
 import { usePostgres } from '../../helpers/postgres.js';
 import { startService, type ServiceProcess } from '../../helpers/service-process.js';
 import { wsClient, type WsClient } from '../../helpers/ws-client.js';
+import { until } from '../../helpers/until.js';
 
 const TOKEN = 'shared-admin-token-0123456789';
 const API = '/api/v1/automation';
@@ -32,17 +33,6 @@ async function api(i: Instance, path: string, body?: unknown) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: res.status, json: (await res.json()) as { data: Record<string, unknown>; accepted?: boolean } };
-}
-
-/** Real services on real time: poll until the condition holds, within a bound. */
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('several instances on one Postgres', () => {

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../../helpers/engine.js';
 import { usePostgres } from '../../helpers/postgres.js';
 import { startService, type ServiceProcess } from '../../helpers/service-process.js';
+import { until } from '../../helpers/until.js';
 
 const TOKEN = 'shared-admin-token-0123456789';
 const API = '/api/v1/automation';
@@ -23,17 +24,6 @@ async function api(svc: ServiceProcess, method: string, path: string, body?: unk
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return (await res.json()) as { data: Record<string, unknown> };
-}
-
-/** Real services on real time: poll until the condition holds, within a bound. */
-async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('schedules across processes', () => {

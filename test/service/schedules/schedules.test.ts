@@ -3,19 +3,11 @@ import { demoPipelines } from '../../../service/pipelines/index.js';
 import { ADMIN, OTHER, SITE5, appOn, auth } from '../../helpers/app.js';
 import { isEvent, tempDir } from '../../helpers/engine.js';
 import { gatedPipeline } from '../../helpers/gated.js';
+import { type Probe, until as untilWithin } from '../../helpers/until.js';
 
 const P = '/api/v1/automation';
 
-/** Real time: poll until the condition holds, within a bound. */
-async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = <T>(what: string, probe: Probe<T>, ms = 20_000): Promise<T> => untilWithin(what, probe, ms);
 
 interface FireView {
   fire_at: string;

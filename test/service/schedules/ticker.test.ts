@@ -6,16 +6,9 @@ import { sqliteScheduleStore } from '../../../service/schedules/sqlite-store.js'
 import { ScheduleTicker } from '../../../service/schedules/ticker.js';
 import type { ScheduleStore } from '../../../service/schedules/types.js';
 import { engineOn, tempDir } from '../../helpers/engine.js';
+import { type Probe, until as untilWithin } from '../../helpers/until.js';
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = <T>(what: string, probe: Probe<T>, ms = 20_000): Promise<T> => untilWithin(what, probe, ms);
 
 describe('the schedule ticker', () => {
   const cleanup: (() => unknown)[] = [];

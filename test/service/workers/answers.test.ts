@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AnyPipeline, Item } from '../../../service/pipelines/types.js';
 import { ADMIN, appOn } from '../../helpers/app.js';
 import { tempDir } from '../../helpers/engine.js';
-import { call, until } from '../../helpers/workers.js';
+import { call } from '../../helpers/workers.js';
+import { until } from '../../helpers/until.js';
 
 const WORKER = 'worker-token-answers-012345';
 const OTHER_QUEUE = 'worker-token-answers-other01';

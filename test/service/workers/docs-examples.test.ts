@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../helpers/engine.js';
 import { startService, type ServiceProcess } from '../../helpers/service-process.js';
-import { call, until } from '../../helpers/workers.js';
+import { call } from '../../helpers/workers.js';
+import { until } from '../../helpers/until.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const ADMIN = 'admin-token-for-doc-examples';

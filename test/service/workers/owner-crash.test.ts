@@ -7,7 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../../service/store/sqlite.js';
 import { tempDir } from '../../helpers/engine.js';
 import { startService, type ServiceProcess } from '../../helpers/service-process.js';
-import { call, kill, pythonWorker, until, type WorkerProcess } from '../../helpers/workers.js';
+import { call, kill, pythonWorker, type WorkerProcess } from '../../helpers/workers.js';
+import { until } from '../../helpers/until.js';
 
 const ADMIN = 'admin-token-for-owner-crash';
 const API = '/api/v1/automation';

@@ -8,7 +8,8 @@ import { PostgresStore } from '../../../service/store/postgres.js';
 import { tempDir } from '../../helpers/engine.js';
 import { usePostgres } from '../../helpers/postgres.js';
 import { startService, type ServiceProcess } from '../../helpers/service-process.js';
-import { call, kill, pythonWorker, until, type WorkerProcess } from '../../helpers/workers.js';
+import { call, kill, pythonWorker, type WorkerProcess } from '../../helpers/workers.js';
+import { until } from '../../helpers/until.js';
 
 const ADMIN = 'shared-admin-token-0123456789';
 const WORKER = 'shared-worker-token-01234567';

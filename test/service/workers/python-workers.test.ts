@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { tempDir } from '../../helpers/engine.js';
 import { startService, type ServiceProcess } from '../../helpers/service-process.js';
-import { call, kill, pythonWorker, until, type WorkerProcess } from '../../helpers/workers.js';
+import { call, kill, pythonWorker, type WorkerProcess } from '../../helpers/workers.js';
+import { until } from '../../helpers/until.js';
 
 const ADMIN = 'admin-token-for-workers-0123';
 const WORKER = 'worker-token-faces-0123456';
