@@ -1,7 +1,7 @@
 import { appendFile, mkdir, open, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { isTerminalRunState } from '../../machines/index.js';
+import { isTerminalRunState, type RunContext } from '../../machines/index.js';
 import { runEnteredState, type StoredEvent } from '../events.js';
 import type { FaultSink } from '../health.js';
 import type { RunRecord, Store } from '../store/store.js';
@@ -45,6 +45,11 @@ interface RunFiles {
 function isFinish(e: StoredEvent): e is StoredEvent<'state_change'> {
   const to = runEnteredState(e);
   return to !== undefined && isTerminalRunState(to);
+}
+
+/** Whether the run's persisted snapshot has a `retry_failed` under way (its context's `retry`, docs/machines.md). */
+function isRetrying(snapshot: unknown): boolean {
+  return ((snapshot as { context?: Partial<Pick<RunContext, 'retry'>> } | null)?.context?.retry ?? null) !== null;
 }
 
 /**
@@ -173,6 +178,9 @@ export class TraceWriter {
     const tracePath = join(files.dir, 'run_trace.jsonl');
     const lastSeq = await lastTracedSeq(tracePath);
     files.written = lastSeq;
+    // A crash may have come between the trace's last finish and its diagnostic line: in a
+    // finished run, or in one that finished and is now retrying its failed items.
+    if (isTerminalRunState(run.status) || isRetrying(run.snapshot)) await this.#diagnoseLastFinish(run, lastSeq);
     let after = lastSeq;
     for (;;) {
       const events = await this.#opts.store.readEvents(run.runId, after, 5000);
@@ -180,19 +188,19 @@ export class TraceWriter {
       await this.#append(files, events);
       after = events[events.length - 1]!.seq;
     }
-    if (lastSeq === after && isTerminalRunState(run.status)) {
-      // The trace was whole, but a crash may have come between it and the diagnostic line.
-      if (!(await this.#diagnosticMentions(run.runId))) {
-        const tail = await this.#opts.store.readEvents(run.runId, Math.max(0, run.lastSeq - 100));
-        const finished = tail.findLast(isFinish);
-        if (finished) await this.#writeDiagnostic(run, finished);
-      }
-      await this.#opts.store.markTraced(run.runId, run.lastSeq);
-    }
+    if (lastSeq === after && isTerminalRunState(run.status)) await this.#opts.store.markTraced(run.runId, run.lastSeq);
   }
 
-  /** Whether the diagnostic log's recent lines name the run (read from its end, 256 KiB at most). */
-  async #diagnosticMentions(runId: string): Promise<boolean> {
+  /** Writes the diagnostic line of the run's last finish at or before `upTo` (the trace's end), unless the log has it. */
+  async #diagnoseLastFinish(run: RunRecord, upTo: number): Promise<void> {
+    if (upTo === 0) return;
+    const tail = await this.#opts.store.readEvents(run.runId, Math.max(0, upTo - 100), Math.min(upTo, 100));
+    const finished = tail.findLast(isFinish);
+    if (finished && !(await this.#diagnosticHas(run.runId, finished.seq))) await this.#writeDiagnostic(run, finished);
+  }
+
+  /** Whether the diagnostic log's recent lines (read from its end, 256 KiB at most) hold the line of the run's finish at `seq`. */
+  async #diagnosticHas(runId: string, seq: number): Promise<boolean> {
     const path = join(this.#opts.dataDir, 'logs', 'automation_diagnostic.log');
     let handle;
     try {
@@ -206,7 +214,10 @@ export class TraceWriter {
       const length = Math.min(size, 256 * 1024);
       const buf = Buffer.alloc(length);
       await handle.read(buf, 0, length, size - length);
-      return buf.toString('utf8').includes(`${runId} `);
+      return buf
+        .toString('utf8')
+        .split('\n')
+        .some((line) => line.includes(`${runId} `) && line.includes(`, ${seq} events in `));
     } finally {
       await handle.close();
     }
@@ -244,10 +255,12 @@ export class TraceWriter {
     const { run: runLines, stages } = files.human.format(events);
     if (runLines) await appendFile(join(files.dir, 'automation_run.log'), runLines);
     for (const [stage, lines] of stages) await appendFile(join(files.dir, `stage_${stage}.log`), lines);
-    const finished = events.find(isFinish);
-    if (finished) await this.#writeDiagnostic(run, finished);
+    // A line per finish: a batch caught up after a crash may hold two (a run finished, then
+    // finished again after retry_failed).
+    const finishes = events.filter(isFinish);
+    for (const finished of finishes) await this.#writeDiagnostic(run, finished);
     // After its terminal event a run only ever gets `close`: either one means the trace is whole.
-    if (finished || events.some((e) => e.event === 'command' && e.command === 'close')) {
+    if (finishes.length > 0 || events.some((e) => e.event === 'command' && e.command === 'close')) {
       await this.#opts.store.markTraced(run.runId, events[events.length - 1]!.seq);
       // A finished run writes nothing more but `close`: that reopens its entry.
       if (files.queued.length === 0) this.#runs.delete(run.runId);

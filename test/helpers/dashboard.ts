@@ -1,20 +1,11 @@
 // What the dashboard's browser tests share: the service's API with its admin token, and a
 // watch on a tab for console errors, page errors and failed requests.
 import type { Page } from 'playwright-core';
-import type { ServiceProcess } from './service-process.js';
-
-const API = '/api/v1/automation';
+import { callApi, type ServiceProcess } from './service-process.js';
 
 /** `GET` (no body) or `POST` (a body) under /api/v1/automation, with the service's admin token. */
 export function apiOf(svc: ServiceProcess) {
-  return async function api<T = Record<string, unknown>>(path: string, body?: unknown): Promise<T> {
-    const res = await fetch(`${svc.base}${API}${path}`, {
-      method: body === undefined ? 'GET' : 'POST',
-      headers: { authorization: `Token ${svc.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return (await res.json()) as T;
-  };
+  return async <T = Record<string, unknown>>(path: string, body?: unknown): Promise<T> => (await callApi<T>(svc, path, { body })).body;
 }
 
 /** Collects what went wrong in the tab (console errors, uncaught errors, responses ≥ 400) into `problems`. */

@@ -53,3 +53,32 @@ export async function spawnService(args: readonly string[], dataDir: string, env
     },
   };
 }
+
+/**
+ * One call under /api/v1/automation with the service's admin token: `GET` unless a body or a
+ * method is given (a body alone makes it a `POST`); the status and the parsed JSON answer.
+ */
+export async function callApi<T = any>( // eslint-disable-line @typescript-eslint/no-explicit-any
+  svc: Pick<ServiceProcess, 'base' | 'token'>,
+  path: string,
+  init: { method?: string; body?: unknown } = {},
+): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${svc.base}/api/v1/automation${path}`, {
+    method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
+    headers: { authorization: `Token ${svc.token}`, ...(init.body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+  });
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+/** Polls `GET /runs/:id` until the run's status is `status`, and returns its view; fails after `ms` saying where it was. */
+export async function runReaches<T extends { status: string }>(svc: Pick<ServiceProcess, 'base' | 'token'>, runId: string, status: string, ms = 30_000): Promise<T> {
+  let last: T | undefined;
+  const deadline = performance.now() + ms;
+  for (;;) {
+    last = (await callApi<{ data: T }>(svc, `/runs/${runId}`)).body.data;
+    if (last.status === status) return last;
+    if (performance.now() > deadline) throw new Error(`run ${runId} is ${String(last.status)}, not ${status}, after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

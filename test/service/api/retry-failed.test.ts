@@ -12,7 +12,7 @@ import { TraceWriter } from '../../../service/trace/trace-writer.js';
 import { ADMIN, SITE5, appOn, auth } from '../../helpers/app.js';
 import { isTransition, tempDir } from '../../helpers/engine.js';
 import { usePostgres } from '../../helpers/postgres.js';
-import { startService, type ServiceProcess } from '../../helpers/service-process.js';
+import { callApi, runReaches, startService, type ServiceProcess } from '../../helpers/service-process.js';
 
 const API = '/api/v1/automation';
 
@@ -356,25 +356,9 @@ describe('retry_failed across a SIGKILL', () => {
     dirs.splice(0).forEach((d) => d.remove());
   });
 
-  async function api(svc: ServiceProcess, path: string, init: { method?: string; body?: unknown } = {}) {
-    const res = await fetch(`${svc.base}${API}${path}`, {
-      method: init.method ?? 'GET',
-      headers: { authorization: `Token ${svc.token}`, ...(init.body ? { 'content-type': 'application/json' } : {}) },
-      body: init.body ? JSON.stringify(init.body) : undefined,
-    });
-    return { status: res.status, body: (await res.json()) as { data: View & Record<string, unknown> } };
-  }
+  const api = (svc: ServiceProcess, path: string, init: { method?: string; body?: unknown } = {}) => callApi<{ data: View & Record<string, unknown> }>(svc, path, init);
 
-  /** Polls until the run gets there: the service runs on real time in another process. */
-  async function waitFor(svc: ServiceProcess, runId: string, status: string) {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const { body } = await api(svc, `/runs/${runId}`);
-      if (body.data.status === status) return body.data;
-      if (Date.now() > deadline) throw new Error(`run ${runId} is ${String(body.data.status)}, not ${status}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  const waitFor = (svc: ServiceProcess, runId: string, status: string) => runReaches<View & Record<string, unknown>>(svc, runId, status, 30_000);
 
   it('goes on with the retry after a SIGKILL mid-retry and records each retried item exactly once', async () => {
     const dir = tempDir('runstate-retry-');

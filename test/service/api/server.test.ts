@@ -3,6 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../../helpers/engine.js';
+import { callApi } from '../../helpers/service-process.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const API = '/api/v1/automation';
@@ -46,14 +47,7 @@ async function npmStart(dataDir: string, env: Record<string, string> = {}): Prom
   return { child, base: url.origin, token: url.searchParams.get('token')!, output: () => out, exited };
 }
 
-async function api(svc: Service, path: string, init: { method?: string; body?: unknown } = {}) {
-  const res = await fetch(`${svc.base}${API}${path}`, {
-    method: init.method ?? 'GET',
-    headers: { authorization: `Token ${svc.token}`, ...(init.body ? { 'content-type': 'application/json' } : {}) },
-    body: init.body ? JSON.stringify(init.body) : undefined,
-  });
-  return { status: res.status, body: (await res.json()) as { data: Record<string, unknown> } };
-}
+const api = (svc: Service, path: string, init: { method?: string; body?: unknown } = {}) => callApi<{ data: Record<string, unknown> }>(svc, path, init);
 
 /** Polls the run until `done` says so, for at most `ms`: the service runs on real time. */
 async function waitForRun(svc: Service, runId: string, done: (run: Record<string, unknown>) => boolean, ms = 20_000) {

@@ -4,24 +4,19 @@ import type { StoredEvent } from '../../../service/events.js';
 import { PostgresStore } from '../../../service/store/postgres.js';
 import { tempDir } from '../../helpers/engine.js';
 import { usePostgres } from '../../helpers/postgres.js';
-import { startService, type ServiceProcess } from '../../helpers/service-process.js';
+import { callApi, startService, type ServiceProcess } from '../../helpers/service-process.js';
 import { flightsOf, maxOverlap, worstWindow } from './measure.js';
 import { type Probe, until as untilWithin } from '../../helpers/until.js';
 
 const TOKEN = 'limits-admin-token-0123456789';
-const API = '/api/v1/automation';
 const PIPELINES = join(import.meta.dirname, '..', '..', 'helpers', 'limited-pipelines.ts');
 
 const pg = usePostgres();
 
 async function api(i: ServiceProcess, path: string, body?: unknown) {
-  const res = await fetch(`${i.base}${API}${path}`, {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: { authorization: `Token ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  const res = await callApi(i, path, { body });
   expect(res.status).toBeLessThan(300);
-  return (await res.json()) as { data: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+  return res.body;
 }
 
 const until = <T>(what: string, probe: Probe<T>, ms = 60_000): Promise<T> => untilWithin(what, probe, ms);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../helpers/engine.js';
-import { startService, type ServiceProcess } from '../../helpers/service-process.js';
+import { callApi, startService, type ServiceProcess } from '../../helpers/service-process.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const API = '/api/v1/automation';
@@ -56,13 +56,9 @@ const WORKERS_JSON = {
   ],
 };
 
-async function api(svc: ServiceProcess, path: string, body?: unknown): Promise<{ status: number; json: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  const res = await fetch(`${svc.base}${API}${path}`, {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: { authorization: `Token ${svc.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, json: await res.json() };
+async function api(svc: ServiceProcess, path: string, body?: unknown) {
+  const res = await callApi(svc, path, { body });
+  return { status: res.status, json: res.body };
 }
 
 async function finished(svc: ServiceProcess, runId: string): Promise<{ status: string }> {

@@ -2,12 +2,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { PostgresStore } from '../../../service/store/postgres.js';
 import { tempDir } from '../../helpers/engine.js';
 import { usePostgres } from '../../helpers/postgres.js';
-import { startService, type ServiceProcess } from '../../helpers/service-process.js';
+import { callApi, startService, type ServiceProcess } from '../../helpers/service-process.js';
 import { wsClient, type WsClient } from '../../helpers/ws-client.js';
 import { until } from '../../helpers/until.js';
 
 const TOKEN = 'shared-admin-token-0123456789';
-const API = '/api/v1/automation';
 const LEASE_MS = 1500;
 
 const pg = usePostgres();
@@ -27,12 +26,8 @@ async function instance(name: string, databaseUrl: string, dataDir: string): Pro
 }
 
 async function api(i: Instance, path: string, body?: unknown) {
-  const res = await fetch(`${i.base}${API}${path}`, {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: { authorization: `Token ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, json: (await res.json()) as { data: Record<string, unknown>; accepted?: boolean } };
+  const res = await callApi<{ data: Record<string, unknown>; accepted?: boolean }>(i, path, { body });
+  return { status: res.status, json: res.body };
 }
 
 describe('several instances on one Postgres', () => {

@@ -2,11 +2,10 @@ import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../../helpers/engine.js';
 import { usePostgres } from '../../helpers/postgres.js';
-import { startService, type ServiceProcess } from '../../helpers/service-process.js';
+import { callApi, startService, type ServiceProcess } from '../../helpers/service-process.js';
 import { until } from '../../helpers/until.js';
 
 const TOKEN = 'shared-admin-token-0123456789';
-const API = '/api/v1/automation';
 const FAST = { delay_ms: 0, items_per_stage: 1 };
 
 const postgres = usePostgres();
@@ -18,12 +17,7 @@ interface Fire {
 }
 
 async function api(svc: ServiceProcess, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${svc.base}${API}${path}`, {
-    method,
-    headers: { authorization: `Token ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return (await res.json()) as { data: Record<string, unknown> };
+  return (await callApi<{ data: Record<string, unknown> }>(svc, path, { method, body })).body;
 }
 
 describe('schedules across processes', () => {
