@@ -37,6 +37,9 @@ import threading
 import time
 import urllib.parse
 
+# How long the answering thread waits for the answers of the other jobs in hand before it sends.
+_GATHER_S = 0.005
+
 __all__ = ["Worker", "Job", "Fail", "Cancelled", "LeaseLost", "RunstateError"]
 
 
@@ -315,11 +318,20 @@ class Worker:
             if first is None:
                 return
             batch = [first]
+            # A moment for the other jobs in hand to finish too, so that they share the request:
+            # none once every job this worker holds has its answer in the batch.
+            gather = time.monotonic() + _GATHER_S
             while len(batch) < 100:
                 try:
                     more = self._answers.get_nowait()
                 except queues.Empty:
-                    break
+                    left = gather - time.monotonic()
+                    if left <= 0 or self._all_answered(len(batch)):
+                        break
+                    try:
+                        more = self._answers.get(timeout=min(left, 0.0005))
+                    except queues.Empty:
+                        continue
                 if more is None:
                     self._answers.put(None)
                     break
@@ -330,6 +342,11 @@ class Worker:
                 for entry in batch:
                     entry.job.answered = True
                     entry.sent.set()
+
+    def _all_answered(self, n):
+        # Jobs held and not yet answered are those running (or about to): n of them are in the batch.
+        with self._lock:
+            return len(self._held) <= n
 
     def _send_answers(self, batch):
         if not self._batch_answers:

@@ -164,6 +164,12 @@ export class PostgresJobStore implements JobStore {
     return res.rows[0] ? toJob(res.rows[0]) : undefined;
   }
 
+  async getJobs(ids: readonly number[]): Promise<JobRecord[]> {
+    if (ids.length === 0) return [];
+    const res = await this.#pool.query<JobRow>(`SELECT ${COLUMNS} FROM worker_jobs WHERE id = ANY($1::bigint[])`, [[...ids]]);
+    return res.rows.map(toJob);
+  }
+
   async heartbeat(id: number, claims: number, message: string | null): Promise<HeartbeatAnswer> {
     const client = await this.#pool.connect();
     try {

@@ -103,6 +103,36 @@ export function toJob(row: JobRow): JobRecord {
   };
 }
 
+/** The record of a row just inserted from `job`: the values as stored (item and options as read back from their JSON). */
+function newRecord(job: NewJob, id: number, state: JobState, item: string | null, options: string): JobRecord {
+  // Spelled out as toJob has it (one shape for every record), not spread from `job`.
+  return {
+    id,
+    runId: job.runId,
+    stage: job.stage,
+    stageKey: job.stageKey,
+    kind: job.kind,
+    itemId: job.kind === 'load' ? null : (job.itemId ?? ''),
+    item: item === null ? null : (JSON.parse(item) as JobRecord['item']),
+    attempt: job.attempt,
+    queue: job.queue,
+    siteId: job.siteId,
+    pipeline: job.pipeline,
+    options: JSON.parse(options) as unknown,
+    idempotencyKey: job.idempotencyKey,
+    leaseMs: job.leaseMs,
+    state,
+    claims: 0,
+    workerId: null,
+    claimedAt: null,
+    result: null,
+    error: null,
+    retryable: null,
+    message: null,
+    finishedAt: null,
+  };
+}
+
 interface PendingInsert {
   job: NewJob;
   held: boolean;
@@ -115,13 +145,14 @@ const JOB_KEY = 'run_id = ? AND stage = ? AND kind = ? AND item_id = ? AND attem
 /** Every statement the store runs, prepared once: a job's life is a handful of them, run thousands of times a second. */
 function statements(db: Database.Database) {
   return {
-    insert: db.prepare<unknown[], JobRow>(
+    insert: db.prepare<unknown[], { id: number }>(
       `INSERT INTO worker_jobs (run_id, stage, stage_key, kind, item_id, item, attempt, queue, site_id, pipeline, options,
                                 idempotency_key, lease_ms, state, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING *`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
     ),
     byKey: db.prepare<unknown[], JobRow>(`SELECT * FROM worker_jobs WHERE ${JOB_KEY}`),
     byId: db.prepare<[number], JobRow>('SELECT * FROM worker_jobs WHERE id = ?'),
+    byIds: db.prepare<[string], JobRow>('SELECT * FROM worker_jobs WHERE id IN (SELECT value FROM json_each(?))'),
     latestLoad: db.prepare<[string, number], JobRow>(`SELECT * FROM worker_jobs WHERE run_id = ? AND stage = ? AND kind = 'load' ORDER BY attempt DESC LIMIT 1`),
     requeue: db.prepare<[number]>(`UPDATE worker_jobs SET state = 'queued' WHERE id = ? AND state = 'held'`),
     holdRun: db.prepare<[string], { id: number }>(`UPDATE worker_jobs SET state = 'held' WHERE run_id = ? AND kind = 'item' AND state = 'queued' RETURNING id`),
@@ -141,8 +172,11 @@ function statements(db: Database.Database) {
     ),
     lease: db.prepare<[number], { state: string; claims: number; lease_until: number | null }>('SELECT state, claims, lease_until FROM worker_jobs WHERE id = ?'),
     extend: db.prepare<[number, string | null, number]>('UPDATE worker_jobs SET lease_until = ? + lease_ms, message = COALESCE(?, message) WHERE id = ?'),
-    answer: db.prepare<[string, string | null, string | null, number | null, number, number]>(
-      'UPDATE worker_jobs SET state = ?, result = ?, error = ?, retryable = ?, finished_at = ? WHERE id = ?',
+    // Stored only while claim `claims` holds a live lease (finishAnswer's 'ok'): one statement
+    // for the answer that counts; the lease is read for the verdict only when nothing changed.
+    answer: db.prepare<[string, string | null, string | null, number | null, number, number, number, number]>(
+      `UPDATE worker_jobs SET state = ?, result = ?, error = ?, retryable = ?, finished_at = ?
+       WHERE id = ? AND claims = ? AND state = 'claimed' AND lease_until > ?`,
     ),
     release: db.prepare<[number]>(`UPDATE worker_jobs SET state = 'queued', lease_until = NULL WHERE id = ?`),
     finished: db.prepare<[string], JobRow>(`SELECT * FROM worker_jobs WHERE id IN (SELECT value FROM json_each(?)) AND state IN ('done', 'failed', 'cancelled')`),
@@ -207,34 +241,36 @@ export class SqliteJobStore implements JobStore {
     });
     this.#finishTx = db.transaction((answers: readonly JobAnswerOf[], now: number): FinishAnswer[] =>
       answers.map(({ id, claims, answer }): FinishAnswer => {
+        const stored = sql.answer.run(
+          answer.state,
+          answer.result === undefined ? null : JSON.stringify(answer.result),
+          answer.error ?? null,
+          answer.retryable === undefined ? null : answer.retryable ? 1 : 0,
+          now,
+          id,
+          claims,
+          now,
+        );
+        if (stored.changes > 0) return 'ok';
         const lease = this.#lease(id, claims, now);
-        if (!lease) return 'not_found';
-        const verdict = finishAnswer(lease.state, lease.sameClaim, lease.live);
-        if (verdict === 'ok') {
-          sql.answer.run(
-            answer.state,
-            answer.result === undefined ? null : JSON.stringify(answer.result),
-            answer.error ?? null,
-            answer.retryable === undefined ? null : answer.retryable ? 1 : 0,
-            now,
-            id,
-          );
-        }
-        return verdict;
+        return lease ? finishAnswer(lease.state, lease.sameClaim, lease.live) : 'not_found';
       }),
     );
     this.#insertTx = db.transaction((batch: readonly PendingInsert[]): JobRecord[] => {
       const now = Date.now();
       return batch.map(({ job, held }) => {
         const itemId = job.itemId ?? '';
-        // One statement when the job is new; the row already there (a restarted owner's) otherwise.
-        const row =
-          sql.insert.get(
-            job.runId, job.stage, job.stageKey, job.kind, itemId, job.item === null ? null : JSON.stringify(job.item), job.attempt,
-            job.queue, job.siteId, job.pipeline, JSON.stringify(job.options ?? {}), job.idempotencyKey, job.leaseMs,
-            held ? 'held' : 'queued', now,
-          ) ?? sql.byKey.get(job.runId, job.stage, job.kind, itemId, job.attempt)!;
-        return toJob(row);
+        const item = job.item === null ? null : JSON.stringify(job.item);
+        const options = JSON.stringify(job.options ?? {});
+        // One statement when the job is new (its record is the one given, not read back); the row
+        // already there (a restarted owner's) otherwise.
+        const inserted = sql.insert.get(
+          job.runId, job.stage, job.stageKey, job.kind, itemId, item, job.attempt,
+          job.queue, job.siteId, job.pipeline, options, job.idempotencyKey, job.leaseMs,
+          held ? 'held' : 'queued', now,
+        );
+        if (!inserted) return toJob(sql.byKey.get(job.runId, job.stage, job.kind, itemId, job.attempt)!);
+        return newRecord(job, Number(inserted.id), held ? 'held' : 'queued', item, options);
       });
     });
     this.#releaseTx = db.transaction((id: number, claims: number, now: number): FinishAnswer => {
@@ -296,6 +332,10 @@ export class SqliteJobStore implements JobStore {
   async getJob(id: number): Promise<JobRecord | undefined> {
     const row = this.#sql.byId.get(id);
     return row ? toJob(row) : undefined;
+  }
+
+  async getJobs(ids: readonly number[]): Promise<JobRecord[]> {
+    return ids.length === 0 ? [] : this.#sql.byIds.all(JSON.stringify(ids)).map(toJob);
   }
 
   /** A job's state and whether `claims` is its current claim with a lease still running; undefined for an unknown job. */

@@ -114,6 +114,8 @@ export interface JobStore {
    */
   claim(queue: string, workerId: string, max: number): Promise<ClaimedJob[]>;
   getJob(id: number): Promise<JobRecord | undefined>;
+  /** As `getJob` for each, in one read (the jobs of one `POST /answers`): those found, in no order. */
+  getJobs(ids: readonly number[]): Promise<JobRecord[]>;
   /** Extends the lease of claim `claims` of the job. */
   heartbeat(id: number, claims: number, message: string | null): Promise<HeartbeatAnswer>;
   /** Stores the worker's answer for claim `claims`, if that claim still holds its lease. */

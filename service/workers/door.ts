@@ -11,6 +11,8 @@ import { QueueStats, type QueueStatsView } from './queue-stats.js';
 const SEEN_MS = 60_000;
 /** How often one instance writes that it saw a worker on a queue: the list is of the last minute. */
 const NOTE_SEEN_MS = 5_000;
+/** Jobs handed out here whose answer has not come back here, kept for the answer's checks (at most this many, newest). */
+const HANDED_OUT = 10_000;
 
 export interface WorkerSeen {
   worker_id: string;
@@ -56,6 +58,13 @@ export class WorkerDoor {
   readonly #stats = new QueueStats();
   /** Queues with jobs queued in this turn, woken at its end. */
   readonly #wake = new Set<string>();
+  /**
+   * The jobs this instance handed out, by job id (`<job>.<claim>`), until that claim's answer
+   * comes back here: POST /answers checks an entry against the record its claim returned, not
+   * against a fresh read. Queue and kind never change and a job's claims only grow, so the
+   * checks come out as a read's would; the store's transaction still gives the verdict.
+   */
+  readonly #handedOut = new Map<string, JobRecord>();
   #closed = false;
 
   constructor(opts: DoorOptions) {
@@ -102,10 +111,15 @@ export class WorkerDoor {
         const seen = this.#see(workerId, queue);
         for (const c of claimed) {
           seen.inFlight.add(c.job.id);
+          this.#handedOut.set(jobRef(c.job), c.job);
           if (c.leaseWasLost) {
             this.#opts.metrics.leasesLost.inc({ queue });
             this.#stats.leaseLost(queue);
           }
+        }
+        for (const ref of this.#handedOut.keys()) {
+          if (this.#handedOut.size <= HANDED_OUT) break;
+          this.#handedOut.delete(ref);
         }
         return { jobs: claimed.map((c) => describeJob(c.job)) };
       }
@@ -153,16 +167,21 @@ export class WorkerDoor {
     if (!Array.isArray(list) || list.length === 0 || list.length > MAX_CLAIM) throw bad(`Expected \`answers\` to be a list of 1 to ${MAX_CLAIM} answers.`);
     const entries = list.map((raw: unknown, i) => answerEntry(raw, i));
     // An unknown job, or one of a queue this token does not serve, is that entry's answer alone.
-    const found = await Promise.all(
-      entries.map(async (e) => {
-        try {
-          return await this.#job(principal, e.ref);
-        } catch (err) {
-          if (err instanceof RunstateError) return err;
-          throw err;
-        }
-      }),
-    );
+    // The jobs handed out here are known; the others' are read at once.
+    const refs = entries.map((e) => parseJobRef(e.ref));
+    const known = entries.map((e) => this.#handedOut.get(e.ref));
+    const ids = [...new Set(refs.flatMap((r, i) => (r && !known[i] ? [r.id] : [])))];
+    const jobs = new Map((ids.length === 0 ? [] : await this.#opts.jobs.getJobs(ids)).map((j) => [j.id, j]));
+    for (const e of entries) this.#handedOut.delete(e.ref);
+    const found = entries.map((e, i) => {
+      const ref = refs[i];
+      try {
+        return this.#held(principal, e.ref, ref, ref && (known[i] ?? jobs.get(ref.id)));
+      } catch (err) {
+        if (err instanceof RunstateError) return err;
+        throw err;
+      }
+    });
     // Every body is checked before anything is written.
     const answers = entries.map((e, i) => {
       const f = found[i]!;
@@ -199,6 +218,7 @@ export class WorkerDoor {
   /** Gives a claimed job back unanswered: offered again at once, same attempt (a worker stopping). */
   async release(principal: Principal, ref: string): Promise<Record<string, unknown>> {
     const { job, claims } = await this.#job(principal, ref);
+    this.#handedOut.delete(ref);
     const verdict = await this.#opts.jobs.release(job.id, claims);
     if (verdict === 'not_found') throw notFound(ref);
     if (verdict === 'lost') throw lost(ref);
@@ -249,6 +269,7 @@ export class WorkerDoor {
   }
 
   async #finish(job: JobRecord, claims: number, ref: string, answer: JobAnswer): Promise<Record<string, unknown>> {
+    this.#handedOut.delete(ref);
     return this.#settle(job, answer, await this.#opts.jobs.finish(job.id, claims, answer), ref);
   }
 
@@ -270,9 +291,12 @@ export class WorkerDoor {
 
   async #job(principal: Principal, ref: string): Promise<{ job: JobRecord; claims: number }> {
     const parsed = parseJobRef(ref);
-    if (!parsed) throw notFound(ref);
-    const job = await this.#opts.jobs.getJob(parsed.id);
-    if (!job || parsed.claims < 1 || parsed.claims > job.claims) throw notFound(ref);
+    return this.#held(principal, ref, parsed, parsed && (await this.#opts.jobs.getJob(parsed.id)));
+  }
+
+  /** The job a worker names, as read: 404 for an unknown one or a claim it never had, 403 for another queue's. */
+  #held(principal: Principal, ref: string, parsed: { id: number; claims: number } | undefined, job: JobRecord | undefined): { job: JobRecord; claims: number } {
+    if (!parsed || !job || parsed.claims < 1 || parsed.claims > job.claims) throw notFound(ref);
     requireQueue(principal, job.queue);
     return { job, claims: parsed.claims };
   }

@@ -144,6 +144,11 @@ for (const [name, open] of [
         ]),
       ).toEqual(['ok', 'ok', 'duplicate', 'lost', 'not_found']);
       expect(await jobs.finishAll([])).toEqual([]);
+      // The jobs of one answers request, read at once: the ones there, as getJob has them.
+      const read = await jobs.getJobs([c!.id, a!.id, 999_999]);
+      expect(read.map((j) => j.id).sort()).toEqual([a!.id, c!.id].sort());
+      expect(read.find((j) => j.id === a!.id)).toEqual(await jobs.getJob(a!.id));
+      expect(await jobs.getJobs([])).toEqual([]);
       const answered = await jobs.finished([a!.id, b!.id, c!.id]);
       expect(answered.map((j) => [j.id, j.state, j.result ?? j.error]).sort()).toEqual(
         [
