@@ -63,9 +63,15 @@ export class RunHost {
   #retiring = false;
   /** This run's spans while hosted here; undefined when telemetry is off. */
   #spans: RunSpans | undefined;
+  /** The last view and what it was made from: served again until one of them changes. */
+  #view: { from: readonly unknown[]; view: RunView } | undefined;
+  /** The persisted snapshot the actor starts from (null: a new run), until `start` has read it. */
+  #restoreFrom: unknown;
 
   constructor(record: RunRecord, pipeline: AnyPipeline, options: unknown, deps: HostDeps) {
-    this.record = record;
+    // The persisted snapshot is read once, by `start`; the actor holds the run's state from then on.
+    this.record = { ...record, snapshot: null };
+    this.#restoreFrom = record.snapshot ?? null;
     this.pipeline = pipeline;
     this.options = options;
     this.#deps = deps;
@@ -107,10 +113,11 @@ export class RunHost {
   start(): void {
     const input = { runId: this.runId, stages: this.#stageSettings() };
     const inspect = (ev: InspectionEvent) => this.#inspect(ev);
-    const restored = this.record.snapshot !== null && this.record.snapshot !== undefined;
+    const restored = this.#restoreFrom !== null;
     const actor = restored
-      ? createActor(this.#deps.machine, { input, snapshot: this.record.snapshot as never, inspect })
+      ? createActor(this.#deps.machine, { input, snapshot: this.#restoreFrom as never, inspect })
       : createActor(this.#deps.machine, { input, inspect });
+    this.#restoreFrom = null;
     this.#actor = actor;
     this.#spans = this.#deps.telemetry?.runHosted(this.record, restored);
     if (restored) this.#primeStates();
@@ -143,8 +150,40 @@ export class RunHost {
     return new Date(this.#deps.now()).toISOString();
   }
 
+  /**
+   * The run as the API shows it. XState snapshots are immutable, so the view made from the
+   * actors' snapshots is kept and served again until one of them (or the seq, or the record's
+   * close) changes: a run polled often between transitions costs nothing more.
+   */
   view(): RunView {
-    return describeRun(this.#liveRecord(), this.pipeline.stages, this.#lastSeq);
+    const from = this.#viewInputs();
+    const cached = this.#view;
+    if (cached && cached.from.length === from.length && cached.from.every((x, i) => x === from[i])) return cached.view;
+    const view = describeRun(this.#liveRecord(), this.pipeline.stages, this.#lastSeq);
+    this.#view = { from, view };
+    return view;
+  }
+
+  /**
+   * The actor tree as view.ts reads a persisted snapshot (value, context, each child's value,
+   * status and context), taken from the live snapshots without serialising the tree: what
+   * the view and the command rules read, many times between two durable writes.
+   */
+  liveSnapshot(): unknown {
+    const snap = this.#requireActor().getSnapshot();
+    const children: Record<string, { snapshot: { value: unknown; status: string; context: unknown } }> = {};
+    for (const [id, child] of Object.entries(snap.children)) {
+      const s = child?.getSnapshot() as { value?: unknown; status: string; context?: unknown } | undefined;
+      if (s) children[id] = { snapshot: { value: s.value, status: s.status, context: s.context } };
+    }
+    return { value: snap.value, context: snap.context, children };
+  }
+
+  #viewInputs(): unknown[] {
+    const snap = this.#requireActor().getSnapshot();
+    const from: unknown[] = [snap, this.#lastSeq, this.record.closedAt];
+    for (const child of Object.values(snap.children)) from.push(child?.getSnapshot());
+    return from;
   }
 
   processing(): ProcessingView | undefined {
@@ -231,7 +270,7 @@ export class RunHost {
 
   #liveRecord(): RunRecord {
     const actor = this.#requireActor();
-    return { ...this.record, snapshot: actor.getPersistedSnapshot(), status: String(actor.getSnapshot().value) };
+    return { ...this.record, snapshot: this.liveSnapshot(), status: String(actor.getSnapshot().value) };
   }
 
   #stageDef(stage: number): StageDefinition<unknown> {

@@ -153,7 +153,13 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (scope, key)
    ) WITHOUT ROWID;
    CREATE INDEX idempotency_keys_by_run ON idempotency_keys (run_id);`,
+  // The runs an instance holds, read from the index alone: renewing thousands of leases must
+  // not read every wide run row (docs/architecture.md, "ownership").
+  `CREATE INDEX runs_by_owner ON runs (owner, lease_until, status, run_id);`,
 ];
+
+/** How many leases one statement of `renewLeases` renews before it lets the event loop go on. */
+const RENEW_CHUNK = 100;
 
 export interface SqliteStoreOptions {
   /** Database file; `:memory:` for a private in-memory store. */
@@ -428,14 +434,34 @@ export class SqliteStore implements Store {
     return row ? toRecord(row) : undefined;
   }
 
+  /**
+   * Renews in chunks of `RENEW_CHUNK` runs, yielding between them: every update rewrites a
+   * whole run row, and 10,000 in one statement held the event loop for a quarter of a second.
+   * Each chunk takes runs whose lease does not yet reach as far as this renewal's (`reach`) and
+   * sets it to reach at least that far. The answer is read after the last chunk: every live run
+   * whose lease reaches that far, so a run leased here between two chunks (a start, a claim)
+   * counts as held.
+   */
   async renewLeases(owner: string, leaseMs: number): Promise<string[]> {
-    const now = Date.now();
+    const reach = Date.now() + leaseMs;
+    const chunk = this.#db.prepare<[number, string, number, number, number], { run_id: string }>(
+      `UPDATE runs SET lease_until = ? WHERE rowid IN (
+         SELECT rowid FROM runs INDEXED BY runs_by_owner
+          WHERE owner = ? AND lease_until > ? AND lease_until < ? AND ${LIVE_STATUS_SQL}
+          LIMIT ?)
+       RETURNING run_id`,
+    );
+    for (;;) {
+      const now = Date.now();
+      const rows = chunk.all(Math.max(reach, now + leaseMs), owner, now, reach, RENEW_CHUNK);
+      if (rows.length < RENEW_CHUNK) break;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     return this.#db
-      .prepare<[number, string, number], { run_id: string }>(
-        `UPDATE runs SET lease_until = ? WHERE owner = ? AND lease_until > ?
-           AND ${LIVE_STATUS_SQL} RETURNING run_id`,
+      .prepare<[string, number], { run_id: string }>(
+        `SELECT run_id FROM runs INDEXED BY runs_by_owner WHERE owner = ? AND lease_until >= ? AND ${LIVE_STATUS_SQL}`,
       )
-      .all(now + leaseMs, owner, now)
+      .all(owner, reach)
       .map((r) => r.run_id);
   }
 

@@ -186,7 +186,7 @@ export class InternalRuns implements RunKind {
     applies(decide('retry_failed', commandStateOf(host)));
     await host.journal.acknowledged();
     const store = this.#opts.store;
-    const stages = retryableStages(host.actor.getPersistedSnapshot());
+    const stages = retryableStages(host.liveSnapshot());
     const ledger = await store.ledger(host.runId);
     const items = new Map(await Promise.all(stages.map(async (n) => [n, host.cachedItems(n) ?? (await store.getStageItems(host.runId, n))] as const)));
     // The run may have moved while the ledger was read: it left memory (it had just completed,
@@ -314,7 +314,7 @@ function commandStateOf(host: RunHost): CommandState {
     status: String(snap.value),
     closed: host.record.closedAt !== null,
     pauseRequested: snap.context.pauseRequested,
-    failedToRetry: failedToRetry(host.actor.getPersistedSnapshot()),
+    failedToRetry: failedToRetry(host.liveSnapshot()),
   };
 }
 

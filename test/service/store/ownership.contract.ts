@@ -54,6 +54,14 @@ export function ownershipContract(name: string, open: OpenStore): void {
         expect(await store.claimRuns('b', 60_000, 100, { all: true })).toHaveLength(LIVE_RUN_STATUSES.length);
       });
 
+      it('renews every lease of an owner however many it holds, and no other owner’s', async () => {
+        const ids = Array.from({ length: 350 }, (_, i) => `run_${String(i).padStart(4, '0')}`);
+        for (const id of ids) await store.createRun(newRun(id, { lease: { owner: 'a', ms: 60_000 } }));
+        await store.createRun(newRun('run_b', { lease: { owner: 'b', ms: 60_000 } }));
+        expect((await store.renewLeases('a', 60_000)).sort()).toEqual(ids);
+        expect(await store.renewLeases('b', 60_000)).toEqual(['run_b']);
+      });
+
       it('leases a completed run back for retry_failed, unless another instance holds it or it is closed', async () => {
         await live('run_1', 'completed');
         await live('run_2', 'running');

@@ -48,6 +48,19 @@ describe('SqliteStore', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it('renews leases in chunks, letting the event loop go on between them, and counts a run leased meanwhile as held', async () => {
+    const store = open();
+    const ids = Array.from({ length: 350 }, (_, i) => `run_${String(i).padStart(4, '0')}`);
+    for (const id of ids) await store.createRun(newRun(id, { lease: { owner: 'a', ms: 60_000 } }));
+    const renewing = store.renewLeases('a', 60_000);
+    // Between two chunks a start leases one more run here (were the renewal one statement, it would
+    // be over by now and not name it): its lease reaches past this renewal's, so it counts as held.
+    await new Promise((resolve) => setImmediate(resolve));
+    await store.createRun(newRun('run_0000x', { lease: { owner: 'a', ms: 120_000 } }));
+    const renewed = await renewing;
+    expect(renewed.sort()).toEqual([...ids, 'run_0000x'].sort());
+  });
+
   it('creates the directory of its database file', () => {
     open();
     expect(fs.existsSync(filename)).toBe(true);

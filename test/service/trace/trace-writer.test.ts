@@ -142,7 +142,8 @@ describe('trace files', () => {
     const traces = new TraceWriter({ dataDir: dir.path, store, logger: silent, coalesceMs: 5 });
     const res = await store.commit(run.runId, { events: [{ event: 'activity_log', message: 'hello', timestamp: new Date().toISOString() }] });
     traces.write(run, res.events);
+    // The lag is 0 once the trace line is down; the run log is appended just after it.
     await vi.waitFor(() => expect(traces.lagEvents()).toBe(0), { timeout: 10_000, interval: 10 });
-    expect(readFileSync(join(TraceWriter.runDir(dir.path, run), 'automation_run.log'), 'utf8')).toContain('INFO: hello');
+    await vi.waitFor(() => expect(readFileSync(join(TraceWriter.runDir(dir.path, run), 'automation_run.log'), 'utf8')).toContain('INFO: hello'), { timeout: 10_000, interval: 10 });
   });
 });
