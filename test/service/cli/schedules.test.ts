@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { run } from '../../../service/cli/main.js';
 import { faceProcessorPipeline } from '../../../service/pipelines/index.js';
-import { ADMIN, appOn } from '../../helpers/app.js';
+import { appOn } from '../../helpers/app.js';
 import { tempDir } from '../../helpers/engine.js';
+import { cliAt } from './in-process.js';
 
 describe('runstate schedules', () => {
   let dir: ReturnType<typeof tempDir>;
@@ -18,17 +18,7 @@ describe('runstate schedules', () => {
     dir.remove();
   });
 
-  async function cli(...args: string[]): Promise<{ code: number | 'serving'; out: string; err: string }> {
-    let out = '';
-    let err = '';
-    const io = {
-      out: { write: (s: string) => ((out += s), true) } as unknown as NodeJS.WriteStream,
-      err: { write: (s: string) => ((err += s), true) } as unknown as NodeJS.WriteStream,
-      env: {},
-    };
-    const code = await run(['--url', url, '--token', ADMIN, ...args], io);
-    return { code, out, err };
-  }
+  const cli = (...args: string[]) => cliAt(url, ...args);
 
   it('creates, lists, pauses, resumes and deletes a schedule', async () => {
     const made = await cli('schedules', 'create', 'face_processor', '0 9 * * 1-5', '--site', 'site-5', '--timezone', 'Europe/Paris', '--option', 'seed=7', '--overlap', 'allow');

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { run } from '../../../service/cli/main.js';
 import { faceProcessorPipeline } from '../../../service/pipelines/index.js';
-import { ADMIN, appOn } from '../../helpers/app.js';
+import { appOn } from '../../helpers/app.js';
 import { tempDir } from '../../helpers/engine.js';
+import { cliAt } from './in-process.js';
 
 const SECRET = 'a-secret-of-sixteen-chars';
 
@@ -20,17 +20,7 @@ describe('runstate webhooks', () => {
     dir.remove();
   });
 
-  async function cli(...args: string[]): Promise<{ code: number | 'serving'; out: string; err: string }> {
-    let out = '';
-    let err = '';
-    const io = {
-      out: { write: (s: string) => ((out += s), true) } as unknown as NodeJS.WriteStream,
-      err: { write: (s: string) => ((err += s), true) } as unknown as NodeJS.WriteStream,
-      env: {},
-    };
-    const code = await run(['--url', url, '--token', ADMIN, ...args], io);
-    return { code, out, err };
-  }
+  const cli = (...args: string[]) => cliAt(url, ...args);
 
   it('adds, lists, shows the deliveries of and deletes a subscription', async () => {
     const added = await cli('webhooks', 'add', 'http://127.0.0.1:9/hook', '--events', 'run_completed,run_failed', '--secret', SECRET, '--site', 'site-5');
