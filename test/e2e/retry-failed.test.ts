@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seriousViolations } from '../helpers/axe.js';
 import { launchBrowser } from '../helpers/browser.js';
 import { tempDir } from '../helpers/engine.js';
-import { startService, type ServiceProcess } from '../helpers/service-process.js';
+import { callApi, runReaches, startService, type ServiceProcess } from '../helpers/service-process.js';
+import { until } from '../helpers/until.js';
 
 const API = '/api/v1/automation';
 
@@ -23,21 +24,6 @@ describe('Retry failed in the dashboard (Debian Chromium)', () => {
   let browser: Browser;
   let page: Page;
 
-  async function api<T>(path: string): Promise<T> {
-    const res = await fetch(`${svc.base}${API}${path}`, { headers: { authorization: `Token ${svc.token}` } });
-    return ((await res.json()) as { data: T }).data;
-  }
-
-  async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const value = await probe();
-      if (value !== undefined) return value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
   beforeAll(async () => {
     svc = await startService(dir.path);
     browser = await launchBrowser();
@@ -52,17 +38,10 @@ describe('Retry failed in the dashboard (Debian Chromium)', () => {
   it('offers Retry failed (n) on a run that finished with failures, and follows the retry to completed', async () => {
     // One attempt per item and half of them failing: the run completes with failed items.
     const options = { seed: 4, delay_ms: 300, items_per_stage: [6, 0, 0, 0, 0, 0, 0], fail_rate: 0.5, max_attempts: 1, concurrency: 2 };
-    const res = await fetch(`${svc.base}${API}/runs`, {
-      method: 'POST',
-      headers: { authorization: `Token ${svc.token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ site_id: 'site-5', pipeline: 'content', options }),
-    });
+    const res = await callApi<{ data: { run_id: string } }>(svc, '/runs', { body: { site_id: 'site-5', pipeline: 'content', options } });
     expect(res.status).toBe(201);
-    const runId = ((await res.json()) as { data: { run_id: string } }).data.run_id;
-    const finished = await until('the run to complete', async () => {
-      const run = await api<RunBody>(`/runs/${runId}`);
-      return run.status === 'completed' ? run : undefined;
-    });
+    const runId = res.body.data.run_id;
+    const finished = await runReaches<RunBody>(svc, runId, 'completed');
     expect(finished.failed_items).toBeGreaterThan(0);
     expect(finished.allowed_commands).toContain('retry_failed');
 
@@ -96,7 +75,7 @@ describe('Retry failed in the dashboard (Debian Chromium)', () => {
     });
     expect(since[0]).toMatchObject({ event: 'command', command: 'retry_failed', by: 'admin' });
     expect(since.filter((e) => e.event === 'state_change' && e.machine_name === 'run').map((e) => e.payload!.to_state)).toEqual(['running', 'completed']);
-    const again = await api<RunBody>(`/runs/${runId}`);
+    const again = (await callApi<{ data: RunBody }>(svc, `/runs/${runId}`)).body.data;
     expect(again.status).toBe('completed');
     expect(again.failed_items).toBeLessThanOrEqual(finished.failed_items);
 
