@@ -141,10 +141,7 @@ export async function buildService(config: Readonly<Config>, overrides: ServiceO
     store,
     telemetry,
     pipelines: limits.bind(workers.bind(pipelines)),
-    waitingOnLimit: (runId, stage) => {
-      const w = limits.limiter.waitingItems(runId, stage);
-      return w && { key: w.key, items: w.itemIds.size };
-    },
+    waitingOnLimit: (runId, stage) => limits.waitingOn(runId, stage),
     logger: log.child({ component: 'engine' }),
     onWritten: (seconds) => metrics.appendSeconds.observe(seconds),
     leaseMs: config.leaseMs,

@@ -21,6 +21,8 @@ export interface Limits {
   limiter: Limiter;
   /** Every key the pipelines declare. */
   declared: ReadonlyMap<string, StageLimit>;
+  /** The key a stage's items wait on here and how many wait (for the card's line); undefined when none does. */
+  waitingOn(runId: string, stage: number): { key: string; items: number } | undefined;
   /** The pipelines with the gate in front of their limited stages. */
   bind(pipelines: readonly AnyPipeline[]): AnyPipeline[];
   /** What the run's events say: a pause gives its waiting attempts back. */
@@ -72,6 +74,10 @@ export async function createLimits(opts: LimitsOptions): Promise<Limits> {
   return {
     limiter,
     declared,
+    waitingOn(runId, stage) {
+      const w = limiter.waitingItems(runId, stage);
+      return w && { key: w.key, items: w.itemIds.size };
+    },
     bind: (pipelines) => bindLimits(pipelines, limiter),
     observe(_run, events) {
       if (events.some((e) => e.event === 'command' && e.command === 'pause')) limiter.wake();
