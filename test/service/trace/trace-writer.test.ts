@@ -1,8 +1,9 @@
 import Database from 'better-sqlite3';
-import { appendFileSync, readFileSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { events, RUN_MACHINE } from '../../../service/events.js';
 import { TraceWriter } from '../../../service/trace/trace-writer.js';
 import { engineOn, isTransition, tempDir } from '../../helpers/engine.js';
 import { gatedPipeline } from '../../helpers/gated.js';
@@ -89,6 +90,33 @@ describe('trace files', () => {
     await new TraceWriter({ dataDir: dir.path, store, logger: silent }).repair();
     expect(readFileSync(diagnostic, 'utf8').trimEnd().split('\n')).toHaveLength(1);
     expect(await store.listUntraced()).toEqual([]);
+  });
+
+  it('writes, at restart, the diagnostic line of a finish a crash left out in a run retry_failed has revived, and a line per finish in a caught-up batch', async () => {
+    const { store } = engineOn(dir.path, []);
+    const run = await store.createRun({ runId: 'run_20250101_000000_manual', ...ACME, pipeline: 'p', trigger: 'manual', options: {}, createdAt: new Date().toISOString() });
+    const at = new Date().toISOString();
+    const to = (from: string, to_state: string, trigger: string) =>
+      events.stateChange({ machine_name: RUN_MACHINE, payload: { from_state: from, to_state, event_trigger: trigger, timestamp: Date.now() / 1000 } }, at);
+    // Finished, then revived by retry_failed: the snapshot says a retry is under way.
+    const retrying = { status: 'running' as const, snapshot: { context: { retry: { queue: [], then: 'completed', current: 1, error: null } } } };
+    const first = await store.commit(run.runId, { events: [to('idle', 'running', 'start'), to('running', 'completed', 'stage_completed')] });
+    const revived = await store.commit(run.runId, { events: [events.command({ command: 'retry_failed', by: 'admin' }, at), to('completed', 'running', 'retry_failed_requested')], ...retrying });
+    // As if killed after the trace had every event but before the finish's diagnostic line.
+    const traceDir = TraceWriter.runDir(dir.path, run);
+    mkdirSync(traceDir, { recursive: true });
+    writeFileSync(join(traceDir, 'run_trace.jsonl'), [...first.events, ...revived.events].map((e) => `${JSON.stringify(e)}\n`).join(''));
+    const diagnostic = join(dir.path, 'logs', 'automation_diagnostic.log');
+    await new TraceWriter({ dataDir: dir.path, store, logger: silent }).repair();
+    expect(readFileSync(diagnostic, 'utf8').trimEnd().split('\n')).toEqual([expect.stringContaining(`${run.runId} completed: p for acme/site-5, 0 items processed, 0 failed, 2 events in `)]);
+
+    // It finishes again; both finishes reach the trace in one caught-up batch: a line for each.
+    await store.commit(run.runId, { events: [to('running', 'completed', 'stage_completed')], status: 'completed', snapshot: { context: { retry: null } } });
+    rmSync(diagnostic);
+    writeFileSync(join(traceDir, 'run_trace.jsonl'), '');
+    await new TraceWriter({ dataDir: dir.path, store, logger: silent }).repair();
+    const lines = readFileSync(diagnostic, 'utf8').trimEnd().split('\n');
+    expect(lines.map((l) => /, (\d+) events in /.exec(l)?.[1])).toEqual(['2', '5']);
   });
 
   it('repairs a trace left torn by a crash to match the event log', async () => {
