@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import {
   isTerminalRunState,
+  restorableRunSnapshot,
   type ItemJob,
   type ItemOutcome,
   type ItemRecord,
@@ -71,7 +72,7 @@ export class RunHost {
   constructor(record: RunRecord, pipeline: AnyPipeline, options: unknown, deps: HostDeps) {
     // The persisted snapshot is read once, by `start`; the actor holds the run's state from then on.
     this.record = { ...record, snapshot: null };
-    this.#restoreFrom = record.snapshot ?? null;
+    this.#restoreFrom = record.snapshot ? restorableRunSnapshot(record.snapshot) : null;
     this.pipeline = pipeline;
     this.options = options;
     this.#deps = deps;
