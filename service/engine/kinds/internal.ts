@@ -94,9 +94,12 @@ export class InternalRuns implements RunKind {
     return this.#hosts;
   }
 
-  /** The runs held here, and whether each still needs its lease (it has not finished). */
-  held(): { runId: string; live: boolean }[] {
-    return [...this.#hosts.values()].map((h) => ({ runId: h.runId, live: !isTerminalRunState(h.state) }));
+  /**
+   * The runs held here, and whether each still needs its lease (it has not finished), made as
+   * they are read: a caller that only asks whether there are any reads one.
+   */
+  *held(): Generator<{ runId: string; live: boolean }> {
+    for (const h of this.#hosts.values()) yield { runId: h.runId, live: !isTerminalRunState(h.state) };
   }
 
   /** Applies a command another instance queued for a run held here, and says how it went. */
