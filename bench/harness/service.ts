@@ -106,7 +106,8 @@ export async function startService(dir: string, pipelines: readonly PipelineDefi
 
 export interface EngineRunResult {
   ms: number;
-  itemsPerSec: number;
+  /** Items/s. */
+  perSec: number;
   /** Bytes of the run's snapshot halfway through the first stage: what the bare loop writes per item. */
   snapshotBytes: number;
   /** Durable batches (store transactions that appended events). */
@@ -156,7 +157,7 @@ export async function measureEngine(
     if (traces) await verifyTrace(join(TraceWriter.runDir(dir, { ...OWNER, runId: run.run_id }), 'run_trace.jsonl'), (await store.getRun(run.run_id))!.lastSeq);
     await extras.check?.();
     if (!snapshot) throw new Error('bench: no stage_item_processed event reached the listener');
-    return { ms, itemsPerSec: ((opts.items * stages) / ms) * 1000, snapshotBytes: await snapshot, batches };
+    return { ms, perSec: ((opts.items * stages) / ms) * 1000, snapshotBytes: await snapshot, batches };
   } finally {
     await engine.stop();
     await extras.stop?.();

@@ -103,6 +103,20 @@ export async function interleaved<V extends string, T>(variants: readonly V[], r
   return out;
 }
 
+/**
+ * `interleaved` with every measurement in a fresh temporary directory, each reported as it comes:
+ * the rounds of every part that compares variants' rates.
+ */
+export function rounds<V extends string, T extends { perSec: number }>(variants: Record<V, (dir: string) => Promise<T>>, { reps = REPS, unit = 'items/s' } = {}): Promise<Record<V, T[]>> {
+  return interleaved(Object.keys(variants) as V[], reps, (v, tag) =>
+    inTempDir(async (dir) => {
+      const m = await variants[v](dir);
+      progress(`${tag} ${v}: ${fmtInt(m.perSec)} ${unit}`);
+      return m;
+    }),
+  );
+}
+
 const MIN_MS = 0.01;
 const LOG_GROWTH = Math.log(1.01);
 /** 10 µs · 1.01^2600 ≈ 30 min: anything slower lands in the last bucket. */
