@@ -38,6 +38,12 @@ export function ratio(value: number, base: number, aim?: number): string {
   return aim === undefined ? r.toFixed(2) : `${r.toFixed(2)} ${r >= aim ? `(meets ≥ ${aim})` : `(below ${aim})`}`;
 }
 
+/** A figure against an upper bound, `meets < 500 MB` or `above 500 MB` (`≤` when `inclusive`). */
+export function under(value: number, bound: number, { unit = '', inclusive = false } = {}): string {
+  const text = `${inclusive ? '≤' : '<'} ${fmtInt(bound)}${unit}`;
+  return (inclusive ? value <= bound : value < bound) ? `meets ${text}` : `above ${text.slice(2)}`;
+}
+
 /** A table for the console (under `title`) and the docs. */
 export interface Titled {
   title: string;
