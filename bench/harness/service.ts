@@ -1,6 +1,5 @@
-// The bench's only touch points with service/: stores, engines, the hub, the in-process service,
-// a measured engine run and the bare loop on the store's schema. When service/ changes shape, this
-// is the file to adapt.
+// The bench's touch points with service/ (stores, engines, the hub, the in-process service), a
+// measured engine run, and the bare loop on the store's schema: when service/ changes shape, adapt this.
 import Database from 'better-sqlite3';
 import { createReadStream } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
@@ -22,7 +21,7 @@ import { buildService } from '../../service/service.js';
 import type { RunTelemetry } from '../../service/telemetry/telemetry.js';
 import { TraceWriter } from '../../service/trace/trace-writer.js';
 
-export { Engine, SqliteStore, type NewEvent, type PipelineDefinition, type StageDefinition, type StoredEvent, type Store };
+export { Engine, SqliteStore, type NewEvent, type StoredEvent, type Store };
 export { events } from '../../service/events.js';
 export { createInspection } from '../../service/inspect.js';
 export { WEBHOOK_EVENTS } from '../../service/store/outbox.js';
@@ -55,10 +54,7 @@ export async function startExternalRun(engine: Engine, trigger: string): Promise
   return (await engine.startRun({ ...OWNER, pipeline: 'external', machineName: 'face_processor', trigger })).run_id;
 }
 
-/**
- * `stages` stages of `items` items whose work resolves at once: what is measured is the engine.
- * `processItem` replaces the work: a gate the items await, or work that never ends.
- */
+/** `stages` stages of `items` items whose work resolves at once (unless `processItem` says otherwise). */
 export function noopPipeline(
   items: number,
   concurrency: number,
@@ -105,7 +101,6 @@ export async function startService(dir: string, pipelines: readonly PipelineDefi
 }
 
 export interface EngineRunResult {
-  ms: number;
   /** Items/s. */
   perSec: number;
   /** Bytes of the run's snapshot halfway through the first stage: what the bare loop writes per item. */
@@ -122,10 +117,7 @@ export interface EngineExtras {
   stop?: () => Promise<void>;
 }
 
-/**
- * One run of `stages` × `items` no-op items through a fresh engine on a fresh SQLite store in
- * `dir`, timed from startRun to retired (the traces flushed, with `trace`), then checked.
- */
+/** One run of `stages` × `items` no-op items through a fresh engine and SQLite store in `dir`, timed from startRun to retired (and traces flushed), then checked. */
 export async function measureEngine(
   dir: string,
   opts: { items: number; concurrency: number; stages?: number; trace?: boolean; inspect?: (ev: InspectionEvent) => void; extras?: (store: Store) => Promise<EngineExtras> },
@@ -157,7 +149,7 @@ export async function measureEngine(
     if (traces) await verifyTrace(join(TraceWriter.runDir(dir, { ...OWNER, runId: run.run_id }), 'run_trace.jsonl'), (await store.getRun(run.run_id))!.lastSeq);
     await extras.check?.();
     if (!snapshot) throw new Error('bench: no stage_item_processed event reached the listener');
-    return { ms, perSec: ((opts.items * stages) / ms) * 1000, snapshotBytes: await snapshot, batches };
+    return { perSec: ((opts.items * stages) / ms) * 1000, snapshotBytes: await snapshot, batches };
   } finally {
     await engine.stop();
     await extras.stop?.();
@@ -191,20 +183,16 @@ async function verifyTrace(path: string, lastSeq: number): Promise<void> {
 }
 
 /**
- * The floor the engine and service parts measure against: the durable writes the engine makes for
- * an item, straight through better-sqlite3 on the store's own schema, with nothing else around them.
+ * The floor of the engine and service parts, straight through better-sqlite3 on the store's schema:
+ * items/s of `items` items, each a ledger row and a `stage_item_processed` event with the next seq,
+ * `perTxn` to a transaction, each also updating the run row (last_seq, a snapshot of about
+ * `snapshotBytes`) when that is set.
  */
-export interface BareLoopOptions {
-  /** Items per transaction. */
-  perTxn?: number;
-  /** When set, each transaction also updates the run row: its last_seq and a snapshot of about this many bytes. */
-  snapshotBytes?: number;
-  pipeline?: string;
-  title?: (i: number) => string;
-}
-
-/** Items/s of `items` items, each a ledger row and a `stage_item_processed` event with the next seq, `perTxn` to a transaction. */
-export async function bareLoop(dir: string, items: number, { perTxn = 1, snapshotBytes, pipeline = 'bench-noop', title = (i) => `item ${i}` }: BareLoopOptions = {}): Promise<number> {
+export async function bareLoop(
+  dir: string,
+  items: number,
+  { perTxn = 1, snapshotBytes, pipeline = 'bench-noop', title = (i: number) => `item ${i}` }: { perTxn?: number; snapshotBytes?: number; pipeline?: string; title?: (i: number) => string } = {},
+): Promise<number> {
   const filename = join(dir, 'runstate.db');
   const runId = 'run_20250101_000000_bench';
   const store = new SqliteStore({ filename });
