@@ -7,18 +7,14 @@ import { WebSocket } from 'ws';
 import { serve } from '../harness/child.js';
 import { Histogram, monoMs, pool, type HistogramData } from '../harness/stats.js';
 
-export interface PhaseStats {
-  /** Events of the phase received by any client. */
+/** A phase's deliveries (all, and the healthy clients'), the healthy clients' latency by the second of the phase its events were appended in, and when the last came (monotonic ms). */
+interface Phase {
   deliveries: number;
-  /** Of those, received by the healthy clients. */
   healthyDeliveries: number;
-  /** Healthy clients' latency, by the second of the phase the events were appended in. */
-  windows: HistogramData[];
-  /** Monotonic ms of the last delivery of one of the phase's events. */
+  windows: Histogram[];
   lastAt: number;
 }
-
-type Phase = Omit<PhaseStats, 'windows'> & { windows: Histogram[] };
+export type PhaseStats = Omit<Phase, 'windows'> & { windows: HistogramData[] };
 
 interface Conn {
   ws: WebSocket;

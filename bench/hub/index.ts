@@ -39,36 +39,8 @@ function options() {
 }
 export type HubOptions = ReturnType<typeof options>;
 
-export interface PhaseOutcome {
-  /** The phase number stamped in its events. */
-  ph: number;
-  /** Events/s; 0 for a burst. */
-  rate: number;
-  share: number;
-  stalled: number;
-  server: PhaseResult;
-  /** Load-generator CPU over the phase, ms. */
-  clientCpuMs: number;
-  /** Per stalled client: ms from its stall to the server closing it; null when it never did. */
-  evictions: (number | null)[];
-  /** Healthy clients the server closed during the phase or its grace. */
-  healthyLost: number;
-  /** Filled in at the end of the session, when late deliveries have arrived. */
-  stats?: PhaseStats;
-}
-
-export interface SessionResult {
-  variant: Variant;
-  healthy: number;
-  rssBare: number;
-  rssIdle: number;
-  phases: PhaseOutcome[];
-  bursts: PhaseOutcome[];
-  backlogMs: number[];
-  healthyClosed: number;
-  /** Closes the server itself counted, by reason (C: its eviction metric; B: its loop's terminations). */
-  closesByReason: Record<string, number>;
-}
+export type SessionResult = Awaited<ReturnType<typeof runSession>>;
+export type PhaseOutcome = SessionResult['phases'][number];
 
 const ids = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
 
@@ -77,7 +49,7 @@ const ids = (from: number, n: number) => Array.from({ length: n }, (_, i) => fro
  * stalled, one per stall share, and one more with none; the victims (the last 10% of ids) stall
  * as their phase starts and are replaced after it. Then the backlog test (C) and the bursts.
  */
-async function runSession(variant: Variant, o: HubOptions): Promise<SessionResult> {
+async function runSession(variant: Variant, o: HubOptions) {
   const procs: Child[] = [];
   try {
     const server = await start<{ port: number; topic: string }>('hub/server.ts', [variant]);
@@ -92,14 +64,17 @@ async function runSession(variant: Variant, o: HubOptions): Promise<SessionResul
     const reconnect = () => load.call<number>('open', { url, ids: ids(0, o.clients), topic, healthyBelow: healthy }, 120_000);
     const events = (rate: number, seconds: number, ph: number) => server.call<PhaseResult>('run', { rate, seconds, ph }, seconds * 1000 + 120_000);
 
-    /** `body`, then `after` (the grace), with the load generator's CPU and the healthy clients lost around them. */
+    /**
+     * Phase `ph`: `body`, then `after` (the grace), with the load generator's CPU ms and the healthy
+     * clients the server closed around them; `stats` come at the end, once late deliveries are in.
+     */
     const measured = async (ph: number, body: () => Promise<PhaseResult>, after: () => Promise<unknown>) => {
       await reconnect();
       const [closed0, cpu0] = [await load.call<number>('healthyClosed'), await load.call<number>('cpu')];
-      const result = await body();
+      const server = await body();
       const clientCpuMs = (await load.call<number>('cpu')) - cpu0;
       await after();
-      return { ph, server: result, clientCpuMs, healthyLost: (await load.call<number>('healthyClosed')) - closed0 };
+      return { ph, server, clientCpuMs, healthyLost: (await load.call<number>('healthyClosed')) - closed0, stats: undefined as PhaseStats | undefined };
     };
     const rssBare = await server.call<number>('rss');
     await reconnect();
@@ -109,7 +84,9 @@ async function runSession(variant: Variant, o: HubOptions): Promise<SessionResul
     await events(o.rates[0]!, o.warmUpSeconds, WARM_UP_PH);
     await sleep(o.graceMs);
 
-    const phases: PhaseOutcome[] = [];
+    // Per phase: its rate (0 for a burst), its stalled clients, and per stalled client the ms from
+    // its stall to the server closing it (null: never).
+    const phases: (Awaited<ReturnType<typeof measured>> & { rate: number; share: number; stalled: number; evictions: (number | null)[] })[] = [];
     for (const rate of o.rates) {
       // The no-stall phase again at the end: the stall phases' baseline brackets them in time.
       for (const share of [...o.stallShares, 0]) {
@@ -147,7 +124,7 @@ async function runSession(variant: Variant, o: HubOptions): Promise<SessionResul
       progress(`hub backlog of ${o.backlogEvents}: ${backlogMs.map((t) => t.toFixed(0)).join(', ')} ms`);
     }
     // Last, as it may leave B with nothing but a backlog: saturation.
-    const bursts: PhaseOutcome[] = [];
+    const bursts: typeof phases = [];
     for (let ph = BURST_PH; ph < BURST_PH + o.burstReps; ph++) {
       const m = await measured(ph, () => server.call<PhaseResult>('burst', { total: o.burstEvents, batch: o.burstBatch, ph }), () => settled(load, ph));
       bursts.push({ rate: 0, share: 0, stalled: 0, ...m, evictions: [] });
@@ -157,6 +134,7 @@ async function runSession(variant: Variant, o: HubOptions): Promise<SessionResul
     const all = await load.call<Record<number, PhaseStats>>('stats');
     for (const p of [...phases, ...bursts]) p.stats = all[p.ph];
     const healthyClosed = await load.call<number>('healthyClosed');
+    // Closes the server itself counted, by reason (C: its eviction metric; B: its loop's terminations).
     const closesByReason = await server.call<Record<string, number>>('evictions');
     await server.stop();
     await load.stop();

@@ -1,5 +1,4 @@
-// The hub part's figures, tables and aims, from what its sessions measured. Each table is data:
-// columns (a header and the cell it makes of a row) over rows, rendered by the harness's `table`.
+// The hub part's figures, tables and aims, from what its sessions measured.
 import { table, type Column } from '../harness/report.js';
 import { fmtInt, Histogram, median, range } from '../harness/stats.js';
 import type { HubOptions, PhaseOutcome, SessionResult } from './index.js';
@@ -57,10 +56,7 @@ type Paced = ReturnType<typeof paced>[number];
 
 /** The phases at `rate` with `stalled` clients stalled (0: the baseline before and after the stall phases). */
 function at(s: SessionResult, rate: number, stalled: number): Figures {
-  return figures(
-    s.phases.filter((p) => p.rate === rate && p.stalled === stalled),
-    s.healthy,
-  );
+  return figures(s.phases.filter((p) => p.rate === rate && p.stalled === stalled), s.healthy);
 }
 
 /** A duration; Infinity (an eviction that never came) as `never`. */
@@ -74,13 +70,8 @@ function latency(v: number, f?: Figures): string {
   return Number.isFinite(v) ? ms(v) : f ? `lost (${pct(f.missing)})` : 'lost';
 }
 
-function pct(v: number): string {
-  return v === 0 ? '0%' : v < 0.001 ? '<0.1%' : `${(v * 100).toFixed(1)}%`;
-}
-
-function mb(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-}
+const pct = (v: number) => (v === 0 ? '0%' : v < 0.001 ? '<0.1%' : `${(v * 100).toFixed(1)}%`);
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
 /** Rows of the paced tables: a variant's phases at one rate with `stalled` clients stalled, taken together, and that rate with none stalled. */
 function paced(s: SessionResult) {

@@ -15,19 +15,7 @@ import { monoMs } from '../harness/stats.js';
 
 export type Variant = 'naive' | 'serial' | 'hub';
 
-export interface PhaseResult {
-  events: number;
-  /** Monotonic ms of the first append, and the wall time the generator ran. */
-  startedAt: number;
-  ms: number;
-  /** Event-loop delay over the phase, ms. */
-  eldP99: number;
-  eldMax: number;
-  rss: number;
-  /** Bytes held for clients in user space when the phase ended. */
-  heldBytes: number;
-  cpuMs: number;
-}
+export type PhaseResult = Awaited<ReturnType<typeof measured>>;
 
 interface Broadcaster {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
@@ -186,8 +174,12 @@ await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1',
 const eld = monitorEventLoopDelay({ resolution: 5 });
 eld.enable();
 
-/** Runs `body` (which returns how many events it appended) with the phase's measurements around it. */
-async function measured(body: () => Promise<number>): Promise<PhaseResult> {
+/**
+ * Runs `body` (which returns how many events it appended) with the phase's measurements around it:
+ * when it started (monotonic ms) and how long it ran, the event-loop delay (ms), RSS, the bytes
+ * held for clients in user space at its end, and the CPU ms it took.
+ */
+async function measured(body: () => Promise<number>) {
   eld.reset();
   const cpu = process.cpuUsage();
   const startedAt = monoMs();
