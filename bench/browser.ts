@@ -5,9 +5,10 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { launchBrowser } from '../test/helpers/browser.js';
+import { runReaches } from '../test/helpers/service-process.js';
 import { ROOT } from './harness/child.js';
 import { report, table, under, type BenchPart } from './harness/report.js';
-import { api, launch, startRun, trace, untilStatus, type Served } from './harness/serve.js';
+import { api, launch, startRun, trace, type Served } from './harness/serve.js';
 import { fmtInt, median, percentile, progress, QUICK, size } from './harness/stats.js';
 
 const FRAME_MS = 1000 / 60;
@@ -113,7 +114,7 @@ async function itemsOpen(svc: Served, browser: Browser, seconds: number, rate: n
     const { status } = await api(svc, `/runs/${runId}`);
     if (status !== 'running') throw new Error(`bench: the paced run was ${String(status)} before the window ended; the page took too long to show its items`);
     await api(svc, `/runs/${runId}/pause`, {});
-    await untilStatus(svc, runId, 'paused');
+    await runReaches(svc, runId, 'paused');
     await page.locator('section[aria-label="Processing"][data-state="paused"]').waitFor();
     const start = (await page.evaluate('window.frames_.length')) as number;
     await page.waitForTimeout(seconds * 1000);
@@ -181,7 +182,8 @@ async function coldLoad(svc: Served, browser: Browser, runId: string, lastSeq: n
 async function loads(svc: Served, browser: Browser, perStage: number, reps: number) {
   const make = async (n: number) => {
     const runId = await startRun(svc, 'face_processor', { options: { seed: 1, delay_ms: 0, items_per_stage: n, concurrency: 16 } });
-    return { runId, lastSeq: await untilStatus(svc, runId, 'completed'), loads: [] as Load[] };
+    const { last_seq } = await runReaches<{ status: string; last_seq: number }>(svc, runId, 'completed', 600_000);
+    return { runId, lastSeq: last_seq, loads: [] as Load[] };
   };
   const small = await make(Math.max(1, Math.round(100 / 5 / 1.1)));
   const t0 = performance.now();

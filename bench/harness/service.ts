@@ -49,11 +49,6 @@ export async function appendEvents(store: Store, runId: string, events: NewEvent
   return (await store.commit(runId, { events, ...(keys ? { eventKeys: keys } : {}) })).events;
 }
 
-/** Starts an external run (events come through the doors, not from a pipeline). */
-export async function startExternalRun(engine: Engine, trigger: string): Promise<string> {
-  return (await engine.startRun({ ...OWNER, pipeline: 'external', machineName: 'face_processor', trigger })).run_id;
-}
-
 /** `stages` stages of `items` items whose work resolves at once (unless `processItem` says otherwise). */
 export function noopPipeline(
   items: number,

@@ -21,8 +21,7 @@ export function size(name: string, full: number, quick: number): number {
 export function median(values: readonly number[]): number {
   if (values.length === 0) throw new TypeError('Expected at least one value.');
   const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 /** The p-th percentile (0–100) of values sorted ascending. */
@@ -39,11 +38,7 @@ export function fmtInt(n: number): string {
   return Math.round(n).toLocaleString('en-US');
 }
 
-/**
- * Milliseconds on the machine's monotonic clock (what `process.hrtime` reads): one clock for every
- * process, so a time stamped in one and read in another compares exactly, which
- * `performance.timeOrigin + performance.now()` does not promise.
- */
+/** Milliseconds on the machine's monotonic clock: one clock for every process, which `performance.timeOrigin + performance.now()` does not promise. */
 export function monoMs(): number {
   const [s, ns] = process.hrtime();
   return s * 1e3 + ns / 1e6;
@@ -82,14 +77,12 @@ export async function pool<T>(n: number, parallel: number, work: (i: number) => 
   return out;
 }
 
-export function progress(message: string): void {
-  process.stderr.write(`  ${message}\n`);
-}
+export const progress = (message: string) => void process.stderr.write(`  ${message}\n`);
 
 /**
- * Runs `round(variant)` for every variant, a warm-up round and then `reps` rounds, each round
- * every variant once in an order that rotates, so background load and what one variant leaves
- * behind (GC debt, dirty pages) fall on every variant alike. Returns the samples by variant.
+ * `measure(variant)` for every variant, a warm-up round and then `reps` rounds, each round every
+ * variant once in an order that rotates, so background load and what one variant leaves behind
+ * (GC debt, dirty pages) fall on every variant alike. Returns the samples by variant.
  */
 export async function interleaved<V extends string, T>(variants: readonly V[], reps: number, measure: (v: V, tag: string) => Promise<T>): Promise<Record<V, T[]>> {
   const out = Object.fromEntries(variants.map((v) => [v, [] as T[]])) as Record<V, T[]>;
