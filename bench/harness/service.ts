@@ -72,7 +72,7 @@ function adminTokens(): TokenRegistry {
   return new TokenRegistry([{ token: BENCH_TOKEN, principal: { name: 'bench', admin: true, accountId: null, siteIds: null } }]);
 }
 
-/** The real hub with its defaults, publishing to one run's topic; its own metrics say what it holds and whom it evicted. */
+/** The real hub with its defaults, publishing to one run's topic; its own metrics say what it holds and whom it closed. */
 export function benchHub(engine: Engine, run: RunRecord) {
   const registry = new Registry();
   const hub = new Hub({ engine, tokens: adminTokens(), logger: silent, registry });
@@ -80,8 +80,8 @@ export function benchHub(engine: Engine, run: RunRecord) {
   return {
     handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => hub.handleUpgrade(req, socket, head),
     publish: (events: readonly StoredEvent[]) => hub.publish(run, events),
-    queuedBytes: async () => (await metric('runstate_ws_queued_bytes'))[0]?.value ?? 0,
-    evictions: async () => Object.fromEntries((await metric('runstate_ws_evictions_total')).map((v) => [String(v.labels.reason), v.value])),
+    heldBytes: async () => (await metric('runstate_ws_queued_bytes'))[0]?.value ?? 0,
+    closes: async () => Object.fromEntries((await metric('runstate_ws_evictions_total')).map((v) => [String(v.labels.reason), v.value])),
     close: () => hub.close(),
   };
 }

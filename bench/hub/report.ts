@@ -188,8 +188,9 @@ export function aims(sessions: readonly SessionResult[], o: HubOptions): Aim[] {
   const top = o.rates.at(-1)!;
   const most = Math.round(o.clients * Math.max(...o.stallShares));
   const [da, db, dc] = [a, b, c].map((s) => median(bursts(s, o).perSec)) as [number, number, number];
-  // Judged on the per-second p99 (see figures); the whole-phase p99 is given beside it.
-  const within = (base: number, worst: number) => worst <= Math.max(base * 1.1, base + 5);
+  // Judged on the per-second p99 (see figures); the whole-phase p99 is given beside it. A p99 among
+  // deliveries that never came (Infinity) is within nothing.
+  const within = (base: number, worst: number) => Number.isFinite(worst) && worst <= Math.max(base * 1.1, base + 5);
   const p99 = o.rates.map((rate) => {
     const [base, worst] = [at(c, rate, 0), at(c, rate, most)];
     const ok = within(base.p99Seconds, worst.p99Seconds);

@@ -141,11 +141,7 @@ const engine = new Engine({ store, pipelines: [noopPipeline(0, 1, { name: 'bench
 const record = await createBenchRun(store, RUN_ID, 'bench-hub');
 
 /** C: the real Hub with its defaults, fed the same durable batches. */
-function realHub(): Broadcaster {
-  const hub = benchHub(engine, record);
-  return { ...hub, backlog: 0, heldBytes: hub.queuedBytes, closes: hub.evictions };
-}
-
+const realHub = (): Broadcaster => ({ ...benchHub(engine, record), backlog: 0 });
 const broadcaster = { naive, serial: serialAwait, hub: realHub }[process.argv[2] as Variant]();
 const TITLE = 'Image prompt for a long-form article about fan-out under load'.padEnd(96, '.');
 let n = 0;
