@@ -112,7 +112,10 @@ export interface EngineExtras {
   stop?: () => Promise<void>;
 }
 
-/** One run of `stages` × `items` no-op items through a fresh engine and SQLite store in `dir`, timed from startRun to retired (and traces flushed), then checked. */
+/**
+ * One run of `stages` × `items` no-op items through a fresh engine and SQLite store in `dir`,
+ * timed from startRun to retired (and traces flushed), then checked.
+ */
 export async function measureEngine(
   dir: string,
   opts: { items: number; concurrency: number; stages?: number; trace?: boolean; inspect?: (ev: InspectionEvent) => void; extras?: (store: Store) => Promise<EngineExtras> },

@@ -21,7 +21,8 @@ export function size(name: string, full: number, quick: number): number {
 export function median(values: readonly number[]): number {
   if (values.length === 0) throw new TypeError('Expected at least one value.');
   const s = [...values].sort((a, b) => a - b);
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 /** The p-th percentile (0–100) of values sorted ascending. */
@@ -38,7 +39,7 @@ export function fmtInt(n: number): string {
   return Math.round(n).toLocaleString('en-US');
 }
 
-/** Milliseconds on the machine's monotonic clock: one clock for every process, which `performance.timeOrigin + performance.now()` does not promise. */
+/** Milliseconds on the machine's monotonic clock: one clock for every process (`performance.now()` is per process). */
 export function monoMs(): number {
   const [s, ns] = process.hrtime();
   return s * 1e3 + ns / 1e6;
@@ -77,7 +78,9 @@ export async function pool<T>(n: number, parallel: number, work: (i: number) => 
   return out;
 }
 
-export const progress = (message: string) => void process.stderr.write(`  ${message}\n`);
+export function progress(message: string): void {
+  process.stderr.write(`  ${message}\n`);
+}
 
 /**
  * `measure(variant)` for every variant, a warm-up round and then `reps` rounds, each round every

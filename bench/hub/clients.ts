@@ -7,7 +7,10 @@ import { WebSocket } from 'ws';
 import { serve } from '../harness/child.js';
 import { Histogram, monoMs, pool, type HistogramData } from '../harness/stats.js';
 
-/** A phase's deliveries (all, and the healthy clients'), the healthy clients' latency by the second of the phase its events were appended in, and when the last came (monotonic ms). */
+/**
+ * A phase's deliveries (all, and the healthy clients'), the healthy clients' latency by the second
+ * of the phase its events were appended in, and when the last came (monotonic ms).
+ */
 interface Phase {
   deliveries: number;
   healthyDeliveries: number;
