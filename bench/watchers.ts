@@ -3,6 +3,7 @@
 // in view mode (`max_hz` 10), read by bench/watch-load.ts, which checks each got every event.
 // Baseline: the same run with none, in the same rounds. Aims: view mode ≥ 0.9× none, event mode
 // ≥ 0.5×, judged only when no watcher was closed and every one is complete. Full method: docs/benchmarks.md.
+import { loadavg } from 'node:os';
 import { start, type Child } from './harness/child.js';
 import { ratio, report, type BenchPart, type Table } from './harness/report.js';
 import { BENCH_TOKEN } from './harness/service.js';
@@ -41,6 +42,7 @@ export const watchersPart: BenchPart = {
     const items = size('WATCHERS_ITEMS', 20_000, 300);
     const procs = size('WATCHERS_PROCS', 1, 1);
     const concurrency = 4;
+    const load0 = loadavg()[0]!;
     return inTempDir(async (dir) => {
       const svc = await start<{ port: number }>('harness/service-child.ts', [dir, items, concurrency]);
       const loads: Child[] = [];
@@ -101,7 +103,7 @@ export const watchersPart: BenchPart = {
         `### One run of ${fmtInt(items)} no-op items: none vs ${fmtInt(watchers)} watchers in event and in view mode`,
         `Events/s with ${fmtInt(watchers)} watchers against the same run with none: view mode ${verdict('view')}, event mode ${verdict('event')}.`,
         { title: `One fast run, ${fmtInt(watchers)} watchers`, rows },
-        `Concurrency ${concurrency}; ${REPS} rounds after a warm-up; ${procs} load-generator process${procs === 1 ? '' : 'es'}; *complete / closed* over all rounds.`,
+        `Concurrency ${concurrency}; ${REPS} rounds after a warm-up; ${procs} load-generator process${procs === 1 ? '' : 'es'}; *complete / closed* over all rounds. Load average (1 min) ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (2 cores, shared).`,
       );
     });
   },
