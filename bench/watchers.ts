@@ -4,7 +4,7 @@
 // Baseline: the same run with none, in the same rounds. Aims: view mode ≥ 0.9× none, event mode
 // ≥ 0.5×, judged only when no watcher was closed and every one is complete. Full method: docs/benchmarks.md.
 import { loadavg } from 'node:os';
-import { start, type Child } from './harness/child.js';
+import { start } from './harness/child.js';
 import { ratio, report, type BenchPart, type Table } from './harness/report.js';
 import { BENCH_TOKEN } from './harness/service.js';
 import { fmtInt, inTempDir, interleaved, median, progress, range, REPS, size, until } from './harness/stats.js';
@@ -22,7 +22,7 @@ interface Sample {
   /** Watchers the server closed, and watchers that got everything (event mode: every event; view mode: the final view). */
   closed: number;
   complete: number;
-  /** The busiest load generator's CPU over the run, as a share of one core. */
+  /** The load generator's CPU over the run, as a share of one core. */
   loadCpu: number;
 }
 
@@ -40,44 +40,40 @@ export const watchersPart: BenchPart = {
   async run() {
     const watchers = size('WATCHERS', 300, 20);
     const items = size('WATCHERS_ITEMS', 20_000, 300);
-    const procs = size('WATCHERS_PROCS', 1, 1);
     const concurrency = 4;
     const load0 = loadavg()[0]!;
     return inTempDir(async (dir) => {
       const svc = await start<{ port: number }>('harness/service-child.ts', [dir, items, concurrency]);
-      const loads: Child[] = [];
+      const load = await start('watch-load.ts');
       let samples: Record<Mode, Sample[]>;
       try {
-        for (let p = 0; p < procs; p++) loads.push(await start('watch-load.ts'));
-        const all = async <T>(cmd: string, args: (p: number) => Record<string, unknown> = () => ({})) => (await Promise.all(loads.map((l, p) => l.call<T>(cmd, args(p), 300_000)))).flat();
         samples = await interleaved(MODES, REPS, async (mode, tag) => {
           const runId = await svc.call<string>('prepare');
           if (mode !== 'none') {
             const subscribe = { topic: `run:${runId}`, ...(mode === 'view' ? { mode: 'view', max_hz: MAX_HZ } : {}) };
-            const ids = (p: number) => Array.from({ length: watchers }, (_, i) => i).filter((i) => i % procs === p);
-            await all('open', (p) => ({ port: svc.ready.port, path: `/ws?token=${BENCH_TOKEN}`, ids: ids(p), subscribe }));
+            await load.call('open', { port: svc.ready.port, path: `/ws?token=${BENCH_TOKEN}`, ids: Array.from({ length: watchers }, (_, i) => i), subscribe }, 300_000);
           }
-          const cpu0 = await all<number>('cpu');
+          const cpu0 = await load.call<number>('cpu');
           const r = await svc.call<{ ms: number; events: number }>('go', { runId }, 600_000);
-          const cpu1 = await all<number>('cpu');
+          const cpu = (await load.call<number>('cpu')) - cpu0;
           let got: WatcherSummary[] = [];
           // Frames the server wrote before the run retired may still be on their way; one still short after 30 s counts as incomplete.
-          const arrived = async () => (got = await all<WatcherSummary>('summary')).every((w) => w.closed || w.last?.seq === r.events);
+          const arrived = async () => (got = await load.call<WatcherSummary[]>('summary')).every((w) => w.closed || w.last?.seq === r.events);
           await until(arrived, 30_000, 'watchers short of the last event').catch(() => undefined);
-          await all('drop');
+          await load.call('drop');
           const eventsPerSec = (r.events / r.ms) * 1000;
           const s: Sample = {
             eventsPerSec,
             frames: got.length ? got.reduce((n, w) => n + w.frames, 0) / got.length : 0,
             closed: got.filter((w) => w.closed).length,
             complete: got.filter((w) => complete(mode, w, r.events)).length,
-            loadCpu: Math.max(...cpu1.map((c, p) => (c - cpu0[p]!) / r.ms)),
+            loadCpu: cpu / r.ms,
           };
           progress(`${tag} ${mode}: ${fmtInt(eventsPerSec)} events/s, ${fmtInt(s.frames)} frames/watcher, ${s.complete}/${got.length} complete, ${s.closed} closed, load CPU ${Math.round(s.loadCpu * 100)}%`);
           return s;
         });
       } finally {
-        await Promise.all(loads.map((l) => l.stop()));
+        await load.stop();
         await svc.stop();
       }
       const perSec = (mode: Mode) => samples[mode].map((s) => s.eventsPerSec);
@@ -85,17 +81,18 @@ export const watchersPart: BenchPart = {
       const sum = (mode: Mode, k: 'closed' | 'complete') => samples[mode].reduce((n, s) => n + s[k], 0);
       const valid = (mode: Mode) => sum(mode, 'closed') === 0 && sum(mode, 'complete') === watchers * REPS;
       const rows: Table = [['watchers', 'run events/s (median)', 'min – max', 'vs none', 'frames per watcher (mean)', 'complete / closed', 'load generator CPU']];
-      for (const mode of MODES) {
+      rows.push(['none', fmtInt(none), range(perSec('none')), '1.00', '—', '—', '—']);
+      for (const mode of ['event', 'view'] as const) {
         const s = perSec(mode);
-        if (mode === 'none') {
-          rows.push(['none', fmtInt(median(s)), range(s), '1.00', '—', '—', '—']);
-          continue;
-        }
-        const label = `${fmtInt(watchers)} in ${mode} mode${mode === 'view' ? ` (max_hz ${MAX_HZ})` : ''}`;
-        const vs = valid(mode) ? ratio(median(s), none, AIMS[mode]) : `${ratio(median(s), none)} (not judged: incomplete)`;
-        const frames = fmtInt(median(samples[mode].map((x) => x.frames)));
-        const cpu = `${Math.round(Math.max(...samples[mode].map((x) => x.loadCpu)) * 100)}% of a core`;
-        rows.push([label, fmtInt(median(s)), range(s), vs, frames, `${sum(mode, 'complete')} / ${sum(mode, 'closed')} of ${watchers * REPS}`, cpu]);
+        rows.push([
+          `${fmtInt(watchers)} in ${mode} mode${mode === 'view' ? ` (max_hz ${MAX_HZ})` : ''}`,
+          fmtInt(median(s)),
+          range(s),
+          valid(mode) ? ratio(median(s), none, AIMS[mode]) : `${ratio(median(s), none)} (not judged: incomplete)`,
+          fmtInt(median(samples[mode].map((x) => x.frames))),
+          `${sum(mode, 'complete')} / ${sum(mode, 'closed')} of ${watchers * REPS}`,
+          `${Math.round(Math.max(...samples[mode].map((x) => x.loadCpu)) * 100)}% of a core`,
+        ]);
       }
       const verdict = (mode: 'event' | 'view') =>
         !valid(mode) ? 'not judged (watchers closed or incomplete)' : median(perSec(mode)) / none >= AIMS[mode] ? `**met** (≥ ${AIMS[mode]}×)` : `**not met** (below ${AIMS[mode]}×)`;
@@ -103,7 +100,7 @@ export const watchersPart: BenchPart = {
         `### One run of ${fmtInt(items)} no-op items: none vs ${fmtInt(watchers)} watchers in event and in view mode`,
         `Events/s with ${fmtInt(watchers)} watchers against the same run with none: view mode ${verdict('view')}, event mode ${verdict('event')}.`,
         { title: `One fast run, ${fmtInt(watchers)} watchers`, rows },
-        `Concurrency ${concurrency}; ${REPS} rounds after a warm-up; ${procs} load-generator process${procs === 1 ? '' : 'es'}; *complete / closed* over all rounds. Load average (1 min) ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (2 cores, shared).`,
+        `Concurrency ${concurrency}; ${REPS} rounds after a warm-up; *complete / closed* over all rounds. Load average (1 min) ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (2 cores, shared).`,
       );
     });
   },
