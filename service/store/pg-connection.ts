@@ -50,8 +50,6 @@ export function createPool(opts: PgPoolOptions): Pool {
     keepAliveInitialDelayMillis: 5000,
     // A connection that hung while idle is let go soon, not found again after the network is back.
     idleTimeoutMillis: 5000,
-    // A statement is sent without waiting for the answer to the one before (see inTransaction).
-    pipeline: true,
   });
   pool.on('error', (err) => opts.onError(err));
   pool.on('connect', (client) => {
@@ -61,21 +59,15 @@ export function createPool(opts: PgPoolOptions): Pool {
 }
 
 /**
- * Runs `work` in one transaction on a pooled connection. BEGIN is not waited for: it goes out
- * with the work's first statement, one round trip rather than two. Every round trip costs a
- * turn of this process's event loop, which is long while many runs work (docs/operations.md,
- * "Sizing"). A connection that cannot roll back (cut off, hung) is destroyed, not returned to
- * the pool.
+ * Runs `work` in one transaction on a pooled connection. A connection that cannot roll back
+ * (cut off, hung) is destroyed, not returned to the pool.
  */
 export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
-    // Both settle before either's failure is acted on: the work never runs on a released connection.
-    const [begun, done] = await Promise.allSettled([client.query('BEGIN'), work(client)]);
-    if (begun.status === 'rejected') throw begun.reason;
-    if (done.status === 'rejected') throw done.reason;
-    const result = done.value;
+    await client.query('BEGIN');
+    const result = await work(client);
     await client.query('COMMIT');
     return result;
   } catch (err) {
