@@ -186,7 +186,7 @@ const RUN_SELECT = 'SELECT r.*, l.owner FROM runs r LEFT JOIN run_leases l ON l.
  * How many leases one statement of `renewLeases` renews before it lets the event loop go on:
  * a narrow lease row is cheap to rewrite, so a chunk bounds only a very large holding.
  */
-const RENEW_CHUNK = 2_000;
+const RENEW_CHUNK = 1_000;
 
 export interface SqliteStoreOptions {
   /** Database file; `:memory:` for a private in-memory store. */
@@ -474,31 +474,38 @@ export class SqliteStore implements Store {
    * Renews in chunks of `RENEW_CHUNK` leases, yielding between them (10,000 narrow rows take tens
    * of ms; docs/operations.md, "ownership"). Each chunk takes leases of live runs that do not yet
    * reach as far as this renewal's (`reach`) and sets them to reach at least that far. The answer
-   * is read after the last chunk: every live run whose lease reaches that far, so a run leased
-   * here between two chunks (a start, a claim) counts as held. The owner's expired leases of runs
-   * that are done (or gone) are deleted on the way: nobody renews or claims them again.
+   * is read after the last chunk: every lease that reaches that far, of a run the chunks found live
+   * or that is live now, so a run leased here between two chunks (a start, a claim) counts as held.
+   * Reading it from the lease index alone keeps the last block as short as a chunk. The owner's
+   * expired leases of runs that are done (or gone) are deleted on the way: nobody renews them.
    */
   async renewLeases(owner: string, leaseMs: number): Promise<string[]> {
     const reach = Date.now() + leaseMs;
     const live = `EXISTS (SELECT 1 FROM runs r WHERE r.run_id = run_leases.run_id AND ${LIVE_STATUS_SQL})`;
-    const chunk = this.#db.prepare<[number, string, number, number, number], { run_id: string }>(
-      `UPDATE run_leases SET lease_until = ? WHERE run_id IN (
-         SELECT run_id FROM run_leases
-          WHERE owner = ? AND lease_until > ? AND lease_until < ? AND ${live}
-          LIMIT ?)
-       RETURNING run_id`,
-    );
+    const chunk = this.#db
+      .prepare<[number, string, number, number, number], string>(
+        `UPDATE run_leases SET lease_until = ? WHERE run_id IN (
+           SELECT run_id FROM run_leases
+            WHERE owner = ? AND lease_until > ? AND lease_until < ? AND ${live}
+            LIMIT ?)
+         RETURNING run_id`,
+      )
+      .pluck();
+    const renewed = new Set<string>();
     for (;;) {
       const now = Date.now();
-      const rows = chunk.all(Math.max(reach, now + leaseMs), owner, now, reach, RENEW_CHUNK);
-      if (rows.length < RENEW_CHUNK) break;
+      const ids = chunk.all(Math.max(reach, now + leaseMs), owner, now, reach, RENEW_CHUNK);
+      for (const id of ids) renewed.add(id);
+      if (ids.length < RENEW_CHUNK) break;
       await new Promise((resolve) => setImmediate(resolve));
     }
     this.#db.prepare(`DELETE FROM run_leases WHERE owner = ? AND lease_until <= ? AND NOT ${live}`).run(owner, Date.now());
+    const isLive = this.#db.prepare<[string], number>(`SELECT 1 FROM runs WHERE run_id = ? AND ${LIVE_STATUS_SQL}`).pluck();
     return this.#db
-      .prepare<[string, number], { run_id: string }>(`SELECT run_id FROM run_leases WHERE owner = ? AND lease_until >= ? AND ${live}`)
+      .prepare<[string, number], string>('SELECT run_id FROM run_leases WHERE owner = ? AND lease_until >= ?')
+      .pluck()
       .all(owner, reach)
-      .map((r) => r.run_id);
+      .filter((id) => renewed.has(id) || isLive.get(id) !== undefined);
   }
 
   async releaseLeases(owner: string, runIds?: readonly string[]): Promise<void> {
