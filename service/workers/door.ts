@@ -1,9 +1,8 @@
 // The workers' side of jobs (docs/workers.md): claims, long-polls, heartbeats, answers. Any instance
 // serves them; answers are stored on the job, where the run's owner takes them up (queue.ts).
-import { EventEmitter } from 'node:events';
 import type { Principal } from '../auth/tokens.js';
 import { httpError, RunstateError } from '../errors.js';
-import { jobRef, parseJobRef, type FinishAnswer, type JobAnswer, type JobRecord, type JobStore } from '../store/jobs.js';
+import { jobRef, parseJobRef, type ClaimedJob, type FinishAnswer, type JobAnswer, type JobRecord, type JobStore } from '../store/jobs.js';
 import { answerEntry, bad, claimBody, completion, failure, MAX_CLAIM, objectBody, type ClaimBody } from './bodies.js';
 import type { WorkerMetrics } from './metrics.js';
 import { QueueStats, type QueueStatsView } from './queue-stats.js';
@@ -43,6 +42,13 @@ export interface DoorOptions {
   pollMs?: number;
 }
 
+/** A long poll waiting in line: `wake(n)` ends its wait, for n jobs queued (0: to look again, or to stop). */
+interface Poll {
+  /** The most jobs it asked for. */
+  max: number;
+  wake: (share: number) => void;
+}
+
 interface Seen {
   queues: Set<string>;
   lastSeen: number;
@@ -51,13 +57,14 @@ interface Seen {
 
 export class WorkerDoor {
   readonly #opts: DoorOptions;
-  readonly #queued = new EventEmitter();
+  /** Long polls waiting for a job, per queue, oldest first: a job queued wakes the first (docs/workers.md). */
+  readonly #waiting = new Map<string, Poll[]>();
   readonly #seen = new Map<string, Seen>();
   /** When this instance last wrote (worker, queue) to the job store. */
   readonly #noted = new Map<string, number>();
   readonly #stats = new QueueStats();
-  /** Queues with jobs queued in this turn, woken at its end. */
-  readonly #wake = new Set<string>();
+  /** Per queue, the jobs queued in this turn: as many long polls are woken at its end. */
+  readonly #wake = new Map<string, number>();
   /**
    * The jobs this instance handed out, by job id (`<job>.<claim>`), until that claim's answer
    * comes back here: POST /answers checks an entry against the record its claim returned, not
@@ -69,29 +76,50 @@ export class WorkerDoor {
 
   constructor(opts: DoorOptions) {
     this.#opts = opts;
-    this.#queued.setMaxListeners(0);
   }
 
   /**
-   * A job of `queue` became claimable: wake the long-polls waiting on it, once at the end of this
-   * turn of the event loop, so that the jobs a stage queues together go out in one claim rather
-   * than one claim (and one HTTP round trip) each.
+   * A job of `queue` became claimable: at the end of this turn of the event loop, wake as many
+   * long polls waiting on it as it takes to hand out the jobs queued in the turn, those that asked
+   * for the most first (#wakeFor). The jobs a stage queues together then go out in one claim
+   * rather than one claim (and one HTTP round trip) each, and the other polls sleep on rather than
+   * all of them racing for the same jobs and most coming back empty.
    */
   queued(queue: string): void {
     if (this.#wake.size === 0) setImmediate(() => this.#wakeQueued());
-    this.#wake.add(queue);
+    this.#wake.set(queue, (this.#wake.get(queue) ?? 0) + 1);
   }
 
   #wakeQueued(): void {
     const queues = [...this.#wake];
     this.#wake.clear();
-    for (const q of queues) this.#queued.emit(q);
+    for (const [q, n] of queues) this.#wakeFor(q, n);
+  }
+
+  /**
+   * Wakes the long polls waiting on `queue` for `jobs` jobs: the one that asked for the most (the
+   * oldest of those) first, then the next while what they asked for falls short of the jobs.
+   */
+  #wakeFor(queue: string, jobs: number): void {
+    const polls = this.#waiting.get(queue);
+    let left = jobs;
+    while (polls && polls.length > 0 && left > 0) {
+      let at = 0;
+      for (let i = 1; i < polls.length; i++) if (polls[i]!.max > polls[at]!.max) at = i;
+      const [poll] = polls.splice(at, 1);
+      const share = Math.min(poll!.max, left);
+      left -= share;
+      poll!.wake(share);
+    }
+    if (polls?.length === 0) this.#waiting.delete(queue);
   }
 
   /** Long-polls answer at once with what they have. */
   close(): void {
     this.#closed = true;
-    this.#queued.emit('*close*');
+    const polls = [...this.#waiting.values()].flat();
+    this.#waiting.clear();
+    for (const p of polls) p.wake(0);
   }
 
   /** `gone`: the worker hung up (it is stopping): no job is claimed for it after that. */
@@ -104,9 +132,21 @@ export class WorkerDoor {
   async #claim({ queue, workerId, max, waitMs }: ClaimBody, gone: AbortSignal | undefined): Promise<{ jobs: unknown[] }> {
     this.#see(workerId, queue);
     const deadline = Date.now() + waitMs;
+    // Woken for `share` jobs queued: this poll claims them, or passes them on to another poll
+    // when it is gone or its claim fails.
+    let share = 0;
     for (;;) {
-      if (gone?.aborted) return { jobs: [] };
-      const claimed = await this.#opts.jobs.claim(queue, workerId, max);
+      if (gone?.aborted) {
+        this.#wakeFor(queue, share);
+        return { jobs: [] };
+      }
+      let claimed: ClaimedJob[];
+      try {
+        claimed = await this.#opts.jobs.claim(queue, workerId, max);
+      } catch (err) {
+        this.#wakeFor(queue, share);
+        throw err;
+      }
       if (claimed.length > 0) {
         const seen = this.#see(workerId, queue);
         for (const c of claimed) {
@@ -125,7 +165,7 @@ export class WorkerDoor {
       }
       const left = deadline - Date.now();
       if (left <= 0 || this.#closed) return { jobs: [] };
-      await this.#waitForJob(queue, Math.min(left, this.#opts.pollMs ?? 250), gone);
+      share = await this.#waitForJob(queue, max, Math.min(left, this.#opts.pollMs ?? 250), gone);
     }
   }
 
@@ -341,19 +381,33 @@ export class WorkerDoor {
     s.lastSeen = Date.now();
   }
 
-  #waitForJob(queue: string, ms: number, gone: AbortSignal | undefined): Promise<void> {
+  /**
+   * Until jobs of `queue` are queued for this poll (how many, of what it asked for), or `ms` pass,
+   * the worker hangs up or the door closes (0).
+   */
+  #waitForJob(queue: string, max: number, ms: number, gone: AbortSignal | undefined): Promise<number> {
     return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#queued.off(queue, done);
-        this.#queued.off('*close*', done);
-        gone?.removeEventListener('abort', done);
-        resolve();
+      const poll: Poll = {
+        max,
+        wake: (share) => {
+          clearTimeout(timer);
+          gone?.removeEventListener('abort', drop);
+          resolve(share);
+        },
       };
-      const timer = setTimeout(done, ms);
-      this.#queued.once(queue, done);
-      this.#queued.once('*close*', done);
-      gone?.addEventListener('abort', done, { once: true });
+      // Out of the line before it is woken: no job is handed to a poll that left.
+      const drop = () => {
+        const polls = this.#waiting.get(queue);
+        const at = polls?.indexOf(poll) ?? -1;
+        if (at >= 0) polls!.splice(at, 1);
+        if (polls?.length === 0) this.#waiting.delete(queue);
+        poll.wake(0);
+      };
+      const timer = setTimeout(drop, ms);
+      gone?.addEventListener('abort', drop, { once: true });
+      const polls = this.#waiting.get(queue);
+      if (polls) polls.push(poll);
+      else this.#waiting.set(queue, [poll]);
     });
   }
 }
