@@ -65,6 +65,14 @@ export class WorkerDoor {
   readonly #stats = new QueueStats();
   /** Per queue, the jobs queued in this turn: as many long polls are woken at its end. */
   readonly #wake = new Map<string, number>();
+  /** Per queue, how many jobs were ever queued here (a job queued changes it). */
+  readonly #queuedCount = new Map<string, number>();
+  /**
+   * Queues a claim found short of what it asked for, with #queuedCount then and when: while no
+   * job was queued since (and for at most one poll period: a lease that runs out makes a job
+   * claimable without a word), a long poll waits in line at once rather than look first.
+   */
+  readonly #drained = new Map<string, { count: number; at: number }>();
   /**
    * The jobs this instance handed out, by job id (`<job>.<claim>`), until that claim's answer
    * comes back here: POST /answers checks an entry against the record its claim returned, not
@@ -88,6 +96,7 @@ export class WorkerDoor {
   queued(queue: string): void {
     if (this.#wake.size === 0) setImmediate(() => this.#wakeQueued());
     this.#wake.set(queue, (this.#wake.get(queue) ?? 0) + 1);
+    this.#queuedCount.set(queue, (this.#queuedCount.get(queue) ?? 0) + 1);
   }
 
   #wakeQueued(): void {
@@ -135,18 +144,27 @@ export class WorkerDoor {
     // Woken for `share` jobs queued: this poll claims them, or passes them on to another poll
     // when it is gone or its claim fails.
     let share = 0;
+    // A long poll on a queue found empty, with nothing queued since, has nothing to look for yet
+    // (the claim of `POST /answers` most often: the answers' successors are not queued yet).
+    let look = waitMs === 0 || !this.#knownDrained(queue);
     for (;;) {
       if (gone?.aborted) {
         this.#wakeFor(queue, share);
         return { jobs: [] };
       }
-      let claimed: ClaimedJob[];
-      try {
-        claimed = await this.#opts.jobs.claim(queue, workerId, max);
-      } catch (err) {
-        this.#wakeFor(queue, share);
-        throw err;
+      let claimed: ClaimedJob[] = [];
+      if (look) {
+        const count = this.#queuedCount.get(queue) ?? 0;
+        try {
+          claimed = await this.#opts.jobs.claim(queue, workerId, max);
+        } catch (err) {
+          this.#wakeFor(queue, share);
+          throw err;
+        }
+        if (claimed.length === max) this.#drained.delete(queue);
+        else if ((this.#queuedCount.get(queue) ?? 0) === count) this.#drained.set(queue, { count, at: Date.now() });
       }
+      look = true;
       if (claimed.length > 0) {
         const seen = this.#see(workerId, queue);
         for (const c of claimed) {
@@ -253,6 +271,11 @@ export class WorkerDoor {
       }
     });
     return next ? { results, ...(await this.#claim(next, gone)) } : { results };
+  }
+
+  #knownDrained(queue: string): boolean {
+    const d = this.#drained.get(queue);
+    return d !== undefined && d.count === (this.#queuedCount.get(queue) ?? 0) && Date.now() - d.at < (this.#opts.pollMs ?? 250);
   }
 
   /** Gives a claimed job back unanswered: offered again at once, same attempt (a worker stopping). */

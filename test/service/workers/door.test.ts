@@ -119,6 +119,25 @@ describe('WorkerDoor long polls', () => {
     expect(await small.answer).toEqual([5]);
   });
 
+  it('lets a long poll wait at once on a queue found empty with nothing queued since; a claim without wait_ms still looks', async () => {
+    const first = poll('a', 2);
+    await nextTurn();
+    expect(jobs.claims).toBe(1);
+    const second = poll('b', 2); // the claim of a POST /answers, most often
+    await nextTurn();
+    expect(jobs.claims).toBe(1);
+    expect(await door.claim(ADMIN, { queue: 'faces', worker_id: 'c', max: 1 })).toEqual({ jobs: [] });
+    expect(jobs.claims).toBe(2);
+
+    // A job queued since: the next long poll looks first, and takes it.
+    await jobs.ensureJob(job(1));
+    door.queued('faces');
+    expect(await poll('d', 1).answer).toEqual([1]);
+    expect(jobs.claims).toBe(3);
+    await nextTurn();
+    expect([first.settled(), second.settled()]).toEqual([undefined, undefined]);
+  });
+
   it('ends every waiting poll with no job when the door closes', async () => {
     const polls = [poll('a', 2), poll('b', 2)];
     await nextTurn();
