@@ -144,14 +144,16 @@ export class WorkerDoor {
     // Woken for `share` jobs queued: this poll claims them, or passes them on to another poll
     // when it is gone or its claim fails.
     let share = 0;
-    // A long poll on a queue found empty, with nothing queued since, has nothing to look for yet
-    // (the claim of `POST /answers` most often: the answers' successors are not queued yet).
-    let look = waitMs === 0 || !this.#knownDrained(queue);
     for (;;) {
       if (gone?.aborted) {
         this.#wakeFor(queue, share);
         return { jobs: [] };
       }
+      // A poll woken for jobs looks. A long poll on a queue a claim here found short within the
+      // poll period, with nothing queued since, has nothing to look for (that look would have
+      // found a lease that ran out too): the claim of `POST /answers` most often, whose answers'
+      // successors are not queued yet, and the poll timer of a busy queue.
+      const look = waitMs === 0 || share > 0 || !this.#knownDrained(queue);
       let claimed: ClaimedJob[] = [];
       if (look) {
         const count = this.#queuedCount.get(queue) ?? 0;
@@ -164,7 +166,6 @@ export class WorkerDoor {
         if (claimed.length === max) this.#drained.delete(queue);
         else if ((this.#queuedCount.get(queue) ?? 0) === count) this.#drained.set(queue, { count, at: Date.now() });
       }
-      look = true;
       if (claimed.length > 0) {
         const seen = this.#see(workerId, queue);
         for (const c of claimed) {

@@ -69,7 +69,7 @@ describe('the TypeScript worker SDK', () => {
     const view = (await svc.engine.getRun(run.run_id))!;
     expect(view.status).toBe('completed');
     const processed = svc.events.filter((e) => e.run_id === run.run_id && e.event === 'stage_item_processed');
-    expect(processed.map((e) => (e.item as { id: number }).id).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(processed.map((e) => (e as { item?: { id: number } }).item?.id).sort((a, b) => a! - b!)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     const routes = await requestsByRoute(base);
     expect(routes['/api/v1/workers/jobs/:job_id/complete'] ?? 0).toBe(0);
     // The jobs may come in more than one claim; their answers, finished in one turn, in one request.
