@@ -65,6 +65,11 @@ export class WorkerDoor {
   readonly #stats = new QueueStats();
   /** Per queue, the jobs queued in this turn: as many long polls are woken at its end. */
   readonly #wake = new Map<string, number>();
+  /**
+   * Per queue, the jobs queued here that no claim here took yet, as far as this instance knows
+   * (a claim that finds the queue short sets it to 0): a wake is for no more jobs than that.
+   */
+  readonly #unclaimed = new Map<string, number>();
   /** Per queue, how many jobs were ever queued here (a job queued changes it). */
   readonly #queuedCount = new Map<string, number>();
   /**
@@ -97,12 +102,14 @@ export class WorkerDoor {
     if (this.#wake.size === 0) setImmediate(() => this.#wakeQueued());
     this.#wake.set(queue, (this.#wake.get(queue) ?? 0) + 1);
     this.#queuedCount.set(queue, (this.#queuedCount.get(queue) ?? 0) + 1);
+    this.#unclaimed.set(queue, (this.#unclaimed.get(queue) ?? 0) + 1);
   }
 
   #wakeQueued(): void {
     const queues = [...this.#wake];
     this.#wake.clear();
-    for (const [q, n] of queues) this.#wakeFor(q, n);
+    // Jobs a claim took before this wake (one that came in meanwhile) wake nobody.
+    for (const [q, n] of queues) this.#wakeFor(q, Math.min(n, this.#unclaimed.get(q) ?? 0));
   }
 
   /**
@@ -163,8 +170,15 @@ export class WorkerDoor {
           this.#wakeFor(queue, share);
           throw err;
         }
-        if (claimed.length === max) this.#drained.delete(queue);
-        else if ((this.#queuedCount.get(queue) ?? 0) === count) this.#drained.set(queue, { count, at: Date.now() });
+        if (claimed.length < max && (this.#queuedCount.get(queue) ?? 0) === count) {
+          this.#drained.set(queue, { count, at: Date.now() });
+          this.#unclaimed.set(queue, 0);
+        } else {
+          if (claimed.length === max) this.#drained.delete(queue);
+          // A job whose lease ran out was not counted queued.
+          const taken = claimed.filter((c) => !c.leaseWasLost).length;
+          this.#unclaimed.set(queue, Math.max(0, (this.#unclaimed.get(queue) ?? 0) - taken));
+        }
       }
       if (claimed.length > 0) {
         const seen = this.#see(workerId, queue);

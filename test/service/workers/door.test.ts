@@ -106,6 +106,18 @@ describe('WorkerDoor long polls', () => {
     expect(jobs.claims).toBe(4 + 3);
   });
 
+  it('wakes nobody for jobs a claim took before the wake', async () => {
+    const waiting = poll('a', 1);
+    await nextTurn();
+    await queue(1);
+    // In the same turn, before the wake: a claim that does not wait takes the job.
+    const took = door.claim(ADMIN, { queue: 'faces', worker_id: 'b', max: 1 });
+    expect(((await took).jobs as { item: { id: number } }[]).map((j) => j.item.id)).toEqual([1]);
+    await nextTurn();
+    expect(waiting.settled()).toBeUndefined();
+    expect(jobs.claims).toBe(2); // the waiting poll was not woken to find nothing
+  });
+
   it('wakes first the poll that asked for the most, so that jobs queued together go out in one answer', async () => {
     const small = poll('small', 1);
     const big = poll('big', 4);
