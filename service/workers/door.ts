@@ -5,6 +5,7 @@ import { httpError, RunstateError } from '../errors.js';
 import { jobRef, parseJobRef, type ClaimedJob, type FinishAnswer, type JobAnswer, type JobRecord, type JobStore } from '../store/jobs.js';
 import { answerEntry, bad, claimBody, completion, failure, MAX_CLAIM, objectBody, type ClaimBody } from './bodies.js';
 import type { WorkerMetrics } from './metrics.js';
+import { PollLine } from './polls.js';
 import { QueueStats, type QueueStatsView } from './queue-stats.js';
 
 const SEEN_MS = 60_000;
@@ -42,13 +43,6 @@ export interface DoorOptions {
   pollMs?: number;
 }
 
-/** A long poll waiting in line: `wake(n)` ends its wait, for n jobs queued (0: to look again, or to stop). */
-interface Poll {
-  /** The most jobs it asked for. */
-  max: number;
-  wake: (share: number) => void;
-}
-
 interface Seen {
   queues: Set<string>;
   lastSeen: number;
@@ -57,27 +51,11 @@ interface Seen {
 
 export class WorkerDoor {
   readonly #opts: DoorOptions;
-  /** Long polls waiting for a job, per queue, oldest first: a job queued wakes the first (docs/workers.md). */
-  readonly #waiting = new Map<string, Poll[]>();
+  readonly #polls: PollLine;
   readonly #seen = new Map<string, Seen>();
   /** When this instance last wrote (worker, queue) to the job store. */
   readonly #noted = new Map<string, number>();
   readonly #stats = new QueueStats();
-  /** Per queue, the jobs queued in this turn: as many long polls are woken at its end. */
-  readonly #wake = new Map<string, number>();
-  /**
-   * Per queue, the jobs queued here that no claim here took yet, as far as this instance knows
-   * (a claim that finds the queue short sets it to 0): a wake is for no more jobs than that.
-   */
-  readonly #unclaimed = new Map<string, number>();
-  /** Per queue, how many jobs were ever queued here (a job queued changes it). */
-  readonly #queuedCount = new Map<string, number>();
-  /**
-   * Queues a claim found short of what it asked for, with #queuedCount then and when: while no
-   * job was queued since (and for at most one poll period: a lease that runs out makes a job
-   * claimable without a word), a long poll waits in line at once rather than look first.
-   */
-  readonly #drained = new Map<string, { count: number; at: number }>();
   /**
    * The jobs this instance handed out, by job id (`<job>.<claim>`), until that claim's answer
    * comes back here: POST /answers checks an entry against the record its claim returned, not
@@ -89,53 +67,21 @@ export class WorkerDoor {
 
   constructor(opts: DoorOptions) {
     this.#opts = opts;
+    this.#polls = new PollLine(opts.pollMs);
   }
 
   /**
-   * A job of `queue` became claimable: at the end of this turn of the event loop, wake as many
-   * long polls waiting on it as it takes to hand out the jobs queued in the turn, those that asked
-   * for the most first (#wakeFor). The jobs a stage queues together then go out in one claim
-   * rather than one claim (and one HTTP round trip) each, and the other polls sleep on rather than
-   * all of them racing for the same jobs and most coming back empty.
+   * A job of `queue` became claimable: long polls waiting on it are woken for it at the end of
+   * this turn, as many as it takes (polls.ts).
    */
   queued(queue: string): void {
-    if (this.#wake.size === 0) setImmediate(() => this.#wakeQueued());
-    this.#wake.set(queue, (this.#wake.get(queue) ?? 0) + 1);
-    this.#queuedCount.set(queue, (this.#queuedCount.get(queue) ?? 0) + 1);
-    this.#unclaimed.set(queue, (this.#unclaimed.get(queue) ?? 0) + 1);
-  }
-
-  #wakeQueued(): void {
-    const queues = [...this.#wake];
-    this.#wake.clear();
-    // Jobs a claim took before this wake (one that came in meanwhile) wake nobody.
-    for (const [q, n] of queues) this.#wakeFor(q, Math.min(n, this.#unclaimed.get(q) ?? 0));
-  }
-
-  /**
-   * Wakes the long polls waiting on `queue` for `jobs` jobs: the one that asked for the most (the
-   * oldest of those) first, then the next while what they asked for falls short of the jobs.
-   */
-  #wakeFor(queue: string, jobs: number): void {
-    const polls = this.#waiting.get(queue);
-    let left = jobs;
-    while (polls && polls.length > 0 && left > 0) {
-      let at = 0;
-      for (let i = 1; i < polls.length; i++) if (polls[i]!.max > polls[at]!.max) at = i;
-      const [poll] = polls.splice(at, 1);
-      const share = Math.min(poll!.max, left);
-      left -= share;
-      poll!.wake(share);
-    }
-    if (polls?.length === 0) this.#waiting.delete(queue);
+    this.#polls.queued(queue);
   }
 
   /** Long-polls answer at once with what they have. */
   close(): void {
     this.#closed = true;
-    const polls = [...this.#waiting.values()].flat();
-    this.#waiting.clear();
-    for (const p of polls) p.wake(0);
+    this.#polls.close();
   }
 
   /** `gone`: the worker hung up (it is stopping): no job is claimed for it after that. */
@@ -153,32 +99,19 @@ export class WorkerDoor {
     let share = 0;
     for (;;) {
       if (gone?.aborted) {
-        this.#wakeFor(queue, share);
+        this.#polls.wakeFor(queue, share);
         return { jobs: [] };
       }
-      // A poll woken for jobs looks. A long poll on a queue a claim here found short within the
-      // poll period, with nothing queued since, has nothing to look for (that look would have
-      // found a lease that ran out too): the claim of `POST /answers` most often, whose answers'
-      // successors are not queued yet, and the poll timer of a busy queue.
-      const look = waitMs === 0 || share > 0 || !this.#knownDrained(queue);
       let claimed: ClaimedJob[] = [];
-      if (look) {
-        const count = this.#queuedCount.get(queue) ?? 0;
+      if (waitMs === 0 || share > 0 || this.#polls.worthALook(queue)) {
+        const look = this.#polls.look(queue);
         try {
           claimed = await this.#opts.jobs.claim(queue, workerId, max);
         } catch (err) {
-          this.#wakeFor(queue, share);
+          this.#polls.wakeFor(queue, share);
           throw err;
         }
-        if (claimed.length < max && (this.#queuedCount.get(queue) ?? 0) === count) {
-          this.#drained.set(queue, { count, at: Date.now() });
-          this.#unclaimed.set(queue, 0);
-        } else {
-          if (claimed.length === max) this.#drained.delete(queue);
-          // A job whose lease ran out was not counted queued.
-          const taken = claimed.filter((c) => !c.leaseWasLost).length;
-          this.#unclaimed.set(queue, Math.max(0, (this.#unclaimed.get(queue) ?? 0) - taken));
-        }
+        this.#polls.looked(look, max, claimed);
       }
       if (claimed.length > 0) {
         const seen = this.#see(workerId, queue);
@@ -198,7 +131,7 @@ export class WorkerDoor {
       }
       const left = deadline - Date.now();
       if (left <= 0 || this.#closed) return { jobs: [] };
-      share = await this.#waitForJob(queue, max, Math.min(left, this.#opts.pollMs ?? 250), gone);
+      share = await this.#polls.wait(queue, max, Math.min(left, this.#polls.pollMs), gone);
     }
   }
 
@@ -286,11 +219,6 @@ export class WorkerDoor {
       }
     });
     return next ? { results, ...(await this.#claim(next, gone)) } : { results };
-  }
-
-  #knownDrained(queue: string): boolean {
-    const d = this.#drained.get(queue);
-    return d !== undefined && d.count === (this.#queuedCount.get(queue) ?? 0) && Date.now() - d.at < (this.#opts.pollMs ?? 250);
   }
 
   /** Gives a claimed job back unanswered: offered again at once, same attempt (a worker stopping). */
@@ -417,36 +345,6 @@ export class WorkerDoor {
     if (!s) return;
     s.inFlight.delete(job.id);
     s.lastSeen = Date.now();
-  }
-
-  /**
-   * Until jobs of `queue` are queued for this poll (how many, of what it asked for), or `ms` pass,
-   * the worker hangs up or the door closes (0).
-   */
-  #waitForJob(queue: string, max: number, ms: number, gone: AbortSignal | undefined): Promise<number> {
-    return new Promise((resolve) => {
-      const poll: Poll = {
-        max,
-        wake: (share) => {
-          clearTimeout(timer);
-          gone?.removeEventListener('abort', drop);
-          resolve(share);
-        },
-      };
-      // Out of the line before it is woken: no job is handed to a poll that left.
-      const drop = () => {
-        const polls = this.#waiting.get(queue);
-        const at = polls?.indexOf(poll) ?? -1;
-        if (at >= 0) polls!.splice(at, 1);
-        if (polls?.length === 0) this.#waiting.delete(queue);
-        poll.wake(0);
-      };
-      const timer = setTimeout(drop, ms);
-      gone?.addEventListener('abort', drop, { once: true });
-      const polls = this.#waiting.get(queue);
-      if (polls) polls.push(poll);
-      else this.#waiting.set(queue, [poll]);
-    });
   }
 }
 
