@@ -1,12 +1,11 @@
-// Ingest part. Method: 1 and 4 external engines (bench/ingest-engine.ts, processes of their own)
-// append through the Unix socket of a service process, pipelined. Baseline: the same events
-// appended with the store's commit in a loop, in the same run. Also: the latency from an engine's write
-// to a WebSocket client's receipt. Full method: docs/benchmarks.md.
+// Ingest part: 1 and 4 external engines (bench/ingest-engine.ts, processes of their own) append
+// through a service process's Unix socket, pipelined, against the same events appended with the
+// store's commit in a loop; and the latency from an engine's write to a WebSocket client's receipt.
 import { WebSocket } from 'ws';
 import { start } from './harness/child.js';
-import { ratio, report, type BenchPart, type Table } from './harness/report.js';
+import { rateTable, ratio, report, table, type BenchPart } from './harness/report.js';
 import { appendEvents, BENCH_TOKEN, createBenchRun, events as make, SqliteStore } from './harness/service.js';
-import { fmtInt, inTempDir, median, percentile, progress, QUICK, range, REPS, size } from './harness/stats.js';
+import { fmtInt, inTempDir, percentile, QUICK, REPS, rounds, size } from './harness/stats.js';
 
 /** A WebSocket watcher of one run: the latency of every `state_change` from the time the engine stamped into it. */
 async function watch(port: number, runId: string, expected: number): Promise<{ done: Promise<number[]> }> {
@@ -29,47 +28,38 @@ async function watch(port: number, runId: string, expected: number): Promise<{ d
   return { done };
 }
 
-async function throughSocket(engines: number, perEngine: number, rate = 0) {
-  return inTempDir(async (dir) => {
-    const svc = await start<{ port: number; socketPath: string }>('harness/service-child.ts', [dir, 1, 1]);
-    try {
-      const runIds = await svc.call<string[]>('external', { n: engines });
-      const watcher = await watch(svc.ready.port, runIds[0]!, perEngine);
-      const results = await Promise.all(
-        runIds.map(async (runId, k) => (await start<{ ms: number; ordered: boolean }>('ingest-engine.ts', [svc.ready.socketPath, runId, perEngine, `e${k}`, rate], { readyMs: 600_000 })).ready),
-      );
-      if (!results.every((r) => r.ordered)) throw new Error('bench: acknowledgements out of order');
-      return { eventsPerSec: ((engines * perEngine) / Math.max(...results.map((r) => r.ms))) * 1000, latencies: await watcher.done };
-    } finally {
-      await svc.stop();
-    }
-  });
+/** `engines` engines writing `perEngine` events each (at `rate`/s each, or as fast as they can): events/s and the watcher's latencies. */
+async function throughSocket(dir: string, engines: number, perEngine: number, rate = 0) {
+  const svc = await start<{ port: number; socketPath: string }>('harness/service-child.ts', [dir, 1, 1]);
+  try {
+    const runIds = await svc.call<string[]>('external', { n: engines });
+    const watcher = await watch(svc.ready.port, runIds[0]!, perEngine);
+    const results = await Promise.all(
+      runIds.map(async (runId, k) => (await start<{ ms: number; ordered: boolean }>('ingest-engine.ts', [svc.ready.socketPath, runId, perEngine, `e${k}`, rate], { readyMs: 600_000 })).ready),
+    );
+    if (!results.every((r) => r.ordered)) throw new Error('bench: acknowledgements out of order');
+    return { perSec: ((engines * perEngine) / Math.max(...results.map((r) => r.ms))) * 1000, latencies: await watcher.done };
+  } finally {
+    await svc.stop();
+  }
 }
 
 /** The floor: the same events appended with the store's commit directly, `perCommit` at a time. */
-async function bareLoop(count: number, perCommit: number): Promise<number> {
-  return inTempDir(async (dir) => {
-    const store = new SqliteStore({ filename: `${dir}/runstate.db` });
-    const runId = 'run_20250101_000000_bench';
-    await createBenchRun(store, runId, 'external', 'face_processor');
-    const t0 = performance.now();
-    for (let i = 0; i < count; i += perCommit) {
-      const events = Array.from({ length: Math.min(perCommit, count - i) }, (_, k) =>
-        make.stateChange(
-          {
-            machine_name: 'face_processor',
-            event_id: `b-${i + k}`,
-            payload: { from_state: 'verifying_dimensions', to_state: 'detecting_faces', event_trigger: 'dimensions_verified', timestamp: Date.now() / 1000 },
-          },
-          new Date().toISOString(),
-        ),
-      );
-      await appendEvents(store, runId, events, events.map((e) => e.event_id ?? null));
-    }
-    const ms = performance.now() - t0;
-    await store.close();
-    return (count / ms) * 1000;
-  });
+async function bareLoop(dir: string, count: number, perCommit: number) {
+  const store = new SqliteStore({ filename: `${dir}/runstate.db` });
+  const runId = 'run_20250101_000000_bench';
+  await createBenchRun(store, runId, 'external', 'face_processor');
+  const payload = { from_state: 'verifying_dimensions', to_state: 'detecting_faces', event_trigger: 'dimensions_verified' };
+  const t0 = performance.now();
+  for (let i = 0; i < count; i += perCommit) {
+    const events = Array.from({ length: Math.min(perCommit, count - i) }, (_, k) =>
+      make.stateChange({ machine_name: 'face_processor', event_id: `b-${i + k}`, payload: { ...payload, timestamp: Date.now() / 1000 } }, new Date().toISOString()),
+    );
+    await appendEvents(store, runId, events, events.map((e) => e.event_id ?? null));
+  }
+  const ms = performance.now() - t0;
+  await store.close();
+  return { perSec: (count / ms) * 1000, latencies: [] };
 }
 
 export const ingestPart: BenchPart = {
@@ -79,35 +69,36 @@ export const ingestPart: BenchPart = {
   async run() {
     const total = size('INGEST_EVENTS', 20_000, 400);
     const paced = QUICK ? 200 : 3000;
-    const rates: Record<string, number[]> = {};
-    const latencies: Record<string, number[]> = {};
-    const add = <T>(to: Record<string, T[]>, k: string, ...v: T[]) => (to[k] ??= []).push(...v);
-    for (let rep = 0; rep < REPS; rep++) {
-      add(rates, 'bare, 1 event per commit', await bareLoop(total, 1));
-      add(rates, 'bare, 500 events per commit', await bareLoop(total, 500));
-      for (const engines of [1, 4]) {
-        const label = `socket, ${engines} engine${engines > 1 ? 's' : ''}`;
-        const r = await throughSocket(engines, total / engines);
-        add(rates, label, r.eventsPerSec);
-        add(latencies, `${label} (saturated)`, ...r.latencies);
-      }
-      progress(`ingest rep ${rep + 1}/${REPS}`);
-    }
-    latencies['socket, 1 engine at 1,000 events/s'] = (await throughSocket(1, paced, 1000)).latencies;
-    const bare = median(rates['bare, 1 event per commit']!);
-    const throughput: Table = [['variant', 'events/s (median)', 'min – max', 'vs bare, 1 per commit']];
-    for (const [k, v] of Object.entries(rates)) throughput.push([k, fmtInt(median(v)), range(v), ratio(median(v), bare)]);
-    const latency: Table = [['variant', 'p50 ms', 'p99 ms', 'events']];
-    for (const [k, v] of Object.entries(latencies)) {
-      v.sort((x, y) => x - y);
-      latency.push([k, percentile(v, 50).toFixed(1), percentile(v, 99).toFixed(1), fmtInt(v.length)]);
-    }
+    const BARE = 'bare, 1 event per commit';
+    const samples = await rounds(
+      {
+        [BARE]: (dir) => bareLoop(dir, total, 1),
+        'bare, 500 events per commit': (dir) => bareLoop(dir, total, 500),
+        'socket, 1 engine': (dir) => throughSocket(dir, 1, total),
+        'socket, 4 engines': (dir) => throughSocket(dir, 4, total / 4),
+      },
+      { unit: 'events/s' },
+    );
+    const latencies: [string, number[]][] = [
+      ['socket, 1 engine (saturated)', samples['socket, 1 engine'].flatMap((s) => s.latencies)],
+      ['socket, 4 engines (saturated)', samples['socket, 4 engines'].flatMap((s) => s.latencies)],
+      ['socket, 1 engine at 1,000 events/s', (await inTempDir((dir) => throughSocket(dir, 1, paced, 1000))).latencies],
+    ];
+    const latency = table<[string, number[]]>(
+      [
+        ['variant', ([k]) => k],
+        ['p50 ms', ([, v]) => percentile(v, 50).toFixed(1)],
+        ['p99 ms', ([, v]) => percentile(v, 99).toFixed(1)],
+        ['events', ([, v]) => fmtInt(v.length)],
+      ],
+      latencies.map(([k, v]) => [k, v.sort((x, y) => x - y)]),
+    );
     return report(
       `### Throughput: ${fmtInt(total)} events appended and acknowledged`,
-      { title: 'Ingest throughput', rows: throughput },
+      { title: 'Ingest throughput', rows: rateTable(samples, ['variant', 'events/s'], (med) => [['vs bare, 1 per commit', (v) => ratio(med(v), med(BARE))]]) },
       `### Latency: an engine's write to a WebSocket client's receipt`,
       { title: 'Ingest latency', rows: latency },
-      `${REPS} rounds; the paced run: 1,000 events/s for ${paced / 1000} s.`,
+      `${REPS} rounds after a warm-up; the paced run: 1,000 events/s for ${paced / 1000} s.`,
     );
   },
 };

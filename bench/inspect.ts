@@ -1,12 +1,11 @@
-// Inspector part. Method: the engine part's measured run at concurrency 4, with the Stately
-// inspector's observer streaming to a local relay with a viewer. Baseline: the same run with it
-// off, interleaved in the same rounds. Full method: docs/benchmarks.md.
+// Inspector part: the engine part's measured run at concurrency 4 with the Stately inspector's
+// observer streaming to a local relay with a viewer, against the same run with it off.
 import { createInspectorServer } from '@statelyai/inspect/server';
 import { WebSocket } from 'ws';
 import { freePort } from '../test/helpers/net.js';
-import { ratio, report, type BenchPart, type Table } from './harness/report.js';
+import { rateTable, ratio, report, type BenchPart } from './harness/report.js';
 import { createInspection, measureEngine, silent } from './harness/service.js';
-import { fmtInt, inTempDir, interleaved, median, progress, REPS, size } from './harness/stats.js';
+import { fmtInt, REPS, rounds, size } from './harness/stats.js';
 
 export const inspectPart: BenchPart = {
   key: 'inspector',
@@ -18,35 +17,23 @@ export const inspectPart: BenchPart = {
     const relay = createInspectorServer({ port, autoOpen: false });
     const viewer = new WebSocket(`ws://127.0.0.1:${port}`);
     await new Promise((r, j) => viewer.once('open', r).once('error', j));
-    let received = 0;
-    viewer.on('message', () => (received += 1));
-    let forwarded = 0;
-    let dropped = 0;
-    let samples: Record<'off' | 'on', number[]>;
-    try {
-      samples = await interleaved(['off', 'on'] as const, REPS, async (mode, tag) => {
-        const inspection = mode === 'on' ? createInspection({ url: `ws://127.0.0.1:${port}`, logger: silent }) : null;
-        const r = await inTempDir((dir) => measureEngine(dir, { items, concurrency: 4, inspect: inspection ? (ev) => inspection.observe(ev) : undefined }));
-        if (inspection) {
-          forwarded += inspection.forwarded;
-          dropped += inspection.dropped;
-          inspection.stop();
-        }
-        progress(`${tag} inspector ${mode}: ${fmtInt(r.itemsPerSec)} items/s`);
-        return r.itemsPerSec;
-      });
-    } finally {
+    const counts = { received: 0, forwarded: 0, dropped: 0 };
+    viewer.on('message', () => (counts.received += 1));
+    const on = async (dir: string) => {
+      const inspection = createInspection({ url: `ws://127.0.0.1:${port}`, logger: silent });
+      const r = await measureEngine(dir, { items, concurrency: 4, inspect: (ev) => inspection.observe(ev) });
+      counts.forwarded += inspection.forwarded;
+      counts.dropped += inspection.dropped;
+      inspection.stop();
+      return r;
+    };
+    const samples = await rounds({ off: (dir) => measureEngine(dir, { items, concurrency: 4 }), 'on (relay + a viewer)': on }).finally(() => {
       viewer.terminate();
       relay.stop();
-    }
-    const [off, on] = [median(samples.off), median(samples.on)];
-    const table: Table = [
-      ['inspector', 'items/s (median)', 'vs off'],
-      ['off', fmtInt(off), '1.00'],
-      ['on (relay + a viewer)', fmtInt(on), ratio(on, off)],
-    ];
-    const note = `Over all runs with it on: ${fmtInt(forwarded)} inspection events forwarded, ${fmtInt(dropped)} dropped
-by the rate bound (2,000 a second), ${fmtInt(received)} received by the viewer; ${REPS} rounds.`;
-    return report(`### Engine throughput, ${fmtInt(items)} no-op items at concurrency 4`, { title: 'Inspector', rows: table }, note);
+    });
+    const rows = rateTable(samples, ['inspector', 'items/s'], (med) => [['vs off', (v) => ratio(med(v), med('off'))]]);
+    const note = `Over all runs with it on: ${fmtInt(counts.forwarded)} inspection events forwarded, ${fmtInt(counts.dropped)} dropped
+by the rate bound (2,000 a second), ${fmtInt(counts.received)} received by the viewer; ${REPS} rounds.`;
+    return report(`### Engine throughput, ${fmtInt(items)} no-op items at concurrency 4`, { title: 'Inspector', rows }, note);
   },
 };

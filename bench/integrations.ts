@@ -1,22 +1,13 @@
-// Integrations part. Method: the engine part's measured run, 5 stages at concurrency 8, with
-// webhooks and OpenTelemetry on, each to a loopback receiver. Baseline: the same run with both
-// off, interleaved in the same rounds. Full method: docs/benchmarks.md.
+// Integrations part: the engine part's measured run, 5 stages at concurrency 8, with webhooks and
+// OpenTelemetry on, each to a loopback receiver, against the same run with both off.
 import { createServer } from 'node:http';
-import { ratio, report, type BenchPart, type Table } from './harness/report.js';
+import { rateTable, ratio, report, type BenchPart } from './harness/report.js';
 import { createTelemetry, measureEngine, silent, WEBHOOK_EVENTS, WebhookSender, webhookStoreFor, type EngineExtras, type Store } from './harness/service.js';
-import { fmtInt, inTempDir, interleaved, median, progress, range, REPS, size, until } from './harness/stats.js';
+import { fmtInt, rounds, size, until } from './harness/stats.js';
 
 const STAGES = 5;
 const CONCURRENCY = 8;
 const WEBHOOK_ID = 'wh_bench00000000000000000000';
-const VARIANTS = {
-  off: { webhooks: false, otel: false },
-  webhooks: { webhooks: true, otel: false },
-  OpenTelemetry: { webhooks: false, otel: true },
-  'webhooks + OpenTelemetry': { webhooks: true, otel: true },
-} as const;
-type Variant = keyof typeof VARIANTS;
-
 /** A receiver on loopback that answers 200 to whatever it is sent (webhooks, OTLP), counting requests. */
 async function receiver() {
   let requests = 0;
@@ -39,7 +30,7 @@ async function receiver() {
 }
 
 /** The variant's integrations on `store`: a webhook for every event kind and its sender, spans exported over OTLP. */
-async function integrations(store: Store, v: (typeof VARIANTS)[Variant]): Promise<EngineExtras> {
+async function integrations(store: Store, v: { webhooks: boolean; otel: boolean }): Promise<EngineExtras> {
   const sink = await receiver();
   const telemetry = v.otel ? await createTelemetry({ tracesUrl: `${sink.url}/v1/traces`, serviceName: 'runstate-bench' }) : null;
   const webhooks = webhookStoreFor(store);
@@ -72,14 +63,10 @@ export const integrationsPart: BenchPart = {
   source: 'bench/integrations.ts',
   async run() {
     const perStage = Math.max(1, Math.floor(size('ITEMS', 20_000, 100) / STAGES));
-    const samples = await interleaved(Object.keys(VARIANTS) as Variant[], REPS, async (v, tag) => {
-      const m = await inTempDir((dir) => measureEngine(dir, { items: perStage, stages: STAGES, concurrency: CONCURRENCY, extras: (store) => integrations(store, VARIANTS[v]) }));
-      progress(`${tag} ${v}: ${fmtInt(m.itemsPerSec)} items/s`);
-      return m.itemsPerSec;
-    });
-    const off = median(samples.off);
-    const rows: Table = [['integrations', 'items/s (median)', 'min – max', 'against off']];
-    for (const [v, s] of Object.entries(samples)) rows.push([v, fmtInt(median(s)), range(s), ratio(median(s), off)]);
+    const run = (webhooks: boolean, otel: boolean) => (dir: string) =>
+      measureEngine(dir, { items: perStage, stages: STAGES, concurrency: CONCURRENCY, extras: (store) => integrations(store, { webhooks, otel }) });
+    const samples = await rounds({ off: run(false, false), webhooks: run(true, false), OpenTelemetry: run(false, true), 'webhooks + OpenTelemetry': run(true, true) });
+    const rows = rateTable(samples, ['integrations', 'items/s'], (med) => [['against off', (v) => ratio(med(v), med('off'))]]);
     return report(`### Engine items/s, ${STAGES} stages × ${fmtInt(perStage)} no-op items, concurrency ${CONCURRENCY}`, {
       title: 'Integrations: webhooks and OpenTelemetry on against off',
       rows,

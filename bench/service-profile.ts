@@ -1,53 +1,34 @@
-// The top of a `node --cpu-prof` profile by self time, for the service part's report: which
-// functions the process spent its samples in.
+// The top of a `node --cpu-prof` profile by self time, for the service part's report.
 import { readFileSync } from 'node:fs';
 import { ROOT } from './harness/child.js';
 
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-}
+type CallFrame = { functionName: string; url: string; lineNumber: number };
 
-interface Profile {
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-}
-
-export interface ProfileEntry {
-  name: string;
-  /** Share of all sampled time, 0–1. */
-  share: number;
-  /** File and line, relative to the repository (node_modules shortened to the package). */
-  where: string;
-}
-
-function whereOf(url: string, line: number): string {
+/** File and line, relative to the repository (node_modules shortened to the package). */
+function whereOf({ url, lineNumber }: CallFrame): string {
   if (!url) return '(native)';
   const path = url.replace(/^file:\/\//, '').replace(`${ROOT}/`, '');
-  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path);
-  return pkg ? pkg[1]! : `${path}:${line + 1}`;
+  return /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path)?.[1] ?? `${path}:${lineNumber + 1}`;
 }
 
-/** The `top` entries by self time, grouped by function and place. */
-export function summarizeProfile(file: string, top: number): ProfileEntry[] {
-  const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+/** The `top` functions by self time, grouped by name and place, with their `share` (0–1) of all sampled time. */
+export function summarizeProfile(file: string, top: number): { name: string; where: string; share: number }[] {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as { nodes: { id: number; callFrame: CallFrame }[]; samples: number[]; timeDeltas: number[] };
+  const frames = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
   const self = new Map<string, { name: string; where: string; us: number }>();
   let total = 0;
   profile.samples.forEach((id, i) => {
     const us = profile.timeDeltas[i] ?? 0;
-    total += us;
-    const frame = byId.get(id)?.callFrame;
+    const frame = frames.get(id);
     const name = frame?.functionName || '(anonymous)';
-    const where = frame ? whereOf(frame.url, frame.lineNumber) : '?';
-    const key = `${name} ${where}`;
-    const entry = self.get(key) ?? { name, where, us: 0 };
+    const where = frame ? whereOf(frame) : '?';
+    const entry = self.get(`${name} ${where}`) ?? { name, where, us: 0 };
     entry.us += us;
-    self.set(key, entry);
+    total += us;
+    self.set(`${name} ${where}`, entry);
   });
   return [...self.values()]
     .sort((a, b) => b.us - a.us)
     .slice(0, top)
-    .map((e) => ({ name: e.name, where: e.where, share: e.us / total }));
+    .map(({ name, where, us }) => ({ name, where, share: us / total }));
 }

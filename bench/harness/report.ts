@@ -1,5 +1,6 @@
 // What a part hands back, and how it reaches the console and its section of docs/benchmarks.md.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { fmtInt, median, range } from './stats.js';
 
 /** Rows of cells, the first row the header; every column but the first is right-aligned. */
 export type Table = string[][];
@@ -37,6 +38,12 @@ export function ratio(value: number, base: number, aim?: number): string {
   return aim === undefined ? r.toFixed(2) : `${r.toFixed(2)} ${r >= aim ? `(meets ≥ ${aim})` : `(below ${aim})`}`;
 }
 
+/** A figure against an upper bound, `meets < 500 MB` or `above 500 MB` (`≤` when `inclusive`). */
+export function under(value: number, bound: number, { unit = '', inclusive = false } = {}): string {
+  const text = `${inclusive ? '≤' : '<'} ${fmtInt(bound)}${unit}`;
+  return (inclusive ? value <= bound : value < bound) ? `meets ${text}` : `above ${text.slice(2)}`;
+}
+
 /** A table for the console (under `title`) and the docs. */
 export interface Titled {
   title: string;
@@ -57,6 +64,21 @@ export type Column<R> = readonly [header: string, cell: (row: R) => string];
 /** A table spec rendered: the headers, then one line of cells per row. */
 export function table<R>(columns: readonly Column<R>[], rows: readonly R[]): Table {
   return [columns.map(([header]) => header), ...rows.map((row) => columns.map(([, cell]) => cell(row)))];
+}
+
+/**
+ * The table of a throughput comparison: each variant's median rate and range, then the `more`
+ * columns (`med(v)`: a variant's median, for ratios), in `order` (by default the samples').
+ */
+export function rateTable<V extends string>(
+  samples: Record<V, readonly { perSec: number }[]>,
+  [first, unit]: [string, string],
+  more: (med: (v: V) => number) => Column<V>[] = () => [],
+  order = Object.keys(samples) as V[],
+): Table {
+  const of = (v: V) => samples[v].map((s) => s.perSec);
+  const med = (v: V) => median(of(v));
+  return table<V>([[first, (v) => v], [`${unit} (median)`, (v) => fmtInt(med(v))], ['min – max', (v) => range(of(v))], ...more(med)], order);
 }
 
 const PREAMBLE = `# Benchmarks

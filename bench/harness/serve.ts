@@ -1,20 +1,16 @@
 // The service in a process of its own as users start it (`runstate serve`, through
-// test/helpers/service-process.ts) on a fresh data dir, and its HTTP API, called with the token it printed.
+// test/helpers/service-process.ts) on a fresh data dir, and its HTTP API, with the token it printed.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnService, type ServiceProcess } from '../../test/helpers/service-process.js';
-import { until } from './stats.js';
 
 type Service = Pick<ServiceProcess, 'base' | 'token'>;
 
 /** A service process on a data dir of its own, which goes when it stops. */
 export type Served = ServiceProcess & { dir: string };
 
-/**
- * `node [nodeArgs] bin/runstate.mjs serve` (or node's arguments `entry`) on a fresh data dir, logging
- * JSON at info unless `env` says otherwise; ready once it prints its URL.
- */
+/** `node [nodeArgs] bin/runstate.mjs serve` (or `entry`) on a fresh data dir, JSON logs at info unless `env` says otherwise. */
 export async function launch(label: string, env: Record<string, string> = {}, { nodeArgs = [], entry = ['bin/runstate.mjs', 'serve'] }: { nodeArgs?: string[]; entry?: string[] } = {}): Promise<Served> {
   const dir = mkdtempSync(join(tmpdir(), `runstate-bench-${label}-`));
   const proc = await spawnService([...nodeArgs, ...entry], dir, { RUNSTATE_LOG_LEVEL: 'info', ...env });
@@ -63,11 +59,4 @@ export async function trace(svc: Service, runId: string): Promise<TraceLine[]> {
 /** The Prometheus text of `/metrics`. */
 export function metrics(svc: Service): Promise<string> {
   return read(svc, 'GET', '/metrics');
-}
-
-/** Waits (polling, with a deadline) until the run has `status`; its last seq. */
-export async function untilStatus(svc: Service, runId: string, status: string, ms = 600_000): Promise<number> {
-  let run = { status: '', last_seq: 0 };
-  await until(async () => (run = await api<typeof run>(svc, `/runs/${runId}`)).status === status, ms, () => `run ${runId} is ${run.status}, not ${status}, after ${ms} ms`, 200);
-  return run.last_seq;
 }

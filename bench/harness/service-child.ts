@@ -3,7 +3,7 @@
 // Ready: {port, socketPath}. A no-op pipeline of <items> items is registered; its runs wait at
 // items until `go`, so clients can subscribe before the run's events start.
 import { serve } from './child.js';
-import { noopPipeline, OWNER, startExternalRun, startService } from './service.js';
+import { noopPipeline, OWNER, startService } from './service.js';
 
 const [dir, items, concurrency] = process.argv.slice(2) as [string, string, string];
 // Every item of the held run awaits `open`; once it is resolved that costs a microtask.
@@ -18,7 +18,9 @@ serve(
     /** Starts `n` external runs: what the ingest socket appends to. */
     external: async ({ n }) => {
       const ids: string[] = [];
-      for (let i = 0; i < Number(n); i++) ids.push(await startExternalRun(svc.engine, `bench-${i}`));
+      for (let i = 0; i < Number(n); i++) {
+        ids.push((await svc.engine.startRun({ ...OWNER, pipeline: 'external', machineName: 'face_processor', trigger: `bench-${i}` })).run_id);
+      }
       return ids;
     },
     /** Starts a fast run, held at its first item; answers with its id. */

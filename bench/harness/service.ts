@@ -1,6 +1,5 @@
-// The bench's only touch points with service/: stores, engines, the hub, the in-process service,
-// a measured engine run and the bare loop on the store's schema. When service/ changes shape, this
-// is the file to adapt.
+// The bench's touch points with service/ (stores, engines, the hub, the in-process service), a
+// measured engine run, and the bare loop on the store's schema: when service/ changes shape, adapt this.
 import Database from 'better-sqlite3';
 import { createReadStream } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
@@ -22,7 +21,7 @@ import { buildService } from '../../service/service.js';
 import type { RunTelemetry } from '../../service/telemetry/telemetry.js';
 import { TraceWriter } from '../../service/trace/trace-writer.js';
 
-export { Engine, SqliteStore, type NewEvent, type PipelineDefinition, type StageDefinition, type StoredEvent, type Store };
+export { Engine, SqliteStore, type NewEvent, type StoredEvent, type Store };
 export { events } from '../../service/events.js';
 export { createInspection } from '../../service/inspect.js';
 export { WEBHOOK_EVENTS } from '../../service/store/outbox.js';
@@ -50,15 +49,7 @@ export async function appendEvents(store: Store, runId: string, events: NewEvent
   return (await store.commit(runId, { events, ...(keys ? { eventKeys: keys } : {}) })).events;
 }
 
-/** Starts an external run (events come through the doors, not from a pipeline). */
-export async function startExternalRun(engine: Engine, trigger: string): Promise<string> {
-  return (await engine.startRun({ ...OWNER, pipeline: 'external', machineName: 'face_processor', trigger })).run_id;
-}
-
-/**
- * `stages` stages of `items` items whose work resolves at once: what is measured is the engine.
- * `processItem` replaces the work: a gate the items await, or work that never ends.
- */
+/** `stages` stages of `items` items whose work resolves at once (unless `processItem` says otherwise). */
 export function noopPipeline(
   items: number,
   concurrency: number,
@@ -81,7 +72,7 @@ function adminTokens(): TokenRegistry {
   return new TokenRegistry([{ token: BENCH_TOKEN, principal: { name: 'bench', admin: true, accountId: null, siteIds: null } }]);
 }
 
-/** The real hub with its defaults, publishing to one run's topic; its own metrics say what it holds and whom it evicted. */
+/** The real hub with its defaults, publishing to one run's topic; its own metrics say what it holds and whom it closed. */
 export function benchHub(engine: Engine, run: RunRecord) {
   const registry = new Registry();
   const hub = new Hub({ engine, tokens: adminTokens(), logger: silent, registry });
@@ -89,8 +80,8 @@ export function benchHub(engine: Engine, run: RunRecord) {
   return {
     handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => hub.handleUpgrade(req, socket, head),
     publish: (events: readonly StoredEvent[]) => hub.publish(run, events),
-    queuedBytes: async () => (await metric('runstate_ws_queued_bytes'))[0]?.value ?? 0,
-    evictions: async () => Object.fromEntries((await metric('runstate_ws_evictions_total')).map((v) => [String(v.labels.reason), v.value])),
+    heldBytes: async () => (await metric('runstate_ws_queued_bytes'))[0]?.value ?? 0,
+    closes: async () => Object.fromEntries((await metric('runstate_ws_evictions_total')).map((v) => [String(v.labels.reason), v.value])),
     close: () => hub.close(),
   };
 }
@@ -105,8 +96,8 @@ export async function startService(dir: string, pipelines: readonly PipelineDefi
 }
 
 export interface EngineRunResult {
-  ms: number;
-  itemsPerSec: number;
+  /** Items/s. */
+  perSec: number;
   /** Bytes of the run's snapshot halfway through the first stage: what the bare loop writes per item. */
   snapshotBytes: number;
   /** Durable batches (store transactions that appended events). */
@@ -122,8 +113,8 @@ export interface EngineExtras {
 }
 
 /**
- * One run of `stages` × `items` no-op items through a fresh engine on a fresh SQLite store in
- * `dir`, timed from startRun to retired (the traces flushed, with `trace`), then checked.
+ * One run of `stages` × `items` no-op items through a fresh engine and SQLite store in `dir`,
+ * timed from startRun to retired (and traces flushed), then checked.
  */
 export async function measureEngine(
   dir: string,
@@ -156,7 +147,7 @@ export async function measureEngine(
     if (traces) await verifyTrace(join(TraceWriter.runDir(dir, { ...OWNER, runId: run.run_id }), 'run_trace.jsonl'), (await store.getRun(run.run_id))!.lastSeq);
     await extras.check?.();
     if (!snapshot) throw new Error('bench: no stage_item_processed event reached the listener');
-    return { ms, itemsPerSec: ((opts.items * stages) / ms) * 1000, snapshotBytes: await snapshot, batches };
+    return { perSec: ((opts.items * stages) / ms) * 1000, snapshotBytes: await snapshot, batches };
   } finally {
     await engine.stop();
     await extras.stop?.();
@@ -190,20 +181,16 @@ async function verifyTrace(path: string, lastSeq: number): Promise<void> {
 }
 
 /**
- * The floor the engine and service parts measure against: the durable writes the engine makes for
- * an item, straight through better-sqlite3 on the store's own schema, with nothing else around them.
+ * The floor of the engine and service parts, straight through better-sqlite3 on the store's schema:
+ * items/s of `items` items, each a ledger row and a `stage_item_processed` event with the next seq,
+ * `perTxn` to a transaction, each also updating the run row (last_seq, a snapshot of about
+ * `snapshotBytes`) when that is set.
  */
-export interface BareLoopOptions {
-  /** Items per transaction. */
-  perTxn?: number;
-  /** When set, each transaction also updates the run row: its last_seq and a snapshot of about this many bytes. */
-  snapshotBytes?: number;
-  pipeline?: string;
-  title?: (i: number) => string;
-}
-
-/** Items/s of `items` items, each a ledger row and a `stage_item_processed` event with the next seq, `perTxn` to a transaction. */
-export async function bareLoop(dir: string, items: number, { perTxn = 1, snapshotBytes, pipeline = 'bench-noop', title = (i) => `item ${i}` }: BareLoopOptions = {}): Promise<number> {
+export async function bareLoop(
+  dir: string,
+  items: number,
+  { perTxn = 1, snapshotBytes, pipeline = 'bench-noop', title = (i: number) => `item ${i}` }: { perTxn?: number; snapshotBytes?: number; pipeline?: string; title?: (i: number) => string } = {},
+): Promise<number> {
   const filename = join(dir, 'runstate.db');
   const runId = 'run_20250101_000000_bench';
   const store = new SqliteStore({ filename });

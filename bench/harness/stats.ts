@@ -39,11 +39,7 @@ export function fmtInt(n: number): string {
   return Math.round(n).toLocaleString('en-US');
 }
 
-/**
- * Milliseconds on the machine's monotonic clock (what `process.hrtime` reads): one clock for every
- * process, so a time stamped in one and read in another compares exactly, which
- * `performance.timeOrigin + performance.now()` does not promise.
- */
+/** Milliseconds on the machine's monotonic clock: one clock for every process (`performance.now()` is per process). */
 export function monoMs(): number {
   const [s, ns] = process.hrtime();
   return s * 1e3 + ns / 1e6;
@@ -87,9 +83,9 @@ export function progress(message: string): void {
 }
 
 /**
- * Runs `round(variant)` for every variant, a warm-up round and then `reps` rounds, each round
- * every variant once in an order that rotates, so background load and what one variant leaves
- * behind (GC debt, dirty pages) fall on every variant alike. Returns the samples by variant.
+ * `measure(variant)` for every variant, a warm-up round and then `reps` rounds, each round every
+ * variant once in an order that rotates, so background load and what one variant leaves behind
+ * (GC debt, dirty pages) fall on every variant alike. Returns the samples by variant.
  */
 export async function interleaved<V extends string, T>(variants: readonly V[], reps: number, measure: (v: V, tag: string) => Promise<T>): Promise<Record<V, T[]>> {
   const out = Object.fromEntries(variants.map((v) => [v, [] as T[]])) as Record<V, T[]>;
@@ -101,6 +97,20 @@ export async function interleaved<V extends string, T>(variants: readonly V[], r
     }
   }
   return out;
+}
+
+/**
+ * `interleaved` with every measurement in a fresh temporary directory, each reported as it comes:
+ * the rounds of every part that compares variants' rates.
+ */
+export function rounds<V extends string, T extends { perSec: number }>(variants: Record<V, (dir: string) => Promise<T>>, { reps = REPS, unit = 'items/s' } = {}): Promise<Record<V, T[]>> {
+  return interleaved(Object.keys(variants) as V[], reps, (v, tag) =>
+    inTempDir(async (dir) => {
+      const m = await variants[v](dir);
+      progress(`${tag} ${v}: ${fmtInt(m.perSec)} ${unit}`);
+      return m;
+    }),
+  );
 }
 
 const MIN_MS = 0.01;

@@ -1,6 +1,5 @@
-// The load generator of the hub parts, a process of its own (`bench/hub/clients.ts`): opens the
-// connections the parent asks for, keeps per-phase delivery counts, healthy clients' latency and
-// counts of every frame type, and stops reading on some of them when told to.
+// The hub parts' load generator, a process of its own: opens the connections asked for, counts
+// deliveries per phase and frames by type, records healthy clients' latency, stalls some on request.
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,18 +7,17 @@ import { WebSocket } from 'ws';
 import { serve } from '../harness/child.js';
 import { Histogram, monoMs, pool, type HistogramData } from '../harness/stats.js';
 
-export interface PhaseStats {
-  /** Events of the phase received by any client. */
+/**
+ * A phase's deliveries (all, and the healthy clients'), the healthy clients' latency by the second
+ * of the phase its events were appended in, and when the last came (monotonic ms).
+ */
+interface Phase {
   deliveries: number;
-  /** Of those, received by the healthy clients. */
   healthyDeliveries: number;
-  /** Healthy clients' latency, by the second of the phase the events were appended in. */
-  windows: HistogramData[];
-  /** Monotonic ms of the last delivery of one of the phase's events. */
+  windows: Histogram[];
   lastAt: number;
 }
-
-type Phase = Omit<PhaseStats, 'windows'> & { windows: Histogram[] };
+export type PhaseStats = Omit<Phase, 'windows'> & { windows: HistogramData[] };
 
 interface Conn {
   ws: WebSocket;
@@ -37,7 +35,7 @@ const OPEN_CONCURRENCY = 64;
 
 const conns = new Map<number, Conn>();
 const phases = new Map<number, Phase>();
-/** Frames received by type (`event`, `view`, `error`, …), since the last `frames` call. */
+/** Frames received by type (`event`, `view`, …) since the last `frames` call. */
 let kinds: Record<string, number> = {};
 /** Healthy clients whose connection ended: a fair hub never closes one. */
 let healthyClosed = 0;
@@ -111,19 +109,6 @@ function stall(ids: number[]): number {
   return monoMs();
 }
 
-/** Ends stalled connections from this side, so the next phase starts from the same fleet. */
-function drop(ids: number[]): void {
-  for (const cid of ids) {
-    const conn = conns.get(cid);
-    conns.delete(cid);
-    conn?.ws.terminate();
-  }
-}
-
-function stats(): Record<number, PhaseStats> {
-  return Object.fromEntries([...phases].map(([ph, p]) => [ph, { ...p, windows: Array.from(p.windows, (h) => h?.toJSON() ?? []) }]));
-}
-
 /**
  * A client that comes back late: subscribes with `after_seq` and times the replay up to
  * `untilSeq` (the last event appended before it subscribed); Infinity when 30 s go by first.
@@ -148,8 +133,15 @@ async function backlog(req: Record<string, unknown>): Promise<{ ms: number }> {
 serve({
   open: openAll,
   stall: (req) => stall(req.ids as number[]),
-  drop: (req) => drop((req.ids as number[] | undefined) ?? [...conns.keys()]),
-  stats,
+  /** Ends connections (by default all) from this side, so the next phase starts from the same fleet. */
+  drop: (req) => {
+    for (const cid of (req.ids as number[] | undefined) ?? [...conns.keys()]) {
+      const conn = conns.get(cid);
+      conns.delete(cid);
+      conn?.ws.terminate();
+    }
+  },
+  stats: () => Object.fromEntries([...phases].map(([ph, p]) => [ph, { ...p, windows: Array.from(p.windows, (h) => h?.toJSON() ?? []) }])),
   count: (req) => phases.get(req.ph as number)?.deliveries ?? 0,
   frames: () => [kinds, (kinds = {})][0],
   healthyClosed: () => healthyClosed,

@@ -1,7 +1,6 @@
-// Hub part (`BENCH_PARTS=hub`): 1,000 WebSocket clients on loopback, three servers side by side
-// in the same run (A a naive send loop, B the incident's serial-await fix, C the real Hub), C
-// judged against the hub's aims with A and B as its baselines. This file drives the two child
-// processes of each session, server.ts and clients.ts, through the phases; report.ts makes the tables.
+// Hub part (`BENCH_PARTS=hub`): 1,000 WebSocket clients on loopback and three servers in turn (A a
+// naive send loop, B the incident's serial-await fix, C the real Hub), C judged against A and B.
+// This file drives each session's two processes, server.ts and clients.ts; report.ts makes the tables.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { start, type Child } from '../harness/child.js';
 import { report, table, type BenchPart } from '../harness/report.js';
@@ -12,7 +11,7 @@ import { aims, closes, LABEL, tables } from './report.js';
 import type { PhaseResult, Variant } from './server.js';
 
 const VARIANTS: readonly Variant[] = ['naive', 'serial', 'hub'];
-/** Phase numbers the report never reads: the warm-up, and the backlog test's live traffic; bursts from BURST_PH. */
+/** Phases no table reads (the warm-up, the backlog test's traffic), and the first burst's number. */
 const WARM_UP_PH = 1000;
 const BACKLOG_PH = 1001;
 const BURST_PH = 2000;
@@ -23,23 +22,16 @@ function options() {
   const q = QUICK;
   return {
     clients: size('HUB_CLIENTS', 1000, 40),
-    /** Share of clients that stall in a phase. */
     stallShares: q ? [0, 0.1] : [0, 0.01, 0.1],
-    // 200/s: C keeps up on this 2-core box with room to spare, so what is measured is C, not
-    // the load generator (see Method); 20/s: a quiet run, where only a heartbeat finds a stall.
     rates: q ? [200] : [20, 200],
-    /** Seconds each phase generates events; a stall phase runs `stallSeconds` so a 5 s eviction shows. */
+    /** Seconds a phase generates events; a stall phase's are enough for a 5 s eviction to show. */
     seconds: q ? 1 : 4,
     stallSeconds: q ? 1 : 6,
-    /** Seconds of unreported traffic before the first phase. */
     warmUpSeconds: q ? 1 : 3,
-    /** After a phase, late deliveries still count (by the phase stamped in the event); how long the bench waits for them. */
+    /** How long after a phase its late deliveries are waited for (they count against it). */
     graceMs: q ? 300 : 1000,
-    /** Backlog replays to time (C only). */
     backlogReps: q ? 1 : 5,
     backlogEvents: q ? 50 : 1000,
-    // Saturation: bursts of `burstEvents` events, appended `burstBatch` at a time as fast as the variant
-    // takes them. 300 events (about 100 KB) per client: well inside C's 256 KiB bound, so a burst measures fan-out, not eviction.
     burstReps: q ? 1 : 3,
     burstEvents: q ? 30 : 300,
     burstBatch: 10,
@@ -47,45 +39,17 @@ function options() {
 }
 export type HubOptions = ReturnType<typeof options>;
 
-export interface PhaseOutcome {
-  /** The phase number stamped in its events. */
-  ph: number;
-  /** Events/s; 0 for a burst. */
-  rate: number;
-  share: number;
-  stalled: number;
-  server: PhaseResult;
-  /** Load-generator CPU over the phase, ms. */
-  clientCpuMs: number;
-  /** Per stalled client: ms from its stall to the server closing it; null when it never did. */
-  evictions: (number | null)[];
-  /** Healthy clients the server closed during the phase (or its grace). */
-  healthyLost: number;
-  /** Filled in at the end of the session, when late deliveries have arrived. */
-  stats?: PhaseStats;
-}
+export type SessionResult = Awaited<ReturnType<typeof runSession>>;
+export type PhaseOutcome = SessionResult['phases'][number];
 
-export interface SessionResult {
-  variant: Variant;
-  healthy: number;
-  rssBare: number;
-  rssIdle: number;
-  phases: PhaseOutcome[];
-  bursts: PhaseOutcome[];
-  backlogMs: number[];
-  healthyClosed: number;
-  /** Closes the server itself counted, by reason (C: its eviction metric; B: its loop's terminations). */
-  closesByReason: Record<string, number>;
-}
+const ids = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
 
 /**
- * One variant, one server process and one load-generator process: connect every client,
- * then for each rate run a phase with no client stalled, one per stall share and a second
- * with none stalled; victims (the last 10% of ids) stall as their phase starts and are
- * replaced after it, so every phase starts from the same fleet and the healthy clients are
- * the same ones throughout. Then the backlog test (C) and the saturation bursts.
+ * One variant: a server process and a load generator. For each rate, a phase with no client
+ * stalled, one per stall share, and one more with none; the victims (the last 10% of ids) stall
+ * as their phase starts and are replaced after it. Then the backlog test (C) and the bursts.
  */
-async function runSession(variant: Variant, o: HubOptions): Promise<SessionResult> {
+async function runSession(variant: Variant, o: HubOptions) {
   const procs: Child[] = [];
   try {
     const server = await start<{ port: number; topic: string }>('hub/server.ts', [variant]);
@@ -95,79 +59,82 @@ async function runSession(variant: Variant, o: HubOptions): Promise<SessionResul
     const { topic } = server.ready;
     const url = `ws://127.0.0.1:${server.ready.port}/ws?token=${BENCH_TOKEN}`;
     const healthy = Math.floor(o.clients * 0.9);
-    const ids = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
-    // Every phase starts from the full fleet: the stalled clients of the last one were dropped,
-    // and B may have closed healthy ones; they come back, as browsers would.
+    // Every phase starts from the full fleet: the last one's stalled clients, and any healthy ones
+    // B closed, come back as browsers would.
     const reconnect = () => load.call<number>('open', { url, ids: ids(0, o.clients), topic, healthyBelow: healthy }, 120_000);
     const events = (rate: number, seconds: number, ph: number) => server.call<PhaseResult>('run', { rate, seconds, ph }, seconds * 1000 + 120_000);
 
-    /** Runs `body`, then `after` (the grace), and counts the load generator's CPU and the healthy clients lost around them. */
-    const around = async (body: () => Promise<PhaseResult>, after: () => Promise<unknown>) => {
+    /**
+     * Phase `ph`: `body`, then `after` (the grace), with the load generator's CPU ms and the healthy
+     * clients the server closed around them; `stats` come at the end, once late deliveries are in.
+     */
+    const measured = async (ph: number, body: () => Promise<PhaseResult>, after: () => Promise<unknown>) => {
+      await reconnect();
       const [closed0, cpu0] = [await load.call<number>('healthyClosed'), await load.call<number>('cpu')];
-      const result = await body();
+      const server = await body();
       const clientCpuMs = (await load.call<number>('cpu')) - cpu0;
       await after();
-      return { server: result, clientCpuMs, healthyLost: (await load.call<number>('healthyClosed')) - closed0 };
+      return { ph, server, clientCpuMs, healthyLost: (await load.call<number>('healthyClosed')) - closed0, stats: undefined as PhaseStats | undefined };
     };
     const rssBare = await server.call<number>('rss');
     await reconnect();
     await sleep(1000);
     const rssIdle = await server.call<number>('rss');
-    // Unreported: lets V8 compile every variant's send path before the first measured phase,
-    // which would otherwise carry the warm-up and flatter every later phase beside it.
+    // Unreported: V8 compiles every variant's send path before the first measured phase.
     await events(o.rates[0]!, o.warmUpSeconds, WARM_UP_PH);
     await sleep(o.graceMs);
 
-    const phases: PhaseOutcome[] = [];
-    const backlogMs: number[] = [];
+    // Per phase: its rate (0 for a burst), its stalled clients, and per stalled client the ms from
+    // its stall to the server closing it (null: never).
+    const phases: (Awaited<ReturnType<typeof measured>> & { rate: number; share: number; stalled: number; evictions: (number | null)[] })[] = [];
     for (const rate of o.rates) {
       // The no-stall phase again at the end: the stall phases' baseline brackets them in time.
       for (const share of [...o.stallShares, 0]) {
         const victims = ids(healthy, Math.round(o.clients * share));
-        const ph = phases.length;
-        await reconnect();
         let stalledAt = 0;
-        const m = await around(async () => {
-          stalledAt = victims.length > 0 ? await load.call<number>('stall', { ids: victims }) : 0;
-          return events(rate, victims.length > 0 ? o.stallSeconds : o.seconds, ph);
-        }, () => sleep(o.graceMs));
-        let evictions: (number | null)[] = [];
-        if (victims.length > 0) {
-          const closed = new Map(await server.call<[number, number][]>('closes'));
-          evictions = victims.map((cid) => {
-            const at = closed.get(cid);
-            return at !== undefined && at > stalledAt ? at - stalledAt : null;
-          });
-          await load.call('drop', { ids: victims });
-        }
-        phases.push({ ph, rate, share, stalled: victims.length, ...m, evictions });
+        const m = await measured(
+          phases.length,
+          async () => {
+            stalledAt = victims.length > 0 ? await load.call<number>('stall', { ids: victims }) : 0;
+            return events(rate, victims.length > 0 ? o.stallSeconds : o.seconds, phases.length);
+          },
+          () => sleep(o.graceMs),
+        );
+        const closed = new Map(victims.length > 0 ? await server.call<[number, number][]>('closes') : []);
+        const evictions = victims.map((cid) => {
+          const at = closed.get(cid);
+          return at !== undefined && at > stalledAt ? at - stalledAt : null;
+        });
+        if (victims.length > 0) await load.call('drop', { ids: victims });
+        phases.push({ rate, share, stalled: victims.length, ...m, evictions });
         progress(`${variant} ${rate} ev/s, ${victims.length} stalled: ${m.server.events} events, ELD p99 ${m.server.eldP99.toFixed(1)} ms`);
-        // Once per session, with no client stalled and events flowing: a client comes back behind.
-        if (variant === 'hub' && share === 0 && rate === o.rates.at(-1) && backlogMs.length === 0 && o.backlogReps > 0) {
-          const flowing = events(rate, o.seconds, BACKLOG_PH);
-          for (let i = 0; i < o.backlogReps; i++) {
-            const untilSeq = await server.call<number>('lastSeq');
-            const afterSeq = Math.max(0, untilSeq - o.backlogEvents);
-            backlogMs.push((await load.call<{ ms: number }>('backlog', { url, topic, afterSeq, untilSeq }, 60_000)).ms);
-          }
-          await flowing;
-          progress(`hub backlog of ${o.backlogEvents}: ${backlogMs.map((t) => t.toFixed(0)).join(', ')} ms`);
-        }
       }
     }
-    // Last, as it may leave B with nothing but a backlog: saturation.
-    const bursts: PhaseOutcome[] = [];
-    for (let i = 0; i < o.burstReps; i++) {
+    // With no client stalled and events flowing at the top rate: a client comes back behind.
+    const backlogMs: number[] = [];
+    if (variant === 'hub') {
       await reconnect();
-      const ph = BURST_PH + i;
-      const m = await around(() => server.call<PhaseResult>('burst', { total: o.burstEvents, batch: o.burstBatch, ph }), () => settled(load, ph));
-      bursts.push({ ph, rate: 0, share: 0, stalled: 0, ...m, evictions: [] });
+      const flowing = events(o.rates.at(-1)!, o.seconds, BACKLOG_PH);
+      for (let i = 0; i < o.backlogReps; i++) {
+        const untilSeq = await server.call<number>('lastSeq');
+        const afterSeq = Math.max(0, untilSeq - o.backlogEvents);
+        backlogMs.push((await load.call<{ ms: number }>('backlog', { url, topic, afterSeq, untilSeq }, 60_000)).ms);
+      }
+      await flowing;
+      progress(`hub backlog of ${o.backlogEvents}: ${backlogMs.map((t) => t.toFixed(0)).join(', ')} ms`);
+    }
+    // Last, as it may leave B with nothing but a backlog: saturation.
+    const bursts: typeof phases = [];
+    for (let ph = BURST_PH; ph < BURST_PH + o.burstReps; ph++) {
+      const m = await measured(ph, () => server.call<PhaseResult>('burst', { total: o.burstEvents, batch: o.burstBatch, ph }), () => settled(load, ph));
+      bursts.push({ rate: 0, share: 0, stalled: 0, ...m, evictions: [] });
       progress(`${variant} burst of ${o.burstEvents}: ${m.server.ms.toFixed(0)} ms to hand over, ELD max ${m.server.eldMax.toFixed(0)} ms`);
     }
 
     const all = await load.call<Record<number, PhaseStats>>('stats');
     for (const p of [...phases, ...bursts]) p.stats = all[p.ph];
     const healthyClosed = await load.call<number>('healthyClosed');
+    // Closes the server itself counted, by reason (C: its eviction metric; B: its loop's terminations).
     const closesByReason = await server.call<Record<string, number>>('evictions');
     await server.stop();
     await load.stop();
@@ -180,9 +147,7 @@ async function runSession(variant: Variant, o: HubOptions): Promise<SessionResul
 /** Waits until the load generator's count of deliveries for phase `ph` stops growing. */
 async function settled(load: Child, ph: number): Promise<void> {
   let last = -1;
-  for (;;) {
-    const n = await load.call<number>('count', { ph });
-    if (n === last) return;
+  for (let n = await load.call<number>('count', { ph }); n !== last; n = await load.call<number>('count', { ph })) {
     last = n;
     await sleep(QUIET_MS);
   }

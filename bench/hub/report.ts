@@ -1,5 +1,4 @@
-// The hub part's figures, tables and aims, from what its sessions measured. Each table is data:
-// columns (a header and the cell it makes of a row) over rows, rendered by the harness's `table`.
+// The hub part's figures, tables and aims, from what its sessions measured.
 import { table, type Column } from '../harness/report.js';
 import { fmtInt, Histogram, median, range } from '../harness/stats.js';
 import type { HubOptions, PhaseOutcome, SessionResult } from './index.js';
@@ -57,10 +56,7 @@ type Paced = ReturnType<typeof paced>[number];
 
 /** The phases at `rate` with `stalled` clients stalled (0: the baseline before and after the stall phases). */
 function at(s: SessionResult, rate: number, stalled: number): Figures {
-  return figures(
-    s.phases.filter((p) => p.rate === rate && p.stalled === stalled),
-    s.healthy,
-  );
+  return figures(s.phases.filter((p) => p.rate === rate && p.stalled === stalled), s.healthy);
 }
 
 /** A duration; Infinity (an eviction that never came) as `never`. */
@@ -74,13 +70,8 @@ function latency(v: number, f?: Figures): string {
   return Number.isFinite(v) ? ms(v) : f ? `lost (${pct(f.missing)})` : 'lost';
 }
 
-function pct(v: number): string {
-  return v === 0 ? '0%' : v < 0.001 ? '<0.1%' : `${(v * 100).toFixed(1)}%`;
-}
-
-function mb(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-}
+const pct = (v: number) => (v === 0 ? '0%' : v < 0.001 ? '<0.1%' : `${(v * 100).toFixed(1)}%`);
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
 /** Rows of the paced tables: a variant's phases at one rate with `stalled` clients stalled, taken together, and that rate with none stalled. */
 function paced(s: SessionResult) {
@@ -197,8 +188,9 @@ export function aims(sessions: readonly SessionResult[], o: HubOptions): Aim[] {
   const top = o.rates.at(-1)!;
   const most = Math.round(o.clients * Math.max(...o.stallShares));
   const [da, db, dc] = [a, b, c].map((s) => median(bursts(s, o).perSec)) as [number, number, number];
-  // Judged on the per-second p99 (see figures); the whole-phase p99 is given beside it.
-  const within = (base: number, worst: number) => worst <= Math.max(base * 1.1, base + 5);
+  // Judged on the per-second p99 (see figures); the whole-phase p99 is given beside it. A p99 among
+  // deliveries that never came (Infinity) is within nothing.
+  const within = (base: number, worst: number) => Number.isFinite(worst) && worst <= Math.max(base * 1.1, base + 5);
   const p99 = o.rates.map((rate) => {
     const [base, worst] = [at(c, rate, 0), at(c, rate, most)];
     const ok = within(base.p99Seconds, worst.p99Seconds);

@@ -15,21 +15,8 @@ import { monoMs } from '../harness/stats.js';
 
 export type Variant = 'naive' | 'serial' | 'hub';
 
-export interface PhaseResult {
-  events: number;
-  /** Monotonic ms when the first event was appended, and the wall time the generator ran. */
-  startedAt: number;
-  ms: number;
-  /** Event-loop delay over the phase, ms. */
-  eldP99: number;
-  eldMax: number;
-  rss: number;
-  /** Bytes the server held for clients in user space when the phase ended. */
-  heldBytes: number;
-  cpuMs: number;
-}
+export type PhaseResult = Awaited<ReturnType<typeof measured>>;
 
-/** What the server needs of each variant. */
 interface Broadcaster {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   publish(events: readonly StoredEvent[]): void;
@@ -41,28 +28,26 @@ interface Broadcaster {
 }
 
 /** The sockets A and B keep, and ws's own count of what they hold (its queue and the socket's unwritten buffer). */
-class Clients {
-  readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false });
-  readonly set = new Set<WebSocket>();
-  accept(req: IncomingMessage, socket: Duplex, head: Buffer, onOpen: (ws: WebSocket) => void = () => {}): void {
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      this.set.add(ws);
-      ws.on('close', () => this.set.delete(ws));
-      // A peer reset is what a stalled client's end looks like: nothing to do but forget it.
-      ws.on('error', () => {});
-      onOpen(ws);
-    });
-  }
-  heldBytes(): number {
-    let n = 0;
+function sockets(onOpen: (ws: WebSocket) => void = () => {}) {
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false });
+  const set = new Set<WebSocket>();
+  return {
+    set,
+    handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        set.add(ws);
+        ws.on('close', () => set.delete(ws));
+        // A peer reset is how a stalled client's end looks: nothing to do but forget it.
+        ws.on('error', () => {});
+        onOpen(ws);
+      }),
     // Open ones only: ws counts a send after close in bufferedAmount without keeping it.
-    for (const ws of this.set) if (ws.readyState === ws.OPEN) n += ws.bufferedAmount;
-    return n;
-  }
-  async close(): Promise<void> {
-    for (const ws of this.set) ws.terminate();
-    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
-  }
+    heldBytes: () => [...set].reduce((n, ws) => n + (ws.readyState === ws.OPEN ? ws.bufferedAmount : 0), 0),
+    async close() {
+      for (const ws of set) ws.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
 }
 
 const RUN_ID = 'run_20250101_000000_bench';
@@ -71,20 +56,14 @@ const frame = (e: StoredEvent) => JSON.stringify({ type: 'event', topic: TOPIC, 
 
 /** A: `ws.send` per client per event, never waiting; a client that stops reading piles up here. */
 function naive(): Broadcaster {
-  const clients = new Clients();
-  return {
-    handleUpgrade: (req, socket, head) => clients.accept(req, socket, head),
-    publish(events) {
-      for (const e of events) {
-        const json = frame(e);
-        for (const ws of clients.set) ws.send(json);
-      }
-    },
-    backlog: 0,
-    heldBytes: () => clients.heldBytes(),
-    closes: () => ({}),
-    close: () => clients.close(),
+  const clients = sockets();
+  const publish = (events: readonly StoredEvent[]) => {
+    for (const e of events) {
+      const json = frame(e);
+      for (const ws of clients.set) ws.send(json);
+    }
   };
+  return { ...clients, publish, backlog: 0, closes: () => ({}) };
 }
 
 /**
@@ -93,12 +72,15 @@ function naive(): Broadcaster {
  * pong 3 s) ran on that same loop between events, so a loop stuck in sends stops pinging too.
  */
 function serialAwait(): Broadcaster {
-  const clients = new Clients();
   const lastPong = new Map<WebSocket, number>();
+  const clients = sockets((ws) => {
+    lastPong.set(ws, monoMs());
+    ws.on('pong', () => lastPong.set(ws, monoMs()));
+    ws.on('close', () => lastPong.delete(ws));
+  });
   const terminated = { send_timeout: 0, pong_missed: 0 };
-  let queue: StoredEvent[] = [];
-  let head = 0;
-  let wake: (() => void) | null = null;
+  const queue: StoredEvent[] = [];
+  let wake = () => {};
   let stopped = false;
   let nextPing = monoMs() + 1000;
   const send = (ws: WebSocket, json: string) =>
@@ -124,40 +106,28 @@ function serialAwait(): Broadcaster {
   };
   const idle = (ms: number) =>
     new Promise<void>((resolve) => {
-      const timer = setTimeout(() => (wake = null, resolve()), Math.max(0, ms));
-      wake = () => (clearTimeout(timer), (wake = null), resolve());
+      const timer = setTimeout(resolve, Math.max(0, ms));
+      wake = () => (clearTimeout(timer), resolve());
     });
   const done = (async () => {
     while (!stopped) {
-      const e = queue[head];
-      if (e) {
-        // Drop what has been sent now and then, so a long backlog does not cost O(n) per event.
-        if (++head > 4096) {
-          queue = queue.slice(head);
-          head = 0;
-        }
-        const json = frame(e);
-        for (const ws of [...clients.set]) await send(ws, json);
-      } else await idle(nextPing - monoMs());
+      const e = queue.shift();
+      const json = e && frame(e);
+      if (json) for (const ws of [...clients.set]) await send(ws, json);
+      else await idle(nextPing - monoMs());
       if (monoMs() >= nextPing) heartbeat();
     }
   })();
   return {
-    handleUpgrade: (req, socket, head_) =>
-      clients.accept(req, socket, head_, (ws) => {
-        lastPong.set(ws, monoMs());
-        ws.on('pong', () => lastPong.set(ws, monoMs()));
-        ws.on('close', () => lastPong.delete(ws));
-      }),
-    publish: (events) => (queue.push(...events), wake?.()),
+    ...clients,
+    publish: (events) => (queue.push(...events), wake()),
     get backlog() {
-      return queue.length - head;
+      return queue.length;
     },
-    heldBytes: () => clients.heldBytes(),
     closes: () => ({ ...terminated }),
     async close() {
       stopped = true;
-      wake?.();
+      wake();
       await clients.close();
       await done;
     },
@@ -171,20 +141,14 @@ const engine = new Engine({ store, pipelines: [noopPipeline(0, 1, { name: 'bench
 const record = await createBenchRun(store, RUN_ID, 'bench-hub');
 
 /** C: the real Hub with its defaults, fed the same durable batches. */
-function realHub(): Broadcaster {
-  const hub = benchHub(engine, record);
-  return { ...hub, backlog: 0, heldBytes: hub.queuedBytes, closes: hub.evictions };
-}
-
-const variant = process.argv[2] as Variant;
-const broadcaster = { naive, serial: serialAwait, hub: realHub }[variant]();
+const realHub = (): Broadcaster => ({ ...benchHub(engine, record), backlog: 0 });
+const broadcaster = { naive, serial: serialAwait, hub: realHub }[process.argv[2] as Variant]();
 const TITLE = 'Image prompt for a long-form article about fan-out under load'.padEnd(96, '.');
 let n = 0;
 
 /**
  * Appends `count` `stage_item_processed` events (about 300 bytes framed) in one commit and hands
- * them over. Each carries `appended_at` (monotonic ms) for the clients' latency, `ph`, the phase
- * it belongs to (a late delivery still counts against it), and `w`, the second of the phase.
+ * them over, each stamped with `appended_at` (monotonic ms), its phase `ph` and the second `w` of it.
  */
 async function append(count: number, ph: number, w: number): Promise<void> {
   const appendedAt = monoMs();
@@ -206,23 +170,19 @@ await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1',
 const eld = monitorEventLoopDelay({ resolution: 5 });
 eld.enable();
 
-/** Runs `body` (which returns how many events it appended) with the phase's measurements around it. */
-async function measured(body: () => Promise<number>): Promise<PhaseResult> {
+/**
+ * Runs `body` (which returns how many events it appended) with the phase's measurements around it:
+ * when it started (monotonic ms) and how long it ran, the event-loop delay (ms), RSS, the bytes
+ * held for clients in user space at its end, and the CPU ms it took.
+ */
+async function measured(body: () => Promise<number>) {
   eld.reset();
   const cpu = process.cpuUsage();
   const startedAt = monoMs();
   const events = await body();
   const used = process.cpuUsage(cpu);
-  return {
-    events,
-    startedAt,
-    ms: monoMs() - startedAt,
-    eldP99: eld.percentile(99) / 1e6,
-    eldMax: eld.max / 1e6,
-    rss: process.memoryUsage().rss,
-    heldBytes: await broadcaster.heldBytes(),
-    cpuMs: (used.user + used.system) / 1000,
-  };
+  const [ms, eldP99, eldMax] = [monoMs() - startedAt, eld.percentile(99) / 1e6, eld.max / 1e6];
+  return { events, startedAt, ms, eldP99, eldMax, rss: process.memoryUsage().rss, heldBytes: await broadcaster.heldBytes(), cpuMs: (used.user + used.system) / 1000 };
 }
 
 serve(
@@ -235,10 +195,8 @@ serve(
         let sent = 0;
         for (let elapsed = 0; elapsed < s * 1000; elapsed = monoMs() - t0) {
           const due = Math.min(Math.floor((r * elapsed) / 1000) + 1, r * s) - sent;
-          if (due > 0) {
-            await append(due, Number(ph), Math.floor(elapsed / 1000));
-            sent += due;
-          }
+          if (due > 0) await append(due, Number(ph), Math.floor(elapsed / 1000));
+          sent += Math.max(0, due);
           await sleep(10);
         }
         return sent;

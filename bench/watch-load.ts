@@ -1,0 +1,115 @@
+// The watchers part's load generator, a process of its own: raw TCP clients that do the WebSocket
+// handshake themselves, answer pings, and otherwise only hop from frame header to frame header,
+// keeping each watcher's first and last frame (nothing else is copied or parsed), so one process
+// reads 300 × 10,000 frames a second and no watcher falls behind for want of a reader.
+import { connect, type Socket } from 'node:net';
+import { serve } from './harness/child.js';
+import { pool } from './harness/stats.js';
+
+interface Watcher {
+  socket: Socket;
+  /** Text frames received; the current frame's opcode (-1: between frames) and payload bytes still to come. */
+  frames: number;
+  opcode: number;
+  left: number;
+  /** The current frame's payload from earlier reads, and a header cut by the end of a read. */
+  parts: Buffer[];
+  head: Buffer | null;
+  first: Buffer | null;
+  last: Buffer | null;
+  /** The server closed it (a close frame or the connection's end) before it was dropped. */
+  closed: boolean;
+}
+
+type Seen = { type: string; seq: number } | null;
+export interface WatcherSummary {
+  frames: number;
+  first: Seen;
+  last: Seen;
+  closed: boolean;
+}
+
+const watchers = new Map<number, Watcher>();
+
+/** A client frame: masked, as the protocol requires, with a zero key (the payload as it is). */
+const clientFrame = (opcode: number, payload: Buffer) =>
+  Buffer.concat([Buffer.from(payload.length < 126 ? [0x80 | opcode, 0x80 | payload.length] : [0x80 | opcode, 0xfe, payload.length >> 8, payload.length & 255]), Buffer.alloc(4), payload]);
+
+function onData(w: Watcher, data: Buffer): void {
+  const chunk = w.head ? Buffer.concat([w.head, data]) : data;
+  w.head = null;
+  const payload = (start: number, end: number) => (w.parts.length ? Buffer.concat([...w.parts, chunk.subarray(start, end)]) : chunk.subarray(start, end));
+  let [i, lastStart, lastEnd] = [0, -1, -1];
+  while (i < chunk.length) {
+    if (w.opcode < 0) {
+      // FIN and opcode, then the length in 7, 7+16 or 7+64 bits (the server never masks).
+      const len7 = chunk.length - i >= 2 ? chunk[i + 1]! & 127 : 0;
+      const size = len7 === 126 ? 4 : len7 === 127 ? 10 : 2;
+      if (chunk.length - i < size) {
+        w.head = Buffer.from(chunk.subarray(i));
+        break;
+      }
+      w.opcode = chunk[i]! & 15;
+      w.left = len7 === 126 ? chunk.readUInt16BE(i + 2) : len7 === 127 ? Number(chunk.readBigUInt64BE(i + 2)) : len7;
+      i += size;
+    }
+    const start = i;
+    const take = Math.min(w.left, chunk.length - i);
+    [i, w.left] = [i + take, w.left - take];
+    if (w.left > 0) {
+      w.parts.push(chunk.subarray(start, i));
+      break;
+    }
+    if (w.opcode === 1 && ++w.frames === 1) w.first = Buffer.from(payload(start, i));
+    else if (w.opcode === 1 && w.parts.length) [w.last, lastStart] = [payload(start, i), -1];
+    else if (w.opcode === 1) [lastStart, lastEnd] = [start, i];
+    else if (w.opcode === 9) w.socket.write(clientFrame(10, payload(start, i)));
+    else if (w.opcode === 8) w.closed = true;
+    [w.parts, w.opcode] = [[], -1];
+  }
+  // Of the frames that ended in this read, only the last is kept, as a view of the read's buffer.
+  if (lastStart >= 0) w.last = chunk.subarray(lastStart, lastEnd);
+}
+
+/** Connects, upgrades (a 101, or it fails) and subscribes with `subscribe`. */
+function open(port: number, path: string, subscribe: object): Promise<Watcher> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ port, host: '127.0.0.1', noDelay: true });
+    const w: Watcher = { socket, frames: 0, opcode: -1, left: 0, parts: [], head: null, first: null, last: null, closed: false };
+    let response = Buffer.alloc(0);
+    const onHandshake = (data: Buffer) => {
+      response = Buffer.concat([response, data]);
+      const end = response.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      socket.off('data', onHandshake);
+      const status = response.toString('latin1', 0, response.indexOf('\r\n'));
+      if (!status.startsWith('HTTP/1.1 101 ')) return reject(new Error(`bench: the upgrade was answered ${status}`));
+      socket.on('data', (d: Buffer) => onData(w, d)).on('close', () => (w.closed = true));
+      socket.write(clientFrame(1, Buffer.from(JSON.stringify({ type: 'subscribe', ...subscribe }))));
+      if (end + 4 < response.length) onData(w, response.subarray(end + 4));
+      resolve(w);
+    };
+    socket.on('data', onHandshake).on('error', reject);
+    const key = Buffer.alloc(16, 7).toString('base64');
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  });
+}
+
+const seen = (payload: Buffer | null): Seen => (payload ? (({ type, seq }) => ({ type, seq }))(JSON.parse(payload.toString('utf8')) as { type: string; seq: number }) : null);
+
+serve({
+  /** Opens watchers `ids` on `path`, 64 at a time (a burst past the listen backlog costs SYN retries). */
+  open: async ({ port, path, ids, subscribe }) => {
+    const list = ids as number[];
+    await pool(list.length, 64, async (k) => watchers.set(list[k]!, await open(Number(port), `${String(path)}&cid=${list[k]!}`, subscribe as object)));
+    return watchers.size;
+  },
+  summary: (): WatcherSummary[] => [...watchers.values()].map((w) => ({ frames: w.frames, first: seen(w.first), last: seen(w.last ?? w.first), closed: w.closed })),
+  drop: () => {
+    for (const w of watchers.values()) w.socket.destroy();
+    watchers.clear();
+  },
+  /** CPU ms this process has used: whether the load generator, not the server, was the limit. */
+  cpu: () => (({ user, system }) => (user + system) / 1000)(process.cpuUsage()),
+  stop: () => void setImmediate(() => process.exit(0)),
+});
