@@ -3,3 +3,4 @@ export * from './stage.machine.js';
 export * from './run.machine.js';
 export * from './statuses.js';
 export * from './graph.js';
+export * from './persisted.js';

@@ -58,18 +58,18 @@ export const runMachine = setup({
   },
   actors: { stage: stageMachine },
   actions: {
-    // Every stage exists from the start, `pending`, so the timeline shows them all.
-    spawnStages: enqueueActions(({ context, enqueue }) => {
-      context.stages.forEach((settings, i) => {
-        const stage = i + 1;
-        enqueue.spawnChild('stage', {
-          id: stageActorId(stage),
-          systemId: stageActorId(stage),
-          input: { runId: context.runId, stage, ...settings },
-        });
-      });
+    /**
+     * A stage's actor is spawned when the stage starts: until then it is `pending` with nothing
+     * in its context, which is what the view shows for a stage with no actor (docs/machines.md),
+     * and thousands of runs in memory do not each carry actors for stages not started yet.
+     */
+    spawnStage: enqueueActions(({ context, enqueue }, { stage }: { stage: number }) => {
+      const settings = context.stages[stage - 1];
+      if (settings) enqueue.spawnChild('stage', { id: stageActorId(stage), input: { runId: context.runId, stage, ...settings } });
     }),
+    /** Spawns the stage the run is on and starts it. */
     startCurrent: enqueueActions(({ context, enqueue }) => {
+      enqueue({ type: 'spawnStage', params: { stage: context.current } } as never);
       enqueue.sendTo(stageActorId(context.current), { type: 'start_requested' });
     }),
     /** Passes a command on to the stage the run is on. */
@@ -104,6 +104,7 @@ export const runMachine = setup({
         enqueue({ type: 'nextRetry' } as never);
       } else if (context.betweenStages) {
         enqueue.assign({ current: context.current + 1, betweenStages: false });
+        enqueue({ type: 'spawnStage', params: { stage: context.current + 1 } } as never);
         enqueue.sendTo(stageActorId(context.current + 1), { type: 'start_requested' });
       } else {
         enqueue.sendTo(stageActorId(context.current), { type: 'resume_requested' });
@@ -140,8 +141,8 @@ export const runMachine = setup({
     idle: {
       on: {
         start_requested: [
-          { guard: 'firstNeedsApproval', target: 'awaiting_approval', actions: 'spawnStages' },
-          { target: 'running', actions: ['spawnStages', 'startCurrent'] },
+          { guard: 'firstNeedsApproval', target: 'awaiting_approval' },
+          { target: 'running', actions: 'startCurrent' },
         ],
         cancel_requested: { target: 'cancelled' },
       },

@@ -10,15 +10,11 @@ export const runMachine = createMachine({
         "start_requested": [
           {
             "guard": "firstNeedsApproval",
-            "target": "awaiting_approval",
-            "actions": "spawnStages"
+            "target": "awaiting_approval"
           },
           {
             "target": "running",
-            "actions": [
-              "spawnStages",
-              "startCurrent"
-            ]
+            "actions": "startCurrent"
           }
         ],
         "cancel_requested": {

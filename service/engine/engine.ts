@@ -47,6 +47,8 @@ export interface EngineOptions {
   telemetry?: RunTelemetry | null;
   /** Items of a run's stage hosted here that wait for a limit (service/limits/), for the processing card. */
   waitingOnLimit?: (runId: string, stage: number) => { key: string; items: number } | undefined;
+  /** How many loaded stage items, over every run, stay in memory between reads (stage-items.ts). [100000] */
+  itemsInMemory?: number;
 }
 
 /** A name for this instance when none is configured: `<hostname>-<pid>-<random>`. */
@@ -111,6 +113,7 @@ export class Engine {
       now: this.#now,
       inspect: opts.inspect,
       telemetry: opts.telemetry ?? undefined,
+      itemsInMemory: opts.itemsInMemory,
       onWritten: opts.onWritten,
       announce,
       onReleased: (runId) => {
@@ -295,7 +298,7 @@ export class Engine {
   async currentProcessing(runId: string): Promise<ProcessingView | undefined> {
     const host = this.#internal.hosts.get(runId);
     if (host) {
-      const card = host.processing();
+      const card = await host.processing();
       const waiting = card && this.#waitingOnLimit?.(runId, card.stage_number);
       return card && waiting ? { ...card, limit_waiting: waiting } : card;
     }

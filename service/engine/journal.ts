@@ -77,6 +77,11 @@ export class Journal {
     this.#seq = opts.lastSeq;
   }
 
+  /** The run's last durable seq: that of the last batch written (or the one it started from). */
+  get seq(): number {
+    return this.#seq;
+  }
+
   /** Whether `stop` was called: nothing more is written. */
   get stopped(): boolean {
     return this.#stopped;

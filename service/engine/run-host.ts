@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import {
   isTerminalRunState,
+  restorableRunSnapshot,
   type ItemJob,
   type ItemOutcome,
   type ItemRecord,
@@ -15,8 +16,9 @@ import type { AnyPipeline, ItemContext, LoadContext, StageDefinition } from '../
 import { isTransient } from '../store/faults.js';
 import type { Item, RunRecord, Store } from '../store/store.js';
 import type { RunSpans, RunTelemetry } from '../telemetry/telemetry.js';
-import { Journal } from './journal.js';
+import { Journal, type JournalOptions, type RunCheckpoint } from './journal.js';
 import type { ProvidedRunMachine } from './providers.js';
+import type { StageItems } from './stage-items.js';
 import { initialStateOf, transitionEvents } from './transitions.js';
 import { describeProcessing, describeRun, type ProcessingView, type RunView } from './view.js';
 
@@ -39,6 +41,8 @@ export interface HostDeps {
   onRetired: (host: RunHost) => void;
   /** OpenTelemetry spans of runs, stages and item attempts (service/telemetry/); none: off. */
   telemetry?: RunTelemetry | undefined;
+  /** The loaded items of stages at work, for every host of the engine (stage-items.ts). */
+  items: StageItems;
 }
 
 type RunActor = Actor<ProvidedRunMachine>;
@@ -53,56 +57,38 @@ export class RunHost {
   readonly options: unknown;
   readonly journal: Journal;
   readonly #deps: HostDeps;
-  readonly #items = new Map<number, Item[]>();
-  /** When each item's current attempt began (epoch ms), by `<stage>:<index>`: its event says how long it took. */
-  readonly #attemptStarted = new Map<string, number>();
+  /**
+   * Each item's current attempt, by `<stage>:<index>`: the item (its record names it) and when
+   * the attempt began (epoch ms; its event says how long it took). Only these items stay with
+   * the run; its stages' lists are the engine's to keep or let go (stage-items.ts).
+   */
+  readonly #attempts = new Map<string, { item: Item; startedAt: number }>();
   /** Last state value seen per machine actor (by session id). */
   readonly #states = new Map<string, string>();
   #actor: RunActor | undefined;
-  #lastSeq: number;
   #retiring = false;
   /** This run's spans while hosted here; undefined when telemetry is off. */
   #spans: RunSpans | undefined;
-  /** The last view and what it was made from: served again until one of them changes. */
-  #view: { from: readonly unknown[]; view: RunView } | undefined;
   /** The persisted snapshot the actor starts from (null: a new run), until `start` has read it. */
   #restoreFrom: unknown;
 
   constructor(record: RunRecord, pipeline: AnyPipeline, options: unknown, deps: HostDeps) {
     // The persisted snapshot is read once, by `start`; the actor holds the run's state from then on.
     this.record = { ...record, snapshot: null };
-    this.#restoreFrom = record.snapshot ?? null;
+    this.#restoreFrom = record.snapshot ? restorableRunSnapshot(record.snapshot) : null;
     this.pipeline = pipeline;
     this.options = options;
     this.#deps = deps;
-    this.#lastSeq = record.lastSeq;
-    this.journal = new Journal({
-      store: deps.store,
-      runId: record.runId,
-      owner: deps.owner,
-      lastSeq: record.lastSeq,
-      checkpoint: () => {
-        const actor = this.#requireActor();
-        const snap = actor.getSnapshot();
-        return { snapshot: actor.getPersistedSnapshot(), status: String(snap.value), error: snap.context.error };
-      },
-      onAppended: (events) => {
-        this.#lastSeq = events[events.length - 1]?.seq ?? this.#lastSeq;
-        deps.onAppended(this, events);
-      },
-      onFault: (err) => deps.onFault(this, err),
-      onHold: (err) => deps.onHold?.(this, err),
-      onResume: () => deps.onResume?.(this),
-      onWritten: deps.onWritten,
-    });
+    this.journal = new Journal(new HostJournalOptions(this, record, deps));
   }
 
   get runId(): string {
     return this.record.runId;
   }
 
+  /** The run's last durable seq. */
   get lastSeq(): number {
-    return this.#lastSeq;
+    return this.journal.seq;
   }
 
   get actor(): RunActor {
@@ -151,17 +137,12 @@ export class RunHost {
   }
 
   /**
-   * The run as the API shows it. XState snapshots are immutable, so the view made from the
-   * actors' snapshots is kept and served again until one of them (or the seq, or the record's
-   * close) changes: a run polled often between transitions costs nothing more.
+   * The run as the API shows it, made from the live snapshots each time: cheap (no tree is
+   * serialised), and nothing is kept per run between two reads, which with thousands of runs in
+   * memory is what counts (docs/benchmarks.md, the service part's memory figure).
    */
   view(): RunView {
-    const from = this.#viewInputs();
-    const cached = this.#view;
-    if (cached && cached.from.length === from.length && cached.from.every((x, i) => x === from[i])) return cached.view;
-    const view = describeRun(this.#liveRecord(), this.pipeline.stages, this.#lastSeq);
-    this.#view = { from, view };
-    return view;
+    return describeRun(this.#liveRecord(), this.pipeline.stages, this.lastSeq);
   }
 
   /**
@@ -179,20 +160,16 @@ export class RunHost {
     return { value: snap.value, context: snap.context, children };
   }
 
-  #viewInputs(): unknown[] {
-    const snap = this.#requireActor().getSnapshot();
-    const from: unknown[] = [snap, this.#lastSeq, this.record.closedAt];
-    for (const child of Object.values(snap.children)) from.push(child?.getSnapshot());
-    return from;
+  /** The processing card: its items from memory, or from the store when they were let go. */
+  async processing(): Promise<ProcessingView | undefined> {
+    const current = this.#requireActor().getSnapshot().context.current;
+    const items = this.#stageContext(current)?.total == null ? undefined : await this.#itemsOf(current);
+    return describeProcessing(this.#liveRecord(), this.pipeline.stages, (stage) => (stage === current ? items : undefined));
   }
 
-  processing(): ProcessingView | undefined {
-    return describeProcessing(this.#liveRecord(), this.pipeline.stages, (stage) => this.#items.get(stage));
-  }
-
-  /** A stage's items if this host has them in memory. */
+  /** A stage's items if they are in memory. */
   cachedItems(stage: number): readonly Item[] | undefined {
-    return this.#items.get(stage);
+    return this.#deps.items.get(this.runId, stage);
   }
 
   // --- what the machines call through the providers -------------------------------------
@@ -205,7 +182,7 @@ export class RunHost {
       const loaded = checkItems(await this.#stageDef(stage).loadItems(this.#loadContext(stage, signal)), stage);
       items = await whileUnavailable(() => store.saveStageItems(this.runId, stage, loaded), signal);
     }
-    this.#items.set(stage, items);
+    this.#deps.items.set(this.runId, stage, items);
     return { total: items.length, loadedAt: this.#deps.now() };
   }
 
@@ -218,7 +195,7 @@ export class RunHost {
       idempotencyKey: `${this.runId}:${job.stage}:${item.id}`,
       attempt: job.attempt,
     };
-    this.#attemptStarted.set(`${job.stage}:${job.index}`, this.#deps.now());
+    this.#attempts.set(`${job.stage}:${job.index}`, { item, startedAt: this.#deps.now() });
     const span = this.#spans?.attempt(job.stage, item.id, job.attempt);
     try {
       const result = await this.#stageDef(job.stage).processItem(item, ctx);
@@ -239,18 +216,19 @@ export class RunHost {
 
   /** Called from the stage's `recordItem` action, inside the cascade that counts the item. */
   recordItem(rec: ItemRecord): void {
-    const item = this.#items.get(rec.stage)?.[rec.index];
-    if (!item) throw new Error(`stage ${rec.stage} has no item at position ${rec.index}`);
+    // The outcome being recorded came from this attempt, which `processItem` began here.
+    const key = `${rec.stage}:${rec.index}`;
+    const attempt = this.#attempts.get(key);
+    if (!attempt) throw new Error(`stage ${rec.stage} has no attempt in flight at position ${rec.index}`);
+    this.#attempts.delete(key);
+    const { item, startedAt: started } = attempt;
     const stage = this.#stageContext(rec.stage);
     const total = stage?.total ?? 0;
     const processed = (stage?.processed ?? 0) + 1;
     const ref = { id: item.id, title: item.title };
     const at = this.#at();
     // The last attempt's time, kept with the event (GET /runs/:id/items shows it).
-    const key = `${rec.stage}:${rec.index}`;
-    const started = this.#attemptStarted.get(key);
-    this.#attemptStarted.delete(key);
-    const timed = started === undefined ? {} : { duration_ms: Math.max(0, Date.parse(at) - started) };
+    const timed = { duration_ms: Math.max(0, Date.parse(at) - started) };
     const event =
       rec.status === 'done'
         ? events.itemProcessed({ stage: rec.stage, processed, total, item: ref, ...timed }, at)
@@ -279,12 +257,12 @@ export class RunHost {
     return def;
   }
 
-  async #itemsOf(stage: number, signal?: AbortSignal): Promise<Item[]> {
-    const cached = this.#items.get(stage);
+  async #itemsOf(stage: number, signal?: AbortSignal): Promise<readonly Item[]> {
+    const cached = this.#deps.items.get(this.runId, stage);
     if (cached) return cached;
     const stored = await whileUnavailable(() => this.#deps.store.getStageItems(this.runId, stage), signal);
     if (!stored) throw new Error(`stage ${stage} has not loaded its items`);
-    this.#items.set(stage, stored);
+    this.#deps.items.set(this.runId, stage, stored);
     return stored;
   }
 
@@ -370,6 +348,53 @@ export class RunHost {
       .catch(() => {
         // The fault was reported through onFault; the run is recovered from the store on restart.
       });
+  }
+}
+
+/**
+ * What a host's journal is given: an object of a class, its methods on the prototype, rather
+ * than callbacks made for each run, which with thousands of runs in memory weighed more than
+ * the rest of the journal (docs/architecture.md, "Memory per run").
+ */
+class HostJournalOptions implements JournalOptions {
+  readonly store: Store;
+  readonly runId: string;
+  readonly owner: string;
+  readonly lastSeq: number;
+  readonly onWritten: ((seconds: number) => void) | undefined;
+  readonly #host: RunHost;
+  readonly #deps: HostDeps;
+
+  constructor(host: RunHost, record: RunRecord, deps: HostDeps) {
+    this.store = deps.store;
+    this.runId = record.runId;
+    this.owner = deps.owner;
+    this.lastSeq = record.lastSeq;
+    this.onWritten = deps.onWritten;
+    this.#host = host;
+    this.#deps = deps;
+  }
+
+  checkpoint(): RunCheckpoint {
+    const actor = this.#host.actor;
+    const snap = actor.getSnapshot();
+    return { snapshot: actor.getPersistedSnapshot(), status: String(snap.value), error: snap.context.error };
+  }
+
+  onAppended(events: StoredEvent[]): void {
+    this.#deps.onAppended(this.#host, events);
+  }
+
+  onFault(err: unknown): void {
+    this.#deps.onFault(this.#host, err);
+  }
+
+  onHold(err: unknown): void {
+    this.#deps.onHold?.(this.#host, err);
+  }
+
+  onResume(): void {
+    this.#deps.onResume?.(this.#host);
   }
 }
 

@@ -12,7 +12,8 @@ import { LeaseLostError, type CommandOutcome, type QueuedCommand, type RunRecord
 import { decide, type CommandState, type Verdict } from '../commands.js';
 import { failedToRetry, retryableStages, retryFailedEvent } from '../retry-failed.js';
 import { provideMachines, type ProvidedRunMachine } from '../providers.js';
-import { RunHost } from '../run-host.js';
+import { RunHost, type HostDeps } from '../run-host.js';
+import { StageItems } from '../stage-items.js';
 import { describeProcessing, describeRun, type ProcessingView, type RunView } from '../view.js';
 import type { RunTelemetry } from '../../telemetry/telemetry.js';
 import type { CommandRequest, CommandResult, DurableView, PreparedStart, RunKind, StartRunRequest } from './kind.js';
@@ -27,6 +28,8 @@ export interface InternalRunsOptions {
   inspect: ((ev: InspectionEvent) => void) | undefined;
   /** OpenTelemetry spans of runs, stages and item attempts (service/telemetry/); undefined: off. */
   telemetry?: RunTelemetry | undefined;
+  /** How many loaded stage items stay in memory (stage-items.ts). [100000] */
+  itemsInMemory?: number | undefined;
   onWritten: ((seconds: number) => void) | undefined;
   announce: (record: RunRecord, events: readonly StoredEvent[]) => void;
   /** A run left memory: it finished, or this instance can no longer write it. */
@@ -47,10 +50,16 @@ export class InternalRuns implements RunKind {
   readonly #opts: InternalRunsOptions;
   readonly #machine: ProvidedRunMachine;
   readonly #hosts = new Map<string, RunHost>();
+  readonly #items: StageItems;
+
+  /** What every host is given: one object for all of them, its callbacks told which host calls. */
+  readonly #hostDeps: HostDeps;
 
   constructor(opts: InternalRunsOptions) {
     this.#opts = opts;
+    this.#items = new StageItems(opts.itemsInMemory === undefined ? {} : { maxItems: opts.itemsInMemory });
     this.#machine = provideMachines((id) => this.#requireHost(id), opts.now);
+    this.#hostDeps = this.#makeHostDeps();
   }
 
   serves(pipeline: string): boolean {
@@ -94,9 +103,12 @@ export class InternalRuns implements RunKind {
     return this.#hosts;
   }
 
-  /** The runs held here, and whether each still needs its lease (it has not finished). */
-  held(): { runId: string; live: boolean }[] {
-    return [...this.#hosts.values()].map((h) => ({ runId: h.runId, live: !isTerminalRunState(h.state) }));
+  /**
+   * The runs held here, and whether each still needs its lease (it has not finished), made as
+   * they are read: a caller that only asks whether there are any reads one.
+   */
+  *held(): Generator<{ runId: string; live: boolean }> {
+    for (const h of this.#hosts.values()) yield { runId: h.runId, live: !isTerminalRunState(h.state) };
   }
 
   /** Applies a command another instance queued for a run held here, and says how it went. */
@@ -125,9 +137,8 @@ export class InternalRuns implements RunKind {
     return this.#hosts.get(record.runId)?.view() ?? describeRun(record, this.#stagesOf(record));
   }
 
+  /** For a run not in memory here (the engine asks a hosted run's host). */
   processing(record: RunRecord): ProcessingView | undefined {
-    const host = this.#hosts.get(record.runId);
-    if (host) return host.processing();
     return describeProcessing(record, this.#stagesOf(record), () => undefined);
   }
 
@@ -263,8 +274,14 @@ export class InternalRuns implements RunKind {
   }
 
   #host(record: RunRecord, pipeline: AnyPipeline, options: unknown): RunHost {
+    const host = new RunHost(record, pipeline, options, this.#hostDeps);
+    this.#hosts.set(record.runId, host);
+    return host;
+  }
+
+  #makeHostDeps(): HostDeps {
     const log = this.#opts.logger;
-    const host = new RunHost(record, pipeline, options, {
+    return {
       store: this.#opts.store,
       owner: this.#opts.owner,
       inspect: this.#opts.inspect,
@@ -294,15 +311,15 @@ export class InternalRuns implements RunKind {
         this.#release(h);
       },
       telemetry: this.#opts.telemetry,
-    });
-    this.#hosts.set(record.runId, host);
-    return host;
+      items: this.#items,
+    };
   }
 
   #release(host: RunHost): void {
     // A host already replaced (or let go) is not released twice.
     if (this.#hosts.get(host.runId) !== host) return;
     this.#hosts.delete(host.runId);
+    this.#items.drop(host.runId, host.pipeline.stages.length);
     this.#opts.onReleased(host.runId);
   }
 }

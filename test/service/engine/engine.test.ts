@@ -255,21 +255,21 @@ describe('engine', () => {
     expect((await engine.command(id, 'close', { by: 'x' })).accepted).toBe(true);
   });
 
-  it("serves a hosted run's view as the store's snapshot reads, again while nothing moves and anew once something does", async () => {
+  it("serves a hosted run's view as the store's snapshot reads, the same while nothing moves and anew once something does", async () => {
     const gate = gatedPipeline('gated', [2, 1]);
     const { engine } = engineOn(dir.path, [gate.pipeline]);
     const { run_id: id } = await engine.startRun({ ...ACME, pipeline: 'gated' });
     await gate.inFlight(1);
     await engine.settle();
     const before = (await engine.getRun(id))!;
-    expect(await engine.getRun(id)).toBe(before);
+    expect(await engine.getRun(id)).toEqual(before);
     const { updated_at: _u, processing: _p, ...durable } = (await engine.durableView(id))!.run;
     expect(before).toMatchObject(durable);
     await gate.finish();
     await gate.inFlight(1);
     await engine.settle();
     const after = (await engine.getRun(id))!;
-    expect(after).not.toBe(before);
+    expect(after).not.toEqual(before);
     expect(after.stages[0]).toMatchObject({ processed_items: 1, total_items: 2 });
     expect(after.last_seq).toBeGreaterThan(before.last_seq);
     const paused = await engine.command(id, 'pause', { by: 'x' });
