@@ -1,5 +1,5 @@
 // The hub parts' load generator, a process of its own: opens the connections asked for, counts
-// deliveries per phase and frames by type, records healthy clients' latency, stalls some on request.
+// deliveries per phase, records healthy clients' latency, stalls some on request.
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -35,8 +35,6 @@ const OPEN_CONCURRENCY = 64;
 
 const conns = new Map<number, Conn>();
 const phases = new Map<number, Phase>();
-/** Frames received by type (`event`, `view`, …) since the last `frames` call. */
-let kinds: Record<string, number> = {};
 /** Healthy clients whose connection ended: a fair hub never closes one. */
 let healthyClosed = 0;
 
@@ -52,13 +50,7 @@ function isEvent(buf: Buffer): boolean {
 }
 
 function onMessage(conn: Conn, data: Buffer): void {
-  if (conn.stalled) return;
-  if (!isEvent(data)) {
-    const type = /^\{"type":"(\w+)"/.exec(data.toString('latin1', 0, 24))?.[1] ?? '?';
-    kinds[type] = (kinds[type] ?? 0) + 1;
-    return;
-  }
-  kinds.event = (kinds.event ?? 0) + 1;
+  if (conn.stalled || !isEvent(data)) return;
   const ph = numberAfter(data, PH);
   let p = phases.get(ph);
   if (!p) phases.set(ph, (p = { deliveries: 0, healthyDeliveries: 0, windows: [], lastAt: 0 }));
@@ -73,8 +65,8 @@ function onMessage(conn: Conn, data: Buffer): void {
   }
 }
 
-/** A client subscribing with `{type, topic}` plus, for view mode, `mode` and `max_hz`. */
-async function open(url: string, cid: number, subscribe: Record<string, unknown>, healthy: boolean): Promise<void> {
+/** A client subscribing to `topic`. */
+async function open(url: string, cid: number, topic: unknown, healthy: boolean): Promise<void> {
   const ws = new WebSocket(`${url}&cid=${cid}`, { perMessageDeflate: false });
   const conn: Conn = { ws, healthy, stalled: false };
   ws.on('message', (data: Buffer) => onMessage(conn, data));
@@ -87,14 +79,13 @@ async function open(url: string, cid: number, subscribe: Record<string, unknown>
   });
   await once(ws, 'open');
   conns.set(cid, conn);
-  ws.send(JSON.stringify({ type: 'subscribe', ...subscribe }));
+  ws.send(JSON.stringify({ type: 'subscribe', topic }));
 }
 
 async function openAll(req: Record<string, unknown>): Promise<number> {
   // Ids already connected are left as they are: a phase tops the fleet up to what it needs.
   const ids = (req.ids as number[]).filter((cid) => !conns.has(cid));
-  const subscribe = { topic: req.topic, ...(req.extra as object | undefined) };
-  await pool(ids.length, OPEN_CONCURRENCY, (i) => open(req.url as string, ids[i]!, subscribe, ids[i]! < (req.healthyBelow as number)));
+  await pool(ids.length, OPEN_CONCURRENCY, (i) => open(req.url as string, ids[i]!, req.topic, ids[i]! < (req.healthyBelow as number)));
   return conns.size;
 }
 
@@ -143,7 +134,6 @@ serve({
   },
   stats: () => Object.fromEntries([...phases].map(([ph, p]) => [ph, { ...p, windows: Array.from(p.windows, (h) => h?.toJSON() ?? []) }])),
   count: (req) => phases.get(req.ph as number)?.deliveries ?? 0,
-  frames: () => [kinds, (kinds = {})][0],
   healthyClosed: () => healthyClosed,
   /** CPU ms this process has used: whether the load generator, not the server, was the limit. */
   cpu: () => {

@@ -112,13 +112,12 @@ class Job:
 class _Answer:
     """An answer on its way to the answering thread; `kept` once its slot went to a new job."""
 
-    __slots__ = ("job", "what", "body", "sent", "kept")
+    __slots__ = ("job", "what", "body", "kept")
 
     def __init__(self, job, what, body):
         self.job = job
         self.what = what
         self.body = body
-        self.sent = threading.Event()
         self.kept = False
 
 
@@ -272,12 +271,12 @@ class Worker:
             self._work(job)
 
     def _work(self, job):
-        kept = False  # the slot went to a job claimed with the answer
+        answered = False  # the answering thread has the job (and its slot) from here
         try:
             handlers = self._loads if job.kind == "load" else self._items
             fn = handlers.get(job.stage_key) or handlers.get(None)
             if fn is None:
-                kept = self._answer(job, "fail", {"error": "no %s handler for stage %s on this worker" % (job.kind, job.stage_key), "retryable": True})
+                answered = self._answer(job, "fail", {"error": "no %s handler for stage %s on this worker" % (job.kind, job.stage_key), "retryable": True})
                 return
             try:
                 result = fn(job)
@@ -286,31 +285,35 @@ class Worker:
             except LeaseLost:
                 return
             except Fail as err:
-                kept = self._answer(job, "fail", {"error": str(err) or "failed", "retryable": bool(err.retryable)})
+                answered = self._answer(job, "fail", {"error": str(err) or "failed", "retryable": bool(err.retryable)})
                 return
             except Exception as err:  # the handler's fault is the attempt's failure
-                kept = self._answer(job, "fail", {"error": "%s: %s" % (type(err).__name__, err), "retryable": True})
+                answered = self._answer(job, "fail", {"error": "%s: %s" % (type(err).__name__, err), "retryable": True})
                 return
             if job.cancelled.is_set() or job.lost.is_set():
                 return
             if job.kind == "load":
-                kept = self._answer(job, "complete", {"items": list(result or [])})
+                answered = self._answer(job, "complete", {"items": list(result or [])})
             else:
-                kept = self._answer(job, "complete", dict(result or {}))
+                answered = self._answer(job, "complete", dict(result or {}))
         finally:
-            with self._lock:
-                self._held.pop(job.job_id, None)
-            if not kept:
-                self._free.release()
+            if not answered:
+                self._let_go(job, kept=False)
 
     def _answer(self, job, what, body):
-        """Hands the answer to the answering thread; True when the job's slot went to a new job."""
+        """Hands the answer to the answering thread, which also lets the job and its slot go once it is sent."""
         # The answering thread sends what several handlers finished together in one request, and
-        # asks for as many new jobs in it; the handler's slot stays taken until then.
-        entry = _Answer(job, what, body)
-        self._answers.put(entry)
-        entry.sent.wait()
-        return entry.kept
+        # asks for as many new jobs in it; the job's slot stays taken until then (a new job may
+        # take it). The handler is free for its next job at once.
+        self._answers.put(_Answer(job, what, body))
+        return True
+
+    def _let_go(self, job, kept):
+        # The job is done with here; its slot is free again unless a job claimed with its answer took it.
+        with self._lock:
+            self._held.pop(job.job_id, None)
+        if not kept:
+            self._free.release()
 
     def _answering(self):
         while True:
@@ -341,7 +344,7 @@ class Worker:
             finally:
                 for entry in batch:
                     entry.job.answered = True
-                    entry.sent.set()
+                    self._let_go(entry.job, entry.kept)
 
     def _all_answered(self, n):
         # Jobs held and not yet answered are those running (or about to): n of them are in the batch.

@@ -5,6 +5,8 @@
 //   worker.load('cropping_faces', async (job) => [{ id: 1, title: 'Image 1' }]);
 //   worker.item('cropping_faces', async (job) => ({ cost: 0.1 })); // job.signal aborts on cancel
 //   await worker.run(); // until SIGTERM/SIGINT or worker.stop()
+//
+// Answers that handlers finish together go out in one request (POST /api/v1/workers/answers).
 import { hostname } from 'node:os';
 
 export interface JobData {
@@ -74,6 +76,9 @@ export interface WorkerOptions {
   handleSignals?: boolean;
 }
 
+/** The most answers one `POST /answers` takes. */
+const MAX_ANSWERS = 100;
+
 interface Held {
   data: JobData;
   abort: AbortController;
@@ -89,6 +94,9 @@ export class Worker {
   readonly #loads = new Map<string | null, LoadHandler>();
   readonly #held = new Map<string, Held>();
   readonly #lastBeat = new Map<string, number>();
+  /** Answers on their way: sent together at the end of the turn they were given in. */
+  readonly #answers: { held: Held; what: 'complete' | 'fail'; body: unknown; sent: () => void }[] = [];
+  #batchAnswers = true;
   #stopping = false;
   #wake: (() => void) | undefined;
   #poll: AbortController | undefined;
@@ -198,13 +206,44 @@ export class Worker {
     await this.#answer(held, 'complete', job.kind === 'load' ? { items: result ?? [] } : (result ?? {}));
   }
 
-  async #answer(held: Held, what: 'complete' | 'fail', body: unknown): Promise<void> {
+  /**
+   * Answers the job. The answers handlers finish in one turn of the event loop go out together,
+   * in one `POST /answers` (docs/workers.md, "Answering several jobs at once").
+   */
+  #answer(held: Held, what: 'complete' | 'fail', body: unknown): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#answers.length === 0) setImmediate(() => void this.#sendAnswers());
+      this.#answers.push({ held, what, body, sent: resolve });
+    });
+  }
+
+  async #sendAnswers(): Promise<void> {
+    const batch = this.#answers.splice(0, MAX_ANSWERS);
+    if (this.#answers.length > 0) setImmediate(() => void this.#sendAnswers());
+    try {
+      if (this.#batchAnswers) {
+        try {
+          await this.#post('/api/v1/workers/answers', { answers: batch.map((a) => ({ job_id: a.held.data.job_id, [a.what]: a.body })) });
+          return; // each entry's own verdict (LEASE_LOST: the job is offered again) needs nothing more here
+        } catch (err) {
+          // A service without POST /answers (404), or a batch it refuses whole: one by one.
+          if (err instanceof RunstateError && err.status === 404) this.#batchAnswers = false;
+        }
+      }
+      await Promise.all(batch.map((a) => this.#answerOne(a.held, a.what, a.body)));
+    } finally {
+      for (const a of batch) {
+        a.held.answered = true;
+        a.sent();
+      }
+    }
+  }
+
+  async #answerOne(held: Held, what: 'complete' | 'fail', body: unknown): Promise<void> {
     try {
       await this.#post(`/api/v1/workers/jobs/${held.data.job_id}/${what}`, body);
     } catch {
       // LEASE_LOST or the service unreachable: the job is offered again; nothing more to do here.
-    } finally {
-      held.answered = true;
     }
   }
 

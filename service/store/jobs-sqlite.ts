@@ -140,6 +140,9 @@ interface PendingInsert {
   reject: (err: unknown) => void;
 }
 
+/** How many records of unclaimed jobs the SQLite store keeps for their claims (jobs beyond are read back). */
+const FRESH = 20_000;
+
 const JOB_KEY = 'run_id = ? AND stage = ? AND kind = ? AND item_id = ? AND attempt = ?';
 
 /** Every statement the store runs, prepared once: a job's life is a handful of them, run thousands of times a second. */
@@ -165,10 +168,12 @@ function statements(db: Database.Database) {
        WHERE queue = ? AND state IN ('queued', 'claimed') AND (state = 'queued' OR lease_until <= ?)
        ORDER BY id LIMIT ?`,
     ),
-    // One statement for the whole claim: the ids picked go in as a JSON list.
-    take: db.prepare<[string, number, number, string], JobRow>(
+    // One statement for the whole claim: the ids picked go in as a JSON list. Only the id and the
+    // claim's number come back: building a row's every column is most of a claim's cost, and the
+    // store has the rest of a job it inserted (#fresh); others are read (byIds).
+    take: db.prepare<[string, number, number, string], { id: number; claims: number }>(
       `UPDATE worker_jobs SET state = 'claimed', claims = claims + 1, worker_id = ?, claimed_at = ?, lease_until = ? + lease_ms
-       WHERE id IN (SELECT value FROM json_each(?)) RETURNING *`,
+       WHERE id IN (SELECT value FROM json_each(?)) RETURNING id, claims`,
     ),
     lease: db.prepare<[number], { state: string; claims: number; lease_until: number | null }>('SELECT state, claims, lease_until FROM worker_jobs WHERE id = ?'),
     extend: db.prepare<[number, string | null, number]>('UPDATE worker_jobs SET lease_until = ? + lease_ms, message = COALESCE(?, message) WHERE id = ?'),
@@ -204,7 +209,14 @@ function statements(db: Database.Database) {
 export class SqliteJobStore implements JobStore {
   readonly #db: Database.Database;
   readonly #sql: ReturnType<typeof statements>;
-  readonly #claimTx: (queue: string, workerId: string, max: number, now: number) => ClaimedJob[];
+  readonly #claimTx: (picked: readonly { id: number; state: string }[], workerId: string, now: number) => ClaimedJob[];
+  /**
+   * The records of jobs this store inserted and nobody claimed yet (at most FRESH, the newest), for
+   * the claim that takes them: until its first claim only a job's state changes (held, queued,
+   * cancelled), and its claim writes that. One process is all there is on SQLite, so no other
+   * writer changes them behind its back.
+   */
+  readonly #fresh = new Map<number, JobRecord>();
   readonly #heartbeatTx: (id: number, claims: number, message: string | null, now: number) => HeartbeatAnswer;
   readonly #finishTx: (answers: readonly JobAnswerOf[], now: number) => FinishAnswer[];
   readonly #releaseTx: (id: number, claims: number, now: number) => FinishAnswer;
@@ -223,13 +235,19 @@ export class SqliteJobStore implements JobStore {
       })();
     });
     const sql = (this.#sql = statements(db));
-    this.#claimTx = db.transaction((queue: string, workerId: string, max: number, now: number): ClaimedJob[] => {
-      const picked = sql.claimable.all(queue, now, max);
-      if (picked.length === 0) return [];
+    this.#claimTx = db.transaction((picked: readonly { id: number; state: string }[], workerId: string, now: number): ClaimedJob[] => {
       const wasLost = new Set(picked.filter((r) => r.state === 'claimed').map((r) => r.id));
-      return sql.take
-        .all(workerId, now, now, JSON.stringify(picked.map((r) => r.id)))
-        .map((row) => ({ job: toJob(row), leaseWasLost: wasLost.has(row.id) }))
+      const taken = sql.take.all(workerId, now, now, JSON.stringify(picked.map((r) => r.id)));
+      const unknown = taken.filter((t) => !this.#fresh.has(t.id)).map((t) => t.id);
+      const read = new Map((unknown.length === 0 ? [] : sql.byIds.all(JSON.stringify(unknown))).map((row) => [Number(row.id), toJob(row)]));
+      return taken
+        .map(({ id, claims }): ClaimedJob => {
+          const fresh = this.#fresh.get(id);
+          this.#fresh.delete(id);
+          // A job never claimed before: as inserted, but for what this claim changed.
+          const job = fresh ? { ...fresh, state: 'claimed' as const, claims, workerId, claimedAt: now } : read.get(id)!;
+          return { job, leaseWasLost: wasLost.has(id) };
+        })
         .sort((a, b) => a.job.id - b.job.id);
     });
     this.#heartbeatTx = db.transaction((id: number, claims: number, message: string | null, now: number): HeartbeatAnswer => {
@@ -270,7 +288,9 @@ export class SqliteJobStore implements JobStore {
           held ? 'held' : 'queued', now,
         );
         if (!inserted) return toJob(sql.byKey.get(job.runId, job.stage, job.kind, itemId, job.attempt)!);
-        return newRecord(job, Number(inserted.id), held ? 'held' : 'queued', item, options);
+        const record = newRecord(job, Number(inserted.id), held ? 'held' : 'queued', item, options);
+        this.#keepFresh(record);
+        return record;
       });
     });
     this.#releaseTx = db.transaction((id: number, claims: number, now: number): FinishAnswer => {
@@ -326,7 +346,17 @@ export class SqliteJobStore implements JobStore {
   }
 
   async claim(queue: string, workerId: string, max: number): Promise<ClaimedJob[]> {
-    return this.#claimTx(queue, workerId, max, Date.now());
+    const now = Date.now();
+    // The look outside a transaction: a claim that finds nothing (a long poll's first look, most
+    // often) writes nothing. Nothing else runs between it and the transaction that takes the jobs.
+    const picked = this.#sql.claimable.all(queue, now, max);
+    return picked.length === 0 ? [] : this.#claimTx(picked, workerId, now);
+  }
+
+  #keepFresh(job: JobRecord): void {
+    this.#fresh.delete(job.id); // a reused row id: the new job's record, at the end of the order
+    this.#fresh.set(job.id, job);
+    if (this.#fresh.size > FRESH) this.#fresh.delete(this.#fresh.keys().next().value!);
   }
 
   async getJob(id: number): Promise<JobRecord | undefined> {

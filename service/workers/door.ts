@@ -1,11 +1,11 @@
 // The workers' side of jobs (docs/workers.md): claims, long-polls, heartbeats, answers. Any instance
 // serves them; answers are stored on the job, where the run's owner takes them up (queue.ts).
-import { EventEmitter } from 'node:events';
 import type { Principal } from '../auth/tokens.js';
 import { httpError, RunstateError } from '../errors.js';
-import { jobRef, parseJobRef, type FinishAnswer, type JobAnswer, type JobRecord, type JobStore } from '../store/jobs.js';
+import { jobRef, parseJobRef, type ClaimedJob, type FinishAnswer, type JobAnswer, type JobRecord, type JobStore } from '../store/jobs.js';
 import { answerEntry, bad, claimBody, completion, failure, MAX_CLAIM, objectBody, type ClaimBody } from './bodies.js';
 import type { WorkerMetrics } from './metrics.js';
+import { PollLine } from './polls.js';
 import { QueueStats, type QueueStatsView } from './queue-stats.js';
 
 const SEEN_MS = 60_000;
@@ -51,13 +51,11 @@ interface Seen {
 
 export class WorkerDoor {
   readonly #opts: DoorOptions;
-  readonly #queued = new EventEmitter();
+  readonly #polls: PollLine;
   readonly #seen = new Map<string, Seen>();
   /** When this instance last wrote (worker, queue) to the job store. */
   readonly #noted = new Map<string, number>();
   readonly #stats = new QueueStats();
-  /** Queues with jobs queued in this turn, woken at its end. */
-  readonly #wake = new Set<string>();
   /**
    * The jobs this instance handed out, by job id (`<job>.<claim>`), until that claim's answer
    * comes back here: POST /answers checks an entry against the record its claim returned, not
@@ -69,29 +67,21 @@ export class WorkerDoor {
 
   constructor(opts: DoorOptions) {
     this.#opts = opts;
-    this.#queued.setMaxListeners(0);
+    this.#polls = new PollLine(opts.pollMs);
   }
 
   /**
-   * A job of `queue` became claimable: wake the long-polls waiting on it, once at the end of this
-   * turn of the event loop, so that the jobs a stage queues together go out in one claim rather
-   * than one claim (and one HTTP round trip) each.
+   * A job of `queue` became claimable: long polls waiting on it are woken for it at the end of
+   * this turn, as many as it takes (polls.ts).
    */
   queued(queue: string): void {
-    if (this.#wake.size === 0) setImmediate(() => this.#wakeQueued());
-    this.#wake.add(queue);
-  }
-
-  #wakeQueued(): void {
-    const queues = [...this.#wake];
-    this.#wake.clear();
-    for (const q of queues) this.#queued.emit(q);
+    this.#polls.queued(queue);
   }
 
   /** Long-polls answer at once with what they have. */
   close(): void {
     this.#closed = true;
-    this.#queued.emit('*close*');
+    this.#polls.close();
   }
 
   /** `gone`: the worker hung up (it is stopping): no job is claimed for it after that. */
@@ -104,9 +94,25 @@ export class WorkerDoor {
   async #claim({ queue, workerId, max, waitMs }: ClaimBody, gone: AbortSignal | undefined): Promise<{ jobs: unknown[] }> {
     this.#see(workerId, queue);
     const deadline = Date.now() + waitMs;
+    // Woken for `share` jobs queued: this poll claims them, or passes them on to another poll
+    // when it is gone or its claim fails.
+    let share = 0;
     for (;;) {
-      if (gone?.aborted) return { jobs: [] };
-      const claimed = await this.#opts.jobs.claim(queue, workerId, max);
+      if (gone?.aborted) {
+        this.#polls.wakeFor(queue, share);
+        return { jobs: [] };
+      }
+      let claimed: ClaimedJob[] = [];
+      if (waitMs === 0 || share > 0 || this.#polls.worthALook(queue)) {
+        const look = this.#polls.look(queue);
+        try {
+          claimed = await this.#opts.jobs.claim(queue, workerId, max);
+        } catch (err) {
+          this.#polls.wakeFor(queue, share);
+          throw err;
+        }
+        this.#polls.looked(look, max, claimed);
+      }
       if (claimed.length > 0) {
         const seen = this.#see(workerId, queue);
         for (const c of claimed) {
@@ -125,7 +131,7 @@ export class WorkerDoor {
       }
       const left = deadline - Date.now();
       if (left <= 0 || this.#closed) return { jobs: [] };
-      await this.#waitForJob(queue, Math.min(left, this.#opts.pollMs ?? 250), gone);
+      share = await this.#polls.wait(queue, max, Math.min(left, this.#polls.pollMs), gone);
     }
   }
 
@@ -339,22 +345,6 @@ export class WorkerDoor {
     if (!s) return;
     s.inFlight.delete(job.id);
     s.lastSeen = Date.now();
-  }
-
-  #waitForJob(queue: string, ms: number, gone: AbortSignal | undefined): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#queued.off(queue, done);
-        this.#queued.off('*close*', done);
-        gone?.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.#queued.once(queue, done);
-      this.#queued.once('*close*', done);
-      gone?.addEventListener('abort', done, { once: true });
-    });
   }
 }
 

@@ -20,9 +20,14 @@ export interface QueueStatsView {
   leases_lost: number;
 }
 
+/** The newest MAX_SAMPLES answers of a queue, in a ring: recording one moves nothing. */
 interface Samples {
-  at: number[];
-  ms: number[];
+  at: Float64Array;
+  ms: Float64Array;
+  /** Where the next answer goes. */
+  next: number;
+  /** Answers held (at most MAX_SAMPLES). */
+  size: number;
   lost: number;
 }
 
@@ -36,12 +41,10 @@ export class QueueStats {
 
   answered(queue: string, ms: number): void {
     const s = this.#of(queue);
-    s.at.push(this.#now());
-    s.ms.push(ms);
-    if (s.at.length > MAX_SAMPLES) {
-      s.at.splice(0, s.at.length - MAX_SAMPLES);
-      s.ms.splice(0, s.ms.length - MAX_SAMPLES);
-    }
+    s.at[s.next] = this.#now();
+    s.ms[s.next] = ms;
+    s.next = (s.next + 1) % MAX_SAMPLES;
+    s.size = Math.min(s.size + 1, MAX_SAMPLES);
   }
 
   leaseLost(queue: string): void {
@@ -56,14 +59,13 @@ export class QueueStats {
     const s = this.#queues.get(queue);
     if (!s) return { latency_ms: null, leases_lost: 0 };
     const from = this.#now() - WINDOW_MS;
-    let first = 0;
-    while (first < s.at.length && s.at[first]! < from) first++;
-    if (first > 0) {
-      s.at.splice(0, first);
-      s.ms.splice(0, first);
+    const inWindow: number[] = [];
+    for (let k = 0; k < s.size; k++) {
+      const i = (s.next - s.size + k + MAX_SAMPLES) % MAX_SAMPLES;
+      if (s.at[i]! >= from) inWindow.push(s.ms[i]!);
     }
-    if (s.ms.length === 0) return { latency_ms: null, leases_lost: s.lost };
-    const sorted = [...s.ms].sort((a, b) => a - b);
+    if (inWindow.length === 0) return { latency_ms: null, leases_lost: s.lost };
+    const sorted = inWindow.sort((a, b) => a - b);
     const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
     return { latency_ms: { count: sorted.length, p50: at(0.5), p95: at(0.95) }, leases_lost: s.lost };
   }
@@ -71,7 +73,7 @@ export class QueueStats {
   #of(queue: string): Samples {
     let s = this.#queues.get(queue);
     if (!s) {
-      s = { at: [], ms: [], lost: 0 };
+      s = { at: new Float64Array(MAX_SAMPLES), ms: new Float64Array(MAX_SAMPLES), next: 0, size: 0, lost: 0 };
       this.#queues.set(queue, s);
     }
     return s;

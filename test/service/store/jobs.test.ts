@@ -108,6 +108,28 @@ for (const [name, open] of [
       expect([...x, ...y].every((c) => c.job.claims === 1 && !c.leaseWasLost && c.job.state === 'claimed')).toBe(true);
     });
 
+    it('gives each claim the job as stored, whether new, released or held and put back', async () => {
+      const jobs = await fresh();
+      await jobs.ensureJob(job(1));
+      await jobs.ensureJob(job(2), { held: true });
+      await jobs.ensureJob(job(3, { kind: 'load', itemId: null, item: null, idempotencyKey: 'k:load' }));
+      const asStored = async (claimed: { job: { id: number } }[]) => {
+        for (const c of claimed) expect(c.job).toEqual(await jobs.getJob(c.job.id));
+      };
+      const first = await jobs.claim('faces', 'w1', 5);
+      expect(first.map((c) => c.job.itemId)).toEqual(['1', null]);
+      await asStored(first);
+      expect(first[0]!.job).toMatchObject({ state: 'claimed', claims: 1, workerId: 'w1', item: { id: 1, title: 'item 1' }, options: { a: 1 }, message: null });
+      const held = await jobs.ensureJob(job(2)); // still held: put back
+      expect(await jobs.requeue(held.id)).toBe(true);
+      expect(await jobs.heartbeat(first[0]!.job.id, 1, 'busy')).toBe('ok');
+      expect(await jobs.release(first[0]!.job.id, 1)).toBe('ok');
+      const again = await jobs.claim('faces', 'w2', 5);
+      expect(again.map((c) => [c.job.id, c.job.claims])).toEqual([[first[0]!.job.id, 2], [held.id, 1]]);
+      await asStored(again);
+      expect(again[0]!.job).toMatchObject({ workerId: 'w2', message: 'busy' });
+    });
+
     it('offers a job again once its lease runs out, and answers only its latest claim, once', async () => {
       const jobs = await fresh();
       await jobs.ensureJob(job(1, { leaseMs: 150 }));
