@@ -21,7 +21,8 @@ import {
 import { keysToLookUp, ledgerConflict, planCommit, type RunAtCommit } from './commit-plan.js';
 import { LIVE_STATUS_SQL, toLedgerEntry, toRecord, type LedgerRow, type RunRow } from './rows.js';
 
-const MIGRATIONS: readonly string[] = [
+/** The schema, one step per version (version = index + 1); exported for the tests that open an older file. */
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE runs (
      run_id       TEXT PRIMARY KEY,
      account_id   TEXT NOT NULL,
@@ -156,10 +157,36 @@ const MIGRATIONS: readonly string[] = [
   // The runs an instance holds, read from the index alone: renewing thousands of leases must
   // not read every wide run row (docs/architecture.md, "ownership").
   `CREATE INDEX runs_by_owner ON runs (owner, lease_until, status, run_id);`,
+  // Leases in a narrow table of their own: renewing one rewrote the whole run row (its snapshot
+  // spills to overflow pages) and its index, 400–770 ms for 10,000 runs. Live runs keep theirs;
+  // a run deleted (retention) takes its lease with it (docs/architecture.md, "ownership").
+  // Whether a leased run is live is read from the narrow index runs_status_by_id, not the row.
+  `CREATE TABLE run_leases (
+     run_id      TEXT PRIMARY KEY,
+     owner       TEXT NOT NULL,
+     lease_until INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   CREATE INDEX run_leases_by_owner ON run_leases (owner, lease_until);
+   CREATE INDEX runs_status_by_id ON runs (run_id, status);
+   INSERT INTO run_leases (run_id, owner, lease_until)
+     SELECT run_id, owner, lease_until FROM runs
+      WHERE owner IS NOT NULL AND lease_until IS NOT NULL AND ${LIVE_STATUS_SQL};
+   DROP INDEX runs_by_owner;
+   ALTER TABLE runs DROP COLUMN owner;
+   ALTER TABLE runs DROP COLUMN lease_until;
+   CREATE TRIGGER runs_drop_lease AFTER DELETE ON runs BEGIN
+     DELETE FROM run_leases WHERE run_id = OLD.run_id;
+   END;`,
 ];
 
-/** How many leases one statement of `renewLeases` renews before it lets the event loop go on. */
-const RENEW_CHUNK = 100;
+/** The run's row with its lease's owner, as `toRecord` reads it. */
+const RUN_SELECT = 'SELECT r.*, l.owner FROM runs r LEFT JOIN run_leases l ON l.run_id = r.run_id';
+
+/**
+ * How many leases one statement of `renewLeases` renews before it lets the event loop go on:
+ * a narrow lease row is cheap to rewrite, so a chunk bounds only a very large holding.
+ */
+const RENEW_CHUNK = 1_000;
 
 export interface SqliteStoreOptions {
   /** Database file; `:memory:` for a private in-memory store. */
@@ -190,12 +217,17 @@ export class SqliteStore implements Store {
     const db = this.#db;
     this.#stmt = {
       insertRun: db.prepare(
-        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, hosted, options, status, created_at, updated_at, owner, lease_until, trace_parent)
-         VALUES (@run_id, @account_id, @site_id, @pipeline, @trigger, @machine_name, @hosted, @options, 'idle', @created_at, @created_at, @owner, @lease_until, @trace_parent)`,
+        `INSERT INTO runs (run_id, account_id, site_id, pipeline, trigger, machine_name, hosted, options, status, created_at, updated_at, trace_parent)
+         VALUES (@run_id, @account_id, @site_id, @pipeline, @trigger, @machine_name, @hosted, @options, 'idle', @created_at, @created_at, @trace_parent)`,
       ),
-      getRun: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE run_id = ?'),
+      insertLease: db.prepare(
+        `INSERT INTO run_leases (run_id, owner, lease_until) VALUES (?, ?, ?)
+         ON CONFLICT (run_id) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until`,
+      ),
+      getRun: db.prepare<[string], RunRow>(`${RUN_SELECT} WHERE r.run_id = ?`),
+      runsIn: db.prepare<[string], RunRow>(`${RUN_SELECT} WHERE r.run_id IN (SELECT value FROM json_each(?)) ORDER BY r.created_at, r.run_id`),
       runAtCommit: db.prepare<[string], { last_seq: number; owner: string | null; lease_until: number | null }>(
-        'SELECT last_seq, owner, lease_until FROM runs WHERE run_id = ?',
+        'SELECT r.last_seq, l.owner, l.lease_until FROM runs r LEFT JOIN run_leases l ON l.run_id = r.run_id WHERE r.run_id = ?',
       ),
       updateRun: db.prepare(
         `UPDATE runs SET last_seq = @last_seq,
@@ -226,7 +258,7 @@ export class SqliteStore implements Store {
         'SELECT item, stage, status, attempts, cost, error FROM ledger WHERE run_id = ? AND stage = ? ORDER BY position',
       ),
       markTraced: db.prepare('UPDATE runs SET traced_seq = MAX(traced_seq, ?) WHERE run_id = ?'),
-      untraced: db.prepare<[], RunRow>('SELECT * FROM runs WHERE traced_seq < last_seq ORDER BY created_at'),
+      untraced: db.prepare<[], RunRow>(`${RUN_SELECT} WHERE r.traced_seq < r.last_seq ORDER BY r.created_at`),
       insertItems: db.prepare('INSERT INTO stage_items (run_id, stage, items) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
       getItems: db.prepare<[string, number], { items: string }>('SELECT items FROM stage_items WHERE run_id = ? AND stage = ?'),
     };
@@ -288,7 +320,7 @@ export class SqliteStore implements Store {
   async createRun(run: NewRun): Promise<RunRecord> {
     const claim = run.idempotency;
     if (!claim) {
-      this.#insertRun(run);
+      this.#db.transaction(() => this.#insertRun(run))();
     } else {
       this.#db.transaction(() => {
         this.#db.prepare('DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND created_ms <= ?').run(claim.scope, claim.key, claim.atMs - claim.windowMs);
@@ -321,8 +353,6 @@ export class SqliteStore implements Store {
         hosted: run.hosted === false ? 0 : 1,
         options: JSON.stringify(run.options),
         created_at: run.createdAt,
-        owner: run.lease?.owner ?? null,
-        lease_until: run.lease ? Date.now() + run.lease.ms : null,
         trace_parent: run.traceParent ?? null,
       });
     } catch (err) {
@@ -331,6 +361,7 @@ export class SqliteStore implements Store {
       }
       throw err;
     }
+    if (run.lease) this.#stmt.insertLease.run(run.runId, run.lease.owner, Date.now() + run.lease.ms);
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
@@ -343,20 +374,20 @@ export class SqliteStore implements Store {
     const params: unknown[] = [];
     if (filter.siteIds) {
       if (filter.siteIds.length === 0) return [];
-      where.push(`site_id IN (${filter.siteIds.map(() => '?').join(', ')})`);
+      where.push(`r.site_id IN (${filter.siteIds.map(() => '?').join(', ')})`);
       params.push(...filter.siteIds);
     }
     if (filter.status !== undefined) {
-      where.push('status = ?');
+      where.push('r.status = ?');
       params.push(filter.status);
     }
-    if (filter.open) where.push('closed_at IS NULL');
+    if (filter.open) where.push('r.closed_at IS NULL');
     if (filter.before) {
-      where.push('(created_at < ? OR (created_at = ? AND run_id < ?))');
+      where.push('(r.created_at < ? OR (r.created_at = ? AND r.run_id < ?))');
       params.push(filter.before.createdAt, filter.before.createdAt, filter.before.runId);
     }
-    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-                 ORDER BY created_at DESC, run_id DESC LIMIT ?`;
+    const sql = `${RUN_SELECT} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+                 ORDER BY r.created_at DESC, r.run_id DESC LIMIT ?`;
     params.push(filter.limit ?? 100);
     return this.#db.prepare<unknown[], RunRow>(sql).all(...params).map(toRecord);
   }
@@ -408,70 +439,86 @@ export class SqliteStore implements Store {
 
   async claimRuns(owner: string, leaseMs: number, limit: number, opts: { all?: boolean } = {}): Promise<RunRecord[]> {
     const now = Date.now();
-    return this.#db
-      .prepare<unknown[], RunRow>(
-        `UPDATE runs SET owner = ?, lease_until = ?
-         WHERE run_id IN (SELECT run_id FROM runs
-                          WHERE ${LIVE_STATUS_SQL} AND hosted = 1
-                            AND (? OR owner IS NULL OR lease_until IS NULL OR lease_until <= ?)
-                          ORDER BY created_at LIMIT ?)
-         RETURNING *`,
+    // `WHERE true`: SQLite's upsert after a SELECT needs a WHERE to parse its ON CONFLICT.
+    const claimed = this.#db
+      .prepare<unknown[], { run_id: string }>(
+        `INSERT INTO run_leases (run_id, owner, lease_until)
+         SELECT run_id, ?, ? FROM (
+           SELECT r.run_id FROM runs r LEFT JOIN run_leases l ON l.run_id = r.run_id
+            WHERE ${LIVE_STATUS_SQL} AND r.hosted = 1
+              AND (? OR l.run_id IS NULL OR l.lease_until <= ?)
+            ORDER BY r.created_at LIMIT ?) WHERE true
+         ON CONFLICT (run_id) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until
+         RETURNING run_id`,
       )
-      .all(owner, now + leaseMs, opts.all ? 1 : 0, now, limit)
-      .map(toRecord);
+      .all(owner, now + leaseMs, opts.all ? 1 : 0, now, limit);
+    return claimed.length === 0 ? [] : this.#runsIn(claimed.map((r) => r.run_id));
   }
 
   async leaseFinishedRun(runId: string, owner: string, leaseMs: number): Promise<RunRecord | undefined> {
     const now = Date.now();
-    const row = this.#db
-      .prepare<unknown[], RunRow>(
-        `UPDATE runs SET owner = ?, lease_until = ?
-         WHERE run_id = ? AND hosted = 1 AND status = 'completed' AND closed_at IS NULL
-           AND (owner IS NULL OR owner = ? OR lease_until IS NULL OR lease_until <= ?)
-         RETURNING *`,
+    const leased = this.#db
+      .prepare<unknown[], { run_id: string }>(
+        `INSERT INTO run_leases (run_id, owner, lease_until)
+         SELECT r.run_id, ?, ? FROM runs r LEFT JOIN run_leases l ON l.run_id = r.run_id
+          WHERE r.run_id = ? AND r.hosted = 1 AND r.status = 'completed' AND r.closed_at IS NULL
+            AND (l.run_id IS NULL OR l.owner = ? OR l.lease_until <= ?)
+         ON CONFLICT (run_id) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until
+         RETURNING run_id`,
       )
       .get(owner, now + leaseMs, runId, owner, now);
-    return row ? toRecord(row) : undefined;
+    return leased ? this.getRun(runId) : undefined;
   }
 
   /**
-   * Renews in chunks of `RENEW_CHUNK` runs, yielding between them: every update rewrites a
-   * whole run row, and 10,000 in one statement held the event loop for a quarter of a second.
-   * Each chunk takes runs whose lease does not yet reach as far as this renewal's (`reach`) and
-   * sets it to reach at least that far. The answer is read after the last chunk: every live run
-   * whose lease reaches that far, so a run leased here between two chunks (a start, a claim)
-   * counts as held.
+   * Renews in chunks of `RENEW_CHUNK` leases, yielding between them (10,000 narrow rows take tens
+   * of ms; docs/operations.md, "ownership"). Each chunk takes leases of live runs that do not yet
+   * reach as far as this renewal's (`reach`) and sets them to reach at least that far. The answer
+   * is read after the last chunk: every lease that reaches that far, of a run the chunks found live
+   * or that is live now, so a run leased here between two chunks (a start, a claim) counts as held.
+   * Reading it from the lease index alone keeps the last block as short as a chunk. The owner's
+   * expired leases of runs that are done (or gone) are deleted on the way: nobody renews them.
    */
   async renewLeases(owner: string, leaseMs: number): Promise<string[]> {
     const reach = Date.now() + leaseMs;
-    const chunk = this.#db.prepare<[number, string, number, number, number], { run_id: string }>(
-      `UPDATE runs SET lease_until = ? WHERE rowid IN (
-         SELECT rowid FROM runs INDEXED BY runs_by_owner
-          WHERE owner = ? AND lease_until > ? AND lease_until < ? AND ${LIVE_STATUS_SQL}
-          LIMIT ?)
-       RETURNING run_id`,
-    );
+    const live = `EXISTS (SELECT 1 FROM runs r WHERE r.run_id = run_leases.run_id AND ${LIVE_STATUS_SQL})`;
+    const chunk = this.#db
+      .prepare<[number, string, number, number, number], string>(
+        `UPDATE run_leases SET lease_until = ? WHERE run_id IN (
+           SELECT run_id FROM run_leases
+            WHERE owner = ? AND lease_until > ? AND lease_until < ? AND ${live}
+            LIMIT ?)
+         RETURNING run_id`,
+      )
+      .pluck();
+    const renewed = new Set<string>();
     for (;;) {
       const now = Date.now();
-      const rows = chunk.all(Math.max(reach, now + leaseMs), owner, now, reach, RENEW_CHUNK);
-      if (rows.length < RENEW_CHUNK) break;
+      const ids = chunk.all(Math.max(reach, now + leaseMs), owner, now, reach, RENEW_CHUNK);
+      for (const id of ids) renewed.add(id);
+      if (ids.length < RENEW_CHUNK) break;
       await new Promise((resolve) => setImmediate(resolve));
     }
+    this.#db.prepare(`DELETE FROM run_leases WHERE owner = ? AND lease_until <= ? AND NOT ${live}`).run(owner, Date.now());
+    const isLive = this.#db.prepare<[string], number>(`SELECT 1 FROM runs WHERE run_id = ? AND ${LIVE_STATUS_SQL}`).pluck();
     return this.#db
-      .prepare<[string, number], { run_id: string }>(
-        `SELECT run_id FROM runs INDEXED BY runs_by_owner WHERE owner = ? AND lease_until >= ? AND ${LIVE_STATUS_SQL}`,
-      )
+      .prepare<[string, number], string>('SELECT run_id FROM run_leases WHERE owner = ? AND lease_until >= ?')
+      .pluck()
       .all(owner, reach)
-      .map((r) => r.run_id);
+      .filter((id) => renewed.has(id) || isLive.get(id) !== undefined);
   }
 
   async releaseLeases(owner: string, runIds?: readonly string[]): Promise<void> {
     if (runIds === undefined) {
-      this.#db.prepare('UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = ?').run(owner);
+      this.#db.prepare('DELETE FROM run_leases WHERE owner = ?').run(owner);
       return;
     }
-    const release = this.#db.prepare('UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = ? AND run_id = ?');
+    const release = this.#db.prepare('DELETE FROM run_leases WHERE owner = ? AND run_id = ?');
     this.#db.transaction(() => runIds.forEach((id) => release.run(owner, id)))();
+  }
+
+  #runsIn(runIds: readonly string[]): RunRecord[] {
+    return this.#stmt.runsIn.all(JSON.stringify(runIds)).map(toRecord);
   }
 
   async enqueueCommand(cmd: { runId: string; command: string; by: string; reason?: string | undefined }): Promise<number> {
@@ -485,7 +532,7 @@ export class SqliteStore implements Store {
     return this.#db
       .prepare<[string, string], { id: number; run_id: string; command: string; by_name: string; reason: string | null }>(
         `UPDATE commands SET taken_by = ?
-         WHERE taken_by IS NULL AND expired = 0 AND run_id IN (SELECT run_id FROM runs WHERE owner = ?)
+         WHERE taken_by IS NULL AND expired = 0 AND run_id IN (SELECT run_id FROM run_leases WHERE owner = ?)
          RETURNING id, run_id, command, by_name, reason`,
       )
       .all(owner, owner)

@@ -62,6 +62,13 @@ export function ownershipContract(name: string, open: OpenStore): void {
         expect(await store.renewLeases('b', 60_000)).toEqual(['run_b']);
       });
 
+      it('renews no lease of a finished run, nor counts it as held', async () => {
+        for (const [id, status] of [['run_1', 'running'], ['run_2', 'completed'], ['run_3', 'cancelled']] as const) {
+          await live(id, status, { lease: { owner: 'a', ms: 60_000 } });
+        }
+        expect(await store.renewLeases('a', 60_000)).toEqual(['run_1']);
+      });
+
       it('leases a completed run back for retry_failed, unless another instance holds it or it is closed', async () => {
         await live('run_1', 'completed');
         await live('run_2', 'running');
