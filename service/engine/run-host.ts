@@ -432,7 +432,11 @@ let lastTurn = performance.now();
  * Items that finish at once would chain promise after promise (SQLite commits are
  * synchronous) and starve timers and sockets (heartbeats, commands) until the whole stage is
  * done. So an item starts on a fresh turn of the event loop once a millisecond has passed
- * without one: starvation is bounded by ~1 ms, and instant items still pay almost nothing.
+ * without one. Each chain of items that resumes on that turn gets its own millisecond, so a
+ * turn runs about 1 ms per chain in flight (16 ms for a run at concurrency 16, 48 ms for 12
+ * runs at 4). That is also what keeps journal batches large, since a run's batch closes at the
+ * end of a turn. A budget shared by the whole turn was measured and not kept
+ * (docs/architecture.md, "Turns of the event loop").
  */
 async function yieldIfBusy(): Promise<void> {
   if (performance.now() - lastTurn < 1) return;
