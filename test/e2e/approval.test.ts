@@ -1,16 +1,11 @@
 // The approval gate in a real browser (Debian Chromium): the run page shows what waits for whom,
 // approves or rejects with a reason, follows the run on from the live view, and says who did it.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { seriousViolations } from '../helpers/axe.js';
-import { launchBrowser } from '../helpers/browser.js';
-import { apiOf, watchProblems } from '../helpers/dashboard.js';
-import { tempDir } from '../helpers/engine.js';
-import { startService, type ServiceProcess } from '../helpers/service-process.js';
+import { apiOf, ARTIFACTS, useDashboard, watchProblems } from '../helpers/dashboard.js';
 
-const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts', 'e2e');
 const REVIEW = 7;
 /** Review → Publish waits for approval; the stages before it run at once. */
 const OPTIONS = { seed: 3, delay_ms: 1, items_per_stage: [2, 1, 0, 1, 0, 0, 2], review: true };
@@ -24,21 +19,11 @@ interface Run {
 }
 
 describe('approval gates in the dashboard (Debian Chromium)', () => {
-  const dir = tempDir('rs-e2e-approval-');
-  let svc: ServiceProcess;
-  let browser: Browser;
+  const e2e = useDashboard('rs-e2e-approval-');
   let api: ReturnType<typeof apiOf>;
 
-  beforeAll(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true });
-    svc = await startService(dir.path);
-    api = apiOf(svc);
-    browser = await launchBrowser();
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await svc?.stop();
-    dir.remove();
+  beforeAll(() => {
+    api = apiOf(e2e.svc);
   });
 
   /** A content run held at its gate, as the API says. */
@@ -49,7 +34,7 @@ describe('approval gates in the dashboard (Debian Chromium)', () => {
   }
 
   async function openRun(tab: Page, runId: string) {
-    await tab.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    await tab.goto(`${e2e.svc.base}/run/?id=${runId}&token=${e2e.svc.token}`);
     await tab.locator('[data-connection="live"]').waitFor();
     await tab.locator('section[aria-label="Processing"][data-state="awaiting_approval"]').waitFor();
     return tab.getByRole('region', { name: 'Waiting for approval' });
@@ -57,7 +42,7 @@ describe('approval gates in the dashboard (Debian Chromium)', () => {
 
   /** The log row of the run's command event (the log renders only the rows in view: scroll to it). */
   async function commandRow(tab: Page, runId: string): Promise<string> {
-    const trace = await (await fetch(`${svc.base}/api/v1/automation/runs/${runId}/trace`, { headers: { authorization: `Token ${svc.token}` } })).text();
+    const trace = await (await fetch(`${e2e.svc.base}/api/v1/automation/runs/${runId}/trace`, { headers: { authorization: `Token ${e2e.svc.token}` } })).text();
     const command = trace.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; event: string }).find((e) => e.event === 'command')!;
     await tab.locator('[role="log"]').evaluate((el, seq) => (el.scrollTop = Math.max(0, (seq - 3) * 22)), command.seq);
     const row = tab.locator(`[role="log"] [data-seq="${command.seq}"] .log-text`);
@@ -73,7 +58,7 @@ describe('approval gates in the dashboard (Debian Chromium)', () => {
 
   it('shows the stage that waits, approves by keyboard with a reason, completes, and the log names who', async () => {
     const runId = await gatedRun();
-    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const tab = await e2e.browser.newPage({ viewport: { width: 1280, height: 900 } });
     const problems: string[] = [];
     watchProblems(tab, problems);
     const panel = await openRun(tab, runId);
@@ -126,7 +111,7 @@ describe('approval gates in the dashboard (Debian Chromium)', () => {
 
   it('rejects after asking, cancels the run, and the log names who and why', async () => {
     const runId = await gatedRun();
-    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const tab = await e2e.browser.newPage({ viewport: { width: 1280, height: 900 } });
     const problems: string[] = [];
     watchProblems(tab, problems);
     const panel = await openRun(tab, runId);
@@ -156,7 +141,7 @@ describe('approval gates in the dashboard (Debian Chromium)', () => {
     const problems: string[] = [];
     for (const colorScheme of ['light', 'dark'] as const) {
       for (const width of [1280, 375]) {
-        const tab = await browser.newPage({ viewport: { width, height: 900 }, colorScheme });
+        const tab = await e2e.browser.newPage({ viewport: { width, height: 900 }, colorScheme });
         const at = `${colorScheme} ${width}`;
         watchProblems(tab, problems, at);
         const panel = await openRun(tab, runId);

@@ -1,16 +1,11 @@
 // Bulk commands from the runs list in a real browser (Debian Chromium): select runs, pause and
 // resume them in one go, and read what each run answered; the API agrees.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { seriousViolations } from '../helpers/axe.js';
-import { launchBrowser } from '../helpers/browser.js';
-import { apiOf, watchProblems } from '../helpers/dashboard.js';
-import { tempDir } from '../helpers/engine.js';
-import { startService, type ServiceProcess } from '../helpers/service-process.js';
+import { apiOf, ARTIFACTS, useDashboard, watchProblems } from '../helpers/dashboard.js';
 
-const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts', 'e2e');
 const SITE = 'bulk-site';
 /** Slow enough to stay running for the whole test: one item at a time, about 1.5 s each. */
 const SLOW = { seed: 9, delay_ms: 1500, items_per_stage: 20, concurrency: 1 };
@@ -21,21 +16,11 @@ interface Run {
 }
 
 describe('bulk commands in the runs list (Debian Chromium)', () => {
-  const dir = tempDir('rs-e2e-bulk-');
-  let svc: ServiceProcess;
-  let browser: Browser;
+  const e2e = useDashboard('rs-e2e-bulk-');
   let api: ReturnType<typeof apiOf>;
 
-  beforeAll(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true });
-    svc = await startService(dir.path);
-    api = apiOf(svc);
-    browser = await launchBrowser();
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await svc?.stop();
-    dir.remove();
+  beforeAll(() => {
+    api = apiOf(e2e.svc);
   });
 
   const start = async (options: Record<string, unknown>) => (await api<{ data: Run }>('/runs', { site_id: SITE, pipeline: 'content', options })).data.run_id;
@@ -53,10 +38,10 @@ describe('bulk commands in the runs list (Debian Chromium)', () => {
     // A finished run: a pause of it is refused, and the list says why.
     const done = await start({ delay_ms: 0, items_per_stage: 1 });
     await until(done, 'completed');
-    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const tab = await e2e.browser.newPage({ viewport: { width: 1280, height: 900 } });
     const problems: string[] = [];
     watchProblems(tab, problems);
-    await tab.goto(`${svc.base}/?site=${SITE}&token=${svc.token}`);
+    await tab.goto(`${e2e.svc.base}/?site=${SITE}&token=${e2e.svc.token}`);
     await tab.locator('[data-feed="live"]').waitFor();
     for (const id of [a, b, c, done]) await tab.locator(`tr[data-run="${id}"]`).waitFor();
     const bar = tab.getByRole('toolbar', { name: 'Selected runs' });

@@ -1,31 +1,19 @@
-import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { seriousViolations } from '../helpers/axe.js';
-import { launchBrowser } from '../helpers/browser.js';
-import { tempDir } from '../helpers/engine.js';
-import { startService, type ServiceProcess } from '../helpers/service-process.js';
+import { apiOf, ARTIFACTS, useDashboard } from '../helpers/dashboard.js';
 
-const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts', 'e2e');
 const API = '/api/v1/automation';
 
 describe('dashboard in a real browser (Debian Chromium)', () => {
-  const dir = tempDir('rs-e2e-');
-  let svc: ServiceProcess;
-  let browser: Browser;
+  // The webhooks test delivers to a receiver on loopback, which the service refuses unless told.
+  const e2e = useDashboard('rs-e2e-', { RUNSTATE_WEBHOOKS_ALLOW_PRIVATE: '1' });
   let page: Page;
 
-  async function api(path: string, body?: unknown) {
-    const res = await fetch(`${svc.base}${API}${path}`, {
-      method: body === undefined ? 'GET' : 'POST',
-      headers: { authorization: `Token ${svc.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return (await res.json()) as { data: Record<string, unknown> };
-  }
+  const api = async (path: string, body?: unknown) => apiOf(e2e.svc)<{ data: Record<string, unknown> }>(path, body);
 
   const shot = (name: string) => page.locator('section[aria-label="Processing"]').screenshot({ path: join(ARTIFACTS, `${name}.png`) });
   const progress = async () => Number(await page.getByRole('progressbar').getAttribute('aria-valuenow'));
@@ -34,16 +22,7 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
   const eventsInLog = () => page.locator('[role="log"] > div').evaluate((el) => Math.round(el.getBoundingClientRect().height / 22));
 
   beforeAll(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true });
-    // The webhooks test delivers to a receiver on loopback, which the service refuses unless told.
-    svc = await startService(dir.path, { RUNSTATE_WEBHOOKS_ALLOW_PRIVATE: '1' });
-    browser = await launchBrowser();
-    page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await svc?.stop();
-    dir.remove();
+    page = await e2e.browser.newPage({ viewport: { width: 1200, height: 900 } });
   });
 
   it('follows a run live: pause holds still, per-item progress, empty stages, offline and back, completion until Close', async () => {
@@ -52,7 +31,7 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
     const options = { seed: 7, delay_ms: 500, items_per_stage: [3, 0, 2, 2, 0], concurrency: 1 };
     const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'face_processor', options })).data.run_id as string;
     await api(`/runs/${runId}/pause`, { reason: 'e2e' });
-    await page.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    await page.goto(`${e2e.svc.base}/run/?id=${runId}&token=${e2e.svc.token}`);
     // The token leaves the address bar at once.
     await page.waitForURL((u) => !u.searchParams.has('token'));
     await page.locator('[data-connection="live"]').waitFor();
@@ -117,7 +96,7 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
     expect(await cardState()).toBe('completed');
 
     // Time travel: a transition picked in the log shows the machines as they were at its seq.
-    const trace = await (await fetch(`${svc.base}${API}/runs/${runId}/trace`, { headers: { authorization: `Token ${svc.token}` } })).text();
+    const trace = await (await fetch(`${e2e.svc.base}${API}/runs/${runId}/trace`, { headers: { authorization: `Token ${e2e.svc.token}` } })).text();
     const early = trace.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; machine_name?: string; payload?: { to_state?: string } })
       .find((e) => e.machine_name === 'stage_1' && e.payload?.to_state === 'running')!;
     await page.locator('[role="log"]').evaluate((el) => (el.scrollTop = 0));
@@ -136,8 +115,8 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
   it('pausing with an item in flight: once it lands, the card is exactly current_processing', async () => {
     const options = { seed: 11, delay_ms: 1200, items_per_stage: [6, 0, 0, 0, 0, 0, 0], concurrency: 1 };
     const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options })).data.run_id as string;
-    const tab = await browser.newPage({ viewport: { width: 1200, height: 900 } });
-    await tab.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    const tab = await e2e.browser.newPage({ viewport: { width: 1200, height: 900 } });
+    await tab.goto(`${e2e.svc.base}/run/?id=${runId}&token=${e2e.svc.token}`);
     await tab.locator('[data-connection="live"]').waitFor();
     // An item in flight on the card (the server's view says so), then Pause.
     await tab.locator('[data-list="in-flight"] li').first().waitFor();
@@ -167,8 +146,8 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
   });
 
   it('lists a run started through the API on another site within 1 s, with nothing typed', async () => {
-    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await tab.goto(`${svc.base}/?token=${svc.token}`);
+    const tab = await e2e.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await tab.goto(`${e2e.svc.base}/?token=${e2e.svc.token}`);
     await tab.locator('[data-feed="live"]').waitFor();
     const started = Date.now();
     const runId = (await api('/runs', { site_id: 'elsewhere-9', pipeline: 'face_processor', options: { delay_ms: 200, items_per_stage: 1 } })).data.run_id as string;
@@ -181,8 +160,8 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
   });
 
   it('starts a run from the form built from the content schema with the values typed; a bad value is named at its field and starts nothing', async () => {
-    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await tab.goto(`${svc.base}/?token=${svc.token}`);
+    const tab = await e2e.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await tab.goto(`${e2e.svc.base}/?token=${e2e.svc.token}`);
     await tab.locator('[data-feed="live"]').waitFor();
     await tab.getByText('Start a run').click();
     const form = tab.locator('form.start');
@@ -237,8 +216,8 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     const port = (receiver.address() as AddressInfo).port;
     try {
-      const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      await tab.goto(`${svc.base}/webhooks/?token=${svc.token}`);
+      const tab = await e2e.browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await tab.goto(`${e2e.svc.base}/webhooks/?token=${e2e.svc.token}`);
       const form = tab.getByRole('form', { name: 'Add a webhook' });
       await form.getByLabel('URL').fill(`http://127.0.0.1:${port}/hook`);
       await form.getByLabel('Site').fill('hook-site');
@@ -269,8 +248,8 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
   });
 
   it('lists a run of site 5 at once; filters and the run-id search narrow the list and survive a reload', async () => {
-    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await tab.goto(`${svc.base}/?token=${svc.token}`);
+    const tab = await e2e.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await tab.goto(`${e2e.svc.base}/?token=${e2e.svc.token}`);
     await tab.locator('[data-feed="live"]').waitFor();
     const started = Date.now();
     const runId = (await api('/runs', { site_id: 5, pipeline: 'content', options: { delay_ms: 300, items_per_stage: 2 } })).data.run_id as string;
@@ -296,8 +275,8 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
   it('shows a stage’s items as GET /runs/:id/items has them, failed first, each error one click away', async () => {
     const options = { seed: 5, delay_ms: 30, items_per_stage: [12, 0, 0, 0, 0, 0, 0], fail_rate: 0.3, max_attempts: 2, backoff_ms: 0 };
     const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options })).data.run_id as string;
-    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await tab.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    const tab = await e2e.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await tab.goto(`${e2e.svc.base}/run/?id=${runId}&token=${e2e.svc.token}`);
     await tab.locator('section[aria-label="Processing"][data-state="completed"]').waitFor({ timeout: 20_000 });
     await tab.getByLabel('Stage of the items').selectOption('1');
     const want = (await api(`/runs/${runId}/items?stage=1&limit=1000`)) as unknown as { data: { id: number; status: string; attempts: number; error: string | null }[] };
@@ -324,8 +303,8 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
     const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'external', machine_name: 'steady' })).data.run_id as string;
     const send = (events: unknown[]) => api(`/runs/${runId}/events`, events);
     await send([{ machine_name: 'steady', event_type: 'state_change', payload: { to_state: 'working' } }]);
-    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await tab.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    const tab = await e2e.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await tab.goto(`${e2e.svc.base}/run/?id=${runId}&token=${e2e.svc.token}`);
     await tab.locator('[data-connection="live"]').waitFor();
     const t0 = Date.now();
     const engine = (async () => {
@@ -349,8 +328,8 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
   it('works by keyboard: Tab reaches Resume with a visible focus ring, Enter resumes, and a transition is picked by seq', async () => {
     const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options: { delay_ms: 800, items_per_stage: 3, concurrency: 1 } })).data.run_id as string;
     await api(`/runs/${runId}/pause`, {});
-    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await tab.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    const tab = await e2e.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await tab.goto(`${e2e.svc.base}/run/?id=${runId}&token=${e2e.svc.token}`);
     await tab.locator('section[aria-label="Processing"][data-state="paused"]').waitFor({ timeout: 10_000 });
     const focused = () => tab.evaluate(() => {
       const el = document.activeElement as HTMLElement | null;
@@ -396,12 +375,12 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
     const problems: string[] = [];
     for (const colorScheme of ['light', 'dark'] as const) {
       for (const width of [1280, 375]) {
-        const tab = await browser.newPage({ viewport: { width, height: 900 }, colorScheme });
+        const tab = await e2e.browser.newPage({ viewport: { width, height: 900 }, colorScheme });
         tab.on('console', (m) => m.type() === 'error' && problems.push(`console (${colorScheme} ${width}): ${m.text()}`));
         tab.on('pageerror', (e) => problems.push(`page error (${colorScheme} ${width}): ${e.message}`));
         tab.on('response', (r) => r.status() >= 400 && problems.push(`${r.status()} ${r.url()}`));
         for (const [name, path, ready] of pages) {
-          await tab.goto(`${svc.base}${path}${path.includes('?') ? '&' : '?'}token=${svc.token}`);
+          await tab.goto(`${e2e.svc.base}${path}${path.includes('?') ? '&' : '?'}token=${e2e.svc.token}`);
           await tab.locator(ready).waitFor({ timeout: 20_000 });
           if (name !== 'runs') await tab.locator('.insights .items, .insights p.muted:not(.items-loading)').first().waitFor();
           // The start form, open (its fields come from the pipeline's options schema, when it has one).
@@ -420,13 +399,13 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
       }
     }
     expect(problems).toEqual([]);
-    const favicon = await fetch(`${svc.base}/favicon.ico`);
+    const favicon = await fetch(`${e2e.svc.base}/favicon.ico`);
     expect(favicon.status).toBe(200);
   });
 
   it('shows the last known state at once after a reload, marked stale until resynced', async () => {
     const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'content', options: { delay_ms: 50, items_per_stage: 2 } })).data.run_id as string;
-    await page.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    await page.goto(`${e2e.svc.base}/run/?id=${runId}&token=${e2e.svc.token}`);
     await page.locator('[data-connection="live"]').waitFor();
     await page.waitForFunction((key) => localStorage.getItem(key) !== null, `runstate:run:${runId}`);
     // After the reload no WebSocket gets through: what shows is the browser's copy, said to be stale.
@@ -436,8 +415,8 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
     await page.locator('.stale').waitFor();
     await shot('stale-after-reload');
     // A fresh tab (no WebSocket blocked) starts from the same copy and resyncs to live.
-    const fresh = await browser.newPage();
-    await fresh.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    const fresh = await e2e.browser.newPage();
+    await fresh.goto(`${e2e.svc.base}/run/?id=${runId}&token=${e2e.svc.token}`);
     await fresh.locator('[data-connection="live"]').waitFor({ timeout: 20_000 });
     expect(await fresh.locator('.stale').count()).toBe(0);
     await fresh.close();
@@ -446,8 +425,8 @@ describe('dashboard in a real browser (Debian Chromium)', () => {
   it('shows an external engine’s run as its events come in', async () => {
     const runId = (await api('/runs', { site_id: 'site-5', pipeline: 'external', machine_name: 'face_processor' })).data.run_id as string;
     // A tab of its own: the previous test's tab blocks WebSockets.
-    const tab = await browser.newPage({ viewport: { width: 1200, height: 900 } });
-    await tab.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    const tab = await e2e.browser.newPage({ viewport: { width: 1200, height: 900 } });
+    await tab.goto(`${e2e.svc.base}/run/?id=${runId}&token=${e2e.svc.token}`);
     await tab.locator('[data-connection="live"]').waitFor();
     const send = (events: unknown[]) => api(`/runs/${runId}/events`, events);
     await send([

@@ -1,12 +1,11 @@
 // Retry failed in a real browser: a run that finished with failed items offers "Retry failed
 // (n)"; clicking it takes the run back to work and the page follows it to completed again, in
 // agreement with the API.
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { seriousViolations } from '../helpers/axe.js';
-import { launchBrowser } from '../helpers/browser.js';
-import { tempDir } from '../helpers/engine.js';
-import { callApi, runReaches, startService, type ServiceProcess } from '../helpers/service-process.js';
+import { useDashboard } from '../helpers/dashboard.js';
+import { callApi, runReaches } from '../helpers/service-process.js';
 import { until } from '../helpers/until.js';
 
 const API = '/api/v1/automation';
@@ -19,33 +18,24 @@ interface RunBody {
 }
 
 describe('Retry failed in the dashboard (Debian Chromium)', () => {
-  const dir = tempDir('rs-e2e-retry-');
-  let svc: ServiceProcess;
-  let browser: Browser;
+  const e2e = useDashboard('rs-e2e-retry-');
   let page: Page;
 
   beforeAll(async () => {
-    svc = await startService(dir.path);
-    browser = await launchBrowser();
-    page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await svc?.stop();
-    dir.remove();
+    page = await e2e.browser.newPage({ viewport: { width: 1200, height: 900 } });
   });
 
   it('offers Retry failed (n) on a run that finished with failures, and follows the retry to completed', async () => {
     // One attempt per item and half of them failing: the run completes with failed items.
     const options = { seed: 4, delay_ms: 300, items_per_stage: [6, 0, 0, 0, 0, 0, 0], fail_rate: 0.5, max_attempts: 1, concurrency: 2 };
-    const res = await callApi<{ data: { run_id: string } }>(svc, '/runs', { body: { site_id: 'site-5', pipeline: 'content', options } });
+    const res = await callApi<{ data: { run_id: string } }>(e2e.svc, '/runs', { body: { site_id: 'site-5', pipeline: 'content', options } });
     expect(res.status).toBe(201);
     const runId = res.body.data.run_id;
-    const finished = await runReaches<RunBody>(svc, runId, 'completed');
+    const finished = await runReaches<RunBody>(e2e.svc, runId, 'completed');
     expect(finished.failed_items).toBeGreaterThan(0);
     expect(finished.allowed_commands).toContain('retry_failed');
 
-    await page.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
+    await page.goto(`${e2e.svc.base}/run/?id=${runId}&token=${e2e.svc.token}`);
     await page.locator('[data-connection="live"]').waitFor();
     const button = page.getByRole('button', { name: `Retry failed (${finished.failed_items})` });
     await button.waitFor();
@@ -67,7 +57,7 @@ describe('Retry failed in the dashboard (Debian Chromium)', () => {
     // The API: the retry ran (a command naming who, the run back to running) and the run completed again.
     type Ev = { event: string; seq: number; command?: string; by?: string; machine_name?: string; payload?: { to_state: string } };
     const since = await until('the retry to finish', async () => {
-      const trace = await (await fetch(`${svc.base}${API}/runs/${runId}/trace`, { headers: { authorization: `Token ${svc.token}` } })).text();
+      const trace = await (await fetch(`${e2e.svc.base}${API}/runs/${runId}/trace`, { headers: { authorization: `Token ${e2e.svc.token}` } })).text();
       const events = trace.trimEnd().split('\n').map((l) => JSON.parse(l) as Ev);
       const at = events.findIndex((e) => e.event === 'command' && e.command === 'retry_failed');
       const after = at === -1 ? [] : events.slice(at);
@@ -75,7 +65,7 @@ describe('Retry failed in the dashboard (Debian Chromium)', () => {
     });
     expect(since[0]).toMatchObject({ event: 'command', command: 'retry_failed', by: 'admin' });
     expect(since.filter((e) => e.event === 'state_change' && e.machine_name === 'run').map((e) => e.payload!.to_state)).toEqual(['running', 'completed']);
-    const again = (await callApi<{ data: RunBody }>(svc, `/runs/${runId}`)).body.data;
+    const again = (await callApi<{ data: RunBody }>(e2e.svc, `/runs/${runId}`)).body.data;
     expect(again.status).toBe('completed');
     expect(again.failed_items).toBeLessThanOrEqual(finished.failed_items);
 

@@ -1,36 +1,20 @@
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { seriousViolations } from '../helpers/axe.js';
-import { launchBrowser } from '../helpers/browser.js';
-import { tempDir } from '../helpers/engine.js';
-import { startService, type ServiceProcess } from '../helpers/service-process.js';
-
-const API = '/api/v1/automation';
+import { apiOf, useDashboard } from '../helpers/dashboard.js';
 
 describe('the Schedules page in a real browser', () => {
-  const dir = tempDir('rs-e2e-schedules-');
-  let svc: ServiceProcess;
-  let browser: Browser;
+  const e2e = useDashboard('rs-e2e-schedules-');
   let page: Page;
 
-  async function api(path: string) {
-    const res = await fetch(`${svc.base}${API}${path}`, { headers: { authorization: `Token ${svc.token}` } });
-    return (await res.json()) as { data: Record<string, unknown>[] };
-  }
+  const api = async (path: string) => apiOf(e2e.svc)<{ data: Record<string, unknown>[] }>(path);
 
   beforeAll(async () => {
-    svc = await startService(dir.path);
-    browser = await launchBrowser();
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await svc?.stop();
-    dir.remove();
+    page = await e2e.browser.newPage({ viewport: { width: 1280, height: 900 } });
   });
 
   it('makes a schedule from its form, shows its next fire time and its runs, pauses, resumes and deletes it', { timeout: 60_000 }, async () => {
-    await page.goto(`${svc.base}/schedules/?token=${svc.token}`);
+    await page.goto(`${e2e.svc.base}/schedules/?token=${e2e.svc.token}`);
     await page.waitForURL((u) => !u.searchParams.has('token'));
     await page.getByText('No schedules yet.').waitFor();
     await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Schedules' }).waitFor();
@@ -59,7 +43,7 @@ describe('the Schedules page in a real browser', () => {
     // The page reads the list again after the fire: the run shows among the last runs, linked.
     const link = row.first().locator('a[href^="/run/?id=run_"]');
     await link.first().waitFor({ timeout: 15_000 });
-    const runId = new URL(`${svc.base}${await link.first().getAttribute('href')}`).searchParams.get('id');
+    const runId = new URL(`${e2e.svc.base}${await link.first().getAttribute('href')}`).searchParams.get('id');
     const shown = (await api(`/schedules`)).data[0] as { last_runs: { run_id: string }[] };
     expect(shown.last_runs.map((f) => f.run_id)).toContain(runId);
     expect(await seriousViolations(page)).toEqual([]);
