@@ -38,8 +38,12 @@ const clientFrame = (opcode: number, payload: Buffer) =>
 function onData(w: Watcher, data: Buffer): void {
   const chunk = w.head ? Buffer.concat([w.head, data]) : data;
   w.head = null;
+  // A frame's payload: the parts earlier reads left, then this read's bytes from start to end.
   const payload = (start: number, end: number) => (w.parts.length ? Buffer.concat([...w.parts, chunk.subarray(start, end)]) : chunk.subarray(start, end));
-  let [i, lastStart, lastEnd] = [0, -1, -1];
+  // The last text frame that ended in this read and lies wholly in it, kept as a view at the end.
+  let lastStart = -1;
+  let lastEnd = -1;
+  let i = 0;
   while (i < chunk.length) {
     if (w.opcode < 0) {
       // FIN and opcode, then the length in 7, 7+16 or 7+64 bits (the server never masks).
@@ -55,19 +59,27 @@ function onData(w: Watcher, data: Buffer): void {
     }
     const start = i;
     const take = Math.min(w.left, chunk.length - i);
-    [i, w.left] = [i + take, w.left - take];
+    i += take;
+    w.left -= take;
     if (w.left > 0) {
       w.parts.push(chunk.subarray(start, i));
       break;
     }
-    if (w.opcode === 1 && ++w.frames === 1) w.first = Buffer.from(payload(start, i));
-    else if (w.opcode === 1 && w.parts.length) [w.last, lastStart] = [payload(start, i), -1];
-    else if (w.opcode === 1) [lastStart, lastEnd] = [start, i];
-    else if (w.opcode === 9) w.socket.write(clientFrame(10, payload(start, i)));
+    if (w.opcode === 1) {
+      w.frames += 1;
+      if (w.frames === 1) w.first = Buffer.from(payload(start, i));
+      else if (w.parts.length > 0) {
+        w.last = payload(start, i);
+        lastStart = -1;
+      } else {
+        lastStart = start;
+        lastEnd = i;
+      }
+    } else if (w.opcode === 9) w.socket.write(clientFrame(10, payload(start, i)));
     else if (w.opcode === 8) w.closed = true;
-    [w.parts, w.opcode] = [[], -1];
+    w.parts = [];
+    w.opcode = -1;
   }
-  // Of the frames that ended in this read, only the last is kept, as a view of the read's buffer.
   if (lastStart >= 0) w.last = chunk.subarray(lastStart, lastEnd);
 }
 
