@@ -1,13 +1,12 @@
 // Browser part: the dashboard's run page in Debian's Chromium: frames and lag under 1,000 events
 // a second (log open, then items table open), and a big run's page opened cold against a small one's.
 import { existsSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { launchBrowser } from '../test/helpers/browser.js';
 import { runReaches } from '../test/helpers/service-process.js';
 import { ROOT } from './harness/child.js';
-import { report, table, under, type BenchPart } from './harness/report.js';
+import { loadNote, loadNow, report, table, under, type BenchPart } from './harness/report.js';
 import { api, launch, startRun, trace, type Served } from './harness/serve.js';
 import { fmtInt, median, percentile, progress, QUICK, size } from './harness/stats.js';
 
@@ -205,7 +204,7 @@ async function run() {
   const perStage = size('BROWSER_RUN_ITEMS', 20_000, 200);
   const reps = QUICK ? 1 : 3;
   const rate = 1000;
-  const loadBefore = loadavg()[0]!;
+  const loadBefore = loadNow();
   // As `npm start` ran the service when this part was written: node service/server.ts.
   const env = { RUNSTATE_LOG_LEVEL: 'warn', RUNSTATE_PIPELINES: join(ROOT, 'bench', 'fixtures', 'paced-pipeline.ts') };
   const svc = await launch('browser', env, { entry: ['--import', 'tsx', 'service/server.ts'] });
@@ -272,7 +271,7 @@ async function run() {
       '### Opening a run page cold: time to interactive',
       { title: 'Browser: cold load', rows: loadRows },
       `Milliseconds from navigation, medians of ${reps} loads each, alternated. The big run against the small one: ${(med(big, 'interactive') / med(small, 'interactive')).toFixed(2)}× to interactive.`,
-      `The machine's 1-minute load average: ${loadBefore.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (2 cores; shared with other work at the time).`,
+      loadNote(loadBefore),
     );
   } finally {
     await browser.close();

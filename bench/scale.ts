@@ -1,10 +1,9 @@
 // Postgres part. Method: 1 and 3 instances (bench/scale-instance.ts) share the runs of a no-op
 // pipeline on one throw-away Postgres. Baseline: the same work on SQLite, one instance, in the
 // same rounds. Figures: items/s and durable-append latency. Full method: docs/benchmarks.md.
-import { loadavg } from 'node:os';
 import { startPostgres } from '../test/helpers/postgres.js';
 import { start } from './harness/child.js';
-import { ratio, report, type BenchPart, type Table } from './harness/report.js';
+import { loadNote, loadNow, ratio, report, type BenchPart, type Table } from './harness/report.js';
 import { fmtInt, inTempDir, median, progress, REPS, size } from './harness/stats.js';
 
 /** What an instance reports: its time and items, its durable writes' p50 and p99 and its event-loop delay p99 (ms). */
@@ -33,7 +32,7 @@ export const scalePart: BenchPart = {
   async run() {
     const runs = size('SCALE_RUNS', 12, 3);
     const items = size('SCALE_ITEMS', 500, 30);
-    const load0 = loadavg()[0]!;
+    const load0 = loadNow();
     const pg = await startPostgres();
     const rows: Record<string, Awaited<ReturnType<typeof instances>>[]> = {};
     try {
@@ -70,7 +69,7 @@ export const scalePart: BenchPart = {
         median(r.map((x) => x.loopP99)).toFixed(1),
       ]);
     }
-    const note = `${REPS} rounds; append latency as the engine reports it for \`runstate_event_append_seconds\`; aims (issue 17) for Postgres, 1 instance: items/s ≥ ${ITEMS_AIM}× SQLite, append p99 ≤ ${P99_AIM}× SQLite's. Load average (1 min) ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (2 cores, shared).`;
+    const note = `${REPS} rounds; append latency as the engine reports it for \`runstate_event_append_seconds\`; aims (issue 17) for Postgres, 1 instance: items/s ≥ ${ITEMS_AIM}× SQLite, append p99 ≤ ${P99_AIM}× SQLite's. ${loadNote(load0)}`;
     return report(`### ${fmtInt(runs)} runs × ${fmtInt(items)} no-op items`, { title: 'Postgres and SQLite', rows: table }, note);
   },
 };

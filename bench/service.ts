@@ -1,12 +1,11 @@
 // Service part (`BENCH_PARTS=service`): `runstate serve` in a child process, on SQLite and on a
 // throw-away Postgres, runs of the demo `face_processor` started over HTTP, against the bare loop.
 import { readdirSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { startPostgres, type TestDatabase } from '../test/helpers/postgres.js';
 import { api, launch, metrics, startRun, trace as readTrace, type Served, type TraceLine } from './harness/serve.js';
 import { bareLoop } from './harness/service.js';
-import { rateTable, ratio, report, table, under, type BenchPart, type Table } from './harness/report.js';
+import { loadNote, loadNow, rateTable, ratio, report, table, under, type BenchPart, type Table } from './harness/report.js';
 import { fmtInt, inTempDir, median, QUICK, rounds, size, until } from './harness/stats.js';
 import { measureMemory } from './service-memory.js';
 import { summarizeProfile } from './service-profile.js';
@@ -118,7 +117,7 @@ export const servicePart: BenchPart = {
   async run() {
     const items = size('SERVICE_ITEMS', 20_000, 300);
     const reps = size('SERVICE_REPS', QUICK ? 1 : 2, 1);
-    const loadBefore = loadavg()[0]!;
+    const loadBefore = loadNow();
     const profileConcurrency = size('SERVICE_PROFILE_CONCURRENCY', 16, 16);
     const samples = await throughput(items, reps);
     const top = process.env.BENCH_SERVICE_PROFILE === '1' ? await profileRun(items, profileConcurrency) : undefined;
@@ -154,7 +153,7 @@ export const servicePart: BenchPart = {
     return report(
       `### ${fmtInt(items)} items of \`face_processor\` (\`delay_ms: 0\`) through \`runstate serve\`, started over HTTP`,
       { title: `The service, ${fmtInt(items)} items over HTTP`, rows },
-      `Load average (1 min) ${loadBefore.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (2 cores). ${reps} rounds after a warm-up; items/s from stage 1's \`stage_start\` to its \`stage_complete\` in the run's own trace; append p99 from \`runstate_event_append_seconds\` (interpolated within its buckets) over the measured runs.`,
+      `${loadNote(loadBefore)} ${reps} rounds after a warm-up; items/s from stage 1's \`stage_start\` to its \`stage_complete\` in the run's own trace; append p99 from \`runstate_event_append_seconds\` (interpolated within its buckets) over the measured runs.`,
       `### ${fmtInt(runs)} runs working at once in one \`runstate serve\` (SQLite)`,
       { title: `${fmtInt(runs)} runs at once in one service`, rows: memRows },
       ...(profileRows

@@ -3,9 +3,8 @@
 // in view mode (`max_hz` 10), read by bench/watch-load.ts, which checks each got every event.
 // Baseline: the same run with none, in the same rounds. Aims: view mode ≥ 0.9× none, event mode
 // ≥ 0.5×, judged only when no watcher was closed and every one is complete. Full method: docs/benchmarks.md.
-import { loadavg } from 'node:os';
 import { start } from './harness/child.js';
-import { ratio, report, type BenchPart, type Table } from './harness/report.js';
+import { loadNote, loadNow, ratio, report, type BenchPart, type Table } from './harness/report.js';
 import { BENCH_TOKEN } from './harness/service.js';
 import { fmtInt, inTempDir, interleaved, median, progress, range, REPS, size, until } from './harness/stats.js';
 import type { WatcherSummary } from './watch-load.js';
@@ -41,7 +40,7 @@ export const watchersPart: BenchPart = {
     const watchers = size('WATCHERS', 300, 20);
     const items = size('WATCHERS_ITEMS', 20_000, 300);
     const concurrency = 4;
-    const load0 = loadavg()[0]!;
+    const load0 = loadNow();
     return inTempDir(async (dir) => {
       const svc = await start<{ port: number }>('harness/service-child.ts', [dir, items, concurrency]);
       const load = await start('watch-load.ts');
@@ -100,7 +99,7 @@ export const watchersPart: BenchPart = {
         `### One run of ${fmtInt(items)} no-op items: none vs ${fmtInt(watchers)} watchers in event and in view mode`,
         `Events/s with ${fmtInt(watchers)} watchers against the same run with none: view mode ${verdict('view')}, event mode ${verdict('event')}.`,
         { title: `One fast run, ${fmtInt(watchers)} watchers`, rows },
-        `Concurrency ${concurrency}; ${REPS} rounds after a warm-up; *complete / closed* over all rounds. Load average (1 min) ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (2 cores, shared).`,
+        `Concurrency ${concurrency}; ${REPS} rounds after a warm-up; *complete / closed* over all rounds. ${loadNote(load0)}`,
       );
     });
   },

@@ -4,13 +4,12 @@
 // runs in it), and per item the time from its claim to its durable record.
 // `BENCH_WORKER_ITEMS` sets the size (20,000; 300 with --quick).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../service/config.js';
 import type { AnyPipeline, Item } from '../service/pipelines/types.js';
 import { buildService } from '../service/service.js';
 import type { SqliteStore } from '../service/store/sqlite.js';
-import { markdownTable, type BenchPart, type PartReport, type Table } from './harness/report.js';
+import { loadNote, loadNow, markdownTable, type BenchPart, type PartReport, type Table } from './harness/report.js';
 import { fmtInt, inTempDir, percentile, size } from './harness/stats.js';
 
 const WORKERS = 4;
@@ -103,7 +102,7 @@ async function measure(dir: string, items: number): Promise<Measured> {
 async function run(): Promise<PartReport> {
   const items = size('WORKER_ITEMS', 20_000, 300);
   // Other work on the machine slows both paths; the ratio is of the same run, the load is said.
-  const load = loadavg()[0]!;
+  const load = loadNow();
   const m = await inTempDir((dir) => measure(dir, items));
   const rows: Table = [
     ['path', 'items/s', 'service CPU per item (µs)', 'claim → recorded p50 (ms)', 'p99 (ms)'],
@@ -117,7 +116,7 @@ async function run(): Promise<PartReport> {
     markdown:
       `One stage of ${fmtInt(items)} items at concurrency ${CONCURRENCY}, SQLite, the items loaded in process; no-op handlers. ` +
       `The workers use sdk/python/runstate_worker.py as shipped: the answers its handlers finish together go in one ` +
-      `\`POST /answers\`, which also claims their successors. Load average (1 min) when the part started: ${load.toFixed(1)}.` +
+      `\`POST /answers\`, which also claims their successors. ${loadNote(load)}` +
       `\n\n${markdownTable(rows)}\n\n${verdict}`,
   };
 }
