@@ -446,7 +446,10 @@ describe('retry_failed on two instances sharing one Postgres', () => {
       });
       return { status: res.status, body: (await res.json()) as { data: View & { run_id: string }; error?: { code: string } } };
     };
-    const options = { seed: 3, delay_ms: 20, items_per_stage: [6, 0, 0, 0, 0, 0, 0], fail_rate: 1, max_attempts: 1 };
+    // Items of a second or so: the retry is still under way when the instance that lost the race
+    // forwards its request to the winner (commands are polled every 20 ms), which refuses it. With
+    // items of 20 ms the retry could finish first, and the forwarded request rightly start a second.
+    const options = { seed: 3, delay_ms: 1000, items_per_stage: [6, 0, 0, 0, 0, 0, 0], fail_rate: 1, max_attempts: 1 };
     const runId = (await call(i1!, 'POST', '/runs', { site_id: 'site-5', pipeline: 'content', options })).body.data.run_id;
     const deadline = Date.now() + 30_000;
     const completed = async (after: number) => {
