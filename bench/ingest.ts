@@ -2,7 +2,7 @@
 // through a service process's Unix socket, pipelined, against the same events appended with the
 // store's commit in a loop; and the latency from an engine's write to a WebSocket client's receipt.
 import { WebSocket } from 'ws';
-import { start } from './harness/child.js';
+import { withChildren } from './harness/child.js';
 import { rateTable, ratio, report, table, type BenchPart } from './harness/report.js';
 import { appendEvents, BENCH_TOKEN, createBenchRun, events as make, SqliteStore } from './harness/service.js';
 import { fmtInt, inTempDir, percentile, QUICK, REPS, rounds, size } from './harness/stats.js';
@@ -29,19 +29,16 @@ async function watch(port: number, runId: string, expected: number): Promise<{ d
 }
 
 /** `engines` engines writing `perEngine` events each (at `rate`/s each, or as fast as they can): events/s and the watcher's latencies. */
-async function throughSocket(dir: string, engines: number, perEngine: number, rate = 0) {
-  const svc = await start<{ port: number; socketPath: string }>('harness/service-child.ts', [dir, 1, 1]);
-  try {
+function throughSocket(dir: string, engines: number, perEngine: number, rate = 0) {
+  return withChildren(async (start) => {
+    const svc = await start<{ port: number; socketPath: string }>('harness/service-child.ts', [dir, 1, 1]);
     const runIds = await svc.call<string[]>('external', { n: engines });
     const watcher = await watch(svc.ready.port, runIds[0]!, perEngine);
-    const results = await Promise.all(
-      runIds.map(async (runId, k) => (await start<{ ms: number; ordered: boolean }>('ingest-engine.ts', [svc.ready.socketPath, runId, perEngine, `e${k}`, rate], { readyMs: 600_000 })).ready),
-    );
+    const engine = async (runId: string, k: number) => (await start<{ ms: number; ordered: boolean }>('ingest-engine.ts', [svc.ready.socketPath, runId, perEngine, `e${k}`, rate], 600_000)).ready;
+    const results = await Promise.all(runIds.map(engine));
     if (!results.every((r) => r.ordered)) throw new Error('bench: acknowledgements out of order');
     return { perSec: ((engines * perEngine) / Math.max(...results.map((r) => r.ms))) * 1000, latencies: await watcher.done };
-  } finally {
-    await svc.stop();
-  }
+  });
 }
 
 /** The floor: the same events appended with the store's commit directly, `perCommit` at a time. */

@@ -2,10 +2,10 @@
 // throw-away Postgres, runs of the demo `face_processor` started over HTTP, against the bare loop.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startPostgres, type TestDatabase } from '../test/helpers/postgres.js';
+import { startPostgres } from '../test/helpers/postgres.js';
 import { api, launch, metrics, startRun, trace as readTrace, type Served, type TraceLine } from './harness/serve.js';
 import { bareLoop } from './harness/service.js';
-import { loadNote, loadNow, rateTable, ratio, report, table, under, type BenchPart, type Table } from './harness/report.js';
+import { rateTable, ratio, report, table, under, type BenchPart, type Table } from './harness/report.js';
 import { fmtInt, inTempDir, median, QUICK, rounds, size, until } from './harness/stats.js';
 import { measureMemory } from './service-memory.js';
 import { summarizeProfile } from './service-profile.js';
@@ -90,10 +90,9 @@ async function profileRun(items: number, concurrency: number) {
 /** The bare loop, then the service on each store at each concurrency, interleaved. */
 async function throughput(items: number, reps: number) {
   const pg = await startPostgres();
-  let db: TestDatabase | undefined;
   const insts: Served[] = [];
   try {
-    db = await pg.createDatabase();
+    const db = await pg.createDatabase();
     const variants: Record<string, (dir: string) => Promise<RunSample>> = {
       [BARE]: async (dir) => ({ perSec: await bareLoop(dir, items, { pipeline: 'face_processor', title: (i) => `Image ${i}: aurora` }), appends: new Map([[Infinity, items]]) }),
     };
@@ -105,7 +104,7 @@ async function throughput(items: number, reps: number) {
     return await rounds(variants, { reps });
   } finally {
     for (const inst of insts) await inst.stop().catch(() => undefined);
-    await db?.drop().catch(() => undefined);
+    // It drops the database as well.
     await pg.stop();
   }
 }
@@ -117,7 +116,6 @@ export const servicePart: BenchPart = {
   async run() {
     const items = size('SERVICE_ITEMS', 20_000, 300);
     const reps = size('SERVICE_REPS', QUICK ? 1 : 2, 1);
-    const loadBefore = loadNow();
     const profileConcurrency = size('SERVICE_PROFILE_CONCURRENCY', 16, 16);
     const samples = await throughput(items, reps);
     const top = process.env.BENCH_SERVICE_PROFILE === '1' ? await profileRun(items, profileConcurrency) : undefined;
@@ -153,7 +151,7 @@ export const servicePart: BenchPart = {
     return report(
       `### ${fmtInt(items)} items of \`face_processor\` (\`delay_ms: 0\`) through \`runstate serve\`, started over HTTP`,
       { title: `The service, ${fmtInt(items)} items over HTTP`, rows },
-      `${loadNote(loadBefore)} ${reps} rounds after a warm-up; items/s from stage 1's \`stage_start\` to its \`stage_complete\` in the run's own trace; append p99 from \`runstate_event_append_seconds\` (interpolated within its buckets) over the measured runs.`,
+      `${reps} rounds after a warm-up; items/s from stage 1's \`stage_start\` to its \`stage_complete\` in the run's own trace; append p99 from \`runstate_event_append_seconds\` (interpolated within its buckets) over the measured runs.`,
       `### ${fmtInt(runs)} runs working at once in one \`runstate serve\` (SQLite)`,
       { title: `${fmtInt(runs)} runs at once in one service`, rows: memRows },
       ...(profileRows

@@ -121,7 +121,4 @@ serve({
     for (const w of watchers.values()) w.socket.destroy();
     watchers.clear();
   },
-  /** CPU ms this process has used: whether the load generator, not the server, was the limit. */
-  cpu: () => (({ user, system }) => (user + system) / 1000)(process.cpuUsage()),
-  stop: () => void setImmediate(() => process.exit(0)),
 });

@@ -1,15 +1,6 @@
 // What a part hands back, and how it reaches the console and its section of docs/benchmarks.md.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import { fmtInt, median, range } from './stats.js';
-
-/** The machine's 1-minute load average now: read at a part's start for `loadNote` at its end. */
-export const loadNow = (): number => loadavg()[0]!;
-
-/** What else the machine was doing during a part: its load average at the start (`from`) and now. */
-export function loadNote(from: number): string {
-  return `Load average (1 min) ${from.toFixed(1)} at the start, ${loadNow().toFixed(1)} at the end (2 cores).`;
-}
 
 /** Rows of cells, the first row the header; every column but the first is right-aligned. */
 export type Table = string[][];

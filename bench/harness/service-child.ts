@@ -41,10 +41,7 @@ serve(
       if (run?.status !== 'completed') throw new Error(`bench: run ${String(runId)} ended ${run?.status}`);
       return { ms, events: run.lastSeq };
     },
-    stop: async () => {
-      await svc.stop();
-      setImmediate(() => process.exit(0));
-    },
+    stop: () => svc.stop(),
   },
   { port: svc.port, socketPath: svc.socketPath },
 );

@@ -49,11 +49,11 @@ export async function appendEvents(store: Store, runId: string, events: NewEvent
   return (await store.commit(runId, { events, ...(keys ? { eventKeys: keys } : {}) })).events;
 }
 
-/** `stages` stages of `items` items whose work resolves at once (unless `processItem` says otherwise). */
+/** `stages` stages of `items` items whose work resolves at once (unless `processItem` says otherwise); `stage` adds to each stage. */
 export function noopPipeline(
   items: number,
   concurrency: number,
-  { name = 'bench-noop', stages = 1, processItem = async () => {} }: { name?: string; stages?: number; processItem?: StageDefinition<object>['processItem'] } = {},
+  { name = 'bench-noop', stages = 1, processItem = async () => {}, stage = {} }: { name?: string; stages?: number; processItem?: StageDefinition<object>['processItem']; stage?: Partial<StageDefinition<object>> } = {},
 ): PipelineDefinition<object> {
   return {
     name,
@@ -64,6 +64,7 @@ export function noopPipeline(
       name: stages === 1 ? 'No-op' : `Stage ${s + 1}`,
       loadItems: async () => Array.from({ length: items }, (_, i) => ({ id: i + 1, title: `item ${i + 1}` })),
       processItem,
+      ...stage,
     })),
   };
 }
@@ -91,17 +92,8 @@ export async function startService(dir: string, pipelines: readonly PipelineDefi
   const socketPath = join(dir, 'ingest.sock');
   const config = loadConfig({ RUNSTATE_DATA: dir, PORT: '0', RUNSTATE_ADMIN_TOKEN: BENCH_TOKEN, RUNSTATE_INGEST_SOCKET: socketPath, RUNSTATE_LOG_LEVEL: 'silent' });
   const service = await buildService(config, { pipelines: [...pipelines], webRoot: null });
-  const { port } = await service.start();
-  return { port, socketPath, engine: service.engine, store: service.store, stop: () => service.stop() };
-}
-
-export interface EngineRunResult {
-  /** Items/s. */
-  perSec: number;
-  /** Bytes of the run's snapshot halfway through the first stage: what the bare loop writes per item. */
-  snapshotBytes: number;
-  /** Durable batches (store transactions that appended events). */
-  batches: number;
+  const { port, url } = await service.start();
+  return { port, url, socketPath, engine: service.engine, store: service.store, stop: () => service.stop() };
 }
 
 /** What a part adds to the measured run on its store: spans, a listener, a check after the timed region, its own teardown. */
@@ -119,7 +111,7 @@ export interface EngineExtras {
 export async function measureEngine(
   dir: string,
   opts: { items: number; concurrency: number; stages?: number; trace?: boolean; inspect?: (ev: InspectionEvent) => void; extras?: (store: Store) => Promise<EngineExtras> },
-): Promise<EngineRunResult> {
+) {
   const stages = opts.stages ?? 1;
   const store = new SqliteStore({ filename: join(dir, 'runstate.db') });
   const extras = (await opts.extras?.(store)) ?? {};

@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 /** `npm run bench -- --quick` or `BENCH_QUICK=1`: every part at tiny sizes, to check the bench code runs; nothing is written. */
 export const QUICK = process.argv.includes('--quick') || process.env.BENCH_QUICK === '1';
@@ -43,6 +44,24 @@ export function fmtInt(n: number): string {
 export function monoMs(): number {
   const [s, ns] = process.hrtime();
   return s * 1e3 + ns / 1e6;
+}
+
+/** The CPU ms (user + system) this process has used. */
+export function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
+
+/** `body`'s result, when it started (monotonic ms), how long it ran, this process's CPU ms and event-loop delay (p99, max; ms) meanwhile. */
+export async function timed<T>(body: () => Promise<T>) {
+  const eld = monitorEventLoopDelay({ resolution: 5 });
+  eld.enable();
+  const cpu = cpuMs();
+  const startedAt = monoMs();
+  const result = await body();
+  const ms = monoMs() - startedAt;
+  eld.disable();
+  return { result, startedAt, ms, cpuMs: cpuMs() - cpu, eldP99: eld.percentile(99) / 1e6, eldMax: eld.max / 1e6 };
 }
 
 /** Runs `fn` in a fresh temporary directory and removes it afterwards, whatever happens. */

@@ -135,11 +135,5 @@ serve({
   stats: () => Object.fromEntries([...phases].map(([ph, p]) => [ph, { ...p, windows: Array.from(p.windows, (h) => h?.toJSON() ?? []) }])),
   count: (req) => phases.get(req.ph as number)?.deliveries ?? 0,
   healthyClosed: () => healthyClosed,
-  /** CPU ms this process has used: whether the load generator, not the server, was the limit. */
-  cpu: () => {
-    const { user, system } = process.cpuUsage();
-    return (user + system) / 1000;
-  },
   backlog,
-  stop: () => void setImmediate(() => process.exit(0)),
 });
