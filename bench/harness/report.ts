@@ -1,5 +1,5 @@
 // What a part hands back, and how it reaches the console and its section of docs/benchmarks.md.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { fmtInt, median, range } from './stats.js';
 
 /** Rows of cells, the first row the header; every column but the first is right-aligned. */
@@ -27,7 +27,7 @@ export function textTable(rows: Table): string {
   return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
 }
 
-export function markdownTable(rows: Table): string {
+function markdownTable(rows: Table): string {
   const line = (r: string[]) => `| ${r.join(' | ')} |`;
   return [line(rows[0]!), `|${rows[0]!.map((_, c) => (c === 0 ? '---' : '---:')).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
 }
@@ -66,34 +66,19 @@ export function table<R>(columns: readonly Column<R>[], rows: readonly R[]): Tab
   return [columns.map(([header]) => header), ...rows.map((row) => columns.map(([, cell]) => cell(row)))];
 }
 
-/**
- * The table of a throughput comparison: each variant's median rate and range, then the `more`
- * columns (`med(v)`: a variant's median, for ratios), in `order` (by default the samples').
- */
-export function rateTable<V extends string>(
-  samples: Record<V, readonly { perSec: number }[]>,
-  [first, unit]: [string, string],
-  more: (med: (v: V) => number) => Column<V>[] = () => [],
-  order = Object.keys(samples) as V[],
-): Table {
+/** The table of a throughput comparison: each variant's median rate and range, then the `more` columns (`med(v)`: a variant's median, for ratios). */
+export function rateTable<V extends string>(samples: Record<V, readonly { perSec: number }[]>, [first, unit]: [string, string], more: (med: (v: V) => number) => Column<V>[] = () => []): Table {
   const of = (v: V) => samples[v].map((s) => s.perSec);
   const med = (v: V) => median(of(v));
-  return table<V>([[first, (v) => v], [`${unit} (median)`, (v) => fmtInt(med(v))], ['min – max', (v) => range(of(v))], ...more(med)], order);
+  return table<V>([[first, (v) => v], [`${unit} (median)`, (v) => fmtInt(med(v))], ['min – max', (v) => range(of(v))], ...more(med)], Object.keys(samples) as V[]);
 }
 
-const PREAMBLE = `# Benchmarks
-
-Numbers written by \`npm run bench\`. Each part owns the text between its
-\`<!-- bench:<part>:start -->\` and \`<!-- bench:<part>:end -->\` markers and rewrites only that;
-everything outside the markers is kept as it is.
-`;
-
-/** Replaces the text between a part's markers (creating the file, or appending the section, when missing); the rest stays. */
+/** Replaces the text between a part's markers (appending the section when it has none yet); the rest stays. */
 export function writeSection(path: string, part: string, body: string): void {
   const start = `<!-- bench:${part}:start -->`;
   const end = `<!-- bench:${part}:end -->`;
   const block = `${start}\n${body.trim()}\n${end}`;
-  const text = existsSync(path) ? readFileSync(path, 'utf8') : PREAMBLE;
+  const text = readFileSync(path, 'utf8');
   const i = text.indexOf(start);
   const j = text.indexOf(end);
   // A half-present section means someone edited the markers; guessing could eat their text.
