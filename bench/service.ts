@@ -1,14 +1,14 @@
 // Service part (`BENCH_PARTS=service`): `runstate serve` in a child process, on SQLite and on a
 // throw-away Postgres, runs of the demo `face_processor` started over HTTP, against the bare loop.
-import { readdirSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startPostgres } from '../test/helpers/postgres.js';
 import { api, launch, metrics, startRun, trace as readTrace, type Served, type TraceLine } from './harness/serve.js';
 import { bareLoop } from './harness/service.js';
-import { rateTable, ratio, report, table, under, type BenchPart, type Table } from './harness/report.js';
-import { fmtInt, inTempDir, median, QUICK, rounds, size, until } from './harness/stats.js';
+import { rateTable, ratio, report, under, type BenchPart, type Table } from './harness/report.js';
+import { fmtInt, median, progress, QUICK, rounds, size, until } from './harness/stats.js';
 import { measureMemory } from './service-memory.js';
-import { summarizeProfile } from './service-profile.js';
 
 /** The issue's aims: the service ≥ 0.5× the bare loop; Postgres ≥ 0.7× SQLite, its append p99 ≤ 10× SQLite's. */
 const AIM_BARE = 0.5;
@@ -78,13 +78,12 @@ async function measureRun(inst: Served, items: number, concurrency: number): Pro
   return { perSec: (items / Math.max(1, at('stage_complete') - at('stage_start'))) * 1000, appends };
 }
 
-/** One more run, never a measured one, in a service started with --cpu-prof: its top functions by self time. */
-async function profileRun(items: number, concurrency: number) {
-  return inTempDir(async (dir) => {
-    const inst = await launch('prof', {}, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
-    await measureRun(inst, items, concurrency).finally(() => inst.stop());
-    return summarizeProfile(join(dir, readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))!), 25);
-  });
+/** One more run, never a measured one, in a service started with --cpu-prof; the profile is left in the directory returned, for DevTools. */
+async function profileRun(items: number, concurrency: number): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'runstate-bench-profile-'));
+  const inst = await launch('prof', {}, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+  await measureRun(inst, items, concurrency).finally(() => inst.stop());
+  return dir;
 }
 
 /** The bare loop, then the service on each store at each concurrency, interleaved. */
@@ -116,9 +115,8 @@ export const servicePart: BenchPart = {
   async run() {
     const items = size('SERVICE_ITEMS', 20_000, 300);
     const reps = size('SERVICE_REPS', QUICK ? 1 : 2, 1);
-    const profileConcurrency = size('SERVICE_PROFILE_CONCURRENCY', 16, 16);
     const samples = await throughput(items, reps);
-    const top = process.env.BENCH_SERVICE_PROFILE === '1' ? await profileRun(items, profileConcurrency) : undefined;
+    if (process.env.BENCH_SERVICE_PROFILE === '1') progress(`service: a CPU profile of a concurrency-16 run in ${await profileRun(items, 16)}`);
 
     const p99 = (v: string) => {
       const sum = new Map<number, number>();
@@ -147,16 +145,12 @@ export const servicePart: BenchPart = {
       ['GET /runs/:id p99', `${mem.getP99.toFixed(1)} ms`, under(mem.getP99, AIM_GET_MS, { unit: ' ms' }), `p50 ${mem.getP50.toFixed(1)} ms; ${fmtInt(mem.running)} of ${fmtInt(runs)} answered running`],
       ['time to start them over HTTP', `${fmtInt(mem.startMs)} ms`, '—', `${((mem.startMs / runs) * 8).toFixed(1)} ms per POST, 8 at a time`],
     ];
-    const profileRows = top && table([['function (self time)', (t) => t.name], ['share', (t) => `${(t.share * 100).toFixed(1)}%`], ['where', (t) => t.where]], top);
     return report(
       `### ${fmtInt(items)} items of \`face_processor\` (\`delay_ms: 0\`) through \`runstate serve\`, started over HTTP`,
       { title: `The service, ${fmtInt(items)} items over HTTP`, rows },
       `${reps} rounds after a warm-up; items/s from stage 1's \`stage_start\` to its \`stage_complete\` in the run's own trace; append p99 from \`runstate_event_append_seconds\` (interpolated within its buckets) over the measured runs.`,
       `### ${fmtInt(runs)} runs working at once in one \`runstate serve\` (SQLite)`,
       { title: `${fmtInt(runs)} runs at once in one service`, rows: memRows },
-      ...(profileRows
-        ? [`### Where a concurrency-${profileConcurrency} run on SQLite spends its time (\`node --cpu-prof\`, self time)`, { title: `Profile of a concurrency-${profileConcurrency} run (self time)`, rows: profileRows }]
-        : []),
     );
   },
 };
