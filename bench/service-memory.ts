@@ -6,19 +6,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { api, launch, startRun, type Served } from './harness/serve.js';
 import { Histogram, pool, progress } from './harness/stats.js';
 
-export interface MemoryResult {
-  runs: number;
-  baselineRss: number;
-  loadedRss: number;
-  /** Wall time to start them all over HTTP. */
-  startMs: number;
-  /** GET /runs/:id, every run once, while they work. */
-  getP50: number;
-  getP99: number;
-  /** Runs GET found running (the rest had finished or failed: none should have). */
-  running: number;
-}
-
 /** Requests in flight at once from the bench, for starting and for reading. */
 const PARALLEL = 8;
 const inParallel = <T>(n: number, work: (i: number) => Promise<T>) => pool(n, PARALLEL, work);
@@ -31,7 +18,8 @@ function rssOf(svc: Served): number {
   return Number(kb) * 1024;
 }
 
-export async function measureMemory(runs: number): Promise<MemoryResult> {
+/** The RSS before and with them working, the time to start them, GET /runs/:id of each meanwhile, and how many it found running (all should be). */
+export async function measureMemory(runs: number) {
   const inst = await launch('memory');
   try {
     const start = (i: number) => startRun(inst, 'face_processor', { trigger: `mem-${i}`, options: OPTIONS });

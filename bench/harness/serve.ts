@@ -7,10 +7,9 @@ import { spawnService, type ServiceProcess } from '../../test/helpers/service-pr
 
 type Service = Pick<ServiceProcess, 'base' | 'token'>;
 
-/** A service process on a data dir of its own, which goes when it stops. */
-export type Served = ServiceProcess & { dir: string };
+export type Served = ServiceProcess;
 
-/** `node [nodeArgs] bin/runstate.mjs serve` (or `entry`) on a fresh data dir, JSON logs at info unless `env` says otherwise. */
+/** `node [nodeArgs] bin/runstate.mjs serve` (or `entry`) on a fresh data dir, which goes when it stops; JSON logs at info unless `env` says otherwise. */
 export async function launch(label: string, env: Record<string, string> = {}, { nodeArgs = [], entry = ['bin/runstate.mjs', 'serve'] }: { nodeArgs?: string[]; entry?: string[] } = {}): Promise<Served> {
   const dir = mkdtempSync(join(tmpdir(), `runstate-bench-${label}-`));
   const proc = await spawnService([...nodeArgs, ...entry], dir, { RUNSTATE_LOG_LEVEL: 'info', ...env });
@@ -18,7 +17,7 @@ export async function launch(label: string, env: Record<string, string> = {}, { 
     await proc.stop();
     rmSync(dir, { recursive: true, force: true });
   };
-  return { ...proc, dir, stop };
+  return { ...proc, stop };
 }
 
 /** A line of a run's trace (`GET /runs/:id/trace`). */

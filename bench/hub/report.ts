@@ -175,14 +175,8 @@ export function tables(sessions: readonly SessionResult[], o: HubOptions) {
   return { fanout, stalls, saturation, server };
 }
 
-export interface Aim {
-  text: string;
-  met: boolean;
-  evidence: string;
-}
-
 /** The hub's aims, judged for C against A and B of the same run. */
-export function aims(sessions: readonly SessionResult[], o: HubOptions): Aim[] {
+export function aims(sessions: readonly SessionResult[], o: HubOptions): { text: string; met: boolean; evidence: string }[] {
   const by = (v: Variant) => sessions.find((s) => s.variant === v)!;
   const [a, b, c] = [by('naive'), by('serial'), by('hub')];
   const top = o.rates.at(-1)!;
