@@ -6,7 +6,7 @@ import type { Browser, Page } from 'playwright-core';
 import { launchBrowser } from '../test/helpers/browser.js';
 import { runReaches } from '../test/helpers/service-process.js';
 import { ROOT } from './harness/child.js';
-import { report, table, under, type BenchPart } from './harness/report.js';
+import { report, under, type BenchPart, type Table } from './harness/report.js';
 import { api, launch, startRun, trace, type Served } from './harness/serve.js';
 import { fmtInt, median, percentile, progress, QUICK, REPS, size } from './harness/stats.js';
 
@@ -189,47 +189,29 @@ async function loads(svc: Served, browser: Browser, perStage: number) {
 }
 
 function tables(log: Awaited<ReturnType<typeof logOpen>>, items: Awaited<ReturnType<typeof itemsOpen>>, { small, big }: Awaited<ReturnType<typeof loads>>) {
-  const frameRows = table<{ page: string; f: Frames; judged?: boolean }>(
-    [
-      ['page', (r) => r.page],
-      ['frames rendered', ({ f }) => fmtInt(f.rendered)],
-      ['frames dropped', ({ f }) => fmtInt(f.dropped)],
-      ['dropped %', ({ f }) => f.droppedPct.toFixed(1)],
-      ['target', ({ f, judged }) => (judged ? under(f.droppedPct, DROPPED_PCT, { unit: ' %' }) : '')],
-    ],
-    [
-      { page: 'log open, idle', f: log.idle },
-      { page: `log open, ${fmtInt(RATE)} events/s`, f: log.loaded, judged: true },
-      { page: 'items table open, run paused', f: items.idle },
-      { page: `items table open, ${fmtInt(Math.round(items.eventsPerSec))} events/s`, f: items.loaded, judged: true },
-    ],
-  );
-  const lagRows = table<number[]>(
-    [
-      ['events shown', (l) => fmtInt(l.length)],
-      ['lag p50 ms', (l) => percentile(l, 50).toFixed(0)],
-      ['lag p99 ms', (l) => percentile(l, 99).toFixed(0)],
-      ['lag max ms', (l) => (l.at(-1) ?? NaN).toFixed(0)],
-    ],
-    [log.lags],
-  );
+  const frameRow = (page: string, f: Frames, judged = false) => [page, fmtInt(f.rendered), fmtInt(f.dropped), f.droppedPct.toFixed(1), judged ? under(f.droppedPct, DROPPED_PCT, { unit: ' %' }) : ''];
+  const frameRows: Table = [
+    ['page', 'frames rendered', 'frames dropped', 'dropped %', 'target'],
+    frameRow('log open, idle', log.idle),
+    frameRow(`log open, ${fmtInt(RATE)} events/s`, log.loaded, true),
+    frameRow('items table open, run paused', items.idle),
+    frameRow(`items table open, ${fmtInt(Math.round(items.eventsPerSec))} events/s`, items.loaded, true),
+  ];
+  const lags = log.lags;
+  const lagRows: Table = [
+    ['events shown', 'lag p50 ms', 'lag p99 ms', 'lag max ms'],
+    [fmtInt(lags.length), percentile(lags, 50).toFixed(0), percentile(lags, 99).toFixed(0), (lags.at(-1) ?? NaN).toFixed(0)],
+  ];
   const med = (r: typeof big, k: keyof Load) => median(r.loads.map((l) => l[k]));
-  const ms = (k: keyof Load) => (r: typeof big) => med(r, k).toFixed(0);
-  const target = (k: keyof Load) => (r: typeof big) => (r === big ? under(med(r, k), INTERACTIVE_MS, { unit: ' ms', inclusive: true }) : '');
-  const loadRows = table<typeof big>(
-    [
-      ['run page, cold', (r) => `${r.label}, ${fmtInt(r.lastSeq)} events`],
-      ['card ms', ms('card')],
-      ['log ms', ms('log')],
-      ['click answered in ms', ms('response')],
-      ['long tasks ms', ms('longTaskMs')],
-      ['interactive ms', ms('interactive')],
-      ['target', target('interactive')],
-      ['items table ms', ms('items')],
-      ['target', target('items')],
-    ],
-    [small, big],
-  );
+  const ms = (r: typeof big, k: keyof Load) => med(r, k).toFixed(0);
+  // Only the big run is judged: the small one is its baseline.
+  const target = (r: typeof big, k: keyof Load) => (r === big ? under(med(r, k), INTERACTIVE_MS, { unit: ' ms', inclusive: true }) : '');
+  const loadRow = (r: typeof big) => [`${r.label}, ${fmtInt(r.lastSeq)} events`, ms(r, 'card'), ms(r, 'log'), ms(r, 'response'), ms(r, 'longTaskMs'), ms(r, 'interactive'), target(r, 'interactive'), ms(r, 'items'), target(r, 'items')];
+  const loadRows: Table = [
+    ['run page, cold', 'card ms', 'log ms', 'click answered in ms', 'long tasks ms', 'interactive ms', 'target', 'items table ms', 'target'],
+    loadRow(small),
+    loadRow(big),
+  ];
   return { frameRows, lagRows, loadRows, bigVsSmall: med(big, 'interactive') / med(small, 'interactive') };
 }
 
