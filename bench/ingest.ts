@@ -3,7 +3,7 @@
 // store's commit in a loop; and the latency from an engine's write to a WebSocket client's receipt.
 import { WebSocket } from 'ws';
 import { withChildren } from './harness/child.js';
-import { rateTable, ratio, report, table, type BenchPart } from './harness/report.js';
+import { rateTable, ratio, report, table, type BenchPart, type PartReport } from './harness/report.js';
 import { appendEvents, BENCH_TOKEN, createBenchRun, events as make, SqliteStore } from './harness/service.js';
 import { fmtInt, inTempDir, percentile, QUICK, REPS, rounds, size } from './harness/stats.js';
 
@@ -59,43 +59,40 @@ async function bareLoop(dir: string, count: number, perCommit: number) {
   return { perSec: (count / ms) * 1000, latencies: [] };
 }
 
-export const ingestPart: BenchPart = {
-  key: 'ingest',
-  title: 'Ingest',
-  source: 'bench/ingest.ts',
-  async run() {
-    const total = size('INGEST_EVENTS', 20_000, 400);
-    const paced = QUICK ? 200 : 3000;
-    const BARE = 'bare, 1 event per commit';
-    const samples = await rounds(
-      {
-        [BARE]: (dir) => bareLoop(dir, total, 1),
-        'bare, 500 events per commit': (dir) => bareLoop(dir, total, 500),
-        'socket, 1 engine': (dir) => throughSocket(dir, 1, total),
-        'socket, 4 engines': (dir) => throughSocket(dir, 4, total / 4),
-      },
-      { unit: 'events/s' },
-    );
-    const latencies: [string, number[]][] = [
-      ['socket, 1 engine (saturated)', samples['socket, 1 engine'].flatMap((s) => s.latencies)],
-      ['socket, 4 engines (saturated)', samples['socket, 4 engines'].flatMap((s) => s.latencies)],
-      ['socket, 1 engine at 1,000 events/s', (await inTempDir((dir) => throughSocket(dir, 1, paced, 1000))).latencies],
-    ];
-    const latency = table<[string, number[]]>(
-      [
-        ['variant', ([k]) => k],
-        ['p50 ms', ([, v]) => percentile(v, 50).toFixed(1)],
-        ['p99 ms', ([, v]) => percentile(v, 99).toFixed(1)],
-        ['events', ([, v]) => fmtInt(v.length)],
-      ],
-      latencies.map(([k, v]) => [k, v.sort((x, y) => x - y)]),
-    );
-    return report(
-      `### Throughput: ${fmtInt(total)} events appended and acknowledged`,
-      { title: 'Ingest throughput', rows: rateTable(samples, ['variant', 'events/s'], (med) => [['vs bare, 1 per commit', (v) => ratio(med(v), med(BARE))]]) },
-      `### Latency: an engine's write to a WebSocket client's receipt`,
-      { title: 'Ingest latency', rows: latency },
-      `${REPS} rounds after a warm-up; the paced run: 1,000 events/s for ${paced / 1000} s.`,
-    );
-  },
-};
+async function run(): Promise<PartReport> {
+  const total = size('INGEST_EVENTS', 20_000, 400);
+  const paced = QUICK ? 200 : 3000;
+  const BARE = 'bare, 1 event per commit';
+  const samples = await rounds(
+    {
+      [BARE]: (dir) => bareLoop(dir, total, 1),
+      'bare, 500 events per commit': (dir) => bareLoop(dir, total, 500),
+      'socket, 1 engine': (dir) => throughSocket(dir, 1, total),
+      'socket, 4 engines': (dir) => throughSocket(dir, 4, total / 4),
+    },
+    { unit: 'events/s' },
+  );
+  const latencies: [string, number[]][] = [
+    ['socket, 1 engine (saturated)', samples['socket, 1 engine'].flatMap((s) => s.latencies)],
+    ['socket, 4 engines (saturated)', samples['socket, 4 engines'].flatMap((s) => s.latencies)],
+    ['socket, 1 engine at 1,000 events/s', (await inTempDir((dir) => throughSocket(dir, 1, paced, 1000))).latencies],
+  ];
+  const latency = table<[string, number[]]>(
+    [
+      ['variant', ([k]) => k],
+      ['p50 ms', ([, v]) => percentile(v, 50).toFixed(1)],
+      ['p99 ms', ([, v]) => percentile(v, 99).toFixed(1)],
+      ['events', ([, v]) => fmtInt(v.length)],
+    ],
+    latencies.map(([k, v]) => [k, v.sort((x, y) => x - y)]),
+  );
+  return report(
+    `### Throughput: ${fmtInt(total)} events appended and acknowledged`,
+    { title: 'Ingest throughput', rows: rateTable(samples, ['variant', 'events/s'], (med) => [['vs bare, 1 per commit', (v) => ratio(med(v), med(BARE))]]) },
+    `### Latency: an engine's write to a WebSocket client's receipt`,
+    { title: 'Ingest latency', rows: latency },
+    `${REPS} rounds after a warm-up; the paced run: 1,000 events/s for ${paced / 1000} s.`,
+  );
+}
+
+export const ingestPart: BenchPart = { key: 'ingest', title: 'Ingest', source: 'bench/ingest.ts', run };

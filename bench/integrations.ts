@@ -1,7 +1,7 @@
 // Integrations part: the engine part's measured run, 5 stages at concurrency 8, with webhooks and
 // OpenTelemetry on, each to a loopback receiver, against the same run with both off.
 import { createServer } from 'node:http';
-import { rateTable, ratio, report, type BenchPart } from './harness/report.js';
+import { rateTable, ratio, report, type BenchPart, type PartReport } from './harness/report.js';
 import { createTelemetry, measureEngine, silent, WEBHOOK_EVENTS, WebhookSender, webhookStoreFor, type EngineExtras, type Store } from './harness/service.js';
 import { fmtInt, rounds, size, until } from './harness/stats.js';
 
@@ -57,19 +57,16 @@ async function integrations(store: Store, v: { webhooks: boolean; otel: boolean 
   };
 }
 
-export const integrationsPart: BenchPart = {
-  key: 'integrations',
-  title: 'Integrations',
-  source: 'bench/integrations.ts',
-  async run() {
-    const perStage = Math.max(1, Math.floor(size('ITEMS', 20_000, 100) / STAGES));
-    const run = (webhooks: boolean, otel: boolean) => (dir: string) =>
-      measureEngine(dir, { items: perStage, stages: STAGES, concurrency: CONCURRENCY, extras: (store) => integrations(store, { webhooks, otel }) });
-    const samples = await rounds({ off: run(false, false), webhooks: run(true, false), OpenTelemetry: run(false, true), 'webhooks + OpenTelemetry': run(true, true) });
-    const rows = rateTable(samples, ['integrations', 'items/s'], (med) => [['against off', (v) => ratio(med(v), med('off'))]]);
-    return report(`### Engine items/s, ${STAGES} stages × ${fmtInt(perStage)} no-op items, concurrency ${CONCURRENCY}`, {
-      title: 'Integrations: webhooks and OpenTelemetry on against off',
-      rows,
-    });
-  },
-};
+async function run(): Promise<PartReport> {
+  const perStage = Math.max(1, Math.floor(size('ITEMS', 20_000, 100) / STAGES));
+  const run = (webhooks: boolean, otel: boolean) => (dir: string) =>
+    measureEngine(dir, { items: perStage, stages: STAGES, concurrency: CONCURRENCY, extras: (store) => integrations(store, { webhooks, otel }) });
+  const samples = await rounds({ off: run(false, false), webhooks: run(true, false), OpenTelemetry: run(false, true), 'webhooks + OpenTelemetry': run(true, true) });
+  const rows = rateTable(samples, ['integrations', 'items/s'], (med) => [['against off', (v) => ratio(med(v), med('off'))]]);
+  return report(`### Engine items/s, ${STAGES} stages × ${fmtInt(perStage)} no-op items, concurrency ${CONCURRENCY}`, {
+    title: 'Integrations: webhooks and OpenTelemetry on against off',
+    rows,
+  });
+}
+
+export const integrationsPart: BenchPart = { key: 'integrations', title: 'Integrations', source: 'bench/integrations.ts', run };

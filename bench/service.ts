@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { startPostgres } from '../test/helpers/postgres.js';
 import { api, launch, metrics, startRun, trace as readTrace, type Served, type TraceLine } from './harness/serve.js';
 import { bareLoop } from './harness/service.js';
-import { rateTable, ratio, report, under, type BenchPart, type Table } from './harness/report.js';
+import { rateTable, ratio, report, under, type BenchPart, type PartReport, type Table } from './harness/report.js';
 import { fmtInt, median, progress, QUICK, rounds, size, until } from './harness/stats.js';
 import { measureMemory } from './service-memory.js';
 
@@ -108,49 +108,46 @@ async function throughput(items: number, reps: number) {
   }
 }
 
-export const servicePart: BenchPart = {
-  key: 'service',
-  title: 'The service as users run it',
-  source: 'bench/service.ts',
-  async run() {
-    const items = size('SERVICE_ITEMS', 20_000, 300);
-    const reps = size('SERVICE_REPS', QUICK ? 1 : 2, 1);
-    const samples = await throughput(items, reps);
-    if (process.env.BENCH_SERVICE_PROFILE === '1') progress(`service: a CPU profile of a concurrency-16 run in ${await profileRun(items, 16)}`);
+async function run(): Promise<PartReport> {
+  const items = size('SERVICE_ITEMS', 20_000, 300);
+  const reps = size('SERVICE_REPS', QUICK ? 1 : 2, 1);
+  const samples = await throughput(items, reps);
+  if (process.env.BENCH_SERVICE_PROFILE === '1') progress(`service: a CPU profile of a concurrency-16 run in ${await profileRun(items, 16)}`);
 
-    const p99 = (v: string) => {
-      const sum = new Map<number, number>();
-      for (const [le, n] of samples[v]!.flatMap((s) => [...s.appends])) sum.set(le, (sum.get(le) ?? 0) + n);
-      return bucketQuantile(sum, 0.99);
-    };
-    /** The cell of a Postgres variant against its twin on SQLite; — for the others. */
-    const vsSqlite = (of: (v: string, sqlite: string) => string) => (v: string) => (v.includes('Postgres') ? of(v, v.replace('Postgres', 'SQLite')) : '—');
-    const rows = rateTable(samples, ['variant', 'items/s'], (med) => [
-      ['items per txn', (v) => median(samples[v]!.map((s) => items / Math.max(1, s.appends.get(Infinity) ?? 0))).toFixed(1)],
-      ['vs bare loop', (v) => (v === BARE ? '1.00' : ratio(med(v), med(BARE), AIM_BARE))],
-      ['vs SQLite', vsSqlite((v, sqlite) => ratio(med(v), med(sqlite), AIM_PG))],
-      ['append p99 ms', (v) => (v === BARE ? '—' : Number.isFinite(p99(v)) ? p99(v).toFixed(1) : '> 250')],
-      ['p99 vs SQLite', vsSqlite((v, sqlite) => {
-        const r = p99(v) / p99(sqlite);
-        return `${Number.isFinite(r) ? r.toFixed(1) : '—'} (${under(r, AIM_P99, { inclusive: true })})`;
-      })],
-    ]);
+  const p99 = (v: string) => {
+    const sum = new Map<number, number>();
+    for (const [le, n] of samples[v]!.flatMap((s) => [...s.appends])) sum.set(le, (sum.get(le) ?? 0) + n);
+    return bucketQuantile(sum, 0.99);
+  };
+  /** The cell of a Postgres variant against its twin on SQLite; — for the others. */
+  const vsSqlite = (of: (v: string, sqlite: string) => string) => (v: string) => (v.includes('Postgres') ? of(v, v.replace('Postgres', 'SQLite')) : '—');
+  const rows = rateTable(samples, ['variant', 'items/s'], (med) => [
+    ['items per txn', (v) => median(samples[v]!.map((s) => items / Math.max(1, s.appends.get(Infinity) ?? 0))).toFixed(1)],
+    ['vs bare loop', (v) => (v === BARE ? '1.00' : ratio(med(v), med(BARE), AIM_BARE))],
+    ['vs SQLite', vsSqlite((v, sqlite) => ratio(med(v), med(sqlite), AIM_PG))],
+    ['append p99 ms', (v) => (v === BARE ? '—' : Number.isFinite(p99(v)) ? p99(v).toFixed(1) : '> 250')],
+    ['p99 vs SQLite', vsSqlite((v, sqlite) => {
+      const r = p99(v) / p99(sqlite);
+      return `${Number.isFinite(r) ? r.toFixed(1) : '—'} (${under(r, AIM_P99, { inclusive: true })})`;
+    })],
+  ]);
 
-    const runs = size('SERVICE_RUNS', 10_000, 30);
-    const mem = await measureMemory(runs);
-    const above = (mem.loadedRss - mem.baselineRss) / MB;
-    const memRows: Table = [
-      ['measure', `${fmtInt(runs)} runs`, 'aim', 'detail'],
-      ['RSS above baseline', `${above.toFixed(0)} MB`, under(above, AIM_MEMORY_MB, { unit: ' MB' }), `${(mem.baselineRss / MB).toFixed(0)} → ${(mem.loadedRss / MB).toFixed(0)} MB, ${((above * 1024) / runs).toFixed(1)} KB per run`],
-      ['GET /runs/:id p99', `${mem.getP99.toFixed(1)} ms`, under(mem.getP99, AIM_GET_MS, { unit: ' ms' }), `p50 ${mem.getP50.toFixed(1)} ms; ${fmtInt(mem.running)} of ${fmtInt(runs)} answered running`],
-      ['time to start them over HTTP', `${fmtInt(mem.startMs)} ms`, '—', `${((mem.startMs / runs) * 8).toFixed(1)} ms per POST, 8 at a time`],
-    ];
-    return report(
-      `### ${fmtInt(items)} items of \`face_processor\` (\`delay_ms: 0\`) through \`runstate serve\`, started over HTTP`,
-      { title: `The service, ${fmtInt(items)} items over HTTP`, rows },
-      `${reps} rounds after a warm-up; items/s from stage 1's \`stage_start\` to its \`stage_complete\` in the run's own trace; append p99 from \`runstate_event_append_seconds\` (interpolated within its buckets) over the measured runs.`,
-      `### ${fmtInt(runs)} runs working at once in one \`runstate serve\` (SQLite)`,
-      { title: `${fmtInt(runs)} runs at once in one service`, rows: memRows },
-    );
-  },
-};
+  const runs = size('SERVICE_RUNS', 10_000, 30);
+  const mem = await measureMemory(runs);
+  const above = (mem.loadedRss - mem.baselineRss) / MB;
+  const memRows: Table = [
+    ['measure', `${fmtInt(runs)} runs`, 'aim', 'detail'],
+    ['RSS above baseline', `${above.toFixed(0)} MB`, under(above, AIM_MEMORY_MB, { unit: ' MB' }), `${(mem.baselineRss / MB).toFixed(0)} → ${(mem.loadedRss / MB).toFixed(0)} MB, ${((above * 1024) / runs).toFixed(1)} KB per run`],
+    ['GET /runs/:id p99', `${mem.getP99.toFixed(1)} ms`, under(mem.getP99, AIM_GET_MS, { unit: ' ms' }), `p50 ${mem.getP50.toFixed(1)} ms; ${fmtInt(mem.running)} of ${fmtInt(runs)} answered running`],
+    ['time to start them over HTTP', `${fmtInt(mem.startMs)} ms`, '—', `${((mem.startMs / runs) * 8).toFixed(1)} ms per POST, 8 at a time`],
+  ];
+  return report(
+    `### ${fmtInt(items)} items of \`face_processor\` (\`delay_ms: 0\`) through \`runstate serve\`, started over HTTP`,
+    { title: `The service, ${fmtInt(items)} items over HTTP`, rows },
+    `${reps} rounds after a warm-up; items/s from stage 1's \`stage_start\` to its \`stage_complete\` in the run's own trace; append p99 from \`runstate_event_append_seconds\` (interpolated within its buckets) over the measured runs.`,
+    `### ${fmtInt(runs)} runs working at once in one \`runstate serve\` (SQLite)`,
+    { title: `${fmtInt(runs)} runs at once in one service`, rows: memRows },
+  );
+}
+
+export const servicePart: BenchPart = { key: 'service', title: 'The service as users run it', source: 'bench/service.ts', run };

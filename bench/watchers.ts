@@ -2,7 +2,7 @@
 // watchers in event mode and 300 in view mode (`max_hz` 10), read by bench/watch-load.ts, against
 // the same run with none, in the same rounds. The aims are judged only when every watcher is complete.
 import { withChildren, type Child } from './harness/child.js';
-import { rateTable, ratio, report, type BenchPart } from './harness/report.js';
+import { rateTable, ratio, report, type BenchPart, type PartReport } from './harness/report.js';
 import { BENCH_TOKEN } from './harness/service.js';
 import { fmtInt, inTempDir, interleaved, median, progress, REPS, size, until } from './harness/stats.js';
 import type { WatcherSummary } from './watch-load.js';
@@ -54,48 +54,45 @@ async function watchedRun(svc: Child<{ port: number }>, load: Child, mode: Mode,
   };
 }
 
-export const watchersPart: BenchPart = {
-  key: 'watchers',
-  title: 'Watchers of one fast run',
-  source: 'bench/watchers.ts',
-  async run() {
-    const watchers = size('WATCHERS', 300, 20);
-    const items = size('WATCHERS_ITEMS', 20_000, 300);
-    const concurrency = 4;
-    const event = `${fmtInt(watchers)} in event mode`;
-    const view = `${fmtInt(watchers)} in view mode (max_hz ${MAX_HZ})`;
-    const modes: Record<string, Mode> = { none: 'none', [event]: 'event', [view]: 'view' };
-    const samples = await inTempDir((dir) =>
-      withChildren(async (start) => {
-        const svc = await start<{ port: number }>('harness/service-child.ts', [dir, items, concurrency]);
-        const load = await start('watch-load.ts');
-        return interleaved(Object.keys(modes), REPS, async (label, tag) => {
-          const s = await watchedRun(svc, load, modes[label]!, watchers);
-          progress(`${tag} ${label}: ${fmtInt(s.perSec)} events/s, ${fmtInt(s.frames)} frames/watcher, ${s.complete} complete, ${s.closed} closed, load CPU ${Math.round(s.loadCpu * 100)}%`);
-          return s;
-        });
-      }),
-    );
-    const sum = (label: string, k: 'closed' | 'complete') => samples[label]!.reduce((n, s) => n + s[k], 0);
-    const valid = (label: string) => sum(label, 'closed') === 0 && sum(label, 'complete') === watchers * REPS;
-    const watched = (cell: (label: string) => string) => (label: string) => (label === 'none' ? '—' : cell(label));
-    const rows = rateTable(samples, ['watchers', 'run events/s'], (med) => [
-      ['vs none', (v) => (v === 'none' || valid(v) ? ratio(med(v), med('none'), AIMS[modes[v]!]) : `${ratio(med(v), med('none'))} (not judged: incomplete)`)],
-      ['frames per watcher (mean)', watched((v) => fmtInt(median(samples[v]!.map((x) => x.frames))))],
-      ['complete / closed', watched((v) => `${sum(v, 'complete')} / ${sum(v, 'closed')} of ${watchers * REPS}`)],
-      ['load generator CPU', watched((v) => `${Math.round(Math.max(...samples[v]!.map((x) => x.loadCpu)) * 100)}% of a core`)],
-    ]);
-    const none = median(samples.none!.map((s) => s.perSec));
-    const verdict = (label: string) => {
-      const aim = AIMS[modes[label]!]!;
-      if (!valid(label)) return 'not judged (watchers closed or incomplete)';
-      return median(samples[label]!.map((s) => s.perSec)) / none >= aim ? `**met** (≥ ${aim}×)` : `**not met** (below ${aim}×)`;
-    };
-    return report(
-      `### One run of ${fmtInt(items)} no-op items: none vs ${fmtInt(watchers)} watchers in event and in view mode`,
-      `Events/s with ${fmtInt(watchers)} watchers against the same run with none: view mode ${verdict(view)}, event mode ${verdict(event)}.`,
-      { title: `One fast run, ${fmtInt(watchers)} watchers`, rows },
-      `Concurrency ${concurrency}; ${REPS} rounds after a warm-up; *complete / closed* over all rounds.`,
-    );
-  },
-};
+async function run(): Promise<PartReport> {
+  const watchers = size('WATCHERS', 300, 20);
+  const items = size('WATCHERS_ITEMS', 20_000, 300);
+  const concurrency = 4;
+  const event = `${fmtInt(watchers)} in event mode`;
+  const view = `${fmtInt(watchers)} in view mode (max_hz ${MAX_HZ})`;
+  const modes: Record<string, Mode> = { none: 'none', [event]: 'event', [view]: 'view' };
+  const samples = await inTempDir((dir) =>
+    withChildren(async (start) => {
+      const svc = await start<{ port: number }>('harness/service-child.ts', [dir, items, concurrency]);
+      const load = await start('watch-load.ts');
+      return interleaved(Object.keys(modes), REPS, async (label, tag) => {
+        const s = await watchedRun(svc, load, modes[label]!, watchers);
+        progress(`${tag} ${label}: ${fmtInt(s.perSec)} events/s, ${fmtInt(s.frames)} frames/watcher, ${s.complete} complete, ${s.closed} closed, load CPU ${Math.round(s.loadCpu * 100)}%`);
+        return s;
+      });
+    }),
+  );
+  const sum = (label: string, k: 'closed' | 'complete') => samples[label]!.reduce((n, s) => n + s[k], 0);
+  const valid = (label: string) => sum(label, 'closed') === 0 && sum(label, 'complete') === watchers * REPS;
+  const watched = (cell: (label: string) => string) => (label: string) => (label === 'none' ? '—' : cell(label));
+  const rows = rateTable(samples, ['watchers', 'run events/s'], (med) => [
+    ['vs none', (v) => (v === 'none' || valid(v) ? ratio(med(v), med('none'), AIMS[modes[v]!]) : `${ratio(med(v), med('none'))} (not judged: incomplete)`)],
+    ['frames per watcher (mean)', watched((v) => fmtInt(median(samples[v]!.map((x) => x.frames))))],
+    ['complete / closed', watched((v) => `${sum(v, 'complete')} / ${sum(v, 'closed')} of ${watchers * REPS}`)],
+    ['load generator CPU', watched((v) => `${Math.round(Math.max(...samples[v]!.map((x) => x.loadCpu)) * 100)}% of a core`)],
+  ]);
+  const none = median(samples.none!.map((s) => s.perSec));
+  const verdict = (label: string) => {
+    const aim = AIMS[modes[label]!]!;
+    if (!valid(label)) return 'not judged (watchers closed or incomplete)';
+    return median(samples[label]!.map((s) => s.perSec)) / none >= aim ? `**met** (≥ ${aim}×)` : `**not met** (below ${aim}×)`;
+  };
+  return report(
+    `### One run of ${fmtInt(items)} no-op items: none vs ${fmtInt(watchers)} watchers in event and in view mode`,
+    `Events/s with ${fmtInt(watchers)} watchers against the same run with none: view mode ${verdict(view)}, event mode ${verdict(event)}.`,
+    { title: `One fast run, ${fmtInt(watchers)} watchers`, rows },
+    `Concurrency ${concurrency}; ${REPS} rounds after a warm-up; *complete / closed* over all rounds.`,
+  );
+}
+
+export const watchersPart: BenchPart = { key: 'watchers', title: 'Watchers of one fast run', source: 'bench/watchers.ts', run };

@@ -4,7 +4,7 @@
 // from its claim to its durable record.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { report, table, type BenchPart } from './harness/report.js';
+import { report, table, type BenchPart, type PartReport } from './harness/report.js';
 import { BENCH_TOKEN, noopPipeline, OWNER, startService, type SqliteStore } from './harness/service.js';
 import { fmtInt, inTempDir, percentile, size, timed } from './harness/stats.js';
 
@@ -55,34 +55,31 @@ async function measure(dir: string, items: number) {
   }
 }
 
-export const workersPart: BenchPart = {
-  key: 'workers',
-  title: 'Workers',
-  source: 'bench/workers.ts',
-  async run() {
-    const items = size('WORKER_ITEMS', 20_000, 300);
-    const m = await inTempDir((dir) => measure(dir, items));
-    const rows = table<{ path: string; r: typeof m.remote; latency?: boolean }>(
-      [
-        ['path', ({ path }) => path],
-        ['items/s', ({ r }) => fmtInt(r.perSec)],
-        ['service CPU per item (µs)', ({ r }) => fmtInt(r.cpuPerItemUs)],
-        ['claim → recorded p50 (ms)', ({ latency }) => (latency ? m.p50.toFixed(1) : '')],
-        ['p99 (ms)', ({ latency }) => (latency ? m.p99.toFixed(1) : '')],
-      ],
-      [
-        { path: 'in-process', r: m.inProcess },
-        { path: `${WORKERS} Python workers, claiming ≤ 16`, r: m.remote, latency: true },
-      ],
-    );
-    const ratio = m.remote.perSec / m.inProcess.perSec;
-    const met = (ok: boolean) => (ok ? 'met' : 'not met');
-    return report(
-      `One stage of ${fmtInt(items)} items at concurrency ${CONCURRENCY}, SQLite, the items loaded in process; no-op handlers. ` +
-        'The workers use sdk/python/runstate_worker.py as shipped: the answers its handlers finish together go in one ' +
-        '`POST /answers`, which also claims their successors.',
-      { title: `Workers: ${fmtInt(items)} items, concurrency ${CONCURRENCY}, SQLite`, rows },
-      `Aim: ≥ ${fmtInt(AIM_RATE)} items/s through the workers (${met(m.remote.perSec >= AIM_RATE)}), and ≥ ${AIM_RATIO}× in-process: ${ratio.toFixed(2)}× (${met(ratio >= AIM_RATIO)}).`,
-    );
-  },
-};
+async function run(): Promise<PartReport> {
+  const items = size('WORKER_ITEMS', 20_000, 300);
+  const m = await inTempDir((dir) => measure(dir, items));
+  const rows = table<{ path: string; r: typeof m.remote; latency?: boolean }>(
+    [
+      ['path', ({ path }) => path],
+      ['items/s', ({ r }) => fmtInt(r.perSec)],
+      ['service CPU per item (µs)', ({ r }) => fmtInt(r.cpuPerItemUs)],
+      ['claim → recorded p50 (ms)', ({ latency }) => (latency ? m.p50.toFixed(1) : '')],
+      ['p99 (ms)', ({ latency }) => (latency ? m.p99.toFixed(1) : '')],
+    ],
+    [
+      { path: 'in-process', r: m.inProcess },
+      { path: `${WORKERS} Python workers, claiming ≤ 16`, r: m.remote, latency: true },
+    ],
+  );
+  const ratio = m.remote.perSec / m.inProcess.perSec;
+  const met = (ok: boolean) => (ok ? 'met' : 'not met');
+  return report(
+    `One stage of ${fmtInt(items)} items at concurrency ${CONCURRENCY}, SQLite, the items loaded in process; no-op handlers. ` +
+      'The workers use sdk/python/runstate_worker.py as shipped: the answers its handlers finish together go in one ' +
+      '`POST /answers`, which also claims their successors.',
+    { title: `Workers: ${fmtInt(items)} items, concurrency ${CONCURRENCY}, SQLite`, rows },
+    `Aim: ≥ ${fmtInt(AIM_RATE)} items/s through the workers (${met(m.remote.perSec >= AIM_RATE)}), and ≥ ${AIM_RATIO}× in-process: ${ratio.toFixed(2)}× (${met(ratio >= AIM_RATIO)}).`,
+  );
+}
+
+export const workersPart: BenchPart = { key: 'workers', title: 'Workers', source: 'bench/workers.ts', run };

@@ -3,7 +3,7 @@
 // each session's two processes, server.ts and clients.ts; report.ts makes the tables and the aims.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { withChildren, type Child } from '../harness/child.js';
-import { report, table, type BenchPart } from '../harness/report.js';
+import { report, table, type BenchPart, type PartReport } from '../harness/report.js';
 import { BENCH_TOKEN } from '../harness/service.js';
 import { fmtInt, progress, QUICK, size } from '../harness/stats.js';
 import type { PhaseStats } from './clients.js';
@@ -138,33 +138,30 @@ function runSession(variant: Variant, o: HubOptions) {
   });
 }
 
-export const hubPart: BenchPart = {
-  key: 'hub',
-  title: 'WebSocket hub',
-  source: 'bench/hub/',
-  async run() {
-    const o = options();
-    const sessions: SessionResult[] = [];
-    for (const v of ['naive', 'serial', 'hub'] as const) {
-      progress(`${LABEL[v]}: ${fmtInt(o.clients)} clients`);
-      sessions.push(await runSession(v, o));
-    }
-    const t = tables(sessions, o);
-    const verdicts = aims(sessions, o);
-    const hub = report(
-      `### Aims, for C, against A and B of this run`,
-      verdicts.map((x) => `- ${x.met ? '**Met**' : '**Not met**'}: ${x.text}. ${x.evidence}.`).join('\n'),
-      `### Fan-out at a fixed rate: ${fmtInt(o.clients)} clients, none stalled`,
-      { title: 'Hub fan-out', rows: t.fanout },
-      `### Saturation: bursts of ${o.burstEvents} events to ${fmtInt(o.clients)} clients`,
-      { title: 'Hub saturation (bursts)', rows: t.saturation },
-      `### Healthy clients while others stall, and eviction`,
-      { title: 'Hub: stalled clients', rows: t.stalls },
-      `### Server memory`,
-      { title: 'Hub: server memory', rows: t.server },
-      closes(sessions),
-    );
-    const aimRows = table([['aim', (x) => x.text], ['met', (x) => (x.met ? 'yes' : 'no')], ['evidence', (x) => x.evidence]], verdicts);
-    return { ...hub, tables: [...hub.tables, { title: 'Hub aims', rows: aimRows }] };
-  },
-};
+async function run(): Promise<PartReport> {
+  const o = options();
+  const sessions: SessionResult[] = [];
+  for (const v of ['naive', 'serial', 'hub'] as const) {
+    progress(`${LABEL[v]}: ${fmtInt(o.clients)} clients`);
+    sessions.push(await runSession(v, o));
+  }
+  const t = tables(sessions, o);
+  const verdicts = aims(sessions, o);
+  const hub = report(
+    `### Aims, for C, against A and B of this run`,
+    verdicts.map((x) => `- ${x.met ? '**Met**' : '**Not met**'}: ${x.text}. ${x.evidence}.`).join('\n'),
+    `### Fan-out at a fixed rate: ${fmtInt(o.clients)} clients, none stalled`,
+    { title: 'Hub fan-out', rows: t.fanout },
+    `### Saturation: bursts of ${o.burstEvents} events to ${fmtInt(o.clients)} clients`,
+    { title: 'Hub saturation (bursts)', rows: t.saturation },
+    `### Healthy clients while others stall, and eviction`,
+    { title: 'Hub: stalled clients', rows: t.stalls },
+    `### Server memory`,
+    { title: 'Hub: server memory', rows: t.server },
+    closes(sessions),
+  );
+  const aimRows = table([['aim', (x) => x.text], ['met', (x) => (x.met ? 'yes' : 'no')], ['evidence', (x) => x.evidence]], verdicts);
+  return { ...hub, tables: [...hub.tables, { title: 'Hub aims', rows: aimRows }] };
+}
+
+export const hubPart: BenchPart = { key: 'hub', title: 'WebSocket hub', source: 'bench/hub/', run };
