@@ -21,13 +21,7 @@ interface Watcher {
   closed: boolean;
 }
 
-type Seen = { type: string; seq: number } | null;
-export interface WatcherSummary {
-  frames: number;
-  first: Seen;
-  last: Seen;
-  closed: boolean;
-}
+export type WatcherSummary = ReturnType<typeof summary>;
 
 const watchers = new Map<number, Watcher>();
 
@@ -107,7 +101,16 @@ function open(port: number, path: string, subscribe: object): Promise<Watcher> {
   });
 }
 
-const seen = (payload: Buffer | null): Seen => (payload ? (({ type, seq }) => ({ type, seq }))(JSON.parse(payload.toString('utf8')) as { type: string; seq: number }) : null);
+/** A frame's type and seq: all the watchers part checks of it. */
+function seen(payload: Buffer | null): { type: string; seq: number } | null {
+  if (!payload) return null;
+  const { type, seq } = JSON.parse(payload.toString('utf8')) as { type: string; seq: number };
+  return { type, seq };
+}
+
+function summary(w: Watcher) {
+  return { frames: w.frames, first: seen(w.first), last: seen(w.last ?? w.first), closed: w.closed };
+}
 
 serve({
   /** Opens watchers `ids` on `path`, 64 at a time (a burst past the listen backlog costs SYN retries). */
@@ -116,7 +119,7 @@ serve({
     await pool(list.length, 64, async (k) => watchers.set(list[k]!, await open(Number(port), `${String(path)}&cid=${list[k]!}`, subscribe as object)));
     return watchers.size;
   },
-  summary: (): WatcherSummary[] => [...watchers.values()].map((w) => ({ frames: w.frames, first: seen(w.first), last: seen(w.last ?? w.first), closed: w.closed })),
+  summary: () => [...watchers.values()].map(summary),
   drop: () => {
     for (const w of watchers.values()) w.socket.destroy();
     watchers.clear();
