@@ -118,9 +118,9 @@ async function itemsOpen(svc: Served, browser: Browser, seconds: number) {
   });
 }
 
-// Installed before the page's own scripts: when the card, the log's last row, the first item
-// row, and the machines as of a transition (after a click on it in the log) first show, and
-// every long task (ms since navigation). `result_()` is the load's figures (see coldLoad).
+// Installed before the page's own scripts: when (ms since navigation) the card, the log's last row, the first item
+// row and the machines as of a transition (after a click on it in the log) first show, and every long task.
+// `result_()`: interactive is the latest of the card, the log's last row, the click answered and the last long task's end.
 const LOAD_PROBE = (lastSeq: number) => `(() => {
   const marks = {};
   const longTasks = [];
@@ -149,11 +149,7 @@ const LOAD_PROBE = (lastSeq: number) => `(() => {
 
 type Load = Record<'card' | 'log' | 'items' | 'response' | 'longTaskMs' | 'interactive', number>;
 
-/**
- * One cold load of a run page in a fresh browser context: interactive is the latest of the card,
- * the log's last row, a click on a transition in the log answered (the machines drawn as of it),
- * and the end of the last long task before a second with none; the items table's first row beside it.
- */
+/** One cold load of a run page in a fresh browser context, until a second has passed with no long task. */
 async function coldLoad(svc: Served, browser: Browser, runId: string, lastSeq: number): Promise<Load> {
   const context = await browser.newContext({ viewport: VIEWPORT });
   try {

@@ -1,6 +1,5 @@
-// Ingest part: 1 and 4 external engines (bench/ingest-engine.ts, processes of their own) append
-// through a service process's Unix socket, pipelined, against the same events appended with the
-// store's commit in a loop; and the latency from an engine's write to a WebSocket client's receipt.
+// Ingest part: 1 and 4 external engines (bench/ingest-engine.ts) append through a service's Unix socket against the
+// same events committed in a loop; and the latency from an engine's write to a WebSocket client's receipt.
 import { WebSocket } from 'ws';
 import { withChildren } from './harness/child.js';
 import { rateTable, ratio, report, type BenchPart, type PartReport, type Table } from './harness/report.js';

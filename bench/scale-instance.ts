@@ -1,6 +1,5 @@
-// One service instance for the Postgres part: `bench/scale-instance.ts <target> <runs> <items> <name>`.
-// An engine on the store (SQLite dir or Postgres URL); on `go` it starts its runs of a no-op
-// pipeline, waits until they are all retired and checked, and answers with its numbers.
+// One instance for the Postgres part: `scale-instance.ts <target> <runs> <items> <name>`, an engine on SQLite (a dir)
+// or Postgres (a URL); on `go` it starts its no-op runs, waits until all are retired and checked, and reports.
 import { serve } from './harness/child.js';
 import { Engine, noopPipeline, openStore, OWNER, verifyRun } from './harness/service.js';
 import { percentile, timed } from './harness/stats.js';

@@ -1,6 +1,5 @@
-// The service part's memory figure: `runs` runs working at once in one `runstate serve` process
-// (demo face_processor, one item in flight each, items of 30 s on average), its RSS above the
-// baseline of the same process before them, and GET /runs/:id for every one of them meanwhile.
+// The service part's memory figure: `runs` runs of face_processor working at once (an item of 30 s in
+// flight each) in one `runstate serve`, its RSS above its own baseline, and GET /runs/:id of each meanwhile.
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { api, launch, startRun, type Served } from './harness/serve.js';

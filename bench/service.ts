@@ -1,13 +1,10 @@
 // Service part (`BENCH_PARTS=service`): `runstate serve` in a child process, on SQLite and on a
 // throw-away Postgres, runs of the demo `face_processor` started over HTTP, against the bare loop.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { startPostgres } from '../test/helpers/postgres.js';
 import { api, launch, metrics, startRun, trace as readTrace, type Served, type TraceLine } from './harness/serve.js';
 import { bareLoop } from './harness/service.js';
 import { rateTable, ratio, report, under, type BenchPart, type PartReport, type Table } from './harness/report.js';
-import { fmtInt, median, progress, QUICK, rounds, size, until } from './harness/stats.js';
+import { fmtInt, median, progress, QUICK, rounds, size, tempDir, until } from './harness/stats.js';
 import { measureMemory } from './service-memory.js';
 
 /** The issue's aims: the service ≥ 0.5× the bare loop; Postgres ≥ 0.7× SQLite, its append p99 ≤ 10× SQLite's. */
@@ -80,7 +77,7 @@ async function measureRun(inst: Served, items: number, concurrency: number): Pro
 
 /** One more run, never a measured one, in a service started with --cpu-prof; the profile is left in the directory returned, for DevTools. */
 async function profileRun(items: number, concurrency: number): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'runstate-bench-profile-'));
+  const dir = tempDir('profile');
   const inst = await launch('prof', {}, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
   await measureRun(inst, items, concurrency).finally(() => inst.stop());
   return dir;

@@ -1,6 +1,5 @@
-// Watchers part: one fast run (no-op items, held until its watchers have subscribed) with 300
-// watchers in event mode and 300 in view mode (`max_hz` 10), read by bench/watch-load.ts, against
-// the same run with none, in the same rounds. The aims are judged only when every watcher is complete.
+// Watchers part: one fast run with 300 watchers in event mode, and in view mode (`max_hz` 10), read by
+// bench/watch-load.ts, against the same run with none; its aims are judged only when every watcher is complete.
 import { withChildren, type Child } from './harness/child.js';
 import { rateTable, ratio, report, type BenchPart, type PartReport } from './harness/report.js';
 import { BENCH_TOKEN } from './harness/service.js';

@@ -1,7 +1,5 @@
-// Workers part: 4 Python workers (bench/py_noop_worker.py, no-op handlers, claiming up to 16 at
-// a time) on one run, against the same items processed in-process, in the same service: items/s,
-// the service's CPU time per item (the service runs in this process), and per item the time
-// from its claim to its durable record.
+// Workers part: 4 Python workers (bench/py_noop_worker.py, no-op handlers) on one run against the same
+// items in-process, in one service in this process: items/s, its CPU per item, claim-to-record latency.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { report, table, type BenchPart, type PartReport } from './harness/report.js';

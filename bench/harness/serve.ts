@@ -1,9 +1,7 @@
 // The service in a process of its own as users start it (`runstate serve`, through
 // test/helpers/service-process.ts) on a fresh data dir, and its HTTP API, with the token it printed.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { spawnService, type ServiceProcess } from '../../test/helpers/service-process.js';
+import { removeDir, tempDir } from './stats.js';
 
 type Service = Pick<ServiceProcess, 'base' | 'token'>;
 
@@ -11,11 +9,11 @@ export type Served = ServiceProcess;
 
 /** `node [nodeArgs] bin/runstate.mjs serve` (or `entry`) on a fresh data dir, which goes when it stops; JSON logs at info unless `env` says otherwise. */
 export async function launch(label: string, env: Record<string, string> = {}, { nodeArgs = [], entry = ['bin/runstate.mjs', 'serve'] }: { nodeArgs?: string[]; entry?: string[] } = {}): Promise<Served> {
-  const dir = mkdtempSync(join(tmpdir(), `runstate-bench-${label}-`));
+  const dir = tempDir(label);
   const proc = await spawnService([...nodeArgs, ...entry], dir, { RUNSTATE_LOG_LEVEL: 'info', ...env });
   const stop = async () => {
     await proc.stop();
-    rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   };
   return { ...proc, stop };
 }

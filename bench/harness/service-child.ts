@@ -1,7 +1,5 @@
-// The service in a process of its own, for the parts that need one (ingest, hub watchers):
-//   node --import tsx bench/harness/service-child.ts <dataDir> <items> <concurrency>
-// Ready: {port, socketPath}. A no-op pipeline of <items> items is registered; its runs wait at
-// items until `go`, so clients can subscribe before the run's events start.
+// The service in a process of its own for the ingest and watchers parts: `service-child.ts <dataDir>
+// <items> <concurrency>`, ready with {port, socketPath}; its no-op runs wait until `go`, so watchers subscribe first.
 import { serve } from './child.js';
 import { noopPipeline, OWNER, startService } from './service.js';
 

@@ -64,13 +64,22 @@ export async function timed<T>(body: () => Promise<T>) {
   return { result, startedAt, ms, cpuMs: cpuMs() - cpu, eldP99: eld.percentile(99) / 1e6, eldMax: eld.max / 1e6 };
 }
 
+/** A fresh temporary directory, `runstate-bench-<label>-…`; `removeDir` deletes it. */
+export function tempDir(label = 'run'): string {
+  return mkdtempSync(join(tmpdir(), `runstate-bench-${label}-`));
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
 /** Runs `fn` in a fresh temporary directory and removes it afterwards, whatever happens. */
 export async function inTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(join(tmpdir(), 'runstate-bench-'));
+  const dir = tempDir();
   try {
     return await fn(dir);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   }
 }
 

@@ -1,6 +1,5 @@
-// Hub part: 1,000 WebSocket clients on loopback and three servers in turn (A a naive send loop,
-// B the incident's serial-await fix, C the real Hub), C judged against A and B. This file drives
-// each session's two processes, server.ts and clients.ts; report.ts makes the tables and the aims.
+// Hub part: 1,000 WebSocket clients and three servers in turn (A a naive send loop, B the incident's serial-await
+// fix, C the real Hub). This file drives each session's server.ts and clients.ts; report.ts judges C against A and B.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { withChildren, type Child } from '../harness/child.js';
 import { report, table, type BenchPart, type PartReport } from '../harness/report.js';

@@ -1,16 +1,13 @@
-// The server side of the hub part, one process per variant: `bench/hub/server.ts <naive|serial|hub>`.
-// On 127.0.0.1 (port 0), it appends events through the real store at a fixed rate (or in bursts)
-// and hands each durable batch to the variant.
-import { mkdtempSync, rmSync } from 'node:fs';
+// The hub part's server, one process per variant (`server.ts <naive|serial|hub>`, 127.0.0.1, port 0): it appends
+// events through the real store at a fixed rate (or in bursts) and hands each durable batch to the variant.
 import { createServer, type IncomingMessage } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { serve } from '../harness/child.js';
 import { appendEvents, benchHub, createBenchRun, Engine, noopPipeline, SqliteStore, type NewEvent, type StoredEvent } from '../harness/service.js';
-import { monoMs, timed } from '../harness/stats.js';
+import { monoMs, removeDir, tempDir, timed } from '../harness/stats.js';
 
 export type Variant = 'naive' | 'serial' | 'hub';
 export type PhaseResult = Awaited<ReturnType<typeof measured>>;
@@ -132,7 +129,7 @@ function serialAwait(): Broadcaster {
   };
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'runstate-bench-hub-'));
+const dir = tempDir('hub');
 const store = new SqliteStore({ filename: join(dir, 'runstate.db') });
 // Registered so the engine can describe the run (snapshots, replay); it never runs.
 const engine = new Engine({ store, pipelines: [noopPipeline(0, 1, { name: 'bench-hub' })] });
@@ -206,7 +203,7 @@ serve(
       server.close();
       await engine.stop();
       await store.close();
-      rmSync(dir, { recursive: true, force: true });
+      removeDir(dir);
     },
   },
   { port: (server.address() as { port: number }).port, topic: TOPIC },
