@@ -5,6 +5,7 @@ import { removeDir, tempDir } from './stats.js';
 
 type Service = Pick<ServiceProcess, 'base' | 'token'>;
 
+/** A service process `launch` started; its data dir goes when it stops. */
 export type Served = ServiceProcess;
 
 /** `node [nodeArgs] bin/runstate.mjs serve` (or `entry`) on a fresh data dir, which goes when it stops; JSON logs at info unless `env` says otherwise. */
