@@ -4,14 +4,12 @@
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { browserPart } from './browser.js';
-import { enginePart } from './engine.js';
+import { enginePart, inspectPart, integrationsPart } from './engine.js';
 import { ROOT } from './harness/child.js';
 import { textTable, writeSection, type BenchPart } from './harness/report.js';
 import { QUICK } from './harness/stats.js';
 import { hubPart } from './hub/index.js';
 import { ingestPart } from './ingest.js';
-import { inspectPart } from './inspect.js';
-import { integrationsPart } from './integrations.js';
 import { scalePart } from './scale.js';
 import { servicePart } from './service.js';
 import { watchersPart } from './watchers.js';

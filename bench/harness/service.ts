@@ -1,14 +1,11 @@
-// The bench's touch points with service/ (stores, engines, the hub, the in-process service), a
-// measured engine run, and the bare loop on the store's schema: when service/ changes shape, adapt this.
+// The bench's touch points with service/ (stores, engines, the hub, the in-process service) and the bare
+// loop on the store's schema: when service/ changes shape, adapt this.
 import Database from 'better-sqlite3';
-import { createReadStream } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import type { InspectionEvent } from 'xstate';
 import { loadConfig } from '../../service/config.js';
 import { TokenRegistry } from '../../service/auth/tokens.js';
 import { Engine } from '../../service/engine/engine.js';
@@ -18,10 +15,9 @@ import { PostgresStore } from '../../service/store/postgres.js';
 import { SqliteStore } from '../../service/store/sqlite.js';
 import type { NewEvent, RunRecord, StoredEvent, Store } from '../../service/store/store.js';
 import { buildService } from '../../service/service.js';
-import type { RunTelemetry } from '../../service/telemetry/telemetry.js';
-import { TraceWriter } from '../../service/trace/trace-writer.js';
 
 export { Engine, SqliteStore, type NewEvent, type StoredEvent, type Store };
+export { TraceWriter } from '../../service/trace/trace-writer.js';
 export { events } from '../../service/events.js';
 export { createInspection } from '../../service/inspect.js';
 export { WEBHOOK_EVENTS } from '../../service/store/outbox.js';
@@ -96,57 +92,6 @@ export async function startService(dir: string, pipelines: readonly PipelineDefi
   return { port, url, socketPath, engine: service.engine, store: service.store, stop: () => service.stop() };
 }
 
-/** What a part adds to the measured run on its store: spans, a listener, a check after the timed region, its own teardown. */
-export interface EngineExtras {
-  telemetry?: RunTelemetry | null;
-  onEvents?: () => void;
-  check?: () => Promise<void>;
-  stop?: () => Promise<void>;
-}
-
-/**
- * One run of `stages` × `items` no-op items through a fresh engine and SQLite store in `dir`,
- * timed from startRun to retired (and traces flushed), then checked.
- */
-export async function measureEngine(
-  dir: string,
-  opts: { items: number; concurrency: number; stages?: number; trace?: boolean; inspect?: (ev: InspectionEvent) => void; extras?: (store: Store) => Promise<EngineExtras> },
-) {
-  const stages = opts.stages ?? 1;
-  const store = new SqliteStore({ filename: join(dir, 'runstate.db') });
-  const extras = (await opts.extras?.(store)) ?? {};
-  const pipeline = noopPipeline(opts.items, opts.concurrency, { stages });
-  const engine = new Engine({ store, pipelines: [pipeline], inspect: opts.inspect, telemetry: extras.telemetry });
-  const traces = opts.trace ? new TraceWriter({ dataDir: dir, store, logger: silent }) : undefined;
-  let batches = 0;
-  let snapshot: Promise<number> | undefined;
-  engine.onEvents((run, events) => {
-    batches += 1;
-    traces?.write(run, events);
-    extras.onEvents?.();
-    // The snapshot of a running stage (items in flight) is what most batches write; sample one.
-    if (!snapshot && events.some((e) => e.event === 'stage_item_processed' && Number(e.processed) >= opts.items / 2)) {
-      snapshot = store.getRun(run.runId).then((r) => Buffer.byteLength(JSON.stringify(r?.snapshot ?? null)));
-    }
-  });
-  try {
-    const t0 = performance.now();
-    const run = await engine.startRun({ ...OWNER, pipeline: pipeline.name });
-    await engine.whenRetired(run.run_id);
-    await traces?.flush();
-    const ms = performance.now() - t0;
-    await verifyRun(store, run.run_id, opts.items * stages);
-    if (traces) await verifyTrace(join(TraceWriter.runDir(dir, { ...OWNER, runId: run.run_id }), 'run_trace.jsonl'), (await store.getRun(run.run_id))!.lastSeq);
-    await extras.check?.();
-    if (!snapshot) throw new Error('bench: no stage_item_processed event reached the listener');
-    return { perSec: ((opts.items * stages) / ms) * 1000, snapshotBytes: await snapshot, batches };
-  } finally {
-    await engine.stop();
-    await extras.stop?.();
-    await store.close();
-  }
-}
-
 /** A run must be complete and exact, or its speed means nothing: completed, every item done in the ledger, seqs 1…last_seq. */
 export async function verifyRun(store: Store, runId: string, items: number): Promise<void> {
   const fail = (what: string) => {
@@ -161,15 +106,6 @@ export async function verifyRun(store: Store, runId: string, items: number): Pro
     for (const e of page) if (e.seq !== ++seq) fail(`seq gap: expected ${seq}, got ${e.seq}`);
   }
   if (seq !== run!.lastSeq || seq < items) fail(`the log ends at seq ${seq}, the run says last_seq ${run!.lastSeq}, for ${items} items`);
-}
-
-async function verifyTrace(path: string, lastSeq: number): Promise<void> {
-  let line = 0;
-  for await (const text of createInterface({ input: createReadStream(path) })) {
-    const seq = (JSON.parse(text) as { seq: number }).seq;
-    if (seq !== ++line) throw new Error(`bench: ${path} line ${line} has seq ${seq}`);
-  }
-  if (line !== lastSeq) throw new Error(`bench: ${path} has ${line} lines, the log ${lastSeq} events`);
 }
 
 /**
