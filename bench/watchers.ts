@@ -10,18 +10,6 @@ type Mode = 'none' | 'event' | 'view';
 const AIMS: Partial<Record<Mode, number>> = { view: 0.9, event: 0.5 };
 const MAX_HZ = 10;
 
-interface Sample {
-  /** The run's events/s. */
-  perSec: number;
-  /** Text frames per watcher, the mean. */
-  frames: number;
-  /** Watchers the server closed, and watchers that got everything (event mode: every event; view mode: the final view). */
-  closed: number;
-  complete: number;
-  /** The load generator's CPU over the run, as a share of one core. */
-  loadCpu: number;
-}
-
 /** Event mode: a snapshot, then every event after it up to the last; view mode: views up to the last seq. */
 function complete(mode: Mode, w: WatcherSummary, lastSeq: number): boolean {
   if (w.closed || w.last?.seq !== lastSeq) return false;
@@ -30,7 +18,7 @@ function complete(mode: Mode, w: WatcherSummary, lastSeq: number): boolean {
 }
 
 /** One run of the service child, with `watchers` watchers of `mode` subscribed before it goes. */
-async function watchedRun(svc: Child<{ port: number }>, load: Child, mode: Mode, watchers: number): Promise<Sample> {
+async function watchedRun(svc: Child<{ port: number }>, load: Child, mode: Mode, watchers: number) {
   const runId = await svc.call<string>('prepare');
   if (mode !== 'none') {
     const subscribe = { topic: `run:${runId}`, ...(mode === 'view' ? { mode: 'view', max_hz: MAX_HZ } : {}) };
@@ -44,6 +32,8 @@ async function watchedRun(svc: Child<{ port: number }>, load: Child, mode: Mode,
   const arrived = async () => (got = await load.call<WatcherSummary[]>('summary')).every((w) => w.closed || w.last?.seq === r.events);
   await until(arrived, 30_000, 'watchers short of the last event').catch(() => undefined);
   await load.call('drop');
+  // frames: the mean per watcher; complete: watchers that got everything (event mode: every event, view mode: the final view);
+  // loadCpu: the load generator's CPU over the run, as a share of one core.
   return {
     perSec: (r.events / r.ms) * 1000,
     frames: got.length ? got.reduce((n, w) => n + w.frames, 0) / got.length : 0,
