@@ -35,25 +35,27 @@ const INSTRUMENT = `(() => {
   }).observe(log, { childList: true });
 })()`;
 
-/** The frames recorded since `fromIndex`: a gap of n frame times is n − 1 dropped. */
-async function frames(page: Page, fromIndex = 0) {
-  const times = (await page.evaluate(`window.frames_.slice(${fromIndex})`)) as number[];
+/** The frames recorded since the last call (taken out of the page's record): a gap of n frame times is n − 1 dropped. */
+async function frames(page: Page) {
+  const times = (await page.evaluate('window.frames_.splice(0)')) as number[];
   let dropped = 0;
   for (let i = 1; i < times.length; i++) dropped += Math.max(0, Math.round((times[i]! - times[i - 1]!) / FRAME_MS) - 1);
   const expected = times.length > 1 ? Math.round((times.at(-1)! - times[0]!) / FRAME_MS) : 0;
-  return { rendered: times.length, dropped, droppedPct: (100 * dropped) / Math.max(1, expected), end: fromIndex + times.length };
+  return { rendered: times.length, dropped, droppedPct: (100 * dropped) / Math.max(1, expected) };
 }
 type Frames = Awaited<ReturnType<typeof frames>>;
 
-/** A run's page in a new tab, live; the tab closes after `fn`. */
-async function onRunPage<T>(svc: Served, browser: Browser, runId: string, fn: (page: Page) => Promise<T>): Promise<T> {
-  const page = await browser.newPage({ viewport: VIEWPORT });
+/** A run's page in a fresh browser context (with `init` installed before the page's own scripts), once live; the context closes after `fn`. */
+async function onRunPage<T>(svc: Served, browser: Browser, runId: string, fn: (page: Page) => Promise<T>, init?: string): Promise<T> {
+  const context = await browser.newContext({ viewport: VIEWPORT });
   try {
+    if (init) await context.addInitScript(init);
+    const page = await context.newPage();
     await page.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`);
-    await page.locator('[data-connection="live"]').waitFor();
+    await page.locator('[data-connection="live"]').waitFor({ timeout: 60_000 });
     return await fn(page);
   } finally {
-    await page.close();
+    await context.close();
   }
 }
 
@@ -76,7 +78,7 @@ async function logOpen(svc: Served, browser: Browser, seconds: number) {
       await send(ids.map((id) => ({ machine_name: 'bench', event_type: 'item_processed', payload: { processed: id, total, item: { id, title: `item ${id}` } } })));
     }
     await page.locator(`[role="log"] [data-seq="${total + 2}"]`).waitFor({ timeout: 60_000 });
-    const loaded = await frames(page, idle.end);
+    const loaded = await frames(page);
     const rows = (await page.evaluate('window.rows_')) as [number, number][];
     const appended = new Map((await trace(svc, runId)).map((e) => [e.seq, Date.parse(e.timestamp)]));
     const lags = rows.filter(([seq]) => seq > 2 && appended.has(seq)).map(([seq, at]) => at - appended.get(seq)!);
@@ -110,9 +112,10 @@ async function itemsOpen(svc: Served, browser: Browser, seconds: number) {
     await api(svc, `/runs/${runId}/pause`, {});
     await runReaches(svc, runId, 'paused');
     await page.locator('section[aria-label="Processing"][data-state="paused"]').waitFor();
-    const start = (await page.evaluate('window.frames_.length')) as number;
+    // The frames until the pause shows count for neither window.
+    await frames(page);
     await page.waitForTimeout(seconds * 1000);
-    const idle = await frames(page, start);
+    const idle = await frames(page);
     await api(svc, `/runs/${runId}/cancel`, {});
     return { idle, loaded, eventsPerSec: perSec(events), readsPerSec: perSec(reads), items };
   });
@@ -150,21 +153,16 @@ const LOAD_PROBE = (lastSeq: number) => `(() => {
 type Load = Record<'card' | 'log' | 'items' | 'response' | 'longTaskMs' | 'interactive', number>;
 
 /** One cold load of a run page in a fresh browser context, until a second has passed with no long task. */
-async function coldLoad(svc: Served, browser: Browser, runId: string, lastSeq: number): Promise<Load> {
-  const context = await browser.newContext({ viewport: VIEWPORT });
-  try {
-    await context.addInitScript(LOAD_PROBE(lastSeq));
-    const page = await context.newPage();
-    await page.goto(`${svc.base}/run/?id=${runId}&token=${svc.token}`, { waitUntil: 'commit' });
+function coldLoad(svc: Served, browser: Browser, runId: string, lastSeq: number): Promise<Load> {
+  const load = async (page: Page) => {
     await page.locator(`[role="log"] [data-seq="${lastSeq}"]`).waitFor({ timeout: 60_000 });
     await page.locator('[role="log"] .log-state_change').last().click();
     await page.locator('section[aria-label="Machines"] h3', { hasText: 'as of seq' }).waitFor();
     await page.locator('.item-row').first().waitFor({ timeout: 60_000 });
     await page.waitForFunction('window.settled_()', undefined, { timeout: 60_000, polling: 100 });
     return (await page.evaluate('window.result_()')) as Load;
-  } finally {
-    await context.close();
-  }
+  };
+  return onRunPage(svc, browser, runId, load, LOAD_PROBE(lastSeq));
 }
 
 /** (3) Cold loads of a big run's page and of a small one's (5 stages each), alternated. */

@@ -3,7 +3,7 @@
 import { withChildren, type Child } from './harness/child.js';
 import { rateTable, ratio, report, type BenchPart, type PartReport } from './harness/report.js';
 import { BENCH_TOKEN } from './harness/service.js';
-import { fmtInt, inTempDir, interleaved, median, progress, REPS, size, until } from './harness/stats.js';
+import { fmtInt, inTempDir, median, REPS, rounds, size, until } from './harness/stats.js';
 import type { WatcherSummary } from './watch-load.js';
 
 type Mode = 'none' | 'event' | 'view';
@@ -54,11 +54,9 @@ async function run(): Promise<PartReport> {
     withChildren(async (start) => {
       const svc = await start<{ port: number }>('harness/service-child.ts', [dir, items, concurrency]);
       const load = await start('watch-load.ts');
-      return interleaved(Object.keys(modes), REPS, async (label, tag) => {
-        const s = await watchedRun(svc, load, modes[label]!, watchers);
-        progress(`${tag} ${label}: ${fmtInt(s.perSec)} events/s, ${fmtInt(s.frames)} frames/watcher, ${s.complete} complete, ${s.closed} closed, load CPU ${Math.round(s.loadCpu * 100)}%`);
-        return s;
-      });
+      const variants = Object.fromEntries(Object.entries(modes).map(([label, mode]) => [label, () => watchedRun(svc, load, mode, watchers)]));
+      const detail = (s: Awaited<ReturnType<typeof watchedRun>>) => `, ${fmtInt(s.frames)} frames/watcher, ${s.complete} complete, ${s.closed} closed, load CPU ${Math.round(s.loadCpu * 100)}%`;
+      return rounds(variants, { unit: 'events/s', detail });
     }),
   );
   const sum = (label: string, k: 'closed' | 'complete') => samples[label]!.reduce((n, s) => n + s[k], 0);

@@ -111,34 +111,25 @@ export function progress(message: string): void {
 }
 
 /**
- * `measure(variant)` for every variant, a warm-up round and then `reps` rounds, each round every
- * variant once in an order that rotates, so background load and what one variant leaves behind
- * (GC debt, dirty pages) fall on every variant alike. Returns the samples by variant.
+ * A warm-up round, then `reps` rounds, each every variant once in a fresh temporary directory, in an order that rotates,
+ * so background load and what one variant leaves behind (GC debt, dirty pages) fall on every variant alike. Each
+ * measurement is reported as it comes (its rate, then `detail`); the samples by variant.
  */
-export async function interleaved<V extends string, T>(variants: readonly V[], reps: number, measure: (v: V, tag: string) => Promise<T>): Promise<Record<V, T[]>> {
-  const out = Object.fromEntries(variants.map((v) => [v, [] as T[]])) as Record<V, T[]>;
+export async function rounds<V extends string, T extends { perSec: number }>(
+  variants: Record<V, (dir: string) => Promise<T>>,
+  { reps = REPS, unit = 'items/s', detail }: { reps?: number; unit?: string; detail?: (m: T) => string } = {},
+): Promise<Record<V, T[]>> {
+  const names = Object.keys(variants) as V[];
+  const out = Object.fromEntries(names.map((v) => [v, [] as T[]])) as Record<V, T[]>;
   for (let round = 0; round <= reps; round++) {
-    const shift = round % variants.length;
-    for (const v of [...variants.slice(shift), ...variants.slice(0, shift)]) {
-      const m = await measure(v, round === 0 ? 'warm-up' : `rep ${round}/${reps}`);
+    const shift = round % names.length;
+    for (const v of [...names.slice(shift), ...names.slice(0, shift)]) {
+      const m = await inTempDir(variants[v]);
+      progress(`${round === 0 ? 'warm-up' : `rep ${round}/${reps}`} ${v}: ${fmtInt(m.perSec)} ${unit}${detail?.(m) ?? ''}`);
       if (round > 0) out[v].push(m);
     }
   }
   return out;
-}
-
-/**
- * `interleaved` with every measurement in a fresh temporary directory, each reported as it comes:
- * the rounds of every part that compares variants' rates.
- */
-export function rounds<V extends string, T extends { perSec: number }>(variants: Record<V, (dir: string) => Promise<T>>, { reps = REPS, unit = 'items/s' } = {}): Promise<Record<V, T[]>> {
-  return interleaved(Object.keys(variants) as V[], reps, (v, tag) =>
-    inTempDir(async (dir) => {
-      const m = await variants[v](dir);
-      progress(`${tag} ${v}: ${fmtInt(m.perSec)} ${unit}`);
-      return m;
-    }),
-  );
 }
 
 const MIN_MS = 0.01;
