@@ -182,33 +182,6 @@ async function loads(svc: Served, browser: Browser, perStage: number) {
   return { small, big };
 }
 
-function tables(log: Awaited<ReturnType<typeof logOpen>>, items: Awaited<ReturnType<typeof itemsOpen>>, { small, big }: Awaited<ReturnType<typeof loads>>) {
-  const frameRow = (page: string, f: Frames, judged = false) => [page, fmtInt(f.rendered), fmtInt(f.dropped), f.droppedPct.toFixed(1), judged ? under(f.droppedPct, DROPPED_PCT, { unit: ' %' }) : ''];
-  const frameRows: Table = [
-    ['page', 'frames rendered', 'frames dropped', 'dropped %', 'target'],
-    frameRow('log open, idle', log.idle),
-    frameRow(`log open, ${fmtInt(RATE)} events/s`, log.loaded, true),
-    frameRow('items table open, run paused', items.idle),
-    frameRow(`items table open, ${fmtInt(Math.round(items.eventsPerSec))} events/s`, items.loaded, true),
-  ];
-  const lags = log.lags;
-  const lagRows: Table = [
-    ['events shown', 'lag p50 ms', 'lag p99 ms', 'lag max ms'],
-    [fmtInt(lags.length), percentile(lags, 50).toFixed(0), percentile(lags, 99).toFixed(0), (lags.at(-1) ?? NaN).toFixed(0)],
-  ];
-  const med = (r: typeof big, k: keyof Load) => median(r.loads.map((l) => l[k]));
-  const ms = (r: typeof big, k: keyof Load) => med(r, k).toFixed(0);
-  // Only the big run is judged: the small one is its baseline.
-  const target = (r: typeof big, k: keyof Load) => (r === big ? under(med(r, k), INTERACTIVE_MS, { unit: ' ms', inclusive: true }) : '');
-  const loadRow = (r: typeof big) => [`${r.label}, ${fmtInt(r.lastSeq)} events`, ms(r, 'card'), ms(r, 'log'), ms(r, 'response'), ms(r, 'longTaskMs'), ms(r, 'interactive'), target(r, 'interactive'), ms(r, 'items'), target(r, 'items')];
-  const loadRows: Table = [
-    ['run page, cold', 'card ms', 'log ms', 'click answered in ms', 'long tasks ms', 'interactive ms', 'target', 'items table ms', 'target'],
-    loadRow(small),
-    loadRow(big),
-  ];
-  return { frameRows, lagRows, loadRows, bigVsSmall: med(big, 'interactive') / med(small, 'interactive') };
-}
-
 async function run() {
   if (!existsSync(`${ROOT}/web/out/index.html`)) {
     // Quick mode checks the bench's code, not the build: say so and go on.
@@ -226,16 +199,33 @@ async function run() {
     progress('browser: log open done');
     const items = await itemsOpen(svc, browser, seconds);
     progress('browser: items table open done');
-    const t = tables(log, items, await loads(svc, browser, perStage));
+    const { small, big } = await loads(svc, browser, perStage);
+    const frameRow = (page: string, f: Frames, judged = false) => [page, fmtInt(f.rendered), fmtInt(f.dropped), f.droppedPct.toFixed(1), judged ? under(f.droppedPct, DROPPED_PCT, { unit: ' %' }) : ''];
+    const { lags } = log;
+    const med = (r: typeof big, k: keyof Load) => median(r.loads.map((l) => l[k]));
+    const ms = (r: typeof big, k: keyof Load) => med(r, k).toFixed(0);
+    // Only the big run is judged: the small one is its baseline.
+    const target = (r: typeof big, k: keyof Load) => (r === big ? under(med(r, k), INTERACTIVE_MS, { unit: ' ms', inclusive: true }) : '');
+    const loadRow = (r: typeof big) => [`${r.label}, ${fmtInt(r.lastSeq)} events`, ms(r, 'card'), ms(r, 'log'), ms(r, 'response'), ms(r, 'longTaskMs'), ms(r, 'interactive'), target(r, 'interactive'), ms(r, 'items'), target(r, 'items')];
+    const frameRows: Table = [
+      ['page', 'frames rendered', 'frames dropped', 'dropped %', 'target'],
+      frameRow('log open, idle', log.idle),
+      frameRow(`log open, ${fmtInt(RATE)} events/s`, log.loaded, true),
+      frameRow('items table open, run paused', items.idle),
+      frameRow(`items table open, ${fmtInt(Math.round(items.eventsPerSec))} events/s`, items.loaded, true),
+    ];
     return report(
       `### Frames under ${fmtInt(RATE)} events/s for ${seconds} s`,
-      { title: 'Browser: frames', rows: t.frameRows },
+      { title: 'Browser: frames', rows: frameRows },
       `The items-table run's rate is its events in the window over the window; the page read \`GET /runs/:id/items\` ${items.readsPerSec.toFixed(1)} times a second meanwhile, a stage of ${fmtInt(items.items)} items.`,
       "### From an event's append to its row on the page (log open)",
-      { title: 'Browser: lag', rows: t.lagRows },
+      { title: 'Browser: lag', rows: [['events shown', 'lag p50 ms', 'lag p99 ms', 'lag max ms'], [fmtInt(lags.length), percentile(lags, 50).toFixed(0), percentile(lags, 99).toFixed(0), (lags.at(-1) ?? NaN).toFixed(0)]] },
       '### Opening a run page cold: time to interactive',
-      { title: 'Browser: cold load', rows: t.loadRows },
-      `Milliseconds from navigation, medians of ${REPS} loads each, alternated. The big run against the small one: ${t.bigVsSmall.toFixed(2)}× to interactive.`,
+      {
+        title: 'Browser: cold load',
+        rows: [['run page, cold', 'card ms', 'log ms', 'click answered in ms', 'long tasks ms', 'interactive ms', 'target', 'items table ms', 'target'], loadRow(small), loadRow(big)],
+      },
+      `Milliseconds from navigation, medians of ${REPS} loads each, alternated. The big run against the small one: ${(med(big, 'interactive') / med(small, 'interactive')).toFixed(2)}× to interactive.`,
     );
   } finally {
     await browser.close();

@@ -1,15 +1,10 @@
 // The bench's touch points with service/ (stores, engines, the hub, the in-process service) and the bare
 // loop on the store's schema: when service/ changes shape, adapt this.
 import Database from 'better-sqlite3';
-import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { Registry } from 'prom-client';
 import { loadConfig } from '../../service/config.js';
-import { TokenRegistry } from '../../service/auth/tokens.js';
 import { Engine } from '../../service/engine/engine.js';
-import { Hub } from '../../service/hub/hub.js';
 import type { PipelineDefinition, StageDefinition } from '../../service/pipelines/types.js';
 import { PostgresStore } from '../../service/store/postgres.js';
 import { SqliteStore } from '../../service/store/sqlite.js';
@@ -17,6 +12,8 @@ import type { NewEvent, RunRecord, StoredEvent, Store } from '../../service/stor
 import { buildService } from '../../service/service.js';
 
 export { Engine, SqliteStore, type NewEvent, type StoredEvent, type Store };
+export { TokenRegistry } from '../../service/auth/tokens.js';
+export { Hub } from '../../service/hub/hub.js';
 export { TraceWriter } from '../../service/trace/trace-writer.js';
 export { events } from '../../service/events.js';
 export { createInspection } from '../../service/inspect.js';
@@ -62,24 +59,6 @@ export function noopPipeline(
       processItem,
       ...stage,
     })),
-  };
-}
-
-function adminTokens(): TokenRegistry {
-  return new TokenRegistry([{ token: BENCH_TOKEN, principal: { name: 'bench', admin: true, accountId: null, siteIds: null } }]);
-}
-
-/** The real hub with its defaults, publishing to one run's topic; its own metrics say what it holds and whom it closed. */
-export function benchHub(engine: Engine, run: RunRecord) {
-  const registry = new Registry();
-  const hub = new Hub({ engine, tokens: adminTokens(), logger: silent, registry });
-  const metric = async (name: string) => (await registry.getSingleMetric(name)?.get())?.values ?? [];
-  return {
-    handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => hub.handleUpgrade(req, socket, head),
-    publish: (events: readonly StoredEvent[]) => hub.publish(run, events),
-    heldBytes: async () => (await metric('runstate_ws_queued_bytes'))[0]?.value ?? 0,
-    closes: async () => Object.fromEntries((await metric('runstate_ws_evictions_total')).map((v) => [String(v.labels.reason), v.value])),
-    close: () => hub.close(),
   };
 }
 

@@ -50,11 +50,8 @@ async function settled(load: Child, ph: number): Promise<void> {
   }
 }
 
-/**
- * One variant: a server process and a load generator. For each rate, a phase with no client
- * stalled, one per stall share, and one more with none; the victims (the last 10% of ids) stall
- * as their phase starts and are replaced after it. Then the backlog test (C) and the bursts.
- */
+/** One variant's session: for each rate a phase with none stalled, one per stall share (the victims: the last 10% of
+ * ids, stalled as it starts, replaced after it), one more with none; then the backlog test (C) and the bursts. */
 function runSession(variant: Variant, o: HubOptions) {
   return withChildren(async (start) => {
     const server = await start<{ port: number; topic: string }>('hub/server.ts', [variant]);
@@ -62,16 +59,12 @@ function runSession(variant: Variant, o: HubOptions) {
     const { topic } = server.ready;
     const url = `ws://127.0.0.1:${server.ready.port}/ws?token=${BENCH_TOKEN}`;
     const healthy = Math.floor(o.clients * 0.9);
-    // Every phase starts from the full fleet: the last one's stalled clients, and any healthy ones
-    // B closed, come back as browsers would.
+    // Every phase starts from the full fleet: stalled clients, and healthy ones B closed, come back as browsers would.
     const reconnect = () => load.call<number>('open', { url, ids: ids(0, o.clients), topic, healthyBelow: healthy }, 120_000);
     const events = (rate: number, seconds: number, ph: number) => server.call<PhaseResult>('run', { rate, seconds, ph }, seconds * 1000 + 120_000);
 
-    /**
-     * Phase `ph` at `rate` (0 for a burst) with `victims` stalled: `body`, then `after` (the grace),
-     * with the load generator's CPU ms and the healthy clients the server closed around them, and per
-     * victim the ms from its stall to the server closing it (null: never). `stats` come at the end.
-     */
+    /** Phase `ph` at `rate` (0: a burst) with `victims` stalled: `body`, then `after` (the grace); the load generator's CPU ms,
+     * the healthy clients closed, per victim the ms from its stall to its close (null: never); `stats` come at the end. */
     const phase = async (ph: number, rate: number, victims: number[], body: () => Promise<PhaseResult>, after: () => Promise<unknown>) => {
       await reconnect();
       const closed0 = await load.call<number>('healthyClosed');

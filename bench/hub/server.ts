@@ -4,9 +4,10 @@ import { createServer, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Registry } from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { serve } from '../harness/child.js';
-import { appendEvents, benchHub, createBenchRun, Engine, noopPipeline, SqliteStore, type NewEvent, type StoredEvent } from '../harness/service.js';
+import { appendEvents, BENCH_TOKEN, createBenchRun, Engine, Hub, noopPipeline, silent, SqliteStore, TokenRegistry, type NewEvent, type StoredEvent } from '../harness/service.js';
 import { monoMs, removeDir, tempDir, timed } from '../harness/stats.js';
 
 export type Variant = 'naive' | 'serial' | 'hub';
@@ -61,17 +62,13 @@ function naive(): Broadcaster {
   return { ...clients, publish, backlog: 0, closes: () => ({}) };
 }
 
-/**
- * B: the incident's fix. One loop takes events in order and for each awaits every client's send
- * callback in turn, terminating a client after 2 s; its keepalive (the hub's settings: ping 1 s,
- * pong 3 s) ran on that same loop between events, so a loop stuck in sends stops pinging too.
- */
+/** B: the incident's fix. One loop awaits each client's send callback in turn, event by event, terminating a client after 2 s;
+ * its keepalive (ping 1 s, pong 3 s: the hub's) ran on that same loop between events, so a loop stuck in sends stops pinging. */
 function serialAwait(): Broadcaster {
-  const lastPong = new Map<WebSocket, number>();
+  const lastPong = new WeakMap<WebSocket, number>();
   const clients = sockets((ws) => {
     lastPong.set(ws, monoMs());
     ws.on('pong', () => lastPong.set(ws, monoMs()));
-    ws.on('close', () => lastPong.delete(ws));
   });
   const terminated = { send_timeout: 0, pong_missed: 0 };
   const queue: StoredEvent[] = [];
@@ -135,8 +132,21 @@ const store = new SqliteStore({ filename: join(dir, 'runstate.db') });
 const engine = new Engine({ store, pipelines: [noopPipeline(0, 1, { name: 'bench-hub' })] });
 const record = await createBenchRun(store, RUN_ID, 'bench-hub');
 
-/** C: the real Hub with its defaults, fed the same durable batches. */
-const realHub = (): Broadcaster => ({ ...benchHub(engine, record), backlog: 0 });
+/** C: the real Hub with its defaults, fed the same durable batches; its own metrics say what it holds and whom it closed. */
+function realHub(): Broadcaster {
+  const registry = new Registry();
+  const tokens = new TokenRegistry([{ token: BENCH_TOKEN, principal: { name: 'bench', admin: true, accountId: null, siteIds: null } }]);
+  const hub = new Hub({ engine, tokens, logger: silent, registry });
+  const metric = async (name: string) => (await registry.getSingleMetric(name)?.get())?.values ?? [];
+  return {
+    handleUpgrade: (req, socket, head) => hub.handleUpgrade(req, socket, head),
+    publish: (events) => hub.publish(record, events),
+    backlog: 0,
+    heldBytes: async () => (await metric('runstate_ws_queued_bytes'))[0]?.value ?? 0,
+    closes: async () => Object.fromEntries((await metric('runstate_ws_evictions_total')).map((v) => [String(v.labels.reason), v.value])),
+    close: () => hub.close(),
+  };
+}
 const broadcaster = { naive, serial: serialAwait, hub: realHub }[process.argv[2] as Variant]();
 const TITLE = 'Image prompt for a long-form article about fan-out under load'.padEnd(96, '.');
 let n = 0;
