@@ -42,11 +42,8 @@ async function appendBuckets(svc: Served): Promise<Map<number, number>> {
   return out;
 }
 
-interface RunSample {
-  perSec: number;
-  /** The run's appends by bucket (their count under Infinity: its durable batches). */
-  appends: Map<number, number>;
-}
+/** A run's rate, and its appends by bucket (their count under Infinity: its durable batches). */
+type RunSample = { perSec: number; appends: Map<number, number> };
 
 /** Runs started so far: each gets its own trigger, so ids never collide. */
 let triggers = 0;
@@ -106,9 +103,8 @@ async function throughput(items: number, reps: number) {
   }
 }
 
-/** Requests in flight at once from the bench, for starting and for reading. */
-const PARALLEL = 8;
-const inParallel = <T>(n: number, work: (i: number) => Promise<T>) => pool(n, PARALLEL, work);
+/** 8 requests in flight at once from the bench, for starting and for reading. */
+const inParallel = <T>(n: number, work: (i: number) => Promise<T>) => pool(n, 8, work);
 const OPTIONS = { seed: 1, delay_ms: 30_000, items_per_stage: 100, concurrency: 1 };
 
 /** The process's resident set size in bytes, as the kernel counts it. */

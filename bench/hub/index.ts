@@ -2,11 +2,11 @@
 // fix, C the real Hub). This file drives each session's server.ts and clients.ts; report.ts judges C against A and B.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { withChildren, type Child } from '../harness/child.js';
-import { report, table, type BenchPart, type PartReport } from '../harness/report.js';
+import type { BenchPart, PartReport } from '../harness/report.js';
 import { BENCH_TOKEN } from '../harness/service.js';
 import { fmtInt, progress, QUICK, size } from '../harness/stats.js';
 import type { PhaseStats } from './clients.js';
-import { aims, closes, LABEL, tables } from './report.js';
+import { hubReport, LABEL } from './report.js';
 import type { PhaseResult, Variant } from './server.js';
 
 /** Phases no table reads (the warm-up, the backlog test's traffic), and the first burst's number. */
@@ -80,7 +80,7 @@ function runSession(variant: Variant, o: HubOptions) {
         return at !== undefined && at > stalledAt ? at - stalledAt : null;
       });
       if (victims.length > 0) await load.call('drop', { ids: victims });
-      return { ph, rate, share: victims.length / o.clients, stalled: victims.length, server: result, clientCpuMs, healthyLost, evictions, stats: undefined as PhaseStats | undefined };
+      return { ph, rate, stalled: victims.length, server: result, clientCpuMs, healthyLost, evictions, stats: undefined as PhaseStats | undefined };
     };
     const rssBare = await server.call<number>('rss');
     await reconnect();
@@ -137,23 +137,7 @@ async function run(): Promise<PartReport> {
     progress(`${LABEL[v]}: ${fmtInt(o.clients)} clients`);
     sessions.push(await runSession(v, o));
   }
-  const t = tables(sessions, o);
-  const verdicts = aims(sessions, o);
-  const hub = report(
-    `### Aims, for C, against A and B of this run`,
-    verdicts.map((x) => `- ${x.met ? '**Met**' : '**Not met**'}: ${x.text}. ${x.evidence}.`).join('\n'),
-    `### Fan-out at a fixed rate: ${fmtInt(o.clients)} clients, none stalled`,
-    { title: 'Hub fan-out', rows: t.fanout },
-    `### Saturation: bursts of ${o.burstEvents} events to ${fmtInt(o.clients)} clients`,
-    { title: 'Hub saturation (bursts)', rows: t.saturation },
-    `### Healthy clients while others stall, and eviction`,
-    { title: 'Hub: stalled clients', rows: t.stalls },
-    `### Server memory`,
-    { title: 'Hub: server memory', rows: t.server },
-    closes(sessions),
-  );
-  const aimRows = table([['aim', (x) => x.text], ['met', (x) => (x.met ? 'yes' : 'no')], ['evidence', (x) => x.evidence]], verdicts);
-  return { ...hub, tables: [...hub.tables, { title: 'Hub aims', rows: aimRows }] };
+  return hubReport(sessions, o);
 }
 
 export const hubPart: BenchPart = { key: 'hub', title: 'WebSocket hub', source: 'bench/hub/', run };

@@ -1,5 +1,5 @@
-// The hub part's figures, tables and aims, from what its sessions measured.
-import { table, type Column } from '../harness/report.js';
+// The hub part's report: its figures, tables and aims, from what its sessions measured.
+import { report, table, type Column, type PartReport } from '../harness/report.js';
 import { fmtInt, Histogram, median, range } from '../harness/stats.js';
 import type { HubOptions, PhaseOutcome, SessionResult } from './index.js';
 import type { Variant } from './server.js';
@@ -73,15 +73,10 @@ function latency(v: number, f?: Figures): string {
 const pct = (v: number) => (v === 0 ? '0%' : v < 0.001 ? '<0.1%' : `${(v * 100).toFixed(1)}%`);
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
-/** Rows of the paced tables: a variant's phases at one rate with `stalled` clients stalled, taken together, and that rate with none stalled. */
-function paced(s: SessionResult) {
-  return [...new Set(s.phases.map((p) => p.rate))].flatMap((rate) => {
-    const counts = [...new Set(s.phases.filter((p) => p.rate === rate).map((p) => p.stalled))].sort((x, y) => x - y);
-    return counts.map((stalled) => {
-      const phases = s.phases.filter((p) => p.rate === rate && p.stalled === stalled);
-      return { s, rate, stalled, share: phases[0]!.share, phases, f: figures(phases, s.healthy), base: at(s, rate, 0) };
-    });
-  });
+/** Rows of the paced tables: a variant's phases at each rate with each number of clients stalled (0: before and after), taken together. */
+function paced(s: SessionResult, o: HubOptions) {
+  const counts = [...new Set(o.stallShares.map((share) => Math.round(o.clients * share)))];
+  return o.rates.flatMap((rate) => counts.map((stalled) => ({ s, rate, stalled, phases: s.phases.filter((p) => p.rate === rate && p.stalled === stalled), f: at(s, rate, stalled), base: at(s, rate, 0) })));
 }
 
 /** A variant's bursts: deliveries/s of each, and the medians of the rest. */
@@ -116,8 +111,9 @@ const CPU: Column<{ f: { serverCpu: number; clientCpu: number } }>[] = [
   ['load-gen CPU', ({ f }) => `${Math.round(f.clientCpu * 100)}%`],
 ];
 
-export function tables(sessions: readonly SessionResult[], o: HubOptions) {
-  const rows = sessions.flatMap(paced);
+/** The part's report: the aims, then the fan-out, saturation, stall and memory tables. */
+export function hubReport(sessions: readonly SessionResult[], o: HubOptions): PartReport {
+  const rows = sessions.flatMap((s) => paced(s, o));
   const fanout = table<Paced>(
     [
       VARIANT,
@@ -135,7 +131,7 @@ export function tables(sessions: readonly SessionResult[], o: HubOptions) {
     [
       VARIANT,
       RATE,
-      ['stalled', (r) => (r.stalled === 0 ? 'none (before + after)' : `${r.stalled} (${Math.round(r.share * 100)}%)`)],
+      ['stalled', (r) => (r.stalled === 0 ? 'none (before + after)' : `${r.stalled} (${Math.round((r.stalled / o.clients) * 100)}%)`)],
       ...HEALTHY,
       ['p99 per second (median)', ({ f }) => latency(f.p99Seconds, f)],
       ['vs none stalled', ({ f, base, stalled }) => (stalled === 0 ? '1.00×' : Number.isFinite(f.p99Seconds) && Number.isFinite(base.p99Seconds) ? `${(f.p99Seconds / base.p99Seconds).toFixed(2)}×` : '—')],
@@ -172,11 +168,26 @@ export function tables(sessions: readonly SessionResult[], o: HubOptions) {
     ],
     sessions.map((s) => memory(s, o)),
   );
-  return { fanout, stalls, saturation, server };
+  const verdicts = aims(sessions, o);
+  const hub = report(
+    `### Aims, for C, against A and B of this run`,
+    verdicts.map((x) => `- ${x.met ? '**Met**' : '**Not met**'}: ${x.text}. ${x.evidence}.`).join('\n'),
+    `### Fan-out at a fixed rate: ${fmtInt(o.clients)} clients, none stalled`,
+    { title: 'Hub fan-out', rows: fanout },
+    `### Saturation: bursts of ${o.burstEvents} events to ${fmtInt(o.clients)} clients`,
+    { title: 'Hub saturation (bursts)', rows: saturation },
+    `### Healthy clients while others stall, and eviction`,
+    { title: 'Hub: stalled clients', rows: stalls },
+    `### Server memory`,
+    { title: 'Hub: server memory', rows: server },
+    closes(sessions),
+  );
+  const aimRows = table([['aim', (x) => x.text], ['met', (x) => (x.met ? 'yes' : 'no')], ['evidence', (x) => x.evidence]], verdicts);
+  return { ...hub, tables: [...hub.tables, { title: 'Hub aims', rows: aimRows }] };
 }
 
 /** The hub's aims, judged for C against A and B of the same run. */
-export function aims(sessions: readonly SessionResult[], o: HubOptions): { text: string; met: boolean; evidence: string }[] {
+function aims(sessions: readonly SessionResult[], o: HubOptions): { text: string; met: boolean; evidence: string }[] {
   const by = (v: Variant) => sessions.find((s) => s.variant === v)!;
   const [a, b, c] = [by('naive'), by('serial'), by('hub')];
   const top = o.rates.at(-1)!;
@@ -222,7 +233,7 @@ export function aims(sessions: readonly SessionResult[], o: HubOptions): { text:
 }
 
 /** The one line of the method that is data: who closed whom over the session. */
-export function closes(sessions: readonly SessionResult[]): string {
+function closes(sessions: readonly SessionResult[]): string {
   const reasons = (s: SessionResult) => Object.entries(s.closesByReason).map(([k, v]) => `${k} ${v}`).join(', ') || 'no closes of its own';
   const lost = sessions.map((s) => `${LABEL[s.variant].slice(0, 1)} ${s.healthyClosed} (${reasons(s)})`).join('; ');
   return `Healthy clients the server closed over the whole session, and all the server's closes by reason (healthy clients reconnect before the next phase): ${lost}.`;

@@ -17,9 +17,10 @@ interface Broadcaster {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   publish(events: readonly StoredEvent[]): void;
   /** Events B has accepted but not yet sent to everyone. */
-  readonly backlog: number;
+  readonly backlog?: number;
   heldBytes(): number | Promise<number>;
-  closes(): Record<string, number> | Promise<Record<string, number>>;
+  /** The closes the server counted itself, by reason (A counts none). */
+  closes?(): Record<string, number> | Promise<Record<string, number>>;
   close(): Promise<void>;
 }
 
@@ -59,7 +60,7 @@ function naive(): Broadcaster {
       for (const ws of clients.set) ws.send(json);
     }
   };
-  return { ...clients, publish, backlog: 0, closes: () => ({}) };
+  return { ...clients, publish };
 }
 
 /** B: the incident's fix. One loop awaits each client's send callback in turn, event by event, terminating a client after 2 s;
@@ -141,7 +142,6 @@ function realHub(): Broadcaster {
   return {
     handleUpgrade: (req, socket, head) => hub.handleUpgrade(req, socket, head),
     publish: (events) => hub.publish(record, events),
-    backlog: 0,
     heldBytes: async () => (await metric('runstate_ws_queued_bytes'))[0]?.value ?? 0,
     closes: async () => Object.fromEntries((await metric('runstate_ws_evictions_total')).map((v) => [String(v.labels.reason), v.value])),
     close: () => hub.close(),
@@ -196,7 +196,7 @@ async function burst(total: number, batch: number, ph: number): Promise<number> 
     await new Promise((resolve) => setImmediate(resolve));
   }
   const deadline = monoMs() + 30_000;
-  while (broadcaster.backlog > 0 && monoMs() < deadline) await sleep(10);
+  while ((broadcaster.backlog ?? 0) > 0 && monoMs() < deadline) await sleep(10);
   return total;
 }
 
@@ -207,7 +207,7 @@ serve(
     burst: ({ total, batch, ph }) => measured(() => burst(Number(total), Number(batch), Number(ph))),
     closedAt: () => [...closedAt],
     lastSeq: () => n,
-    closesByReason: () => broadcaster.closes(),
+    closesByReason: () => broadcaster.closes?.() ?? {},
     stop: async () => {
       await broadcaster.close();
       server.close();
