@@ -1,15 +1,14 @@
 // Engine parts: runs of no-op items through a fresh engine and store (measureEngine) in the same rounds as their
 // baseline: the bare durable loop (engine), the Stately inspector off (inspector), webhooks and OpenTelemetry off (integrations).
 import { createInspectorServer } from '@statelyai/inspect/server';
-import { createReadStream } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { WebSocket } from 'ws';
 import type { InspectionEvent } from 'xstate';
 import { freePort } from '../test/helpers/net.js';
 import { rateTable, ratio, report, type BenchPart, type PartReport } from './harness/report.js';
-import { bareLoop, createInspection, createTelemetry, Engine, noopPipeline, OWNER, silent, SqliteStore, TraceWriter, verifyRun, WEBHOOK_EVENTS, WebhookSender, webhookStoreFor, type Store } from './harness/service.js';
+import { bareLoop, checkSeqs, createInspection, createTelemetry, Engine, noopPipeline, OWNER, silent, SqliteStore, TraceWriter, verifyRun, WEBHOOK_EVENTS, WebhookSender, webhookStoreFor, type Store } from './harness/service.js';
 import { fmtInt, median, REPS, rounds, size, until } from './harness/stats.js';
 
 /** What a variant adds to the measured run on its store: spans, an inspector, a listener, a check after the timed region, its teardown. */
@@ -47,7 +46,11 @@ async function measureEngine(dir: string, opts: { items: number; concurrency: nu
     await traces?.flush();
     const ms = performance.now() - t0;
     await verifyRun(store, run.run_id, opts.items * stages);
-    if (traces) await verifyTrace(join(TraceWriter.runDir(dir, { ...OWNER, runId: run.run_id }), 'run_trace.jsonl'), (await store.getRun(run.run_id))!.lastSeq);
+    if (traces) {
+      const path = join(TraceWriter.runDir(dir, { ...OWNER, runId: run.run_id }), 'run_trace.jsonl');
+      const lines = readFileSync(path, 'utf8').trim().split('\n');
+      checkSeqs(lines.map((line) => (JSON.parse(line) as { seq: number }).seq), path, (await store.getRun(run.run_id))!.lastSeq);
+    }
     await extras.check?.();
     if (!snapshot) throw new Error('bench: no stage_item_processed event reached the listener');
     return { perSec: ((opts.items * stages) / ms) * 1000, snapshotBytes: await snapshot, batches };
@@ -56,15 +59,6 @@ async function measureEngine(dir: string, opts: { items: number; concurrency: nu
     await extras.stop?.();
     await store.close();
   }
-}
-
-async function verifyTrace(path: string, lastSeq: number): Promise<void> {
-  let line = 0;
-  for await (const text of createInterface({ input: createReadStream(path) })) {
-    const seq = (JSON.parse(text) as { seq: number }).seq;
-    if (seq !== ++line) throw new Error(`bench: ${path} line ${line} has seq ${seq}`);
-  }
-  if (line !== lastSeq) throw new Error(`bench: ${path} has ${line} lines, the log ${lastSeq} events`);
 }
 
 /** The rounds of `variants` (extras on the same measured run) and their table, each against `off` in the `vs` column. */

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startPostgres } from '../test/helpers/postgres.js';
 import { api, launch, metrics, startRun, trace as readTrace, type Served, type TraceLine } from './harness/serve.js';
-import { bareLoop } from './harness/service.js';
+import { bareLoop, checkSeqs } from './harness/service.js';
 import { rateTable, ratio, report, under, type BenchPart, type PartReport, type Table } from './harness/report.js';
 import { fmtInt, Histogram, median, pool, progress, QUICK, rounds, size, tempDir, until } from './harness/stats.js';
 
@@ -64,9 +64,7 @@ async function measureRun(inst: Served, items: number, concurrency: number): Pro
   };
   await until(traced, 600_000, `run ${runId} not completed after 10 min`, 100);
   const appends = new Map([...(await appendBuckets(inst))].map(([le, n]) => [le, n - (before.get(le) ?? 0)]));
-  trace.forEach((e, i) => {
-    if (e.seq !== i + 1) throw new Error(`bench: run ${runId}: trace line ${i + 1} has seq ${String(e.seq)}`);
-  });
+  checkSeqs(trace.map((e) => e.seq), `run ${runId}'s trace`, trace.length);
   const processed = trace.filter((e) => e.event === 'stage_item_processed' && e.stage === 1).length;
   if (processed !== items) throw new Error(`bench: run ${runId}: ${processed} items processed in stage 1, expected ${items}; trace ${trace.length} events, last ${JSON.stringify(trace.at(-1))}`);
   const at = (event: string) => Date.parse(String(trace.find((e) => e.event === event && e.stage === 1)?.timestamp));
