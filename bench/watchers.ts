@@ -32,8 +32,6 @@ async function watchedRun(svc: Child<{ port: number }>, load: Child, mode: Mode,
   const arrived = async () => (got = await load.call<WatcherSummary[]>('summary')).every((w) => w.closed || w.last?.seq === r.events);
   await until(arrived, 30_000, 'watchers short of the last event').catch(() => undefined);
   await load.call('drop');
-  // frames: the mean per watcher; complete: watchers that got everything (event mode: every event, view mode: the final view);
-  // loadCpu: the load generator's CPU over the run, as a share of one core.
   return {
     perSec: (r.events / r.ms) * 1000,
     frames: got.length ? got.reduce((n, w) => n + w.frames, 0) / got.length : 0,
