@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startPostgres } from '../test/helpers/postgres.js';
-import { api, launch, metrics, startRun, trace as readTrace, type Served, type TraceLine } from './harness/serve.js';
+import { api, launch, read, startRun, trace as readTrace, type Served, type TraceLine } from './harness/serve.js';
 import { bareLoop, checkSeqs } from './harness/service.js';
 import { rateTable, ratio, report, under, type BenchPart, type PartReport, type Table } from './harness/report.js';
 import { fmtInt, Histogram, median, pool, progress, QUICK, rounds, size, tempDir, until } from './harness/stats.js';
@@ -37,7 +37,7 @@ function bucketQuantile(buckets: ReadonlyMap<number, number>, q: number): number
 /** `runstate_event_append_seconds` as cumulative bucket counts (upper bound in seconds → count). */
 async function appendBuckets(svc: Served): Promise<Map<number, number>> {
   const out = new Map<number, number>();
-  for (const m of (await metrics(svc)).matchAll(/^runstate_event_append_seconds_bucket\{le="([^"]+)"\} (\d+)/gm)) out.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
+  for (const m of (await read(svc, 'GET', '/metrics')).matchAll(/^runstate_event_append_seconds_bucket\{le="([^"]+)"\} (\d+)/gm)) out.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
   if (out.size === 0) throw new Error('bench: /metrics has no runstate_event_append_seconds');
   return out;
 }

@@ -5,12 +5,8 @@ import { fmtInt, median, range } from './stats.js';
 /** Rows of cells, the first row the header; every column but the first is right-aligned. */
 export type Table = string[][];
 
-export interface PartReport {
-  /** Printed to the console, one after another. */
-  tables: Titled[];
-  /** The part's docs/benchmarks.md section, below its heading and the machine line. */
-  markdown: string;
-}
+/** The tables printed to the console, and the part's docs/benchmarks.md section (below its heading and machine line). */
+export type PartReport = { tables: Titled[]; markdown: string };
 
 export interface BenchPart {
   /** Names the section's markers, `<!-- bench:<key>:start -->`, and `BENCH_PARTS`. */
@@ -45,10 +41,7 @@ export function under(value: number, bound: number, { unit = '', inclusive = fal
 }
 
 /** A table for the console (under `title`) and the docs. */
-export interface Titled {
-  title: string;
-  rows: Table;
-}
+export type Titled = { title: string; rows: Table };
 
 /** A part's report from its blocks in order: markdown (headings, paragraphs) and titled tables, each table printed and written. */
 export function report(...blocks: (string | Titled)[]): PartReport {
@@ -73,7 +66,7 @@ export function rateTable<V extends string>(samples: Record<V, readonly { perSec
   return table<V>([[first, (v) => v], [`${unit} (median)`, (v) => fmtInt(med(v))], ['min – max', (v) => range(of(v))], ...more(med)], Object.keys(samples) as V[]);
 }
 
-/** Replaces the text between a part's markers (appending the section when it has none yet); the rest stays. */
+/** Replaces the text between a part's markers; the rest stays. */
 export function writeSection(path: string, part: string, body: string): void {
   const start = `<!-- bench:${part}:start -->`;
   const end = `<!-- bench:${part}:end -->`;
@@ -81,9 +74,9 @@ export function writeSection(path: string, part: string, body: string): void {
   const text = readFileSync(path, 'utf8');
   const i = text.indexOf(start);
   const j = text.indexOf(end);
-  // A half-present section means someone edited the markers; guessing could eat their text.
-  if ((i === -1) !== (j === -1) || j < i) throw new Error(`${path}: the ${part} section's markers are broken; fix ${start} … ${end} by hand`);
-  const next = i === -1 ? `${text.trimEnd()}\n\n${block}\n` : text.slice(0, i) + block + text.slice(j + end.length);
+  // Missing or misplaced markers mean someone edited them; guessing could eat their text.
+  if (i === -1 || j < i) throw new Error(`${path}: the ${part} section's markers are missing or broken; fix ${start} … ${end} by hand`);
+  const next = text.slice(0, i) + block + text.slice(j + end.length);
   // Write then rename: a bench killed halfway never leaves a torn file.
   writeFileSync(`${path}.tmp`, next);
   renameSync(`${path}.tmp`, path);

@@ -4,8 +4,6 @@ import { spawnService, type ServiceProcess } from '../../test/helpers/service-pr
 import { removeDir, tempDir } from './stats.js';
 
 type Service = Pick<ServiceProcess, 'base' | 'token'>;
-
-/** A service process `launch` started; its data dir goes when it stops. */
 export type Served = ServiceProcess;
 
 /** `node [nodeArgs] bin/runstate.mjs serve` (or `entry`) on a fresh data dir, which goes when it stops; JSON logs at info unless `env` says otherwise. */
@@ -20,16 +18,10 @@ export async function launch(label: string, env: Record<string, string> = {}, { 
 }
 
 /** A line of a run's trace (`GET /runs/:id/trace`). */
-export interface TraceLine {
-  seq: number;
-  timestamp: string;
-  event?: string;
-  stage?: number;
-  machine_name?: string;
-  payload?: { to_state?: string };
-}
+export type TraceLine = { seq: number; timestamp: string; event?: string; stage?: number; machine_name?: string; payload?: { to_state?: string } };
 
-async function read(svc: Service, method: string, path: string, body?: unknown): Promise<string> {
+/** The text `path` answers (a JSON body with `body`); fails on an error status. */
+export async function read(svc: Service, method: string, path: string, body?: unknown): Promise<string> {
   const res = await fetch(`${svc.base}${path}`, {
     method,
     headers: { authorization: `Token ${svc.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
@@ -52,9 +44,4 @@ export async function startRun(svc: Service, pipeline: string, fields: Record<st
 
 export async function trace(svc: Service, runId: string): Promise<TraceLine[]> {
   return (await read(svc, 'GET', `/api/v1/automation/runs/${runId}/trace`)).trim().split('\n').map((line) => JSON.parse(line) as TraceLine);
-}
-
-/** The Prometheus text of `/metrics`. */
-export function metrics(svc: Service): Promise<string> {
-  return read(svc, 'GET', '/metrics');
 }

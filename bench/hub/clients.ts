@@ -8,20 +8,11 @@ import { serve } from '../harness/child.js';
 import { Histogram, monoMs, pool, type HistogramData } from '../harness/stats.js';
 
 /** A phase's deliveries (all, the healthy clients'), healthy latency by the second its events were appended in, the last's time. */
-interface Phase {
-  deliveries: number;
-  healthyDeliveries: number;
-  windows: Histogram[];
-  lastAt: number;
-}
+type Phase = { deliveries: number; healthyDeliveries: number; windows: Histogram[]; lastAt: number };
 export type PhaseStats = Omit<Phase, 'windows'> & { windows: HistogramData[] };
 
-interface Conn {
-  ws: WebSocket;
-  healthy: boolean;
-  /** Set when it stops reading: what ws flushes out of its buffers as it is dropped is no delivery. */
-  stalled: boolean;
-}
+/** `stalled` is set when it stops reading: what ws flushes out of its buffers as it is dropped is no delivery. */
+type Conn = { ws: WebSocket; healthy: boolean; stalled: boolean };
 
 const SEQ = Buffer.from('"seq":');
 const APPENDED_AT = Buffer.from('"appended_at":');
