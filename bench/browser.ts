@@ -121,9 +121,8 @@ async function itemsOpen(svc: Served, browser: Browser, seconds: number) {
   });
 }
 
-// Installed before the page's own scripts: when (ms since navigation) the card, the log's last row, the first item
-// row and the machines as of a transition (after a click on it in the log) first show, and every long task.
-// `result_()`: interactive is the latest of the card, the log's last row, the click answered and the last long task's end.
+// Installed before the page's own scripts: when (ms since navigation) the card, the log's last row, the first item row and the
+// machines as of a transition clicked in the log first show, and every long task. Interactive: the latest of all but the items.
 const LOAD_PROBE = (lastSeq: number) => `(() => {
   const marks = {};
   const longTasks = [];

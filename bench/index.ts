@@ -1,6 +1,5 @@
-// `npm run bench`: runs each part in turn, prints its tables, and rewrites its section of
-// docs/benchmarks.md. `BENCH_PARTS=hub,ingest` runs only those; `--quick` (or BENCH_QUICK=1)
-// runs every part at tiny sizes to check the code works, and writes nothing.
+// `npm run bench`: runs each part in turn, prints its tables, and rewrites its section of docs/benchmarks.md.
+// `BENCH_PARTS=hub,ingest` runs only those; `--quick` (or BENCH_QUICK=1) runs all at tiny sizes and writes nothing.
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { browserPart } from './browser.js';

@@ -1,7 +1,5 @@
-// The watchers part's load generator, a process of its own: raw TCP clients that do the WebSocket
-// handshake themselves, answer pings, and otherwise only hop from frame header to frame header,
-// keeping each watcher's first and last frame (nothing else is copied or parsed), so one process
-// reads 300 × 10,000 frames a second and no watcher falls behind for want of a reader.
+// The watchers part's load generator: raw TCP clients that do the WebSocket handshake, answer pings and hop from frame
+// header to frame header, keeping each watcher's first and last frame, so one process reads 300 × 10,000 frames a second.
 import { connect, type Socket } from 'node:net';
 import { serve } from './harness/child.js';
 import { pool } from './harness/stats.js';

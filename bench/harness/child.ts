@@ -1,6 +1,5 @@
-// Child processes of the bench: `node --import tsx bench/<script>` with an IPC channel. A child
-// calls `serve(handlers, ready)`, or `finish(result)` when it computes one result; the parent's
-// `start` resolves with `ready` and `call`s the handlers.
+// Child processes of the bench (`node --import tsx bench/<script>`, IPC): a child calls `serve(handlers, ready)`, or
+// `finish(result)` for one result; the parent's `start` resolves with `ready` and `call`s the handlers.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { cpuMs } from './stats.js';

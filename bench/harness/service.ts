@@ -88,12 +88,8 @@ export async function verifyRun(store: Store, runId: string, items: number): Pro
   checkSeqs((await store.readEvents(runId, 0, run.lastSeq + 1)).map((e) => e.seq), `run ${runId}'s log`, run.lastSeq);
 }
 
-/**
- * The floor of the engine and service parts, straight through better-sqlite3 on the store's schema:
- * items/s of `items` items, each a ledger row and a `stage_item_processed` event with the next seq,
- * `perTxn` to a transaction, each also updating the run row (last_seq, a snapshot of about
- * `snapshotBytes`) when that is set.
- */
+/** The floor of the engine and service parts, better-sqlite3 on the store's schema: items/s of `items` items, each a ledger row
+ * and a `stage_item_processed` event, `perTxn` to a transaction, each also updating the run row when `snapshotBytes` is set. */
 export async function bareLoop(
   dir: string,
   items: number,
