@@ -75,10 +75,7 @@ function runSession(variant: Variant, o: HubOptions) {
       await after();
       const healthyLost = (await load.call<number>('healthyClosed')) - closed0;
       const closedAt = new Map(victims.length > 0 ? await server.call<[number, number][]>('closedAt') : []);
-      const evictions = victims.map((cid) => {
-        const at = closedAt.get(cid);
-        return at !== undefined && at > stalledAt ? at - stalledAt : null;
-      });
+      const evictions = victims.map((cid) => ((closedAt.get(cid) ?? 0) > stalledAt ? closedAt.get(cid)! - stalledAt : null));
       if (victims.length > 0) await load.call('drop', { ids: victims });
       return { ph, rate, stalled: victims.length, server: result, clientCpuMs, healthyLost, evictions, stats: undefined as PhaseStats | undefined };
     };

@@ -29,18 +29,16 @@ function figures(phases: readonly PhaseOutcome[], healthy: number) {
   const seconds = phases.flatMap((p) =>
     (p.stats?.windows ?? []).filter((w) => w.length > 0).map((w) => new Histogram().merge(w).quantile(0.99)),
   );
+  // The times to evict stalled clients (Infinity: never); `missing`: the healthy clients' deliveries that never arrived.
   const times = phases.flatMap((p) => p.evictions.map((t) => t ?? Infinity));
-  // missing: healthy clients' deliveries that never arrived, as a share of what was sent them;
-  // evicted, evictMedian, evictMax: stalled clients the server closed and the times to it (Infinity: never).
   return {
     deliveriesPerSec: (total((p) => p.stats?.deliveries ?? 0) / total(span)) * 1000,
     missing: expected === 0 ? 0 : lost / expected,
     p50: h.quantile(0.5, lost),
     p99: h.quantile(0.99, lost),
     p999: h.quantile(0.999, lost),
-    // The p99 of each second, median over the seconds: one background hiccup delays every client's
-    // frames at once and alone sets a whole-phase p99; this moves only if most seconds are slower.
-    // A variant that lost deliveries has no meaningful per-second figure: it is as lost as the whole.
+    // The p99 of each second, median over the seconds: one background hiccup delays every client's frames at once and alone
+    // sets a whole-phase p99; this moves only if most seconds are slower. With deliveries lost it is as lost as the whole.
     p99Seconds: lost > 0 && !Number.isFinite(h.quantile(0.99, lost)) ? Infinity : seconds.length ? median(seconds) : NaN,
     evicted: times.filter(Number.isFinite).length,
     evictMedian: times.length ? median(times) : NaN,
