@@ -62,15 +62,13 @@ async function run(): Promise<PartReport> {
   const total = size('INGEST_EVENTS', 20_000, 400);
   const paced = QUICK ? 200 : 3000;
   const BARE = 'bare, 1 event per commit';
-  const samples = await rounds(
-    {
-      [BARE]: (dir) => bareLoop(dir, total, 1),
-      'bare, 500 events per commit': (dir) => bareLoop(dir, total, 500),
-      'socket, 1 engine': (dir) => throughSocket(dir, 1, total),
-      'socket, 4 engines': (dir) => throughSocket(dir, 4, total / 4),
-    },
-    { unit: 'events/s' },
-  );
+  const variants = {
+    [BARE]: (dir: string) => bareLoop(dir, total, 1),
+    'bare, 500 events per commit': (dir: string) => bareLoop(dir, total, 500),
+    'socket, 1 engine': (dir: string) => throughSocket(dir, 1, total),
+    'socket, 4 engines': (dir: string) => throughSocket(dir, 4, total / 4),
+  };
+  const samples = await rounds(variants, { unit: 'events/s' });
   const latencyRow = (variant: string, latencies: number[]) => {
     const sorted = [...latencies].sort((x, y) => x - y);
     return [variant, percentile(sorted, 50).toFixed(1), percentile(sorted, 99).toFixed(1), fmtInt(sorted.length)];

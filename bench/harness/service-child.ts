@@ -14,12 +14,9 @@ const svc = await startService(dir, [pipeline]);
 serve(
   {
     /** Starts `n` external runs: what the ingest socket appends to. */
-    external: async ({ n }) => {
-      const ids: string[] = [];
-      for (let i = 0; i < Number(n); i++) {
-        ids.push((await svc.engine.startRun({ ...OWNER, pipeline: 'external', machineName: 'face_processor', trigger: `bench-${i}` })).run_id);
-      }
-      return ids;
+    external: ({ n }) => {
+      const start = async (i: number) => (await svc.engine.startRun({ ...OWNER, pipeline: 'external', machineName: 'face_processor', trigger: `bench-${i}` })).run_id;
+      return Promise.all(Array.from({ length: Number(n) }, (_, i) => start(i)));
     },
     /** Starts a fast run, held at its first item; answers with its id. */
     prepare: async () => {
