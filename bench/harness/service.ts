@@ -88,8 +88,7 @@ export async function verifyRun(store: Store, runId: string, items: number): Pro
   checkSeqs((await store.readEvents(runId, 0, run.lastSeq + 1)).map((e) => e.seq), `run ${runId}'s log`, run.lastSeq);
 }
 
-/** The floor of the engine and service parts, better-sqlite3 on the store's schema: items/s of `items` items, each a ledger row
- * and a `stage_item_processed` event, `perTxn` to a transaction, each also updating the run row when `snapshotBytes` is set. */
+/** The floor of the engine and service parts, better-sqlite3 on the store's schema: `items` ledger rows and events, `perTxn` to a transaction (and the run row when `snapshotBytes` is set); items/s. */
 export async function bareLoop(
   dir: string,
   items: number,

@@ -110,8 +110,7 @@ export function progress(message: string): void {
   process.stderr.write(`  ${message}\n`);
 }
 
-/** A warm-up round, then `reps` rounds of every variant once, each in a fresh temporary directory, in an order that rotates so
- * background load and what one variant leaves behind (GC debt, dirty pages) fall on all alike; each reported as it comes. */
+/** A warm-up round, then `reps` rounds of every variant once, each in a fresh temp dir, in an order that rotates so background load and leftovers (GC debt, dirty pages) fall on all alike. */
 export async function rounds<V extends string, T extends { perSec: number }>(
   variants: Record<V, (dir: string) => Promise<T>>,
   { reps = REPS, unit = 'items/s', detail }: { reps?: number; unit?: string; detail?: (m: T) => string } = {},

@@ -50,8 +50,7 @@ async function settled(load: Child, ph: number): Promise<void> {
   }
 }
 
-/** One variant's session: for each rate a phase with none stalled, one per stall share (the victims: the last 10% of
- * ids, stalled as it starts, replaced after it), one more with none; then the backlog test (C) and the bursts. */
+/** One variant's session: per rate, phases with none, then each share, stalled (the last 10% of ids, replaced after), and none again; then C's backlog test and the bursts. */
 function runSession(variant: Variant, o: HubOptions) {
   return withChildren(async (start) => {
     const server = await start<{ port: number; topic: string }>('hub/server.ts', [variant]);
@@ -63,8 +62,8 @@ function runSession(variant: Variant, o: HubOptions) {
     const reconnect = () => load.call<number>('open', { url, ids: ids(0, o.clients), topic, healthyBelow: healthy }, 120_000);
     const events = (rate: number, seconds: number, ph: number) => server.call<PhaseResult>('run', { rate, seconds, ph }, seconds * 1000 + 120_000);
 
-    /** Phase `ph` at `rate` (0: a burst) with `victims` stalled: `body`, then `after` (the grace); the load generator's CPU ms,
-     * the healthy clients closed, per victim the ms from its stall to its close (null: never); `stats` come at the end. */
+    // Phase `ph` at `rate` (0: a burst) with `victims` stalled: `body`, then `after` (the grace); the load generator's CPU ms,
+    // the healthy clients closed, per victim the ms from its stall to its close (null: never); `stats` come at the end.
     const phase = async (ph: number, rate: number, victims: number[], body: () => Promise<PhaseResult>, after: () => Promise<unknown>) => {
       await reconnect();
       const closed0 = await load.call<number>('healthyClosed');

@@ -63,8 +63,7 @@ function naive(): Broadcaster {
   return { ...clients, publish };
 }
 
-/** B: the incident's fix. One loop awaits each client's send callback in turn, event by event, terminating a client after 2 s;
- * its keepalive (ping 1 s, pong 3 s: the hub's) ran on that same loop between events, so a loop stuck in sends stops pinging. */
+/** B: the incident's fix, one loop awaiting each client's send in turn (2 s, then terminated), its keepalive (the hub's ping 1 s, pong 3 s) on that loop, so a loop stuck in sends stops pinging. */
 function serialAwait(): Broadcaster {
   const lastPong = new WeakMap<WebSocket, number>();
   const clients = sockets((ws) => {
