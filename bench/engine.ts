@@ -141,8 +141,7 @@ async function receiver() {
   const server = createServer((req, res) => {
     req.resume().on('end', () => {
       requests += 1;
-      res.setHeader('content-type', 'application/json');
-      res.end('{}');
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -162,10 +161,8 @@ const integrations = (v: { webhooks: boolean; otel: boolean }) => async (store: 
   const telemetry = v.otel ? await createTelemetry({ tracesUrl: `${sink.url}/v1/traces`, serviceName: 'runstate-bench' }) : null;
   const webhooks = webhookStoreFor(store);
   const sender = v.webhooks ? new WebhookSender({ store: webhooks, owner: 'bench', logger: silent, allowPrivate: true, pollMs: 100 }) : undefined;
-  if (sender) {
-    const createdAt = new Date().toISOString();
-    await webhooks.create({ webhookId: WEBHOOK_ID, accountId: null, siteId: null, url: `${sink.url}/hook`, events: [...WEBHOOK_EVENTS], secret: 'bench-secret-0123456789', createdBy: 'bench', createdAt });
-  }
+  const webhook = { webhookId: WEBHOOK_ID, accountId: null, siteId: null, url: `${sink.url}/hook`, events: [...WEBHOOK_EVENTS], secret: 'bench-secret-0123456789', createdBy: 'bench' };
+  if (sender) await webhooks.create({ ...webhook, createdAt: new Date().toISOString() });
   sender?.start();
   return {
     telemetry,

@@ -8,7 +8,7 @@ const [dir, items, concurrency] = process.argv.slice(2) as [string, string, stri
 let open: Promise<void> = Promise.resolve();
 let release = () => {};
 let held = () => {};
-const pipeline = noopPipeline(Number(items), Number(concurrency), { name: 'bench-fast', processItem: () => (held(), open) });
+const pipeline = noopPipeline(Number(items), Number(concurrency), { name: 'bench-fast', stage: { processItem: () => (held(), open) } });
 const svc = await startService(dir, [pipeline]);
 
 serve(

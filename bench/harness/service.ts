@@ -42,12 +42,8 @@ export async function appendEvents(store: Store, runId: string, events: NewEvent
   return (await store.commit(runId, { events, ...(keys ? { eventKeys: keys } : {}) })).events;
 }
 
-/** `stages` stages of `items` items whose work resolves at once (unless `processItem` says otherwise); `stage` adds to each stage. */
-export function noopPipeline(
-  items: number,
-  concurrency: number,
-  { name = 'bench-noop', stages = 1, processItem = async () => {}, stage = {} }: { name?: string; stages?: number; processItem?: StageDefinition<object>['processItem']; stage?: Partial<StageDefinition<object>> } = {},
-): PipelineDefinition<object> {
+/** `stages` stages of `items` items whose work resolves at once; `stage` adds to (or overrides) each stage. */
+export function noopPipeline(items: number, concurrency: number, { name = 'bench-noop', stages = 1, stage = {} }: { name?: string; stages?: number; stage?: Partial<StageDefinition<object>> } = {}): PipelineDefinition<object> {
   return {
     name,
     parseOptions: () => ({}),
@@ -56,7 +52,7 @@ export function noopPipeline(
       key: stages === 1 ? 'noop' : `s${s + 1}`,
       name: stages === 1 ? 'No-op' : `Stage ${s + 1}`,
       loadItems: async () => Array.from({ length: items }, (_, i) => ({ id: i + 1, title: `item ${i + 1}` })),
-      processItem,
+      processItem: async () => {},
       ...stage,
     })),
   };
