@@ -33,6 +33,8 @@ export interface HostDeps {
   onAppended: (host: RunHost, events: StoredEvent[]) => void;
   onFault: (host: RunHost, err: unknown) => void;
   onWritten?: (seconds: number) => void;
+  /** How long a journal batch stays open for more records (journal.ts). */
+  batchWindowMs: number;
   /** A write is held: the store refuses writes for now (database away, disk full); the run keeps its place. */
   onHold?: (host: RunHost, err: unknown) => void;
   /** The held write went through. */
@@ -362,6 +364,7 @@ class HostJournalOptions implements JournalOptions {
   readonly owner: string;
   readonly lastSeq: number;
   readonly onWritten: ((seconds: number) => void) | undefined;
+  readonly batchWindowMs: number;
   readonly #host: RunHost;
   readonly #deps: HostDeps;
 
@@ -371,6 +374,7 @@ class HostJournalOptions implements JournalOptions {
     this.owner = deps.owner;
     this.lastSeq = record.lastSeq;
     this.onWritten = deps.onWritten;
+    this.batchWindowMs = deps.batchWindowMs;
     this.#host = host;
     this.#deps = deps;
   }
@@ -434,9 +438,9 @@ let lastTurn = performance.now();
  * done. So an item starts on a fresh turn of the event loop once a millisecond has passed
  * without one. Each chain of items that resumes on that turn gets its own millisecond, so a
  * turn runs about 1 ms per chain in flight (16 ms for a run at concurrency 16, 48 ms for 12
- * runs at 4). That is also what keeps journal batches large, since a run's batch closes at the
- * end of a turn. A budget shared by the whole turn was measured and not kept
- * (docs/architecture.md, "Turns of the event loop").
+ * runs at 4). A budget shared by the whole turn was measured and not kept: it made every item
+ * cost more (docs/architecture.md, "Turns of the event loop"). Journal batches do not depend
+ * on turns: each stays open for its window (journal.ts).
  */
 async function yieldIfBusy(): Promise<void> {
   if (performance.now() - lastTurn < 1) return;
