@@ -135,7 +135,7 @@ export class RunHost {
 
   /** Now, as events stamp it. */
   #at(): string {
-    return new Date(this.#deps.now()).toISOString();
+    return isoAt(this.#deps.now());
   }
 
   /**
@@ -189,11 +189,17 @@ export class RunHost {
   }
 
   async processItem(job: ItemJob, signal: AbortSignal): Promise<ItemOutcome> {
-    await yieldIfBusy();
-    const item = (await this.#itemsOf(job.stage, signal))[job.index];
+    // Neither waits unless it must: an item costs no extra turn of the microtask queue.
+    const busy = yieldIfBusy();
+    if (busy) await busy;
+    const item = (this.#deps.items.get(this.runId, job.stage) ?? (await this.#itemsOf(job.stage, signal)))[job.index];
     if (!item) throw new Error(`stage ${job.stage} has no item at position ${job.index}`);
     const ctx: ItemContext<unknown> = {
-      ...this.#loadContext(job.stage, signal),
+      runId: this.runId,
+      stage: job.stage,
+      options: this.options,
+      signal,
+      log: this.#logOf(job.stage),
       idempotencyKey: `${this.runId}:${job.stage}:${item.id}`,
       attempt: job.attempt,
     };
@@ -228,9 +234,10 @@ export class RunHost {
     const total = stage?.total ?? 0;
     const processed = (stage?.processed ?? 0) + 1;
     const ref = { id: item.id, title: item.title };
-    const at = this.#at();
+    const now = this.#deps.now();
+    const at = isoAt(now);
     // The last attempt's time, kept with the event (GET /runs/:id/items shows it).
-    const timed = { duration_ms: Math.max(0, Date.parse(at) - started) };
+    const timed = { duration_ms: Math.max(0, now - started) };
     const event =
       rec.status === 'done'
         ? events.itemProcessed({ stage: rec.stage, processed, total, item: ref, ...timed }, at)
@@ -269,13 +276,12 @@ export class RunHost {
   }
 
   #loadContext(stage: number, signal: AbortSignal): LoadContext<unknown> {
-    return {
-      runId: this.runId,
-      stage,
-      options: this.options,
-      signal,
-      log: (message: string) => this.append(events.activityLog({ stage, message: String(message) }, this.#at())),
-    };
+    return { runId: this.runId, stage, options: this.options, signal, log: this.#logOf(stage) };
+  }
+
+  /** `ctx.log` of a stage's work: an `activity_log` event. */
+  #logOf(stage: number): (message: string) => void {
+    return (message: string) => this.append(events.activityLog({ stage, message: String(message) }, this.#at()));
   }
 
   #stageSettings() {
@@ -429,6 +435,15 @@ function traceStage(spans: RunSpans, stage: number, name: string, to: string, er
   else if (to !== 'pending') spans.stageActive(stage, name);
 }
 
+/** The ISO time of the last epoch ms asked for: items finish many to a millisecond. */
+let lastIso = { ms: NaN, iso: '' };
+
+/** `new Date(ms).toISOString()`, made once per millisecond. */
+function isoAt(ms: number): string {
+  if (ms !== lastIso.ms) lastIso = { ms, iso: new Date(ms).toISOString() };
+  return lastIso.iso;
+}
+
 /** When the process last gave the event loop a turn from here. */
 let lastTurn = performance.now();
 
@@ -442,10 +457,14 @@ let lastTurn = performance.now();
  * cost more (docs/architecture.md, "Turns of the event loop"). Journal batches do not depend
  * on turns: each stays open for its window (journal.ts).
  */
-async function yieldIfBusy(): Promise<void> {
-  if (performance.now() - lastTurn < 1) return;
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  lastTurn = performance.now();
+function yieldIfBusy(): Promise<void> | undefined {
+  if (performance.now() - lastTurn < 1) return undefined;
+  return new Promise<void>((resolve) =>
+    setImmediate(() => {
+      lastTurn = performance.now();
+      resolve();
+    }),
+  );
 }
 
 function stageNumberOf(actorId: string): number | undefined {
