@@ -444,24 +444,40 @@ function isoAt(ms: number): string {
   return lastIso.iso;
 }
 
-/** When the process last gave the event loop a turn from here. */
-let lastTurn = performance.now();
+/** When the chain of items running now resumed, and when the turn it runs in began (performance.now()). */
+let chainStarted = performance.now();
+let turnStarted = chainStarted;
+/** Whether a chain resumed on this turn has set `turnStarted`; cleared at the next turn. */
+let turnMarked = false;
+/** A chain's item work before it gives the turn up, and the most a turn runs before every chain resumed in it gives up after one item. */
+const CHAIN_BUDGET_MS = 1;
+const TURN_CAP_MS = 16;
 
 /**
  * Items that finish at once would chain promise after promise (SQLite commits are
- * synchronous) and starve timers and sockets (heartbeats, commands) until the whole stage is
- * done. So an item starts on a fresh turn of the event loop once a millisecond has passed
- * without one. Each chain of items that resumes on that turn gets its own millisecond, so a
- * turn runs about 1 ms per chain in flight (16 ms for a run at concurrency 16, 48 ms for 12
- * runs at 4). A budget shared by the whole turn was measured and not kept: it made every item
- * cost more (docs/architecture.md, "Turns of the event loop"). Journal batches do not depend
- * on turns: each stays open for its window (journal.ts).
+ * synchronous) and starve timers and sockets (heartbeats, commands, database answers) until
+ * the whole stage is done. So an item starts on a fresh turn of the event loop once its chain
+ * has run a millisecond without one. Each chain of items resumed on a turn gets its own
+ * millisecond, so a turn runs about 1 ms per chain in flight (16 ms for a run at concurrency
+ * 16), up to 16 ms: past that, each chain resumed runs one item and gives up, so 12 runs at
+ * concurrency 4 get turns of ~20 ms, not ~50. A budget shared by the whole turn (every chain
+ * giving up once the turn had run 1–8 ms) was measured and not kept: it made every item cost
+ * more (docs/architecture.md, "Turns of the event loop"). Journal batches do not depend on
+ * turns: each stays open for its window (journal.ts).
+ *
+ * Returns nothing when the item may start now, so that it costs no promise.
  */
 function yieldIfBusy(): Promise<void> | undefined {
-  if (performance.now() - lastTurn < 1) return undefined;
+  const now = performance.now();
+  if (now - chainStarted < CHAIN_BUDGET_MS && now - turnStarted < TURN_CAP_MS) return undefined;
   return new Promise<void>((resolve) =>
     setImmediate(() => {
-      lastTurn = performance.now();
+      chainStarted = performance.now();
+      if (!turnMarked) {
+        turnMarked = true;
+        turnStarted = chainStarted;
+        setImmediate(() => (turnMarked = false));
+      }
       resolve();
     }),
   );
