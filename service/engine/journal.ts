@@ -72,6 +72,10 @@ export class Journal {
   #opened = 0;
   /** Set while the open batch waits for the end of its window. */
   #windowTimer: NodeJS.Timeout | undefined;
+  /** Batches given to the store and not yet answered. */
+  #writing = 0;
+  /** The open batch's number when its window ended while a write was under way: it closes when the store answers. */
+  #dueAfterWrite: number | undefined;
   #tail: Promise<void> = Promise.resolve();
   #faulted = false;
   #stopped = false;
@@ -121,13 +125,28 @@ export class Journal {
     }
   }
 
-  /** Closes batch number `batch` if its window has passed, or looks again when it will have; nothing if it was closed already. */
+  /**
+   * Closes batch number `batch` if its window has passed, or looks again when it will have;
+   * nothing if it was closed already. While the store has a write of this run under way (on
+   * Postgres, round trips that take a while), the batch stays open until that write is
+   * answered: what is recorded meanwhile joins it, one transaction instead of a queue of them.
+   */
   #closeWhenDue(batch: number): void {
     this.#windowTimer = undefined;
     if (!this.#scheduled || batch !== this.#opened) return;
     const left = (this.#opts.batchWindowMs ?? 0) - (performance.now() - this.#openedAt);
     if (left > 0) this.#windowTimer = setTimeout(() => this.#closeWhenDue(batch), left);
+    else if (this.#writing > 0) this.#dueAfterWrite = batch;
     else this.#close();
+  }
+
+  /** A write was answered: a batch that came due meanwhile closes at the end of this turn. */
+  #written(): void {
+    this.#writing -= 1;
+    const due = this.#dueAfterWrite;
+    if (this.#writing > 0 || due === undefined) return;
+    this.#dueAfterWrite = undefined;
+    setImmediate(() => this.#closeWhenDue(due));
   }
 
   /** Closes the open batch now (if any) and resolves once everything recorded so far is durable, however long that takes. */
@@ -206,10 +225,11 @@ export class Journal {
 
   /** `recorded`: how many of the batch's events came through `record`. */
   #enqueue(batch: CommitBatch, recorded = 0): Promise<CommitResult> {
+    this.#writing += 1;
     const result = this.#tail.then(() => this.#writeHeld(batch, recorded));
     this.#tail = result.then(
-      () => undefined,
-      () => undefined,
+      () => this.#written(),
+      () => this.#written(),
     );
     return result;
   }

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Journal } from '../../../service/engine/journal.js';
 import { SqliteStore } from '../../../service/store/sqlite.js';
-import type { StoredEvent } from '../../../service/store/store.js';
+import type { CommitBatch, CommitResult, Store, StoredEvent } from '../../../service/store/store.js';
 import { tempDir } from '../../helpers/engine.js';
 import { activity, at, messageOf, newRun } from '../store/contract.js';
 
@@ -15,10 +15,11 @@ describe('Journal batch window', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  async function journal(batchWindowMs: number | undefined) {
+  async function journal(batchWindowMs: number | undefined, wrap: (store: Store) => Store = (s) => s) {
     const dir = tempDir('rs-journal-window-');
-    const store = new SqliteStore({ filename: `${dir.path}/runstate.db` });
-    cleanup.push(async () => (await store.close(), dir.remove()));
+    const sqlite = new SqliteStore({ filename: `${dir.path}/runstate.db` });
+    const store = wrap(sqlite);
+    cleanup.push(async () => (await sqlite.close(), dir.remove()));
     const runId = 'run_20251204_190332_manual';
     await store.createRun(newRun(runId, { createdAt: at(0), lease: { owner: 'me', ms: 60_000 } }));
     const batches: { events: StoredEvent[]; at: number }[] = [];
@@ -89,5 +90,39 @@ describe('Journal batch window', () => {
     // The window's timer of the batch that flush closed finds nothing left to write.
     await nextTurn();
     expect(batches).toHaveLength(2);
+  });
+
+  it('keeps a batch that came due open while the write before it is under way, and writes it once that is answered', async () => {
+    // The real store, answering each commit only when the test lets it (as a database far away would).
+    let release = () => {};
+    const commits: string[][] = [];
+    const slow = (store: Store): Store =>
+      new Proxy(store, {
+        get(target, prop) {
+          const value: unknown = Reflect.get(target, prop);
+          if (prop !== 'commit') return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+          return async (runId: string, batch: CommitBatch): Promise<CommitResult> => {
+            commits.push(batch.events.map((e) => String(e.message)));
+            await new Promise<void>((resolve) => (release = resolve));
+            return target.commit(runId, batch);
+          };
+        },
+      });
+    const { j, store, runId, batches, checkpoints, record } = await journal(undefined, slow);
+    record('a');
+    await expect.poll(() => commits).toEqual([['a']]);
+    for (const m of ['b', 'c', 'd']) {
+      record(m);
+      await nextTurn();
+    }
+    // Each of those turns would have closed a batch of its own; they wait in one.
+    expect(commits).toEqual([['a']]);
+    release();
+    await expect.poll(() => commits).toEqual([['a'], ['b', 'c', 'd']]);
+    release();
+    await j.flush();
+    expect(batches.map((b) => b.events.map(messageOf))).toEqual([['a'], ['b', 'c', 'd']]);
+    expect(checkpoints).toEqual([1, 4]);
+    expect((await store.readEvents(runId, 0)).map(messageOf)).toEqual(['a', 'b', 'c', 'd']);
   });
 });
