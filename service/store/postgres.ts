@@ -205,8 +205,9 @@ const defaults: Required<Pick<PostgresStoreOptions, 'poolSize' | 'onIdleError'>>
  * run's row (`SELECT … FOR UPDATE`), reads its `last_seq`, lease and the keys seen before, and
  * writes the plan of commit-plan.ts: it throws what the plan decides on the row it finds. Either
  * way the row lock serializes commits to one run, from this pool or any other, and a commit that
- * fails leaves no gap. Leases are timed by the database's clock, never an instance's. Every commit that appends
- * events also sends `NOTIFY runstate_events, '<run_id>:<last_seq>'` ({@link EVENTS_CHANNEL}).
+ * fails leaves no gap. Leases are timed by the database's clock, never an instance's. Every
+ * commit that appends events also sends `NOTIFY runstate_events, '<run_id>:<last_seq>'`
+ * ({@link EVENTS_CHANNEL}).
  */
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
