@@ -102,7 +102,7 @@ describe('Journal batch window', () => {
           const value: unknown = Reflect.get(target, prop);
           if (prop !== 'commit') return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
           return async (runId: string, batch: CommitBatch): Promise<CommitResult> => {
-            commits.push(batch.events.map((e) => String(e.message)));
+            commits.push(batch.events.map((e) => (e.event === 'activity_log' ? e.message : e.event)));
             await new Promise<void>((resolve) => (release = resolve));
             return target.commit(runId, batch);
           };
