@@ -49,6 +49,11 @@ export interface EngineOptions {
   waitingOnLimit?: (runId: string, stage: number) => { key: string; items: number } | undefined;
   /** How many loaded stage items, over every run, stay in memory between reads (stage-items.ts). [100000] */
   itemsInMemory?: number;
+  /**
+   * How long a run's journal batch stays open for more records (journal.ts): a run whose items
+   * finish in quick succession writes a transaction and a snapshot per window. [10]
+   */
+  batchWindowMs?: number;
 }
 
 /** A name for this instance when none is configured: `<hostname>-<pid>-<random>`. */
@@ -114,6 +119,7 @@ export class Engine {
       inspect: opts.inspect,
       telemetry: opts.telemetry ?? undefined,
       itemsInMemory: opts.itemsInMemory,
+      batchWindowMs: opts.batchWindowMs ?? 10,
       onWritten: opts.onWritten,
       announce,
       onReleased: (runId) => {
