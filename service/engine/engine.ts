@@ -8,6 +8,7 @@ import type { InspectionEvent } from 'xstate';
 import { RunstateError } from '../errors.js';
 import type { Command, StoredEvent } from '../events.js';
 import type { FaultSink } from '../health.js';
+import { StoreUnavailableError } from '../store/faults.js';
 import { isName, isRunId, isTrigger, runId as makeRunId } from '../ids.js';
 import { describePipeline, type PipelineListing } from '../pipelines/loader.js';
 import type { AnyPipeline } from '../pipelines/types.js';
@@ -49,6 +50,11 @@ export interface EngineOptions {
   waitingOnLimit?: (runId: string, stage: number) => { key: string; items: number } | undefined;
   /** How many loaded stage items, over every run, stay in memory between reads (stage-items.ts). [100000] */
   itemsInMemory?: number;
+  /**
+   * How long a run's journal batch stays open for more records (journal.ts): a run whose items
+   * finish in quick succession writes a transaction and a snapshot per window. [10]
+   */
+  batchWindowMs?: number;
 }
 
 /** A name for this instance when none is configured: `<hostname>-<pid>-<random>`. */
@@ -114,6 +120,7 @@ export class Engine {
       inspect: opts.inspect,
       telemetry: opts.telemetry ?? undefined,
       itemsInMemory: opts.itemsInMemory,
+      batchWindowMs: opts.batchWindowMs ?? 10,
       onWritten: opts.onWritten,
       announce,
       onReleased: (runId) => {
@@ -292,6 +299,20 @@ export class Engine {
   async durableView(runId: string): Promise<DurableView | undefined> {
     const record = await this.#record(runId);
     return record ? this.#kindOf(record).durableView(record) : undefined;
+  }
+
+  /**
+   * Writes what a run hosted here has recorded so far (its journal's open batch is closed, not
+   * left to its window), so that what the store then says of it is the run as it is now: for
+   * reads that combine the stored snapshot with the ledger. Nothing for a run not hosted here;
+   * while its writes are held, the store shows it as of its last write.
+   */
+  async caughtUp(runId: string): Promise<void> {
+    const host = this.#internal.hosts.get(runId);
+    if (!host) return;
+    await host.journal.acknowledged().catch((err: unknown) => {
+      if (!(err instanceof StoreUnavailableError)) throw err;
+    });
   }
 
   /** The processing card's data; undefined for an unknown or closed run. */

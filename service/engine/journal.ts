@@ -29,6 +29,11 @@ export interface JournalOptions {
   onWritten?: (seconds: number) => void;
   /** Delay before the n-th retry of a held batch (n from 0). [50 ms doubling to 2 s, with jitter] */
   retryDelay?: (attempt: number) => number;
+  /**
+   * How long a batch stays open after its first record, at most: it closes at the end of the
+   * first turn of the event loop after that. [0: at the end of the turn it opened in]
+   */
+  batchWindowMs?: number;
 }
 
 /** The journal was stopped (its run left this process) before the batch was written. */
@@ -39,12 +44,16 @@ export class JournalStoppedError extends Error {
 const defaultRetryDelay = (attempt: number): number => Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2);
 
 /**
- * One run's durable log writer. Everything recorded by the cascades of the actor system in
- * one turn of the event loop (a command, items finishing, a timer) is closed into one batch
- * at the end of that turn and written in one store transaction, with the snapshot read at
- * that moment: snapshot, ledger and events never disagree, because nothing is recorded
- * outside a cascade and every cascade is over when the batch closes. Batches are written one
- * at a time, in order, so `seq` follows the order in which things were recorded.
+ * One run's durable log writer. Everything recorded by the cascades of the actor system while
+ * a batch is open (a command, items finishing, a timer) is closed into one batch and written in
+ * one store transaction, with the snapshot read at that moment: snapshot, ledger and events
+ * never disagree, because nothing is recorded outside a cascade and a batch closes only
+ * between two turns of the event loop, when every cascade is over. A batch opens at its first
+ * record and closes at the end of the first turn `batchWindowMs` after that, so a run whose
+ * items finish in quick succession writes one transaction and one snapshot per window, not per
+ * turn; anyone who waits for durability (`flush`, `acknowledged`, `write`) closes it at once.
+ * Batches are written one at a time, in order, so `seq` follows the order in which things
+ * were recorded.
  *
  * When a write fails for a reason that passes (the database is away, the disk is full), the
  * batch is *held*: tried again with backoff until it lands, while whatever the run records
@@ -58,6 +67,15 @@ export class Journal {
   #events: NewEvent[] = [];
   #ledger: LedgerEntry[] = [];
   #scheduled = false;
+  /** When the open batch took its first record (performance.now()), and how many batches were opened. */
+  #openedAt = 0;
+  #opened = 0;
+  /** Set while the open batch waits for the end of its window. */
+  #windowTimer: NodeJS.Timeout | undefined;
+  /** Batches given to the store and not yet answered. */
+  #writing = 0;
+  /** The open batch's number when its window ended while a write was under way: it closes when the store answers. */
+  #dueAfterWrite: number | undefined;
   #tail: Promise<void> = Promise.resolve();
   #faulted = false;
   #stopped = false;
@@ -99,10 +117,36 @@ export class Journal {
     if (ledger) this.#ledger.push(ledger);
     if (!this.#scheduled) {
       this.#scheduled = true;
-      // At the end of this turn of the event loop: every cascade that runs until then (items
-      // finishing together) shares one transaction, and the snapshot is read after all of them.
-      setImmediate(() => this.#close());
+      this.#openedAt = performance.now();
+      const batch = ++this.#opened;
+      // Not before the end of this turn: every cascade that runs until then (items finishing
+      // together) shares the transaction, and the snapshot is read after all of them.
+      setImmediate(() => this.#closeWhenDue(batch));
     }
+  }
+
+  /**
+   * Closes batch number `batch` if its window has passed, or looks again when it will have;
+   * nothing if it was closed already. While the store has a write of this run under way (on
+   * Postgres, round trips that take a while), the batch stays open until that write is
+   * answered: what is recorded meanwhile joins it, one transaction instead of a queue of them.
+   */
+  #closeWhenDue(batch: number): void {
+    this.#windowTimer = undefined;
+    if (!this.#scheduled || batch !== this.#opened) return;
+    const left = (this.#opts.batchWindowMs ?? 0) - (performance.now() - this.#openedAt);
+    if (left > 0) this.#windowTimer = setTimeout(() => this.#closeWhenDue(batch), left);
+    else if (this.#writing > 0) this.#dueAfterWrite = batch;
+    else this.#close();
+  }
+
+  /** A write was answered: a batch that came due meanwhile closes at the end of this turn. */
+  #written(): void {
+    this.#writing -= 1;
+    const due = this.#dueAfterWrite;
+    if (this.#writing > 0 || due === undefined) return;
+    this.#dueAfterWrite = undefined;
+    setImmediate(() => this.#closeWhenDue(due));
   }
 
   /** Closes the open batch now (if any) and resolves once everything recorded so far is durable, however long that takes. */
@@ -158,12 +202,15 @@ export class Journal {
   /** Stops writing: the run has left this process. A held batch is dropped (it was never acknowledged). */
   stop(): void {
     this.#stopped = true;
+    clearTimeout(this.#windowTimer);
     this.#events = [];
     this.#ledger = [];
     this.#wake?.();
   }
 
   #close(): void {
+    clearTimeout(this.#windowTimer);
+    this.#windowTimer = undefined;
     this.#scheduled = false;
     if (this.#events.length === 0 && this.#ledger.length === 0) return;
     // Held: what is recorded meanwhile joins one batch, closed when the held one lands.
@@ -178,10 +225,11 @@ export class Journal {
 
   /** `recorded`: how many of the batch's events came through `record`. */
   #enqueue(batch: CommitBatch, recorded = 0): Promise<CommitResult> {
+    this.#writing += 1;
     const result = this.#tail.then(() => this.#writeHeld(batch, recorded));
     this.#tail = result.then(
-      () => undefined,
-      () => undefined,
+      () => this.#written(),
+      () => this.#written(),
     );
     return result;
   }

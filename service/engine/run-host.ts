@@ -33,6 +33,8 @@ export interface HostDeps {
   onAppended: (host: RunHost, events: StoredEvent[]) => void;
   onFault: (host: RunHost, err: unknown) => void;
   onWritten?: (seconds: number) => void;
+  /** How long a journal batch stays open for more records (journal.ts). */
+  batchWindowMs: number;
   /** A write is held: the store refuses writes for now (database away, disk full); the run keeps its place. */
   onHold?: (host: RunHost, err: unknown) => void;
   /** The held write went through. */
@@ -133,7 +135,7 @@ export class RunHost {
 
   /** Now, as events stamp it. */
   #at(): string {
-    return new Date(this.#deps.now()).toISOString();
+    return isoAt(this.#deps.now());
   }
 
   /**
@@ -187,11 +189,17 @@ export class RunHost {
   }
 
   async processItem(job: ItemJob, signal: AbortSignal): Promise<ItemOutcome> {
-    await yieldIfBusy();
-    const item = (await this.#itemsOf(job.stage, signal))[job.index];
+    // Neither waits unless it must: an item costs no extra turn of the microtask queue.
+    const busy = yieldIfBusy();
+    if (busy) await busy;
+    const item = (this.#deps.items.get(this.runId, job.stage) ?? (await this.#itemsOf(job.stage, signal)))[job.index];
     if (!item) throw new Error(`stage ${job.stage} has no item at position ${job.index}`);
     const ctx: ItemContext<unknown> = {
-      ...this.#loadContext(job.stage, signal),
+      runId: this.runId,
+      stage: job.stage,
+      options: this.options,
+      signal,
+      log: this.#logOf(job.stage),
       idempotencyKey: `${this.runId}:${job.stage}:${item.id}`,
       attempt: job.attempt,
     };
@@ -226,9 +234,10 @@ export class RunHost {
     const total = stage?.total ?? 0;
     const processed = (stage?.processed ?? 0) + 1;
     const ref = { id: item.id, title: item.title };
-    const at = this.#at();
+    const now = this.#deps.now();
+    const at = isoAt(now);
     // The last attempt's time, kept with the event (GET /runs/:id/items shows it).
-    const timed = { duration_ms: Math.max(0, Date.parse(at) - started) };
+    const timed = { duration_ms: Math.max(0, now - started) };
     const event =
       rec.status === 'done'
         ? events.itemProcessed({ stage: rec.stage, processed, total, item: ref, ...timed }, at)
@@ -267,13 +276,12 @@ export class RunHost {
   }
 
   #loadContext(stage: number, signal: AbortSignal): LoadContext<unknown> {
-    return {
-      runId: this.runId,
-      stage,
-      options: this.options,
-      signal,
-      log: (message: string) => this.append(events.activityLog({ stage, message: String(message) }, this.#at())),
-    };
+    return { runId: this.runId, stage, options: this.options, signal, log: this.#logOf(stage) };
+  }
+
+  /** `ctx.log` of a stage's work: an `activity_log` event. */
+  #logOf(stage: number): (message: string) => void {
+    return (message: string) => this.append(events.activityLog({ stage, message: String(message) }, this.#at()));
   }
 
   #stageSettings() {
@@ -362,6 +370,7 @@ class HostJournalOptions implements JournalOptions {
   readonly owner: string;
   readonly lastSeq: number;
   readonly onWritten: ((seconds: number) => void) | undefined;
+  readonly batchWindowMs: number;
   readonly #host: RunHost;
   readonly #deps: HostDeps;
 
@@ -371,6 +380,7 @@ class HostJournalOptions implements JournalOptions {
     this.owner = deps.owner;
     this.lastSeq = record.lastSeq;
     this.onWritten = deps.onWritten;
+    this.batchWindowMs = deps.batchWindowMs;
     this.#host = host;
     this.#deps = deps;
   }
@@ -425,23 +435,52 @@ function traceStage(spans: RunSpans, stage: number, name: string, to: string, er
   else if (to !== 'pending') spans.stageActive(stage, name);
 }
 
-/** When the process last gave the event loop a turn from here. */
-let lastTurn = performance.now();
+/** The ISO time of the last epoch ms asked for: items finish many to a millisecond. */
+let lastIso = { ms: NaN, iso: '' };
+
+/** `new Date(ms).toISOString()`, made once per millisecond. */
+function isoAt(ms: number): string {
+  if (ms !== lastIso.ms) lastIso = { ms, iso: new Date(ms).toISOString() };
+  return lastIso.iso;
+}
+
+/** When the chain of items running now resumed, and when the turn it runs in began (performance.now()). */
+let chainStarted = performance.now();
+let turnStarted = chainStarted;
+/** Whether a chain resumed on this turn has set `turnStarted`; cleared at the next turn. */
+let turnMarked = false;
+/** A chain's item work before it gives the turn up, and the most a turn runs before every chain resumed in it gives up after one item. */
+const CHAIN_BUDGET_MS = 1;
+const TURN_CAP_MS = 16;
 
 /**
  * Items that finish at once would chain promise after promise (SQLite commits are
- * synchronous) and starve timers and sockets (heartbeats, commands) until the whole stage is
- * done. So an item starts on a fresh turn of the event loop once a millisecond has passed
- * without one. Each chain of items that resumes on that turn gets its own millisecond, so a
- * turn runs about 1 ms per chain in flight (16 ms for a run at concurrency 16, 48 ms for 12
- * runs at 4). That is also what keeps journal batches large, since a run's batch closes at the
- * end of a turn. A budget shared by the whole turn was measured and not kept
- * (docs/architecture.md, "Turns of the event loop").
+ * synchronous) and starve timers and sockets (heartbeats, commands, database answers) until
+ * the whole stage is done. So an item starts on a fresh turn of the event loop once its chain
+ * has run a millisecond without one. Each chain of items resumed on a turn gets its own
+ * millisecond, so a turn runs about 1 ms per chain in flight (16 ms for a run at concurrency
+ * 16), up to 16 ms: past that, each chain resumed runs one item and gives up, so 12 runs at
+ * concurrency 4 get turns of ~20 ms, not ~50. A budget shared by the whole turn (every chain
+ * giving up once the turn had run 1–8 ms) was measured and not kept: it made every item cost
+ * more (docs/architecture.md, "Turns of the event loop"). Journal batches do not depend on
+ * turns: each stays open for its window (journal.ts).
+ *
+ * Returns nothing when the item may start now, so that it costs no promise.
  */
-async function yieldIfBusy(): Promise<void> {
-  if (performance.now() - lastTurn < 1) return;
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  lastTurn = performance.now();
+function yieldIfBusy(): Promise<void> | undefined {
+  const now = performance.now();
+  if (now - chainStarted < CHAIN_BUDGET_MS && now - turnStarted < TURN_CAP_MS) return undefined;
+  return new Promise<void>((resolve) =>
+    setImmediate(() => {
+      chainStarted = performance.now();
+      if (!turnMarked) {
+        turnMarked = true;
+        turnStarted = chainStarted;
+        setImmediate(() => (turnMarked = false));
+      }
+      resolve();
+    }),
+  );
 }
 
 function stageNumberOf(actorId: string): number | undefined {

@@ -18,6 +18,8 @@ export class StageItems {
   readonly #max: number;
   /** By `<runId>:<stage>`, least recently used first (a Map keeps insertion order). */
   readonly #lists = new Map<string, readonly Item[]>();
+  /** The key last in `#lists` (the most recently used), when known. */
+  #newest: string | undefined;
   #size = 0;
 
   constructor({ maxItems = 100_000 }: StageItemsOptions = {}) {
@@ -28,9 +30,11 @@ export class StageItems {
   get(runId: string, stage: number): readonly Item[] | undefined {
     const key = keyOf(runId, stage);
     const items = this.#lists.get(key);
-    if (items) {
+    // A run at work reads its list for every item: moving it last again each time is most of a read's cost.
+    if (items && key !== this.#newest) {
       this.#lists.delete(key);
       this.#lists.set(key, items);
+      this.#newest = key;
     }
     return items;
   }
@@ -39,6 +43,7 @@ export class StageItems {
     const key = keyOf(runId, stage);
     this.#remove(key);
     this.#lists.set(key, items);
+    this.#newest = key;
     this.#size += items.length;
     for (const [oldest, list] of this.#lists) {
       if (this.#size <= this.#max || oldest === key) break;
@@ -61,6 +66,7 @@ export class StageItems {
     const old = this.#lists.get(key);
     if (!old) return;
     this.#lists.delete(key);
+    if (key === this.#newest) this.#newest = undefined;
     this.#size -= old.length;
   }
 }

@@ -66,9 +66,12 @@ export const itemsRoutes: FastifyPluginAsync<ItemsRoutesOptions> = async (app: F
     async (request) => {
       const runId = runIdParam(request.params.run_id);
       const view = await engine.getRun(runId);
-      const record = view ? await store.getRun(runId) : undefined;
-      if (!view || !record) throw new RunstateError('RUN_NOT_FOUND', `No run with id ${runId}.`);
+      if (!view) throw new RunstateError('RUN_NOT_FOUND', `No run with id ${runId}.`);
       requireSite(principalOf(request), view.site_id);
+      // Items started or finished a moment ago may still wait in the run's open batch.
+      await engine.caughtUp(runId);
+      const record = await store.getRun(runId);
+      if (!record) throw new RunstateError('RUN_NOT_FOUND', `No run with id ${runId}.`);
       const { status, after, limit } = request.query;
       const stage = request.query.stage ?? currentStageOf(record.snapshot);
       if (stage > view.stages.length) {

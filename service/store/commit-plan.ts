@@ -1,5 +1,6 @@
 // What one commit writes, decided without I/O: both adapters read the run's row and the keys
-// seen before, ask `planCommit`, and execute the plan with their own SQL (docs/architecture.md).
+// seen before, ask `planCommit`, and execute the plan with their own SQL; Postgres first tries
+// `planAsExpected`'s plan, gated on the row being as the batch expects (docs/architecture.md).
 import {
   LeaseLostError,
   LedgerConflictError,
@@ -89,6 +90,11 @@ export interface CommitPlan {
   result: CommitResult;
 }
 
+/** A plan made on the run as the batch expects it: written only where the run's row is at `lastSeq`, leased to `owner` (unexpired). */
+export interface ExpectedPlan extends CommitPlan {
+  expected: { lastSeq: number; owner: string };
+}
+
 /** The batch's idempotency keys, each once: the ones the adapter looks up before planning. */
 export function keysToLookUp(batch: CommitBatch): string[] {
   const keys = new Set<string>();
@@ -160,6 +166,29 @@ export function planCommit(input: CommitInput): CommitPlan {
     outbox,
     result: { events: appended, seqs },
   };
+}
+
+/**
+ * The plan of `batch` on the run as the batch expects to find it: at `expectLastSeq`, leased to
+ * `owner`, no key seen before. An adapter may write it gated on the run's row being so, the lease
+ * unexpired by the database's clock, in one statement; where the row is not so, that statement
+ * writes nothing and the adapter plans with `planCommit` on the row it reads under the lock, which
+ * decides the error. Undefined for a batch whose plan depends on more than that row: keys to look
+ * up, a retried item (its failed row must be there), or an item repeated in the batch (an error,
+ * and which one `planCommit` decides by what it finds).
+ */
+export function planAsExpected(runId: string, batch: CommitBatch, now: string): ExpectedPlan | undefined {
+  const { expectLastSeq, owner } = batch;
+  if (expectLastSeq === undefined || owner === undefined) return undefined;
+  if (keysToLookUp(batch).length > 0 || batch.ledger?.some((entry) => entry.retried === true)) return undefined;
+  // The lease is taken as held here: the statement that writes the plan checks it.
+  const run: RunAtCommit = { lastSeq: expectLastSeq, owner, leaseUntilMs: Number.POSITIVE_INFINITY };
+  try {
+    return { ...planCommit({ runId, batch, run, seen: new Map(), nowMs: 0, now }), expected: { lastSeq: expectLastSeq, owner } };
+  } catch (err) {
+    if (err instanceof LedgerConflictError) return undefined;
+    throw err;
+  }
 }
 
 /** Fencing: only the owner whose lease has not run out may write. */

@@ -59,6 +59,24 @@ export function createPool(opts: PgPoolOptions): Pool {
 }
 
 /**
+ * Runs `work` on a pooled connection, outside a transaction (each statement its own). A
+ * connection cut off or hung is destroyed, not returned to the pool; after any other error it
+ * is idle again, and kept.
+ */
+export async function onConnection<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    return await work(client);
+  } catch (err) {
+    if (isTransient(err)) broken = err as Error;
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/**
  * Runs `work` in one transaction on a pooled connection. A connection that cannot roll back
  * (cut off, hung) is destroyed, not returned to the pool.
  */

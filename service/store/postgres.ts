@@ -17,8 +17,8 @@ import {
   type Store,
   type StoredEvent,
 } from './store.js';
-import { keysToLookUp, ledgerConflict, planCommit, type CommitPlan, type RunAtCommit } from './commit-plan.js';
-import { createPool, inTransaction, listen, prober, type PgTimeouts, type Prober } from './pg-connection.js';
+import { keysToLookUp, ledgerConflict, planAsExpected, planCommit, type CommitPlan, type ExpectedPlan, type LedgerRowToInsert, type RunAtCommit } from './commit-plan.js';
+import { createPool, inTransaction, listen, onConnection, prober, type PgTimeouts, type Prober } from './pg-connection.js';
 import { LIVE_STATUS_SQL, toLedgerEntry, toRecord, type LedgerRow, type RunRow } from './rows.js';
 
 /**
@@ -199,11 +199,15 @@ const defaults: Required<Pick<PostgresStoreOptions, 'poolSize' | 'onIdleError'>>
 /**
  * Postgres, for when `DATABASE_URL` is set; several service instances may share one database.
  *
- * A commit locks the run's row (`SELECT … FOR UPDATE`), reads its `last_seq`, lease and the
- * keys seen before, and writes the plan of commit-plan.ts in the same transaction: the row lock
- * serializes commits to one run, from this pool or any other, and a rolled-back commit leaves no
- * gap. Leases are timed by the database's clock, never an instance's. Every commit that appends
- * events also sends `NOTIFY runstate_events, '<run_id>:<last_seq>'` ({@link EVENTS_CHANNEL}).
+ * A journal's batch (expected seq, owner, no event keys) is planned on the run as it expects
+ * it and written in one statement gated on the run's row being so (`WRITE_IF_EXPECTED`): one
+ * round trip. Any other batch, and one whose gate did not hold, is a transaction that locks the
+ * run's row (`SELECT … FOR UPDATE`), reads its `last_seq`, lease and the keys seen before, and
+ * writes the plan of commit-plan.ts: it throws what the plan decides on the row it finds. Either
+ * way the row lock serializes commits to one run, from this pool or any other, and a commit that
+ * fails leaves no gap. Leases are timed by the database's clock, never an instance's. Every
+ * commit that appends events also sends `NOTIFY runstate_events, '<run_id>:<last_seq>'`
+ * ({@link EVENTS_CHANNEL}).
  */
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
@@ -326,7 +330,12 @@ export class PostgresStore implements Store {
   }
 
   async commit(runId: string, batch: CommitBatch): Promise<CommitResult> {
-    return inTransaction(this.#pool, (client) => commitIn(client, runId, batch, new Date().toISOString()));
+    const now = new Date().toISOString();
+    // A journal's batch, planned on the run as it expects it, is one round trip when the run is
+    // so; otherwise nothing was written and the transaction below finds out why.
+    const expected = planAsExpected(runId, batch, now);
+    if (expected && (await onConnection(this.#pool, (client) => writeIfExpected(client, runId, expected)))) return expected.result;
+    return inTransaction(this.#pool, (client) => commitIn(client, runId, batch, now));
   }
 
   async eventKeys(runId: string): Promise<Map<string, number>> {
@@ -571,29 +580,44 @@ async function commitIn(client: PoolClient, runId: string, batch: CommitBatch, n
 }
 
 /**
- * The plan in one statement (data-modifying CTEs, all executed, in one snapshot) rather than one
- * round trip per table, prepared once per connection (a named query): with the lock's SELECT,
- * BEGIN and COMMIT, a commit is four round trips whatever it writes.
+ * The rows a plan writes, as common table expressions for one statement (data-modifying CTEs,
+ * all executed, in one snapshot) rather than a round trip per table: the run's row, updated
+ * where `gate` holds too (`u`), then its events, outbox rows and new ledger rows, each inserted
+ * only if it was. Their parameters are $1–$22 of {@link planValues}.
  */
-const WRITE_PLAN = {
-  name: 'runstate_write_plan',
-  text: `WITH u AS (
+function planWrites(gate: string, onLedgerConflict: string): string {
+  return `u AS (
        UPDATE runs SET last_seq = $2,
          snapshot = COALESCE($3::text, snapshot), status = COALESCE($4::text, status),
          error = CASE WHEN $5::boolean THEN $6::text ELSE error END,
          closed_at = COALESCE($7::text, closed_at), updated_at = $8
-       WHERE run_id = $1),
+       WHERE run_id = $1 ${gate}
+       RETURNING run_id),
      e AS (INSERT INTO events (run_id, seq, body, event_key)
-           SELECT $1, s, b, k FROM unnest($9::bigint[], $10::text[], $11::text[]) AS e (s, b, k)),
+           SELECT $1, s, b, k FROM unnest($9::bigint[], $10::text[], $11::text[]) AS e (s, b, k)
+           WHERE EXISTS (SELECT 1 FROM u)),
      o AS (INSERT INTO outbox (run_id, seq, kind, created_at)
-           SELECT $1, s, k, $8 FROM unnest($12::bigint[], $13::text[]) AS o (s, k)),
+           SELECT $1, s, k, $8 FROM unnest($12::bigint[], $13::text[]) AS o (s, k)
+           WHERE EXISTS (SELECT 1 FROM u)),
      l AS (INSERT INTO ledger (run_id, stage, item_id, item, status, attempts, cost, error)
            SELECT $1, stage, item_id, item, status, attempts, cost, error
            FROM unnest($14::int[], $15::text[], $16::text[], $17::text[], $18::int[], $19::float8[], $20::text[])
              WITH ORDINALITY AS l (stage, item_id, item, status, attempts, cost, error, n)
+           WHERE EXISTS (SELECT 1 FROM u)
            ORDER BY n
-           ON CONFLICT DO NOTHING
-           RETURNING stage, item_id),
+           ${onLedgerConflict}
+           RETURNING stage, item_id)`;
+}
+
+/**
+ * The plan of a commit that holds the run's row lock (the row is there, and is what the plan was
+ * made on), prepared once per connection (a named query): with the lock's SELECT, BEGIN and
+ * COMMIT, four round trips. An item recorded before is skipped and named in `recorded`'s
+ * absence, a retried one replaces its failed row (`replaced`).
+ */
+const WRITE_PLAN = {
+  name: 'runstate_write_plan',
+  text: `WITH ${planWrites('', 'ON CONFLICT DO NOTHING')},
      r AS (UPDATE ledger SET status = x.status, attempts = x.attempts, cost = x.cost, error = x.error
            FROM unnest($23::int[], $24::text[], $25::text[], $26::int[], $27::float8[], $28::text[]) AS x (stage, item_id, status, attempts, cost, error)
            WHERE ledger.run_id = $1 AND ledger.stage = x.stage AND ledger.item_id = x.item_id AND ledger.status = 'failed'
@@ -603,8 +627,73 @@ const WRITE_PLAN = {
           (SELECT COALESCE(json_agg(json_build_array(stage, item_id)), '[]'::json) FROM r)::text AS replaced`,
 };
 
-async function writePlan(client: PoolClient, runId: string, plan: CommitPlan): Promise<void> {
+/**
+ * The plan of `planAsExpected` in one autocommit statement, one round trip: the run's row is
+ * updated only if it is at the expected seq, leased to the expected owner, the lease unexpired by
+ * the database's clock, and every other row is written only if it was. READ COMMITTED: a
+ * concurrent commit of the run holds the row until it ends, and this UPDATE then re-checks its
+ * WHERE on the row that commit left, so of two commits expecting one seq one writes. A ledger
+ * row already there fails the statement (no ON CONFLICT), so nothing is written either. $23 is
+ * the expected seq, $24 the owner.
+ */
+const WRITE_IF_EXPECTED = {
+  name: 'runstate_write_if_expected',
+  text: `WITH ${planWrites('AND last_seq = $23 AND owner = $24 AND lease_until > now()', '')}
+   SELECT EXISTS (SELECT 1 FROM u) AS written,
+          CASE WHEN EXISTS (SELECT 1 FROM u) AND cardinality($9::bigint[]) > 0 THEN pg_notify($21, $22) END AS notified`,
+};
+
+/** The ledger's unique key (run, stage, item). */
+const LEDGER_ITEM_KEY = 'ledger_run_id_stage_item_id_key';
+
+/**
+ * Writes an expected plan if the run is as expected: true once written, false when nothing was
+ * (the run is not at that seq, not so leased, not there, or an item is recorded already), for
+ * the caller to find out why in a transaction.
+ */
+async function writeIfExpected(client: PoolClient, runId: string, plan: ExpectedPlan): Promise<boolean> {
+  try {
+    const res = await client.query<{ written: boolean }>({
+      ...WRITE_IF_EXPECTED,
+      values: [...planValues(runId, plan, plan.ledger), plan.expected.lastSeq, plan.expected.owner],
+    });
+    return res.rows[0]!.written;
+  } catch (err) {
+    if (isUniqueViolation(err, LEDGER_ITEM_KEY)) return false;
+    throw err;
+  }
+}
+
+/** $1–$22 of {@link planWrites}: the run, its row's update, events, outbox rows, new ledger rows (`fresh`), and the hint. */
+function planValues(runId: string, plan: CommitPlan, fresh: readonly LedgerRowToInsert[]): unknown[] {
   const u = plan.run;
+  return [
+    runId,
+    u.lastSeq,
+    u.snapshot,
+    u.status,
+    u.setError,
+    u.error,
+    u.closedAt,
+    u.updatedAt,
+    plan.events.map((e) => e.seq),
+    plan.events.map((e) => e.body),
+    plan.events.map((e) => e.key),
+    plan.outbox.map((o) => o.seq),
+    plan.outbox.map((o) => o.kind),
+    fresh.map((l) => l.stage),
+    fresh.map((l) => l.itemId),
+    fresh.map((l) => l.item),
+    fresh.map((l) => l.status),
+    fresh.map((l) => l.attempts),
+    fresh.map((l) => l.cost),
+    fresh.map((l) => l.error),
+    EVENTS_CHANNEL,
+    `${runId}:${u.lastSeq}`,
+  ];
+}
+
+async function writePlan(client: PoolClient, runId: string, plan: CommitPlan): Promise<void> {
   // A retried item replaces its failed row (retry_failed); every other entry is a new row.
   const fresh = plan.ledger.filter((l) => !l.retried);
   const retried = plan.ledger.filter((l) => l.retried);
@@ -612,28 +701,7 @@ async function writePlan(client: PoolClient, runId: string, plan: CommitPlan): P
   const res = await client.query<{ recorded: string; replaced: string }>({
     ...WRITE_PLAN,
     values: [
-      runId,
-      u.lastSeq,
-      u.snapshot,
-      u.status,
-      u.setError,
-      u.error,
-      u.closedAt,
-      u.updatedAt,
-      plan.events.map((e) => e.seq),
-      plan.events.map((e) => e.body),
-      plan.events.map((e) => e.key),
-      plan.outbox.map((o) => o.seq),
-      plan.outbox.map((o) => o.kind),
-      fresh.map((l) => l.stage),
-      fresh.map((l) => l.itemId),
-      fresh.map((l) => l.item),
-      fresh.map((l) => l.status),
-      fresh.map((l) => l.attempts),
-      fresh.map((l) => l.cost),
-      fresh.map((l) => l.error),
-      EVENTS_CHANNEL,
-      `${runId}:${u.lastSeq}`,
+      ...planValues(runId, plan, fresh),
       retried.map((l) => l.stage),
       retried.map((l) => l.itemId),
       retried.map((l) => l.status),

@@ -87,8 +87,16 @@ export class HumanLog {
   }
 }
 
+/** The last time formatted, and how: a batch's events mostly share their millisecond. */
+let lastClock = { time: '', shown: '' };
+
 /** `2025-12-04 19:03:32.123` (UTC) for an ISO 8601 time; a time that does not parse is shown as given. */
 function clock(time: string): string {
+  if (time !== lastClock.time) lastClock = { time, shown: formatClock(time) };
+  return lastClock.shown;
+}
+
+function formatClock(time: string): string {
   const ms = Date.parse(time);
   if (Number.isNaN(ms)) return time;
   const iso = new Date(ms).toISOString();

@@ -30,6 +30,7 @@ export interface InternalRunsOptions {
   telemetry?: RunTelemetry | undefined;
   /** How many loaded stage items stay in memory (stage-items.ts). [100000] */
   itemsInMemory?: number | undefined;
+  batchWindowMs: number;
   onWritten: ((seconds: number) => void) | undefined;
   announce: (record: RunRecord, events: readonly StoredEvent[]) => void;
   /** A run left memory: it finished, or this instance can no longer write it. */
@@ -289,6 +290,7 @@ export class InternalRuns implements RunKind {
       now: this.#opts.now,
       onAppended: (h, batch) => this.#opts.announce(h.record, batch),
       onWritten: this.#opts.onWritten,
+      batchWindowMs: this.#opts.batchWindowMs,
       onHold: (h, err) => {
         log.warn({ err, runId: h.runId }, 'a write is held: the store refuses writes for now; the run keeps its place');
         this.#opts.faults?.fault('writes', err);

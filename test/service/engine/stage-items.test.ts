@@ -23,6 +23,27 @@ describe('StageItems', () => {
     expect(kept.size).toBe(8);
   });
 
+  it('keeps the order of use through repeated reads of the newest list', () => {
+    const kept = new StageItems({ maxItems: 10 });
+    const a = items(4, 'a');
+    const b = items(4, 'b');
+    kept.set('run_a', 1, a);
+    kept.set('run_b', 1, b);
+    kept.get('run_a', 1);
+    kept.get('run_a', 1);
+    kept.get('run_b', 1);
+    kept.set('run_c', 1, items(4, 'c'));
+    // Read last: run_b stays; run_a, read before it, goes.
+    expect(kept.get('run_a', 1)).toBeUndefined();
+    expect(kept.get('run_b', 1)).toBe(b);
+    kept.drop('run_b', 1);
+    kept.set('run_d', 1, items(4, 'd'));
+    kept.get('run_c', 1);
+    kept.set('run_e', 1, items(4, 'e'));
+    expect(kept.get('run_d', 1)).toBeUndefined();
+    expect(kept.get('run_c', 1)).toBeDefined();
+  });
+
   it('keeps a list bigger than the bound alone, and replaces a list set again', () => {
     const kept = new StageItems({ maxItems: 5 });
     kept.set('run_a', 1, items(3));

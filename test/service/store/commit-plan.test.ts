@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { holdsLease, keysToLookUp, planCommit, type CommitInput, type RunAtCommit } from '../../../service/store/commit-plan.js';
+import { holdsLease, keysToLookUp, planAsExpected, planCommit, type CommitInput, type RunAtCommit } from '../../../service/store/commit-plan.js';
 import { LedgerConflictError, LeaseLostError, SeqConflictError, StoreNotFoundError, type CommitBatch } from '../../../service/store/store.js';
 import { activities, activity, at, done, messageOf, untyped } from './contract.js';
 
@@ -146,6 +146,43 @@ describe('planCommit', () => {
     expect(attempt).toThrow('item x of stage 3 is already recorded for run run_a');
     // The same id with another type is the same item: the unique key is the id as text.
     expect(() => plan({ events: [], ledger: [done(1, 5), done(1, '5')] })).toThrow(LedgerConflictError);
+  });
+});
+
+describe('planAsExpected', () => {
+  const journalBatch: CommitBatch = {
+    events: [untyped({ event: 'stage_complete', timestamp: at(2), stage: 1 }), ...activities(2)],
+    ledger: [done(1, 7), done(1, 'x', { status: 'failed', attempts: 3, error: 'timeout' })],
+    snapshot: { value: 'running' },
+    status: 'running',
+    error: null,
+    owner: 'a',
+    expectLastSeq: 41,
+  };
+
+  it('plans what planCommit plans on a run at the expected seq, leased to the owner, and names what it expects', () => {
+    const leased: RunAtCommit = { lastSeq: 41, owner: 'a', leaseUntilMs: NOW_MS + 1 };
+    const p = planAsExpected('run_a', journalBatch, at(9));
+    const { expected, ...planned } = p!;
+    expect(planned).toEqual(plan(journalBatch, { run: leased }));
+    expect(expected).toEqual({ lastSeq: 41, owner: 'a' });
+    expect(planned.result.seqs).toEqual([42, 43, 44]);
+  });
+
+  it('plans nothing for a batch that is not fenced and compared, or that needs more than the run row', () => {
+    const { owner: _owner, ...unfenced } = journalBatch;
+    const { expectLastSeq: _expected, ...unchecked } = journalBatch;
+    expect(planAsExpected('run_a', unfenced, at(9))).toBeUndefined();
+    expect(planAsExpected('run_a', unchecked, at(9))).toBeUndefined();
+    // Keys seen before are read under the lock; a retried item needs its failed row there.
+    expect(planAsExpected('run_a', { ...journalBatch, eventKeys: [null, 'k', null] }, at(9))).toBeUndefined();
+    expect(planAsExpected('run_a', { ...journalBatch, ledger: [done(1, 7, { retried: true })] }, at(9))).toBeUndefined();
+    // Keys all null look nothing up.
+    expect(planAsExpected('run_a', { ...journalBatch, eventKeys: [null, null, null] }, at(9))).toBeDefined();
+  });
+
+  it('plans nothing, rather than throwing, for an item repeated in the batch: which error comes first depends on the run', () => {
+    expect(planAsExpected('run_a', { ...journalBatch, ledger: [done(1, 7), done(1, '7')] }, at(9))).toBeUndefined();
   });
 });
 
