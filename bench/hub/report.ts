@@ -19,16 +19,16 @@ function span(p: PhaseOutcome): number {
 
 /** What one or more phases come to, taken together (the two no-stall phases of a rate are one sample), for the tables and the aims. */
 function figures(phases: readonly PhaseOutcome[], healthy: number) {
+  // Each second's healthy latencies, and all of them together.
+  const windows = phases.flatMap((p) => p.stats?.windows ?? []).filter((w) => w.length > 0);
   const h = new Histogram();
-  for (const w of phases.flatMap((p) => p.stats?.windows ?? [])) h.merge(w);
+  for (const w of windows) h.merge(w);
   const total = (of: (p: PhaseOutcome) => number) => sum(phases, of);
   const expected = total((p) => p.server.events) * healthy;
   const received = total((p) => p.stats?.healthyDeliveries ?? 0);
   const wall = total((p) => p.server.ms);
   const lost = Math.max(0, expected - received);
-  const seconds = phases.flatMap((p) =>
-    (p.stats?.windows ?? []).filter((w) => w.length > 0).map((w) => new Histogram().merge(w).quantile(0.99)),
-  );
+  const seconds = windows.map((w) => new Histogram().merge(w).quantile(0.99));
   // The times to evict stalled clients (Infinity: never); `missing`: the healthy clients' deliveries that never arrived.
   const times = phases.flatMap((p) => p.evictions.map((t) => t ?? Infinity));
   return {
