@@ -34,15 +34,10 @@ export function finish(result: unknown): void {
   process.send!({ ready: result }, () => process.exit(0));
 }
 
-export interface Child<R = unknown> {
-  ready: R;
-  call<T>(cmd: string, args?: Record<string, unknown>, timeoutMs?: number): Promise<T>;
-  /** Asks the child to `stop` and waits for it to exit; kills it after 10 s. */
-  stop(): Promise<void>;
-}
+export type Child<R = unknown> = Awaited<ReturnType<typeof start<R>>>;
 
 /** Starts `bench/<script>` and waits for its `{ready}`. */
-export async function start<R = unknown>(script: string, args: readonly (string | number)[] = [], readyMs = 30_000): Promise<Child<R>> {
+export async function start<R = unknown>(script: string, args: readonly (string | number)[] = [], readyMs = 30_000) {
   const child = spawn(process.execPath, ['--import', 'tsx', join('bench', script), ...args.map(String)], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const pending = new Map<number, (msg: Message) => void>();
@@ -70,6 +65,7 @@ export async function start<R = unknown>(script: string, args: readonly (string 
       // A child that has exited (or is exiting) answers nothing: the send's error settles the call.
       child.send({ id, cmd, args: callArgs }, (err) => err && pending.get(id)?.({ error: err.message }));
     });
+  // Asks the child to `stop` and waits for it to exit; kills it after 10 s.
   const stop = async () => {
     const killer = setTimeout(kill, 10_000);
     await call('stop', {}, 10_000).catch(kill);
