@@ -111,73 +111,61 @@ const CPU: Column<{ f: { serverCpu: number; clientCpu: number } }>[] = [
 
 /** The part's report: the aims, then the fan-out, saturation, stall and memory tables. */
 export function hubReport(sessions: readonly SessionResult[], o: HubOptions): PartReport {
-  const rows = sessions.flatMap((s) => paced(s, o));
-  const fanout = table<Paced>(
-    [
-      VARIANT,
-      RATE,
-      ['deliveries/s (offered)', ({ f, rate }) => `${fmtInt(f.deliveriesPerSec)} (${fmtInt(rate * o.clients)})`],
-      ...HEALTHY,
-      ['never delivered', ({ f }) => pct(f.missing)],
-      ['event-loop delay p99 / max', ({ f }) => `${ms(f.eldP99)} / ${ms(f.eldMax)}`],
-      ...CPU,
-    ],
-    rows.filter((r) => r.stalled === 0),
-  );
+  const pacedRows = sessions.flatMap((s) => paced(s, o));
+  const fanout: Column<Paced>[] = [
+    VARIANT,
+    RATE,
+    ['deliveries/s (offered)', ({ f, rate }) => `${fmtInt(f.deliveriesPerSec)} (${fmtInt(rate * o.clients)})`],
+    ...HEALTHY,
+    ['never delivered', ({ f }) => pct(f.missing)],
+    ['event-loop delay p99 / max', ({ f }) => `${ms(f.eldP99)} / ${ms(f.eldMax)}`],
+    ...CPU,
+  ];
   const none = (r: Paced, text: string) => (r.stalled === 0 ? '—' : text);
-  const stalls = table<Paced>(
-    [
-      VARIANT,
-      RATE,
-      ['stalled', (r) => (r.stalled === 0 ? 'none (before + after)' : `${r.stalled} (${Math.round((r.stalled / o.clients) * 100)}%)`)],
-      ...HEALTHY,
-      ['p99 per second (median)', ({ f }) => latency(f.p99Seconds, f)],
-      ['vs none stalled', ({ f, base, stalled }) => (stalled === 0 ? '1.00×' : Number.isFinite(f.p99Seconds) && Number.isFinite(base.p99Seconds) ? `${(f.p99Seconds / base.p99Seconds).toFixed(2)}×` : '—')],
-      ['stalled evicted', (r) => none(r, `${r.f.evicted} / ${r.stalled}`)],
-      ['time to evict median / max', (r) => none(r, r.f.evicted === 0 ? `none within ${ms(o.stallSeconds * 1000 + o.graceMs)}` : `${ms(r.f.evictMedian)} / ${ms(r.f.evictMax)}`)],
-      ['healthy closed', (r) => String(sum(r.phases, (p) => p.healthyLost))],
-      ['event-loop delay p99', ({ f }) => ms(f.eldP99)],
-    ],
-    rows,
-  );
-  const saturation = table<ReturnType<typeof bursts>>(
-    [
-      VARIANT,
-      ['deliveries/s (median)', (r) => fmtInt(median(r.perSec))],
-      ['min – max', (r) => range(r.perSec)],
-      ['deliveries made', (r) => pct(r.made)],
-      ['healthy closed', (r) => String(sum(r.s.bursts, (b) => b.healthyLost))],
-      ['event-loop delay max (median)', (r) => ms(r.f.eldMax)],
-      ...CPU,
-    ],
-    sessions.map((s) => bursts(s, o)),
-  );
-  const server = table<ReturnType<typeof memory>>(
-    [
-      VARIANT,
-      ['before clients', ({ s }) => mb(s.rssBare)],
-      [`idle, ${fmtInt(o.clients)} connected`, ({ s }) => mb(s.rssIdle)],
-      ['per client at idle', ({ s }) => `${((s.rssIdle - s.rssBare) / o.clients / 1024).toFixed(1)} KB`],
-      ['end of 10% stall window', ({ worst }) => `${mb(worst.server.rss)} (${worst.rate} ev/s)`],
-      ['above idle', (r) => mb(r.above)],
-      ['allowance', (r) => mb(r.allowance)],
-      ['within?', (r) => (r.above <= r.allowance ? 'yes' : 'no')],
-      ['held for clients then', ({ worst }) => mb(worst.server.heldBytes)],
-    ],
-    sessions.map((s) => memory(s, o)),
-  );
+  const stalls: Column<Paced>[] = [
+    VARIANT,
+    RATE,
+    ['stalled', (r) => (r.stalled === 0 ? 'none (before + after)' : `${r.stalled} (${Math.round((r.stalled / o.clients) * 100)}%)`)],
+    ...HEALTHY,
+    ['p99 per second (median)', ({ f }) => latency(f.p99Seconds, f)],
+    ['vs none stalled', ({ f, base, stalled }) => (stalled === 0 ? '1.00×' : Number.isFinite(f.p99Seconds) && Number.isFinite(base.p99Seconds) ? `${(f.p99Seconds / base.p99Seconds).toFixed(2)}×` : '—')],
+    ['stalled evicted', (r) => none(r, `${r.f.evicted} / ${r.stalled}`)],
+    ['time to evict median / max', (r) => none(r, r.f.evicted === 0 ? `none within ${ms(o.stallSeconds * 1000 + o.graceMs)}` : `${ms(r.f.evictMedian)} / ${ms(r.f.evictMax)}`)],
+    ['healthy closed', (r) => String(sum(r.phases, (p) => p.healthyLost))],
+    ['event-loop delay p99', ({ f }) => ms(f.eldP99)],
+  ];
+  const saturation: Column<ReturnType<typeof bursts>>[] = [
+    VARIANT,
+    ['deliveries/s (median)', (r) => fmtInt(median(r.perSec))],
+    ['min – max', (r) => range(r.perSec)],
+    ['deliveries made', (r) => pct(r.made)],
+    ['healthy closed', (r) => String(sum(r.s.bursts, (b) => b.healthyLost))],
+    ['event-loop delay max (median)', (r) => ms(r.f.eldMax)],
+    ...CPU,
+  ];
+  const server: Column<ReturnType<typeof memory>>[] = [
+    VARIANT,
+    ['before clients', ({ s }) => mb(s.rssBare)],
+    [`idle, ${fmtInt(o.clients)} connected`, ({ s }) => mb(s.rssIdle)],
+    ['per client at idle', ({ s }) => `${((s.rssIdle - s.rssBare) / o.clients / 1024).toFixed(1)} KB`],
+    ['end of 10% stall window', ({ worst }) => `${mb(worst.server.rss)} (${worst.rate} ev/s)`],
+    ['above idle', (r) => mb(r.above)],
+    ['allowance', (r) => mb(r.allowance)],
+    ['within?', (r) => (r.above <= r.allowance ? 'yes' : 'no')],
+    ['held for clients then', ({ worst }) => mb(worst.server.heldBytes)],
+  ];
   const verdicts = aims(sessions, o);
   const hub = report(
     `### Aims, for C, against A and B of this run`,
     verdicts.map((x) => `- ${x.met ? '**Met**' : '**Not met**'}: ${x.text}. ${x.evidence}.`).join('\n'),
     `### Fan-out at a fixed rate: ${fmtInt(o.clients)} clients, none stalled`,
-    { title: 'Hub fan-out', rows: fanout },
+    { title: 'Hub fan-out', rows: table(fanout, pacedRows.filter((r) => r.stalled === 0)) },
     `### Saturation: bursts of ${o.burstEvents} events to ${fmtInt(o.clients)} clients`,
-    { title: 'Hub saturation (bursts)', rows: saturation },
+    { title: 'Hub saturation (bursts)', rows: table(saturation, sessions.map((s) => bursts(s, o))) },
     `### Healthy clients while others stall, and eviction`,
-    { title: 'Hub: stalled clients', rows: stalls },
+    { title: 'Hub: stalled clients', rows: table(stalls, pacedRows) },
     `### Server memory`,
-    { title: 'Hub: server memory', rows: server },
+    { title: 'Hub: server memory', rows: table(server, sessions.map((s) => memory(s, o))) },
     closes(sessions),
   );
   const aimRows = table([['aim', (x) => x.text], ['met', (x) => (x.met ? 'yes' : 'no')], ['evidence', (x) => x.evidence]], verdicts);
