@@ -460,7 +460,7 @@ const TURN_CAP_MS = 32;
  * has run a millisecond without one. Each chain of items resumed on a turn gets its own
  * millisecond, so a turn runs about 1 ms per chain in flight (16 ms for a run at concurrency
  * 16), up to 32 ms: past that, each chain resumed runs one item and gives up, so a turn of 100
- * runs at concurrency 4 lasts ~50 ms, not ~400. Tighter budgets were measured and not kept:
+ * runs at concurrency 4 lasts ~50 ms by this rule, not ~400. Tighter budgets were measured and not kept:
  * each made every item cost more (docs/architecture.md, "Turns of the event loop"). Journal
  * batches do not depend on turns: each stays open for its window (journal.ts).
  *
