@@ -1,17 +1,14 @@
-// `npm run bench`: runs each part in turn, prints its tables, and rewrites its section of
-// docs/benchmarks.md. `BENCH_PARTS=hub,ingest` runs only those; `--quick` (or BENCH_QUICK=1)
-// runs every part at tiny sizes to check the code works, and writes nothing.
-import { cpus } from 'node:os';
+// `npm run bench`: runs each part in turn, prints its tables, and rewrites its section of docs/benchmarks.md.
+// `BENCH_PARTS=hub,ingest` runs only those; `--quick` (or BENCH_QUICK=1) runs all at tiny sizes and writes nothing.
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { browserPart } from './browser.js';
-import { enginePart } from './engine.js';
+import { enginePart, inspectPart, integrationsPart } from './engine.js';
 import { ROOT } from './harness/child.js';
 import { textTable, writeSection, type BenchPart } from './harness/report.js';
 import { QUICK } from './harness/stats.js';
 import { hubPart } from './hub/index.js';
 import { ingestPart } from './ingest.js';
-import { inspectPart } from './inspect.js';
-import { integrationsPart } from './integrations.js';
 import { scalePart } from './scale.js';
 import { servicePart } from './service.js';
 import { watchersPart } from './watchers.js';
@@ -34,6 +31,7 @@ const machine = `${cores[0]?.model.trim() ?? 'unknown CPU'}, ${cores.length} cor
 for (const part of selected()) {
   process.stderr.write(`${part.title}${QUICK ? ' (quick)' : ''}…\n`);
   const started = performance.now();
+  const loadBefore = loadavg()[0]!;
   const report = await part.run();
   const seconds = Math.round((performance.now() - started) / 1000);
   for (const t of report.tables) console.log(`\n${t.title}\n${textTable(t.rows)}`);
@@ -46,7 +44,7 @@ for (const part of selected()) {
 _Written by \`npm run bench\` (${part.source}) on ${new Date().toISOString().slice(0, 10)} in ${seconds} s; do not edit
 between the markers: the next run replaces it._
 
-Machine: ${machine}.`;
+Machine: ${machine}. Load average (1 min) ${loadBefore.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end.`;
   writeSection(DOCS, part.key, `${header}\n\n${report.markdown}`);
   process.stderr.write(`\n${part.title}: written to docs/benchmarks.md\n`);
 }

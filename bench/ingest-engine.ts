@@ -1,6 +1,5 @@
-// An external engine for the ingest part: `bench/ingest-engine.ts <socket> <runId> <count> <tag> [rate]`
-// writes <count> events for one run as fast as the socket takes them (pipelined), or at <rate>/s,
-// reads the replies in order, and hands back how long the last acknowledgement took.
+// An external engine for the ingest part: `ingest-engine.ts <socket> <runId> <count> <tag> [rate]` writes <count>
+// events, pipelined (or at <rate>/s), reads the replies in order, and hands back when the last was acknowledged.
 import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { finish } from './harness/child.js';

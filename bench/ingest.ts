@@ -1,9 +1,8 @@
-// Ingest part: 1 and 4 external engines (bench/ingest-engine.ts, processes of their own) append
-// through a service process's Unix socket, pipelined, against the same events appended with the
-// store's commit in a loop; and the latency from an engine's write to a WebSocket client's receipt.
+// Ingest part: 1 and 4 external engines (bench/ingest-engine.ts) append through a service's Unix socket against the
+// same events committed in a loop; and the latency from an engine's write to a WebSocket client's receipt.
 import { WebSocket } from 'ws';
-import { start } from './harness/child.js';
-import { rateTable, ratio, report, table, type BenchPart } from './harness/report.js';
+import { withChildren } from './harness/child.js';
+import { rateTable, ratio, report, type BenchPart, type PartReport, type Table } from './harness/report.js';
 import { appendEvents, BENCH_TOKEN, createBenchRun, events as make, SqliteStore } from './harness/service.js';
 import { fmtInt, inTempDir, percentile, QUICK, REPS, rounds, size } from './harness/stats.js';
 
@@ -29,19 +28,16 @@ async function watch(port: number, runId: string, expected: number): Promise<{ d
 }
 
 /** `engines` engines writing `perEngine` events each (at `rate`/s each, or as fast as they can): events/s and the watcher's latencies. */
-async function throughSocket(dir: string, engines: number, perEngine: number, rate = 0) {
-  const svc = await start<{ port: number; socketPath: string }>('harness/service-child.ts', [dir, 1, 1]);
-  try {
+function throughSocket(dir: string, engines: number, perEngine: number, rate = 0) {
+  return withChildren(async (start) => {
+    const svc = await start<{ port: number; socketPath: string }>('harness/service-child.ts', [dir, 1, 1]);
     const runIds = await svc.call<string[]>('external', { n: engines });
     const watcher = await watch(svc.ready.port, runIds[0]!, perEngine);
-    const results = await Promise.all(
-      runIds.map(async (runId, k) => (await start<{ ms: number; ordered: boolean }>('ingest-engine.ts', [svc.ready.socketPath, runId, perEngine, `e${k}`, rate], { readyMs: 600_000 })).ready),
-    );
+    const engine = async (runId: string, k: number) => (await start<{ ms: number; ordered: boolean }>('ingest-engine.ts', [svc.ready.socketPath, runId, perEngine, `e${k}`, rate], 600_000)).ready;
+    const results = await Promise.all(runIds.map(engine));
     if (!results.every((r) => r.ordered)) throw new Error('bench: acknowledgements out of order');
     return { perSec: ((engines * perEngine) / Math.max(...results.map((r) => r.ms))) * 1000, latencies: await watcher.done };
-  } finally {
-    await svc.stop();
-  }
+  });
 }
 
 /** The floor: the same events appended with the store's commit directly, `perCommit` at a time. */
@@ -62,43 +58,34 @@ async function bareLoop(dir: string, count: number, perCommit: number) {
   return { perSec: (count / ms) * 1000, latencies: [] };
 }
 
-export const ingestPart: BenchPart = {
-  key: 'ingest',
-  title: 'Ingest',
-  source: 'bench/ingest.ts',
-  async run() {
-    const total = size('INGEST_EVENTS', 20_000, 400);
-    const paced = QUICK ? 200 : 3000;
-    const BARE = 'bare, 1 event per commit';
-    const samples = await rounds(
-      {
-        [BARE]: (dir) => bareLoop(dir, total, 1),
-        'bare, 500 events per commit': (dir) => bareLoop(dir, total, 500),
-        'socket, 1 engine': (dir) => throughSocket(dir, 1, total),
-        'socket, 4 engines': (dir) => throughSocket(dir, 4, total / 4),
-      },
-      { unit: 'events/s' },
-    );
-    const latencies: [string, number[]][] = [
-      ['socket, 1 engine (saturated)', samples['socket, 1 engine'].flatMap((s) => s.latencies)],
-      ['socket, 4 engines (saturated)', samples['socket, 4 engines'].flatMap((s) => s.latencies)],
-      ['socket, 1 engine at 1,000 events/s', (await inTempDir((dir) => throughSocket(dir, 1, paced, 1000))).latencies],
-    ];
-    const latency = table<[string, number[]]>(
-      [
-        ['variant', ([k]) => k],
-        ['p50 ms', ([, v]) => percentile(v, 50).toFixed(1)],
-        ['p99 ms', ([, v]) => percentile(v, 99).toFixed(1)],
-        ['events', ([, v]) => fmtInt(v.length)],
-      ],
-      latencies.map(([k, v]) => [k, v.sort((x, y) => x - y)]),
-    );
-    return report(
-      `### Throughput: ${fmtInt(total)} events appended and acknowledged`,
-      { title: 'Ingest throughput', rows: rateTable(samples, ['variant', 'events/s'], (med) => [['vs bare, 1 per commit', (v) => ratio(med(v), med(BARE))]]) },
-      `### Latency: an engine's write to a WebSocket client's receipt`,
-      { title: 'Ingest latency', rows: latency },
-      `${REPS} rounds after a warm-up; the paced run: 1,000 events/s for ${paced / 1000} s.`,
-    );
-  },
-};
+async function run(): Promise<PartReport> {
+  const total = size('INGEST_EVENTS', 20_000, 400);
+  const paced = QUICK ? 200 : 3000;
+  const BARE = 'bare, 1 event per commit';
+  const variants = {
+    [BARE]: (dir: string) => bareLoop(dir, total, 1),
+    'bare, 500 events per commit': (dir: string) => bareLoop(dir, total, 500),
+    'socket, 1 engine': (dir: string) => throughSocket(dir, 1, total),
+    'socket, 4 engines': (dir: string) => throughSocket(dir, 4, total / 4),
+  };
+  const samples = await rounds(variants, { unit: 'events/s' });
+  const latencyRow = (variant: string, latencies: number[]) => {
+    const sorted = [...latencies].sort((x, y) => x - y);
+    return [variant, percentile(sorted, 50).toFixed(1), percentile(sorted, 99).toFixed(1), fmtInt(sorted.length)];
+  };
+  const latency: Table = [
+    ['variant', 'p50 ms', 'p99 ms', 'events'],
+    latencyRow('socket, 1 engine (saturated)', samples['socket, 1 engine'].flatMap((s) => s.latencies)),
+    latencyRow('socket, 4 engines (saturated)', samples['socket, 4 engines'].flatMap((s) => s.latencies)),
+    latencyRow('socket, 1 engine at 1,000 events/s', (await inTempDir((dir) => throughSocket(dir, 1, paced, 1000))).latencies),
+  ];
+  return report(
+    `### Throughput: ${fmtInt(total)} events appended and acknowledged`,
+    { title: 'Ingest throughput', rows: rateTable(samples, ['variant', 'events/s'], (med) => [['vs bare, 1 per commit', (v) => ratio(med(v), med(BARE))]]) },
+    `### Latency: an engine's write to a WebSocket client's receipt`,
+    { title: 'Ingest latency', rows: latency },
+    `${REPS} rounds after a warm-up; the paced run: 1,000 events/s for ${paced / 1000} s.`,
+  );
+}
+
+export const ingestPart: BenchPart = { key: 'ingest', title: 'Ingest', source: 'bench/ingest.ts', run };

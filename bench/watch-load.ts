@@ -1,8 +1,7 @@
-// The watchers part's load generator, a process of its own: raw TCP clients that do the WebSocket
-// handshake themselves, answer pings, and otherwise only hop from frame header to frame header,
-// keeping each watcher's first and last frame (nothing else is copied or parsed), so one process
-// reads 300 × 10,000 frames a second and no watcher falls behind for want of a reader.
-import { connect, type Socket } from 'node:net';
+// The watchers part's load generator: raw TCP clients that do the WebSocket handshake, answer pings and hop from frame
+// header to frame header, keeping each watcher's first and last frame, so one process reads 300 × 10,000 frames a second.
+import { request } from 'node:http';
+import type { Socket } from 'node:net';
 import { serve } from './harness/child.js';
 import { pool } from './harness/stats.js';
 
@@ -21,13 +20,7 @@ interface Watcher {
   closed: boolean;
 }
 
-type Seen = { type: string; seq: number } | null;
-export interface WatcherSummary {
-  frames: number;
-  first: Seen;
-  last: Seen;
-  closed: boolean;
-}
+export type WatcherSummary = ReturnType<typeof summary>;
 
 const watchers = new Map<number, Watcher>();
 
@@ -86,28 +79,31 @@ function onData(w: Watcher, data: Buffer): void {
 /** Connects, upgrades (a 101, or it fails) and subscribes with `subscribe`. */
 function open(port: number, path: string, subscribe: object): Promise<Watcher> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ port, host: '127.0.0.1', noDelay: true });
-    const w: Watcher = { socket, frames: 0, opcode: -1, left: 0, parts: [], head: null, first: null, last: null, closed: false };
-    let response = Buffer.alloc(0);
-    const onHandshake = (data: Buffer) => {
-      response = Buffer.concat([response, data]);
-      const end = response.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      socket.off('data', onHandshake);
-      const status = response.toString('latin1', 0, response.indexOf('\r\n'));
-      if (!status.startsWith('HTTP/1.1 101 ')) return reject(new Error(`bench: the upgrade was answered ${status}`));
+    const headers = { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Key': Buffer.alloc(16, 7).toString('base64'), 'Sec-WebSocket-Version': '13' };
+    const req = request({ host: '127.0.0.1', port, path, headers, agent: false });
+    req.once('response', (res) => reject(new Error(`bench: the upgrade was answered ${res.statusCode}`))).once('error', reject);
+    req.once('upgrade', (_res, socket: Socket, head: Buffer) => {
+      const w: Watcher = { socket, frames: 0, opcode: -1, left: 0, parts: [], head: null, first: null, last: null, closed: false };
+      socket.setNoDelay(true);
       socket.on('data', (d: Buffer) => onData(w, d)).on('close', () => (w.closed = true));
       socket.write(clientFrame(1, Buffer.from(JSON.stringify({ type: 'subscribe', ...subscribe }))));
-      if (end + 4 < response.length) onData(w, response.subarray(end + 4));
+      if (head.length > 0) onData(w, head);
       resolve(w);
-    };
-    socket.on('data', onHandshake).on('error', reject);
-    const key = Buffer.alloc(16, 7).toString('base64');
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    });
+    req.end();
   });
 }
 
-const seen = (payload: Buffer | null): Seen => (payload ? (({ type, seq }) => ({ type, seq }))(JSON.parse(payload.toString('utf8')) as { type: string; seq: number }) : null);
+/** A frame's type and seq: all the watchers part checks of it. */
+function seen(payload: Buffer | null): { type: string; seq: number } | null {
+  if (!payload) return null;
+  const { type, seq } = JSON.parse(payload.toString('utf8')) as { type: string; seq: number };
+  return { type, seq };
+}
+
+function summary(w: Watcher) {
+  return { frames: w.frames, first: seen(w.first), last: seen(w.last ?? w.first), closed: w.closed };
+}
 
 serve({
   /** Opens watchers `ids` on `path`, 64 at a time (a burst past the listen backlog costs SYN retries). */
@@ -116,12 +112,9 @@ serve({
     await pool(list.length, 64, async (k) => watchers.set(list[k]!, await open(Number(port), `${String(path)}&cid=${list[k]!}`, subscribe as object)));
     return watchers.size;
   },
-  summary: (): WatcherSummary[] => [...watchers.values()].map((w) => ({ frames: w.frames, first: seen(w.first), last: seen(w.last ?? w.first), closed: w.closed })),
+  summary: () => [...watchers.values()].map(summary),
   drop: () => {
     for (const w of watchers.values()) w.socket.destroy();
     watchers.clear();
   },
-  /** CPU ms this process has used: whether the load generator, not the server, was the limit. */
-  cpu: () => (({ user, system }) => (user + system) / 1000)(process.cpuUsage()),
-  stop: () => void setImmediate(() => process.exit(0)),
 });

@@ -1,27 +1,31 @@
-// Child processes of the bench: `node --import tsx bench/<script>` with an IPC channel. A child
-// calls `serve(handlers, ready)`, or `finish(result)` when it computes one result; the parent's
-// `start` resolves with `ready` and `call`s the handlers.
+// Child processes of the bench (`node --import tsx bench/<script>`, IPC): a child calls `serve(handlers, ready)`, or
+// `finish(result)` for one result; the parent's `start` resolves with `ready` and `call`s the handlers.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { cpuMs } from './stats.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 
 type Message = { ready?: unknown; id?: number; result?: unknown; error?: string };
+type Handlers = Record<string, (args: Record<string, unknown>) => unknown>;
+
+/** What every child answers: `cpu` (the CPU ms it has used), and `stop`, after which it exits. */
+const BUILT_IN: Handlers = { cpu: cpuMs, stop: () => {} };
 
 /** In a child: answers each request with what its handler returns (or the error it throws), after sending `{ready}`. */
-export function serve(handlers: Record<string, (args: Record<string, unknown>) => unknown>, ready: unknown = true): void {
-  process.on('message', ({ id, cmd, args }: { id: number; cmd: string; args: Record<string, unknown> }) => {
-    Promise.resolve()
-      .then(() => {
-        const handler = handlers[cmd];
-        if (!handler) throw new Error(`unknown command ${cmd}`);
-        return handler(args);
-      })
-      .then(
-        (result) => process.send!({ id, result }),
-        (err: unknown) => process.send!({ id, error: String(err instanceof Error ? (err.stack ?? err.message) : err) }),
-      );
-  });
+export function serve(handlers: Handlers, ready: unknown = true): void {
+  const all = { ...BUILT_IN, ...handlers };
+  const answer = async (id: number, cmd: string, args: Record<string, unknown>) => {
+    try {
+      const handler = all[cmd];
+      if (!handler) throw new Error(`unknown command ${cmd}`);
+      process.send!({ id, result: await handler(args) });
+    } catch (err) {
+      process.send!({ id, error: String(err instanceof Error ? (err.stack ?? err.message) : err) });
+    }
+    if (cmd === 'stop') setImmediate(() => process.exit(0));
+  };
+  process.on('message', ({ id, cmd, args }: { id: number; cmd: string; args: Record<string, unknown> }) => void answer(id, cmd, args));
   process.send!({ ready });
 }
 
@@ -30,17 +34,11 @@ export function finish(result: unknown): void {
   process.send!({ ready: result }, () => process.exit(0));
 }
 
-export interface Child<R = unknown> {
-  ready: R;
-  call<T>(cmd: string, args?: Record<string, unknown>, timeoutMs?: number): Promise<T>;
-  /** Asks the child to `stop` (when it has that handler) and waits for it to exit; kills it after 10 s. */
-  stop(): Promise<void>;
-  kill(): void;
-}
+export type Child<R = unknown> = Awaited<ReturnType<typeof start<R>>>;
 
 /** Starts `bench/<script>` and waits for its `{ready}`. */
-export async function start<R = unknown>(script: string, args: readonly (string | number)[] = [], { nodeArgs = [] as string[], readyMs = 30_000 } = {}): Promise<Child<R>> {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join('bench', script), ...args.map(String)], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+export async function start<R = unknown>(script: string, args: readonly (string | number)[] = [], readyMs = 30_000) {
+  const child = spawn(process.execPath, ['--import', 'tsx', join('bench', script), ...args.map(String)], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const pending = new Map<number, (msg: Message) => void>();
   let timer: NodeJS.Timeout | undefined;
@@ -64,13 +62,30 @@ export async function start<R = unknown>(script: string, args: readonly (string 
         if (msg.error !== undefined) reject(new Error(`${script}: ${msg.error}`));
         else resolve(msg.result as T);
       });
-      child.send({ id, cmd, args: callArgs });
+      // A child that has exited (or is exiting) answers nothing: the send's error settles the call.
+      child.send({ id, cmd, args: callArgs }, (err) => err && pending.get(id)?.({ error: err.message }));
     });
+  // Asks the child to `stop` and waits for it to exit; kills it after 10 s.
   const stop = async () => {
     const killer = setTimeout(kill, 10_000);
     await call('stop', {}, 10_000).catch(kill);
     await exited;
     clearTimeout(killer);
   };
-  return { ready, call, stop, kill };
+  return { ready, call, stop };
+}
+
+/** Runs `fn` with a `start` whose children are all stopped when `fn` ends, however it ends. */
+export async function withChildren<T>(fn: (startChild: typeof start) => Promise<T>): Promise<T> {
+  const children: Child[] = [];
+  const startChild = async <R>(...args: Parameters<typeof start>) => {
+    const child = await start<R>(...args);
+    children.push(child);
+    return child;
+  };
+  try {
+    return await fn(startChild);
+  } finally {
+    await Promise.all(children.map((c) => c.stop()));
+  }
 }

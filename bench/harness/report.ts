@@ -1,25 +1,12 @@
 // What a part hands back, and how it reaches the console and its section of docs/benchmarks.md.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { fmtInt, median, range } from './stats.js';
-
-/** The machine's 1-minute load average now: read at a part's start for `loadNote` at its end. */
-export const loadNow = (): number => loadavg()[0]!;
-
-/** What else the machine was doing during a part: its load average at the start (`from`) and now. */
-export function loadNote(from: number): string {
-  return `Load average (1 min) ${from.toFixed(1)} at the start, ${loadNow().toFixed(1)} at the end (2 cores).`;
-}
 
 /** Rows of cells, the first row the header; every column but the first is right-aligned. */
 export type Table = string[][];
 
-export interface PartReport {
-  /** Printed to the console, one after another. */
-  tables: Titled[];
-  /** The part's docs/benchmarks.md section, below its heading and the machine line. */
-  markdown: string;
-}
+/** The tables printed to the console, and the part's docs/benchmarks.md section (below its heading and machine line). */
+export type PartReport = { tables: Titled[]; markdown: string };
 
 export interface BenchPart {
   /** Names the section's markers, `<!-- bench:<key>:start -->`, and `BENCH_PARTS`. */
@@ -36,7 +23,7 @@ export function textTable(rows: Table): string {
   return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
 }
 
-export function markdownTable(rows: Table): string {
+function markdownTable(rows: Table): string {
   const line = (r: string[]) => `| ${r.join(' | ')} |`;
   return [line(rows[0]!), `|${rows[0]!.map((_, c) => (c === 0 ? '---' : '---:')).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
 }
@@ -54,10 +41,7 @@ export function under(value: number, bound: number, { unit = '', inclusive = fal
 }
 
 /** A table for the console (under `title`) and the docs. */
-export interface Titled {
-  title: string;
-  rows: Table;
-}
+export type Titled = { title: string; rows: Table };
 
 /** A part's report from its blocks in order: markdown (headings, paragraphs) and titled tables, each table printed and written. */
 export function report(...blocks: (string | Titled)[]): PartReport {
@@ -75,39 +59,24 @@ export function table<R>(columns: readonly Column<R>[], rows: readonly R[]): Tab
   return [columns.map(([header]) => header), ...rows.map((row) => columns.map(([, cell]) => cell(row)))];
 }
 
-/**
- * The table of a throughput comparison: each variant's median rate and range, then the `more`
- * columns (`med(v)`: a variant's median, for ratios), in `order` (by default the samples').
- */
-export function rateTable<V extends string>(
-  samples: Record<V, readonly { perSec: number }[]>,
-  [first, unit]: [string, string],
-  more: (med: (v: V) => number) => Column<V>[] = () => [],
-  order = Object.keys(samples) as V[],
-): Table {
+/** The table of a throughput comparison: each variant's median rate and range, then the `more` columns (`med(v)`: a variant's median, for ratios). */
+export function rateTable<V extends string>(samples: Record<V, readonly { perSec: number }[]>, [first, unit]: [string, string], more: (med: (v: V) => number) => Column<V>[] = () => []): Table {
   const of = (v: V) => samples[v].map((s) => s.perSec);
   const med = (v: V) => median(of(v));
-  return table<V>([[first, (v) => v], [`${unit} (median)`, (v) => fmtInt(med(v))], ['min – max', (v) => range(of(v))], ...more(med)], order);
+  return table<V>([[first, (v) => v], [`${unit} (median)`, (v) => fmtInt(med(v))], ['min – max', (v) => range(of(v))], ...more(med)], Object.keys(samples) as V[]);
 }
 
-const PREAMBLE = `# Benchmarks
-
-Numbers written by \`npm run bench\`. Each part owns the text between its
-\`<!-- bench:<part>:start -->\` and \`<!-- bench:<part>:end -->\` markers and rewrites only that;
-everything outside the markers is kept as it is.
-`;
-
-/** Replaces the text between a part's markers (creating the file, or appending the section, when missing); the rest stays. */
+/** Replaces the text between a part's markers; the rest stays. */
 export function writeSection(path: string, part: string, body: string): void {
   const start = `<!-- bench:${part}:start -->`;
   const end = `<!-- bench:${part}:end -->`;
   const block = `${start}\n${body.trim()}\n${end}`;
-  const text = existsSync(path) ? readFileSync(path, 'utf8') : PREAMBLE;
+  const text = readFileSync(path, 'utf8');
   const i = text.indexOf(start);
   const j = text.indexOf(end);
-  // A half-present section means someone edited the markers; guessing could eat their text.
-  if ((i === -1) !== (j === -1) || j < i) throw new Error(`${path}: the ${part} section's markers are broken; fix ${start} … ${end} by hand`);
-  const next = i === -1 ? `${text.trimEnd()}\n\n${block}\n` : text.slice(0, i) + block + text.slice(j + end.length);
+  // Missing or misplaced markers mean someone edited them; guessing could eat their text.
+  if (i === -1 || j < i) throw new Error(`${path}: the ${part} section's markers are missing or broken; fix ${start} … ${end} by hand`);
+  const next = text.slice(0, i) + block + text.slice(j + end.length);
   // Write then rename: a bench killed halfway never leaves a torn file.
   writeFileSync(`${path}.tmp`, next);
   renameSync(`${path}.tmp`, path);

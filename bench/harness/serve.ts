@@ -1,37 +1,27 @@
 // The service in a process of its own as users start it (`runstate serve`, through
 // test/helpers/service-process.ts) on a fresh data dir, and its HTTP API, with the token it printed.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { spawnService, type ServiceProcess } from '../../test/helpers/service-process.js';
+import { removeDir, tempDir } from './stats.js';
 
 type Service = Pick<ServiceProcess, 'base' | 'token'>;
+export type Served = ServiceProcess;
 
-/** A service process on a data dir of its own, which goes when it stops. */
-export type Served = ServiceProcess & { dir: string };
-
-/** `node [nodeArgs] bin/runstate.mjs serve` (or `entry`) on a fresh data dir, JSON logs at info unless `env` says otherwise. */
+/** `node [nodeArgs] bin/runstate.mjs serve` (or `entry`) on a fresh data dir, which goes when it stops; JSON logs at info unless `env` says otherwise. */
 export async function launch(label: string, env: Record<string, string> = {}, { nodeArgs = [], entry = ['bin/runstate.mjs', 'serve'] }: { nodeArgs?: string[]; entry?: string[] } = {}): Promise<Served> {
-  const dir = mkdtempSync(join(tmpdir(), `runstate-bench-${label}-`));
+  const dir = tempDir(label);
   const proc = await spawnService([...nodeArgs, ...entry], dir, { RUNSTATE_LOG_LEVEL: 'info', ...env });
   const stop = async () => {
     await proc.stop();
-    rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   };
-  return { ...proc, dir, stop };
+  return { ...proc, stop };
 }
 
 /** A line of a run's trace (`GET /runs/:id/trace`). */
-export interface TraceLine {
-  seq: number;
-  timestamp: string;
-  event?: string;
-  stage?: number;
-  machine_name?: string;
-  payload?: { to_state?: string };
-}
+export type TraceLine = { seq: number; timestamp: string; event?: string; stage?: number; machine_name?: string; payload?: { to_state?: string } };
 
-async function read(svc: Service, method: string, path: string, body?: unknown): Promise<string> {
+/** The text `path` answers (a JSON body with `body`); fails on an error status. */
+export async function read(svc: Service, method: string, path: string, body?: unknown): Promise<string> {
   const res = await fetch(`${svc.base}${path}`, {
     method,
     headers: { authorization: `Token ${svc.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
@@ -54,9 +44,4 @@ export async function startRun(svc: Service, pipeline: string, fields: Record<st
 
 export async function trace(svc: Service, runId: string): Promise<TraceLine[]> {
   return (await read(svc, 'GET', `/api/v1/automation/runs/${runId}/trace`)).trim().split('\n').map((line) => JSON.parse(line) as TraceLine);
-}
-
-/** The Prometheus text of `/metrics`. */
-export function metrics(svc: Service): Promise<string> {
-  return read(svc, 'GET', '/metrics');
 }

@@ -1,7 +1,5 @@
-// The service in a process of its own, for the parts that need one (ingest, hub watchers):
-//   node --import tsx bench/harness/service-child.ts <dataDir> <items> <concurrency>
-// Ready: {port, socketPath}. A no-op pipeline of <items> items is registered; its runs wait at
-// items until `go`, so clients can subscribe before the run's events start.
+// The service in a process of its own for the ingest and watchers parts: `service-child.ts <dataDir>
+// <items> <concurrency>`, ready with {port, socketPath}; its no-op runs wait until `go`, so watchers subscribe first.
 import { serve } from './child.js';
 import { noopPipeline, OWNER, startService } from './service.js';
 
@@ -10,18 +8,15 @@ const [dir, items, concurrency] = process.argv.slice(2) as [string, string, stri
 let open: Promise<void> = Promise.resolve();
 let release = () => {};
 let held = () => {};
-const pipeline = noopPipeline(Number(items), Number(concurrency), { name: 'bench-fast', processItem: () => (held(), open) });
+const pipeline = noopPipeline(Number(items), Number(concurrency), { name: 'bench-fast', stage: { processItem: () => (held(), open) } });
 const svc = await startService(dir, [pipeline]);
 
 serve(
   {
     /** Starts `n` external runs: what the ingest socket appends to. */
-    external: async ({ n }) => {
-      const ids: string[] = [];
-      for (let i = 0; i < Number(n); i++) {
-        ids.push((await svc.engine.startRun({ ...OWNER, pipeline: 'external', machineName: 'face_processor', trigger: `bench-${i}` })).run_id);
-      }
-      return ids;
+    external: ({ n }) => {
+      const start = async (i: number) => (await svc.engine.startRun({ ...OWNER, pipeline: 'external', machineName: 'face_processor', trigger: `bench-${i}` })).run_id;
+      return Promise.all(Array.from({ length: Number(n) }, (_, i) => start(i)));
     },
     /** Starts a fast run, held at its first item; answers with its id. */
     prepare: async () => {
@@ -41,10 +36,7 @@ serve(
       if (run?.status !== 'completed') throw new Error(`bench: run ${String(runId)} ended ${run?.status}`);
       return { ms, events: run.lastSeq };
     },
-    stop: async () => {
-      await svc.stop();
-      setImmediate(() => process.exit(0));
-    },
+    stop: () => svc.stop(),
   },
   { port: svc.port, socketPath: svc.socketPath },
 );

@@ -1,27 +1,20 @@
-// The bench's touch points with service/ (stores, engines, the hub, the in-process service), a
-// measured engine run, and the bare loop on the store's schema: when service/ changes shape, adapt this.
+// The bench's touch points with service/ (stores, engines, the hub, the in-process service) and the bare
+// loop on the store's schema: when service/ changes shape, adapt this.
 import Database from 'better-sqlite3';
-import { createReadStream } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { pino } from 'pino';
-import { Registry } from 'prom-client';
-import type { InspectionEvent } from 'xstate';
 import { loadConfig } from '../../service/config.js';
-import { TokenRegistry } from '../../service/auth/tokens.js';
 import { Engine } from '../../service/engine/engine.js';
-import { Hub } from '../../service/hub/hub.js';
 import type { PipelineDefinition, StageDefinition } from '../../service/pipelines/types.js';
 import { PostgresStore } from '../../service/store/postgres.js';
 import { SqliteStore } from '../../service/store/sqlite.js';
 import type { NewEvent, RunRecord, StoredEvent, Store } from '../../service/store/store.js';
 import { buildService } from '../../service/service.js';
-import type { RunTelemetry } from '../../service/telemetry/telemetry.js';
-import { TraceWriter } from '../../service/trace/trace-writer.js';
 
 export { Engine, SqliteStore, type NewEvent, type StoredEvent, type Store };
+export { TokenRegistry } from '../../service/auth/tokens.js';
+export { Hub } from '../../service/hub/hub.js';
+export { TraceWriter } from '../../service/trace/trace-writer.js';
 export { events } from '../../service/events.js';
 export { createInspection } from '../../service/inspect.js';
 export { WEBHOOK_EVENTS } from '../../service/store/outbox.js';
@@ -49,12 +42,8 @@ export async function appendEvents(store: Store, runId: string, events: NewEvent
   return (await store.commit(runId, { events, ...(keys ? { eventKeys: keys } : {}) })).events;
 }
 
-/** `stages` stages of `items` items whose work resolves at once (unless `processItem` says otherwise). */
-export function noopPipeline(
-  items: number,
-  concurrency: number,
-  { name = 'bench-noop', stages = 1, processItem = async () => {} }: { name?: string; stages?: number; processItem?: StageDefinition<object>['processItem'] } = {},
-): PipelineDefinition<object> {
+/** `stages` stages of `items` items whose work resolves at once; `stage` adds to (or overrides) each stage. */
+export function noopPipeline(items: number, concurrency: number, { name = 'bench-noop', stages = 1, stage = {} }: { name?: string; stages?: number; stage?: Partial<StageDefinition<object>> } = {}): PipelineDefinition<object> {
   return {
     name,
     parseOptions: () => ({}),
@@ -63,26 +52,9 @@ export function noopPipeline(
       key: stages === 1 ? 'noop' : `s${s + 1}`,
       name: stages === 1 ? 'No-op' : `Stage ${s + 1}`,
       loadItems: async () => Array.from({ length: items }, (_, i) => ({ id: i + 1, title: `item ${i + 1}` })),
-      processItem,
+      processItem: async () => {},
+      ...stage,
     })),
-  };
-}
-
-function adminTokens(): TokenRegistry {
-  return new TokenRegistry([{ token: BENCH_TOKEN, principal: { name: 'bench', admin: true, accountId: null, siteIds: null } }]);
-}
-
-/** The real hub with its defaults, publishing to one run's topic; its own metrics say what it holds and whom it closed. */
-export function benchHub(engine: Engine, run: RunRecord) {
-  const registry = new Registry();
-  const hub = new Hub({ engine, tokens: adminTokens(), logger: silent, registry });
-  const metric = async (name: string) => (await registry.getSingleMetric(name)?.get())?.values ?? [];
-  return {
-    handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => hub.handleUpgrade(req, socket, head),
-    publish: (events: readonly StoredEvent[]) => hub.publish(run, events),
-    heldBytes: async () => (await metric('runstate_ws_queued_bytes'))[0]?.value ?? 0,
-    closes: async () => Object.fromEntries((await metric('runstate_ws_evictions_total')).map((v) => [String(v.labels.reason), v.value])),
-    close: () => hub.close(),
   };
 }
 
@@ -91,101 +63,28 @@ export async function startService(dir: string, pipelines: readonly PipelineDefi
   const socketPath = join(dir, 'ingest.sock');
   const config = loadConfig({ RUNSTATE_DATA: dir, PORT: '0', RUNSTATE_ADMIN_TOKEN: BENCH_TOKEN, RUNSTATE_INGEST_SOCKET: socketPath, RUNSTATE_LOG_LEVEL: 'silent' });
   const service = await buildService(config, { pipelines: [...pipelines], webRoot: null });
-  const { port } = await service.start();
-  return { port, socketPath, engine: service.engine, store: service.store, stop: () => service.stop() };
+  const { port, url } = await service.start();
+  return { port, url, socketPath, engine: service.engine, store: service.store, stop: () => service.stop() };
 }
 
-export interface EngineRunResult {
-  /** Items/s. */
-  perSec: number;
-  /** Bytes of the run's snapshot halfway through the first stage: what the bare loop writes per item. */
-  snapshotBytes: number;
-  /** Durable batches (store transactions that appended events). */
-  batches: number;
-}
-
-/** What a part adds to the measured run on its store: spans, a listener, a check after the timed region, its own teardown. */
-export interface EngineExtras {
-  telemetry?: RunTelemetry | null;
-  onEvents?: () => void;
-  check?: () => Promise<void>;
-  stop?: () => Promise<void>;
-}
-
-/**
- * One run of `stages` × `items` no-op items through a fresh engine and SQLite store in `dir`,
- * timed from startRun to retired (and traces flushed), then checked.
- */
-export async function measureEngine(
-  dir: string,
-  opts: { items: number; concurrency: number; stages?: number; trace?: boolean; inspect?: (ev: InspectionEvent) => void; extras?: (store: Store) => Promise<EngineExtras> },
-): Promise<EngineRunResult> {
-  const stages = opts.stages ?? 1;
-  const store = new SqliteStore({ filename: join(dir, 'runstate.db') });
-  const extras = (await opts.extras?.(store)) ?? {};
-  const pipeline = noopPipeline(opts.items, opts.concurrency, { stages });
-  const engine = new Engine({ store, pipelines: [pipeline], inspect: opts.inspect, telemetry: extras.telemetry });
-  const traces = opts.trace ? new TraceWriter({ dataDir: dir, store, logger: silent }) : undefined;
-  let batches = 0;
-  let snapshot: Promise<number> | undefined;
-  engine.onEvents((run, events) => {
-    batches += 1;
-    traces?.write(run, events);
-    extras.onEvents?.();
-    // The snapshot of a running stage (items in flight) is what most batches write; sample one.
-    if (!snapshot && events.some((e) => e.event === 'stage_item_processed' && Number(e.processed) >= opts.items / 2)) {
-      snapshot = store.getRun(run.runId).then((r) => Buffer.byteLength(JSON.stringify(r?.snapshot ?? null)));
-    }
-  });
-  try {
-    const t0 = performance.now();
-    const run = await engine.startRun({ ...OWNER, pipeline: pipeline.name });
-    await engine.whenRetired(run.run_id);
-    await traces?.flush();
-    const ms = performance.now() - t0;
-    await verifyRun(store, run.run_id, opts.items * stages);
-    if (traces) await verifyTrace(join(TraceWriter.runDir(dir, { ...OWNER, runId: run.run_id }), 'run_trace.jsonl'), (await store.getRun(run.run_id))!.lastSeq);
-    await extras.check?.();
-    if (!snapshot) throw new Error('bench: no stage_item_processed event reached the listener');
-    return { perSec: ((opts.items * stages) / ms) * 1000, snapshotBytes: await snapshot, batches };
-  } finally {
-    await engine.stop();
-    await extras.stop?.();
-    await store.close();
-  }
+/** Fails with `bench: <what> …` unless `seqs` are 1…n in order, n being `last`. */
+export function checkSeqs(seqs: readonly number[], what: string, last: number): void {
+  const at = seqs.findIndex((seq, i) => seq !== i + 1);
+  if (at >= 0) throw new Error(`bench: ${what}: seq ${at + 1} is ${seqs[at]}`);
+  if (seqs.length !== last) throw new Error(`bench: ${what} ends at seq ${seqs.length}, expected ${last}`);
 }
 
 /** A run must be complete and exact, or its speed means nothing: completed, every item done in the ledger, seqs 1…last_seq. */
 export async function verifyRun(store: Store, runId: string, items: number): Promise<void> {
-  const fail = (what: string) => {
-    throw new Error(`bench: run ${runId}: ${what}`);
-  };
   const run = await store.getRun(runId);
-  if (run?.status !== 'completed') fail(`expected status completed, got ${run?.status}`);
+  if (run?.status !== 'completed') throw new Error(`bench: run ${runId}: expected status completed, got ${run?.status}`);
   const ledger = await store.ledger(runId);
-  if (ledger.length !== items || ledger.some((l) => l.status !== 'done')) fail(`expected ${items} done ledger entries, got ${ledger.length}`);
-  let seq = 0;
-  for (let page = await store.readEvents(runId, 0, 10_000); page.length > 0; page = await store.readEvents(runId, seq, 10_000)) {
-    for (const e of page) if (e.seq !== ++seq) fail(`seq gap: expected ${seq}, got ${e.seq}`);
-  }
-  if (seq !== run!.lastSeq || seq < items) fail(`the log ends at seq ${seq}, the run says last_seq ${run!.lastSeq}, for ${items} items`);
+  if (ledger.length !== items || ledger.some((l) => l.status !== 'done')) throw new Error(`bench: run ${runId}: expected ${items} done ledger entries, got ${ledger.length}`);
+  if (run.lastSeq < items) throw new Error(`bench: run ${runId}: last_seq ${run.lastSeq} for ${items} items`);
+  checkSeqs((await store.readEvents(runId, 0, run.lastSeq + 1)).map((e) => e.seq), `run ${runId}'s log`, run.lastSeq);
 }
 
-async function verifyTrace(path: string, lastSeq: number): Promise<void> {
-  let line = 0;
-  for await (const text of createInterface({ input: createReadStream(path) })) {
-    const seq = (JSON.parse(text) as { seq: number }).seq;
-    if (seq !== ++line) throw new Error(`bench: ${path} line ${line} has seq ${seq}`);
-  }
-  if (line !== lastSeq) throw new Error(`bench: ${path} has ${line} lines, the log ${lastSeq} events`);
-}
-
-/**
- * The floor of the engine and service parts, straight through better-sqlite3 on the store's schema:
- * items/s of `items` items, each a ledger row and a `stage_item_processed` event with the next seq,
- * `perTxn` to a transaction, each also updating the run row (last_seq, a snapshot of about
- * `snapshotBytes`) when that is set.
- */
+/** The floor of the engine and service parts, better-sqlite3 on the store's schema: `items` ledger rows and events, `perTxn` to a transaction (and the run row when `snapshotBytes` is set); items/s. */
 export async function bareLoop(
   dir: string,
   items: number,

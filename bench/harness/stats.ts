@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 /** `npm run bench -- --quick` or `BENCH_QUICK=1`: every part at tiny sizes, to check the bench code runs; nothing is written. */
 export const QUICK = process.argv.includes('--quick') || process.env.BENCH_QUICK === '1';
@@ -45,13 +46,40 @@ export function monoMs(): number {
   return s * 1e3 + ns / 1e6;
 }
 
+/** The CPU ms (user + system) this process has used. */
+export function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
+
+/** `body`'s result, when it started (monotonic ms), how long it ran, this process's CPU ms and event-loop delay (p99, max; ms) meanwhile. */
+export async function timed<T>(body: () => Promise<T>) {
+  const eld = monitorEventLoopDelay({ resolution: 5 });
+  eld.enable();
+  const cpu = cpuMs();
+  const startedAt = monoMs();
+  const result = await body();
+  const ms = monoMs() - startedAt;
+  eld.disable();
+  return { result, startedAt, ms, cpuMs: cpuMs() - cpu, eldP99: eld.percentile(99) / 1e6, eldMax: eld.max / 1e6 };
+}
+
+/** A fresh temporary directory, `runstate-bench-<label>-…`; `removeDir` deletes it. */
+export function tempDir(label = 'run'): string {
+  return mkdtempSync(join(tmpdir(), `runstate-bench-${label}-`));
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
 /** Runs `fn` in a fresh temporary directory and removes it afterwards, whatever happens. */
 export async function inTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(join(tmpdir(), 'runstate-bench-'));
+  const dir = tempDir();
   try {
     return await fn(dir);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   }
 }
 
@@ -82,35 +110,22 @@ export function progress(message: string): void {
   process.stderr.write(`  ${message}\n`);
 }
 
-/**
- * `measure(variant)` for every variant, a warm-up round and then `reps` rounds, each round every
- * variant once in an order that rotates, so background load and what one variant leaves behind
- * (GC debt, dirty pages) fall on every variant alike. Returns the samples by variant.
- */
-export async function interleaved<V extends string, T>(variants: readonly V[], reps: number, measure: (v: V, tag: string) => Promise<T>): Promise<Record<V, T[]>> {
-  const out = Object.fromEntries(variants.map((v) => [v, [] as T[]])) as Record<V, T[]>;
+/** A warm-up round, then `reps` rounds of every variant once, each in a fresh temp dir, in an order that rotates so background load and leftovers (GC debt, dirty pages) fall on all alike. */
+export async function rounds<V extends string, T extends { perSec: number }>(
+  variants: Record<V, (dir: string) => Promise<T>>,
+  { reps = REPS, unit = 'items/s', detail }: { reps?: number; unit?: string; detail?: (m: T) => string } = {},
+): Promise<Record<V, T[]>> {
+  const names = Object.keys(variants) as V[];
+  const out = Object.fromEntries(names.map((v) => [v, [] as T[]])) as Record<V, T[]>;
   for (let round = 0; round <= reps; round++) {
-    const shift = round % variants.length;
-    for (const v of [...variants.slice(shift), ...variants.slice(0, shift)]) {
-      const m = await measure(v, round === 0 ? 'warm-up' : `rep ${round}/${reps}`);
+    const shift = round % names.length;
+    for (const v of [...names.slice(shift), ...names.slice(0, shift)]) {
+      const m = await inTempDir(variants[v]);
+      progress(`${round === 0 ? 'warm-up' : `rep ${round}/${reps}`} ${v}: ${fmtInt(m.perSec)} ${unit}${detail?.(m) ?? ''}`);
       if (round > 0) out[v].push(m);
     }
   }
   return out;
-}
-
-/**
- * `interleaved` with every measurement in a fresh temporary directory, each reported as it comes:
- * the rounds of every part that compares variants' rates.
- */
-export function rounds<V extends string, T extends { perSec: number }>(variants: Record<V, (dir: string) => Promise<T>>, { reps = REPS, unit = 'items/s' } = {}): Promise<Record<V, T[]>> {
-  return interleaved(Object.keys(variants) as V[], reps, (v, tag) =>
-    inTempDir(async (dir) => {
-      const m = await variants[v](dir);
-      progress(`${tag} ${v}: ${fmtInt(m.perSec)} ${unit}`);
-      return m;
-    }),
-  );
 }
 
 const MIN_MS = 0.01;

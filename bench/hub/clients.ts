@@ -7,24 +7,12 @@ import { WebSocket } from 'ws';
 import { serve } from '../harness/child.js';
 import { Histogram, monoMs, pool, type HistogramData } from '../harness/stats.js';
 
-/**
- * A phase's deliveries (all, and the healthy clients'), the healthy clients' latency by the second
- * of the phase its events were appended in, and when the last came (monotonic ms).
- */
-interface Phase {
-  deliveries: number;
-  healthyDeliveries: number;
-  windows: Histogram[];
-  lastAt: number;
-}
+/** A phase's deliveries (all, the healthy clients'), healthy latency by the second its events were appended in, the last's time. */
+type Phase = { deliveries: number; healthyDeliveries: number; windows: Histogram[]; lastAt: number };
 export type PhaseStats = Omit<Phase, 'windows'> & { windows: HistogramData[] };
 
-interface Conn {
-  ws: WebSocket;
-  healthy: boolean;
-  /** Set when it stops reading: what ws flushes out of its buffers as it is dropped is no delivery. */
-  stalled: boolean;
-}
+/** `stalled` is set when it stops reading: what ws flushes out of its buffers as it is dropped is no delivery. */
+type Conn = { ws: WebSocket; healthy: boolean; stalled: boolean };
 
 const SEQ = Buffer.from('"seq":');
 const APPENDED_AT = Buffer.from('"appended_at":');
@@ -100,10 +88,7 @@ function stall(ids: number[]): number {
   return monoMs();
 }
 
-/**
- * A client that comes back late: subscribes with `after_seq` and times the replay up to
- * `untilSeq` (the last event appended before it subscribed); Infinity when 30 s go by first.
- */
+/** A client that comes back late: subscribes with `after_seq`, times the replay up to `untilSeq` (Infinity: over 30 s). */
 async function backlog(req: Record<string, unknown>): Promise<{ ms: number }> {
   const { url, topic, afterSeq, untilSeq } = req as { url: string; topic: string; afterSeq: number; untilSeq: number };
   const ws = new WebSocket(`${url}&cid=-1`, { perMessageDeflate: false });
@@ -124,9 +109,9 @@ async function backlog(req: Record<string, unknown>): Promise<{ ms: number }> {
 serve({
   open: openAll,
   stall: (req) => stall(req.ids as number[]),
-  /** Ends connections (by default all) from this side, so the next phase starts from the same fleet. */
+  /** Ends connections from this side, so the next phase starts from the same fleet. */
   drop: (req) => {
-    for (const cid of (req.ids as number[] | undefined) ?? [...conns.keys()]) {
+    for (const cid of req.ids as number[]) {
       const conn = conns.get(cid);
       conns.delete(cid);
       conn?.ws.terminate();
@@ -135,11 +120,5 @@ serve({
   stats: () => Object.fromEntries([...phases].map(([ph, p]) => [ph, { ...p, windows: Array.from(p.windows, (h) => h?.toJSON() ?? []) }])),
   count: (req) => phases.get(req.ph as number)?.deliveries ?? 0,
   healthyClosed: () => healthyClosed,
-  /** CPU ms this process has used: whether the load generator, not the server, was the limit. */
-  cpu: () => {
-    const { user, system } = process.cpuUsage();
-    return (user + system) / 1000;
-  },
   backlog,
-  stop: () => void setImmediate(() => process.exit(0)),
 });

@@ -1,16 +1,14 @@
-// Hub part (`BENCH_PARTS=hub`): 1,000 WebSocket clients on loopback and three servers in turn (A a
-// naive send loop, B the incident's serial-await fix, C the real Hub), C judged against A and B.
-// This file drives each session's two processes, server.ts and clients.ts; report.ts makes the tables.
+// Hub part: 1,000 WebSocket clients and three servers in turn (A a naive send loop, B the incident's serial-await
+// fix, C the real Hub). This file drives each session's server.ts and clients.ts; report.ts judges C against A and B.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { start, type Child } from '../harness/child.js';
-import { report, table, type BenchPart } from '../harness/report.js';
+import { withChildren, type Child } from '../harness/child.js';
+import type { BenchPart, PartReport } from '../harness/report.js';
 import { BENCH_TOKEN } from '../harness/service.js';
 import { fmtInt, progress, QUICK, size } from '../harness/stats.js';
 import type { PhaseStats } from './clients.js';
-import { aims, closes, LABEL, tables } from './report.js';
+import { hubReport, LABEL } from './report.js';
 import type { PhaseResult, Variant } from './server.js';
 
-const VARIANTS: readonly Variant[] = ['naive', 'serial', 'hub'];
 /** Phases no table reads (the warm-up, the backlog test's traffic), and the first burst's number. */
 const WARM_UP_PH = 1000;
 const BACKLOG_PH = 1001;
@@ -38,43 +36,47 @@ function options() {
   };
 }
 export type HubOptions = ReturnType<typeof options>;
-
 export type SessionResult = Awaited<ReturnType<typeof runSession>>;
 export type PhaseOutcome = SessionResult['phases'][number];
 
 const ids = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
 
-/**
- * One variant: a server process and a load generator. For each rate, a phase with no client
- * stalled, one per stall share, and one more with none; the victims (the last 10% of ids) stall
- * as their phase starts and are replaced after it. Then the backlog test (C) and the bursts.
- */
-async function runSession(variant: Variant, o: HubOptions) {
-  const procs: Child[] = [];
-  try {
+/** Waits until the load generator's count of deliveries for phase `ph` stops growing. */
+async function settled(load: Child, ph: number): Promise<void> {
+  let last = -1;
+  for (let n = await load.call<number>('count', { ph }); n !== last; n = await load.call<number>('count', { ph })) {
+    last = n;
+    await sleep(QUIET_MS);
+  }
+}
+
+/** One variant's session: per rate, phases with none, then each share, stalled (the last 10% of ids, replaced after), and none again; then C's backlog test and the bursts. */
+function runSession(variant: Variant, o: HubOptions) {
+  return withChildren(async (start) => {
     const server = await start<{ port: number; topic: string }>('hub/server.ts', [variant]);
-    procs.push(server);
     const load = await start('hub/clients.ts');
-    procs.push(load);
     const { topic } = server.ready;
     const url = `ws://127.0.0.1:${server.ready.port}/ws?token=${BENCH_TOKEN}`;
     const healthy = Math.floor(o.clients * 0.9);
-    // Every phase starts from the full fleet: the last one's stalled clients, and any healthy ones
-    // B closed, come back as browsers would.
+    // Every phase starts from the full fleet: stalled clients, and healthy ones B closed, come back as browsers would.
     const reconnect = () => load.call<number>('open', { url, ids: ids(0, o.clients), topic, healthyBelow: healthy }, 120_000);
     const events = (rate: number, seconds: number, ph: number) => server.call<PhaseResult>('run', { rate, seconds, ph }, seconds * 1000 + 120_000);
 
-    /**
-     * Phase `ph`: `body`, then `after` (the grace), with the load generator's CPU ms and the healthy
-     * clients the server closed around them; `stats` come at the end, once late deliveries are in.
-     */
-    const measured = async (ph: number, body: () => Promise<PhaseResult>, after: () => Promise<unknown>) => {
+    // Phase `ph` at `rate` (0: a burst) with `victims` stalled: `body`, then `after` (the grace); the load generator's CPU ms,
+    // the healthy clients closed, per victim the ms from its stall to its close (null: never); `stats` come at the end.
+    const phase = async (ph: number, rate: number, victims: number[], body: () => Promise<PhaseResult>, after: () => Promise<unknown>) => {
       await reconnect();
-      const [closed0, cpu0] = [await load.call<number>('healthyClosed'), await load.call<number>('cpu')];
-      const server = await body();
+      const closed0 = await load.call<number>('healthyClosed');
+      const cpu0 = await load.call<number>('cpu');
+      const stalledAt = victims.length > 0 ? await load.call<number>('stall', { ids: victims }) : 0;
+      const result = await body();
       const clientCpuMs = (await load.call<number>('cpu')) - cpu0;
       await after();
-      return { ph, server, clientCpuMs, healthyLost: (await load.call<number>('healthyClosed')) - closed0, stats: undefined as PhaseStats | undefined };
+      const healthyLost = (await load.call<number>('healthyClosed')) - closed0;
+      const closedAt = new Map(victims.length > 0 ? await server.call<[number, number][]>('closedAt') : []);
+      const evictions = victims.map((cid) => ((closedAt.get(cid) ?? 0) > stalledAt ? closedAt.get(cid)! - stalledAt : null));
+      if (victims.length > 0) await load.call('drop', { ids: victims });
+      return { ph, rate, stalled: victims.length, server: result, clientCpuMs, healthyLost, evictions, stats: undefined as PhaseStats | undefined };
     };
     const rssBare = await server.call<number>('rss');
     await reconnect();
@@ -84,30 +86,15 @@ async function runSession(variant: Variant, o: HubOptions) {
     await events(o.rates[0]!, o.warmUpSeconds, WARM_UP_PH);
     await sleep(o.graceMs);
 
-    // Per phase: its rate (0 for a burst), its stalled clients, and per stalled client the ms from
-    // its stall to the server closing it (null: never).
-    const phases: (Awaited<ReturnType<typeof measured>> & { rate: number; share: number; stalled: number; evictions: (number | null)[] })[] = [];
+    const phases: Awaited<ReturnType<typeof phase>>[] = [];
     for (const rate of o.rates) {
       // The no-stall phase again at the end: the stall phases' baseline brackets them in time.
       for (const share of [...o.stallShares, 0]) {
         const victims = ids(healthy, Math.round(o.clients * share));
-        let stalledAt = 0;
-        const m = await measured(
-          phases.length,
-          async () => {
-            stalledAt = victims.length > 0 ? await load.call<number>('stall', { ids: victims }) : 0;
-            return events(rate, victims.length > 0 ? o.stallSeconds : o.seconds, phases.length);
-          },
-          () => sleep(o.graceMs),
-        );
-        const closed = new Map(victims.length > 0 ? await server.call<[number, number][]>('closes') : []);
-        const evictions = victims.map((cid) => {
-          const at = closed.get(cid);
-          return at !== undefined && at > stalledAt ? at - stalledAt : null;
-        });
-        if (victims.length > 0) await load.call('drop', { ids: victims });
-        phases.push({ rate, share, stalled: victims.length, ...m, evictions });
-        progress(`${variant} ${rate} ev/s, ${victims.length} stalled: ${m.server.events} events, ELD p99 ${m.server.eldP99.toFixed(1)} ms`);
+        const seconds = victims.length > 0 ? o.stallSeconds : o.seconds;
+        const p = await phase(phases.length, rate, victims, () => events(rate, seconds, phases.length), () => sleep(o.graceMs));
+        phases.push(p);
+        progress(`${variant} ${rate} ev/s, ${p.stalled} stalled: ${p.server.events} events, ELD p99 ${p.server.eldP99.toFixed(1)} ms`);
       }
     }
     // With no client stalled and events flowing at the top rate: a client comes back behind.
@@ -126,60 +113,27 @@ async function runSession(variant: Variant, o: HubOptions) {
     // Last, as it may leave B with nothing but a backlog: saturation.
     const bursts: typeof phases = [];
     for (let ph = BURST_PH; ph < BURST_PH + o.burstReps; ph++) {
-      const m = await measured(ph, () => server.call<PhaseResult>('burst', { total: o.burstEvents, batch: o.burstBatch, ph }), () => settled(load, ph));
-      bursts.push({ rate: 0, share: 0, stalled: 0, ...m, evictions: [] });
-      progress(`${variant} burst of ${o.burstEvents}: ${m.server.ms.toFixed(0)} ms to hand over, ELD max ${m.server.eldMax.toFixed(0)} ms`);
+      const b = await phase(ph, 0, [], () => server.call<PhaseResult>('burst', { total: o.burstEvents, batch: o.burstBatch, ph }), () => settled(load, ph));
+      bursts.push(b);
+      progress(`${variant} burst of ${o.burstEvents}: ${b.server.ms.toFixed(0)} ms to hand over, ELD max ${b.server.eldMax.toFixed(0)} ms`);
     }
-
     const all = await load.call<Record<number, PhaseStats>>('stats');
     for (const p of [...phases, ...bursts]) p.stats = all[p.ph];
     const healthyClosed = await load.call<number>('healthyClosed');
     // Closes the server itself counted, by reason (C: its eviction metric; B: its loop's terminations).
-    const closesByReason = await server.call<Record<string, number>>('evictions');
-    await server.stop();
-    await load.stop();
+    const closesByReason = await server.call<Record<string, number>>('closesByReason');
     return { variant, healthy, rssBare, rssIdle, phases, bursts, backlogMs, healthyClosed, closesByReason };
-  } finally {
-    for (const p of procs) p.kill();
-  }
+  });
 }
 
-/** Waits until the load generator's count of deliveries for phase `ph` stops growing. */
-async function settled(load: Child, ph: number): Promise<void> {
-  let last = -1;
-  for (let n = await load.call<number>('count', { ph }); n !== last; n = await load.call<number>('count', { ph })) {
-    last = n;
-    await sleep(QUIET_MS);
+async function run(): Promise<PartReport> {
+  const o = options();
+  const sessions: SessionResult[] = [];
+  for (const v of ['naive', 'serial', 'hub'] as const) {
+    progress(`${LABEL[v]}: ${fmtInt(o.clients)} clients`);
+    sessions.push(await runSession(v, o));
   }
+  return hubReport(sessions, o);
 }
 
-export const hubPart: BenchPart = {
-  key: 'hub',
-  title: 'WebSocket hub',
-  source: 'bench/hub/',
-  async run() {
-    const o = options();
-    const sessions: SessionResult[] = [];
-    for (const v of VARIANTS) {
-      progress(`${LABEL[v]}: ${fmtInt(o.clients)} clients`);
-      sessions.push(await runSession(v, o));
-    }
-    const t = tables(sessions, o);
-    const verdicts = aims(sessions, o);
-    const hub = report(
-      `### Aims, for C, against A and B of this run`,
-      verdicts.map((x) => `- ${x.met ? '**Met**' : '**Not met**'}: ${x.text}. ${x.evidence}.`).join('\n'),
-      `### Fan-out at a fixed rate: ${fmtInt(o.clients)} clients, none stalled`,
-      { title: 'Hub fan-out', rows: t.fanout },
-      `### Saturation: bursts of ${o.burstEvents} events to ${fmtInt(o.clients)} clients`,
-      { title: 'Hub saturation (bursts)', rows: t.saturation },
-      `### Healthy clients while others stall, and eviction`,
-      { title: 'Hub: stalled clients', rows: t.stalls },
-      `### Server memory`,
-      { title: 'Hub: server memory', rows: t.server },
-      closes(sessions),
-    );
-    const aimRows = table([['aim', (x) => x.text], ['met', (x) => (x.met ? 'yes' : 'no')], ['evidence', (x) => x.evidence]], verdicts);
-    return { ...hub, tables: [...hub.tables, { title: 'Hub aims', rows: aimRows }] };
-  },
-};
+export const hubPart: BenchPart = { key: 'hub', title: 'WebSocket hub', source: 'bench/hub/', run };

@@ -1,5 +1,5 @@
-// The hub part's figures, tables and aims, from what its sessions measured.
-import { table, type Column } from '../harness/report.js';
+// The hub part's report: its figures, tables and aims, from what its sessions measured.
+import { report, table, type Column, type PartReport } from '../harness/report.js';
 import { fmtInt, Histogram, median, range } from '../harness/stats.js';
 import type { HubOptions, PhaseOutcome, SessionResult } from './index.js';
 import type { Variant } from './server.js';
@@ -19,28 +19,26 @@ function span(p: PhaseOutcome): number {
 
 /** What one or more phases come to, taken together (the two no-stall phases of a rate are one sample), for the tables and the aims. */
 function figures(phases: readonly PhaseOutcome[], healthy: number) {
+  // Each second's healthy latencies, and all of them together.
+  const windows = phases.flatMap((p) => p.stats?.windows ?? []).filter((w) => w.length > 0);
   const h = new Histogram();
-  for (const w of phases.flatMap((p) => p.stats?.windows ?? [])) h.merge(w);
+  for (const w of windows) h.merge(w);
   const total = (of: (p: PhaseOutcome) => number) => sum(phases, of);
   const expected = total((p) => p.server.events) * healthy;
   const received = total((p) => p.stats?.healthyDeliveries ?? 0);
   const wall = total((p) => p.server.ms);
   const lost = Math.max(0, expected - received);
-  const seconds = phases.flatMap((p) =>
-    (p.stats?.windows ?? []).filter((w) => w.length > 0).map((w) => new Histogram().merge(w).quantile(0.99)),
-  );
+  const seconds = windows.map((w) => new Histogram().merge(w).quantile(0.99));
+  // The times to evict stalled clients (Infinity: never); `missing`: the healthy clients' deliveries that never arrived.
   const times = phases.flatMap((p) => p.evictions.map((t) => t ?? Infinity));
-  // missing: healthy clients' deliveries that never arrived, as a share of what was sent them;
-  // evicted, evictMedian, evictMax: stalled clients the server closed and the times to it (Infinity: never).
   return {
     deliveriesPerSec: (total((p) => p.stats?.deliveries ?? 0) / total(span)) * 1000,
     missing: expected === 0 ? 0 : lost / expected,
     p50: h.quantile(0.5, lost),
     p99: h.quantile(0.99, lost),
     p999: h.quantile(0.999, lost),
-    // The p99 of each second, median over the seconds: one background hiccup delays every client's
-    // frames at once and alone sets a whole-phase p99; this moves only if most seconds are slower.
-    // A variant that lost deliveries has no meaningful per-second figure: it is as lost as the whole.
+    // The p99 of each second, median over the seconds: one background hiccup delays every client's frames at once and alone
+    // sets a whole-phase p99; this moves only if most seconds are slower. With deliveries lost it is as lost as the whole.
     p99Seconds: lost > 0 && !Number.isFinite(h.quantile(0.99, lost)) ? Infinity : seconds.length ? median(seconds) : NaN,
     evicted: times.filter(Number.isFinite).length,
     evictMedian: times.length ? median(times) : NaN,
@@ -73,15 +71,10 @@ function latency(v: number, f?: Figures): string {
 const pct = (v: number) => (v === 0 ? '0%' : v < 0.001 ? '<0.1%' : `${(v * 100).toFixed(1)}%`);
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
-/** Rows of the paced tables: a variant's phases at one rate with `stalled` clients stalled, taken together, and that rate with none stalled. */
-function paced(s: SessionResult) {
-  return [...new Set(s.phases.map((p) => p.rate))].flatMap((rate) => {
-    const counts = [...new Set(s.phases.filter((p) => p.rate === rate).map((p) => p.stalled))].sort((x, y) => x - y);
-    return counts.map((stalled) => {
-      const phases = s.phases.filter((p) => p.rate === rate && p.stalled === stalled);
-      return { s, rate, stalled, share: phases[0]!.share, phases, f: figures(phases, s.healthy), base: at(s, rate, 0) };
-    });
-  });
+/** Rows of the paced tables: a variant's phases at each rate with each number of clients stalled (0: before and after), taken together. */
+function paced(s: SessionResult, o: HubOptions) {
+  const counts = [...new Set(o.stallShares.map((share) => Math.round(o.clients * share)))];
+  return o.rates.flatMap((rate) => counts.map((stalled) => ({ s, rate, stalled, phases: s.phases.filter((p) => p.rate === rate && p.stalled === stalled), f: at(s, rate, stalled), base: at(s, rate, 0) })));
 }
 
 /** A variant's bursts: deliveries/s of each, and the medians of the rest. */
@@ -116,73 +109,71 @@ const CPU: Column<{ f: { serverCpu: number; clientCpu: number } }>[] = [
   ['load-gen CPU', ({ f }) => `${Math.round(f.clientCpu * 100)}%`],
 ];
 
-export function tables(sessions: readonly SessionResult[], o: HubOptions) {
-  const rows = sessions.flatMap(paced);
-  const fanout = table<Paced>(
-    [
-      VARIANT,
-      RATE,
-      ['deliveries/s (offered)', ({ f, rate }) => `${fmtInt(f.deliveriesPerSec)} (${fmtInt(rate * o.clients)})`],
-      ...HEALTHY,
-      ['never delivered', ({ f }) => pct(f.missing)],
-      ['event-loop delay p99 / max', ({ f }) => `${ms(f.eldP99)} / ${ms(f.eldMax)}`],
-      ...CPU,
-    ],
-    rows.filter((r) => r.stalled === 0),
-  );
+/** The part's report: the aims, then the fan-out, saturation, stall and memory tables. */
+export function hubReport(sessions: readonly SessionResult[], o: HubOptions): PartReport {
+  const pacedRows = sessions.flatMap((s) => paced(s, o));
+  const fanout: Column<Paced>[] = [
+    VARIANT,
+    RATE,
+    ['deliveries/s (offered)', ({ f, rate }) => `${fmtInt(f.deliveriesPerSec)} (${fmtInt(rate * o.clients)})`],
+    ...HEALTHY,
+    ['never delivered', ({ f }) => pct(f.missing)],
+    ['event-loop delay p99 / max', ({ f }) => `${ms(f.eldP99)} / ${ms(f.eldMax)}`],
+    ...CPU,
+  ];
   const none = (r: Paced, text: string) => (r.stalled === 0 ? '—' : text);
-  const stalls = table<Paced>(
-    [
-      VARIANT,
-      RATE,
-      ['stalled', (r) => (r.stalled === 0 ? 'none (before + after)' : `${r.stalled} (${Math.round(r.share * 100)}%)`)],
-      ...HEALTHY,
-      ['p99 per second (median)', ({ f }) => latency(f.p99Seconds, f)],
-      ['vs none stalled', ({ f, base, stalled }) => (stalled === 0 ? '1.00×' : Number.isFinite(f.p99Seconds) && Number.isFinite(base.p99Seconds) ? `${(f.p99Seconds / base.p99Seconds).toFixed(2)}×` : '—')],
-      ['stalled evicted', (r) => none(r, `${r.f.evicted} / ${r.stalled}`)],
-      ['time to evict median / max', (r) => none(r, r.f.evicted === 0 ? `none within ${ms(o.stallSeconds * 1000 + o.graceMs)}` : `${ms(r.f.evictMedian)} / ${ms(r.f.evictMax)}`)],
-      ['healthy closed', (r) => String(sum(r.phases, (p) => p.healthyLost))],
-      ['event-loop delay p99', ({ f }) => ms(f.eldP99)],
-    ],
-    rows,
+  const stalls: Column<Paced>[] = [
+    VARIANT,
+    RATE,
+    ['stalled', (r) => (r.stalled === 0 ? 'none (before + after)' : `${r.stalled} (${Math.round((r.stalled / o.clients) * 100)}%)`)],
+    ...HEALTHY,
+    ['p99 per second (median)', ({ f }) => latency(f.p99Seconds, f)],
+    ['vs none stalled', ({ f, base, stalled }) => (stalled === 0 ? '1.00×' : Number.isFinite(f.p99Seconds) && Number.isFinite(base.p99Seconds) ? `${(f.p99Seconds / base.p99Seconds).toFixed(2)}×` : '—')],
+    ['stalled evicted', (r) => none(r, `${r.f.evicted} / ${r.stalled}`)],
+    ['time to evict median / max', (r) => none(r, r.f.evicted === 0 ? `none within ${ms(o.stallSeconds * 1000 + o.graceMs)}` : `${ms(r.f.evictMedian)} / ${ms(r.f.evictMax)}`)],
+    ['healthy closed', (r) => String(sum(r.phases, (p) => p.healthyLost))],
+    ['event-loop delay p99', ({ f }) => ms(f.eldP99)],
+  ];
+  const saturation: Column<ReturnType<typeof bursts>>[] = [
+    VARIANT,
+    ['deliveries/s (median)', (r) => fmtInt(median(r.perSec))],
+    ['min – max', (r) => range(r.perSec)],
+    ['deliveries made', (r) => pct(r.made)],
+    ['healthy closed', (r) => String(sum(r.s.bursts, (b) => b.healthyLost))],
+    ['event-loop delay max (median)', (r) => ms(r.f.eldMax)],
+    ...CPU,
+  ];
+  const server: Column<ReturnType<typeof memory>>[] = [
+    VARIANT,
+    ['before clients', ({ s }) => mb(s.rssBare)],
+    [`idle, ${fmtInt(o.clients)} connected`, ({ s }) => mb(s.rssIdle)],
+    ['per client at idle', ({ s }) => `${((s.rssIdle - s.rssBare) / o.clients / 1024).toFixed(1)} KB`],
+    ['end of 10% stall window', ({ worst }) => `${mb(worst.server.rss)} (${worst.rate} ev/s)`],
+    ['above idle', (r) => mb(r.above)],
+    ['allowance', (r) => mb(r.allowance)],
+    ['within?', (r) => (r.above <= r.allowance ? 'yes' : 'no')],
+    ['held for clients then', ({ worst }) => mb(worst.server.heldBytes)],
+  ];
+  const verdicts = aims(sessions, o);
+  const hub = report(
+    `### Aims, for C, against A and B of this run`,
+    verdicts.map((x) => `- ${x.met ? '**Met**' : '**Not met**'}: ${x.text}. ${x.evidence}.`).join('\n'),
+    `### Fan-out at a fixed rate: ${fmtInt(o.clients)} clients, none stalled`,
+    { title: 'Hub fan-out', rows: table(fanout, pacedRows.filter((r) => r.stalled === 0)) },
+    `### Saturation: bursts of ${o.burstEvents} events to ${fmtInt(o.clients)} clients`,
+    { title: 'Hub saturation (bursts)', rows: table(saturation, sessions.map((s) => bursts(s, o))) },
+    `### Healthy clients while others stall, and eviction`,
+    { title: 'Hub: stalled clients', rows: table(stalls, pacedRows) },
+    `### Server memory`,
+    { title: 'Hub: server memory', rows: table(server, sessions.map((s) => memory(s, o))) },
+    closes(sessions),
   );
-  const saturation = table<ReturnType<typeof bursts>>(
-    [
-      VARIANT,
-      ['deliveries/s (median)', (r) => fmtInt(median(r.perSec))],
-      ['min – max', (r) => range(r.perSec)],
-      ['deliveries made', (r) => pct(r.made)],
-      ['healthy closed', (r) => String(sum(r.s.bursts, (b) => b.healthyLost))],
-      ['event-loop delay max (median)', (r) => ms(r.f.eldMax)],
-      ...CPU,
-    ],
-    sessions.map((s) => bursts(s, o)),
-  );
-  const server = table<ReturnType<typeof memory>>(
-    [
-      VARIANT,
-      ['before clients', ({ s }) => mb(s.rssBare)],
-      [`idle, ${fmtInt(o.clients)} connected`, ({ s }) => mb(s.rssIdle)],
-      ['per client at idle', ({ s }) => `${((s.rssIdle - s.rssBare) / o.clients / 1024).toFixed(1)} KB`],
-      ['end of 10% stall window', ({ worst }) => `${mb(worst.server.rss)} (${worst.rate} ev/s)`],
-      ['above idle', (r) => mb(r.above)],
-      ['allowance', (r) => mb(r.allowance)],
-      ['within?', (r) => (r.above <= r.allowance ? 'yes' : 'no')],
-      ['held for clients then', ({ worst }) => mb(worst.server.heldBytes)],
-    ],
-    sessions.map((s) => memory(s, o)),
-  );
-  return { fanout, stalls, saturation, server };
-}
-
-export interface Aim {
-  text: string;
-  met: boolean;
-  evidence: string;
+  const aimRows = table([['aim', (x) => x.text], ['met', (x) => (x.met ? 'yes' : 'no')], ['evidence', (x) => x.evidence]], verdicts);
+  return { ...hub, tables: [...hub.tables, { title: 'Hub aims', rows: aimRows }] };
 }
 
 /** The hub's aims, judged for C against A and B of the same run. */
-export function aims(sessions: readonly SessionResult[], o: HubOptions): Aim[] {
+function aims(sessions: readonly SessionResult[], o: HubOptions): { text: string; met: boolean; evidence: string }[] {
   const by = (v: Variant) => sessions.find((s) => s.variant === v)!;
   const [a, b, c] = [by('naive'), by('serial'), by('hub')];
   const top = o.rates.at(-1)!;
@@ -228,7 +219,7 @@ export function aims(sessions: readonly SessionResult[], o: HubOptions): Aim[] {
 }
 
 /** The one line of the method that is data: who closed whom over the session. */
-export function closes(sessions: readonly SessionResult[]): string {
+function closes(sessions: readonly SessionResult[]): string {
   const reasons = (s: SessionResult) => Object.entries(s.closesByReason).map(([k, v]) => `${k} ${v}`).join(', ') || 'no closes of its own';
   const lost = sessions.map((s) => `${LABEL[s.variant].slice(0, 1)} ${s.healthyClosed} (${reasons(s)})`).join('; ');
   return `Healthy clients the server closed over the whole session, and all the server's closes by reason (healthy clients reconnect before the next phase): ${lost}.`;

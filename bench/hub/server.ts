@@ -1,29 +1,26 @@
-// The server side of the hub part, one process per variant: `bench/hub/server.ts <naive|serial|hub>`.
-// Listens on 127.0.0.1 (port 0; `ready` is the port and the topic), then runs the phases the parent
-// asks for: events appended through the real store at a fixed rate (or a burst), handed to the variant.
-import { mkdtempSync, rmSync } from 'node:fs';
+// The hub part's server, one process per variant (`server.ts <naive|serial|hub>`, 127.0.0.1, port 0): it appends
+// events through the real store at a fixed rate (or in bursts) and hands each durable batch to the variant.
 import { createServer, type IncomingMessage } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Registry } from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { serve } from '../harness/child.js';
-import { appendEvents, benchHub, createBenchRun, Engine, noopPipeline, SqliteStore, type NewEvent, type StoredEvent } from '../harness/service.js';
-import { monoMs } from '../harness/stats.js';
+import { appendEvents, BENCH_TOKEN, createBenchRun, Engine, Hub, noopPipeline, silent, SqliteStore, TokenRegistry, type NewEvent, type StoredEvent } from '../harness/service.js';
+import { monoMs, removeDir, tempDir, timed } from '../harness/stats.js';
 
 export type Variant = 'naive' | 'serial' | 'hub';
-
 export type PhaseResult = Awaited<ReturnType<typeof measured>>;
 
 interface Broadcaster {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   publish(events: readonly StoredEvent[]): void;
   /** Events B has accepted but not yet sent to everyone. */
-  readonly backlog: number;
+  readonly backlog?: number;
   heldBytes(): number | Promise<number>;
-  closes(): Record<string, number> | Promise<Record<string, number>>;
+  /** The closes the server counted itself, by reason (A counts none). */
+  closes?(): Record<string, number> | Promise<Record<string, number>>;
   close(): Promise<void>;
 }
 
@@ -63,20 +60,15 @@ function naive(): Broadcaster {
       for (const ws of clients.set) ws.send(json);
     }
   };
-  return { ...clients, publish, backlog: 0, closes: () => ({}) };
+  return { ...clients, publish };
 }
 
-/**
- * B: the incident's fix. One loop takes events in order and for each awaits every client's send
- * callback in turn, terminating a client after 2 s; its keepalive (the hub's settings: ping 1 s,
- * pong 3 s) ran on that same loop between events, so a loop stuck in sends stops pinging too.
- */
+/** B: the incident's fix, one loop awaiting each client's send in turn (2 s, then terminated), its keepalive (the hub's ping 1 s, pong 3 s) on that loop, so a loop stuck in sends stops pinging. */
 function serialAwait(): Broadcaster {
-  const lastPong = new Map<WebSocket, number>();
+  const lastPong = new WeakMap<WebSocket, number>();
   const clients = sockets((ws) => {
     lastPong.set(ws, monoMs());
     ws.on('pong', () => lastPong.set(ws, monoMs()));
-    ws.on('close', () => lastPong.delete(ws));
   });
   const terminated = { send_timeout: 0, pong_missed: 0 };
   const queue: StoredEvent[] = [];
@@ -134,22 +126,31 @@ function serialAwait(): Broadcaster {
   };
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'runstate-bench-hub-'));
+const dir = tempDir('hub');
 const store = new SqliteStore({ filename: join(dir, 'runstate.db') });
 // Registered so the engine can describe the run (snapshots, replay); it never runs.
 const engine = new Engine({ store, pipelines: [noopPipeline(0, 1, { name: 'bench-hub' })] });
 const record = await createBenchRun(store, RUN_ID, 'bench-hub');
 
-/** C: the real Hub with its defaults, fed the same durable batches. */
-const realHub = (): Broadcaster => ({ ...benchHub(engine, record), backlog: 0 });
+/** C: the real Hub with its defaults, fed the same durable batches; its own metrics say what it holds and whom it closed. */
+function realHub(): Broadcaster {
+  const registry = new Registry();
+  const tokens = new TokenRegistry([{ token: BENCH_TOKEN, principal: { name: 'bench', admin: true, accountId: null, siteIds: null } }]);
+  const hub = new Hub({ engine, tokens, logger: silent, registry });
+  const metric = async (name: string) => (await registry.getSingleMetric(name)?.get())?.values ?? [];
+  return {
+    handleUpgrade: (req, socket, head) => hub.handleUpgrade(req, socket, head),
+    publish: (events) => hub.publish(record, events),
+    heldBytes: async () => (await metric('runstate_ws_queued_bytes'))[0]?.value ?? 0,
+    closes: async () => Object.fromEntries((await metric('runstate_ws_evictions_total')).map((v) => [String(v.labels.reason), v.value])),
+    close: () => hub.close(),
+  };
+}
 const broadcaster = { naive, serial: serialAwait, hub: realHub }[process.argv[2] as Variant]();
 const TITLE = 'Image prompt for a long-form article about fan-out under load'.padEnd(96, '.');
 let n = 0;
 
-/**
- * Appends `count` `stage_item_processed` events (about 300 bytes framed) in one commit and hands
- * them over, each stamped with `appended_at` (monotonic ms), its phase `ph` and the second `w` of it.
- */
+/** Appends `count` events in one commit and hands them over, each stamped with `appended_at` (monotonic ms), its phase `ph` and the second `w` of it. */
 async function append(count: number, ph: number, w: number): Promise<void> {
   const appendedAt = monoMs();
   const timestamp = new Date().toISOString();
@@ -158,70 +159,60 @@ async function append(count: number, ph: number, w: number): Promise<void> {
 }
 
 /** When each connection's socket closed (monotonic ms), by the client id in its URL. */
-const closes = new Map<number, number>();
+const closedAt = new Map<number, number>();
 const server = createServer((_, res) => res.writeHead(404).end());
 server.on('upgrade', (req, socket, head) => {
   const cid = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('cid'));
-  socket.once('close', () => closes.set(cid, monoMs()));
+  socket.once('close', () => closedAt.set(cid, monoMs()));
   broadcaster.handleUpgrade(req, socket, head);
 });
 // 1,000 clients connect in a burst: a listen backlog that holds them all.
 await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 2048 }, resolve));
-const eld = monitorEventLoopDelay({ resolution: 5 });
-eld.enable();
 
-/**
- * Runs `body` (which returns how many events it appended) with the phase's measurements around it:
- * when it started (monotonic ms) and how long it ran, the event-loop delay (ms), RSS, the bytes
- * held for clients in user space at its end, and the CPU ms it took.
- */
+/** A phase: `body` (which returns how many events it appended) timed, with RSS and the bytes held for clients at its end. */
 async function measured(body: () => Promise<number>) {
-  eld.reset();
-  const cpu = process.cpuUsage();
-  const startedAt = monoMs();
-  const events = await body();
-  const used = process.cpuUsage(cpu);
-  const [ms, eldP99, eldMax] = [monoMs() - startedAt, eld.percentile(99) / 1e6, eld.max / 1e6];
-  return { events, startedAt, ms, eldP99, eldMax, rss: process.memoryUsage().rss, heldBytes: await broadcaster.heldBytes(), cpuMs: (used.user + used.system) / 1000 };
+  const { result: events, startedAt, ms, eldP99, eldMax, cpuMs } = await timed(body);
+  return { events, startedAt, ms, eldP99, eldMax, cpuMs, rss: process.memoryUsage().rss, heldBytes: await broadcaster.heldBytes() };
+}
+
+/** Events at `rate` for `seconds`: every 10 ms, as many as are due, in one append. */
+async function paced(rate: number, seconds: number, ph: number): Promise<number> {
+  const t0 = monoMs();
+  let sent = 0;
+  for (let elapsed = 0; elapsed < seconds * 1000; elapsed = monoMs() - t0) {
+    const due = Math.min(Math.floor((rate * elapsed) / 1000) + 1, rate * seconds) - sent;
+    if (due > 0) await append(due, ph, Math.floor(elapsed / 1000));
+    sent += Math.max(0, due);
+    await sleep(10);
+  }
+  return sent;
+}
+
+/** `total` events `batch` at a time, as fast as the variant takes them (yielding to I/O between appends); for B, until its loop has sent them all (30 s at most). */
+async function burst(total: number, batch: number, ph: number): Promise<number> {
+  for (let sent = 0; sent < total; sent += batch) {
+    await append(Math.min(batch, total - sent), ph, 0);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const deadline = monoMs() + 30_000;
+  while ((broadcaster.backlog ?? 0) > 0 && monoMs() < deadline) await sleep(10);
+  return total;
 }
 
 serve(
   {
     rss: () => process.memoryUsage().rss,
-    /** Events at a fixed rate: every 10 ms, as many as are due, in one append. */
-    run: ({ rate, seconds, ph }) =>
-      measured(async () => {
-        const [r, s, t0] = [Number(rate), Number(seconds), monoMs()];
-        let sent = 0;
-        for (let elapsed = 0; elapsed < s * 1000; elapsed = monoMs() - t0) {
-          const due = Math.min(Math.floor((r * elapsed) / 1000) + 1, r * s) - sent;
-          if (due > 0) await append(due, Number(ph), Math.floor(elapsed / 1000));
-          sent += Math.max(0, due);
-          await sleep(10);
-        }
-        return sent;
-      }),
-    /** As fast as the variant takes them, yielding to I/O between appends; for B, until its loop has sent them all (at most 30 s). */
-    burst: ({ total, batch, ph }) =>
-      measured(async () => {
-        for (let sent = 0; sent < Number(total); sent += Number(batch)) {
-          await append(Math.min(Number(batch), Number(total) - sent), Number(ph), 0);
-          await new Promise((resolve) => setImmediate(resolve));
-        }
-        const deadline = monoMs() + 30_000;
-        while (broadcaster.backlog > 0 && monoMs() < deadline) await sleep(10);
-        return Number(total);
-      }),
-    closes: () => [...closes],
+    run: ({ rate, seconds, ph }) => measured(() => paced(Number(rate), Number(seconds), Number(ph))),
+    burst: ({ total, batch, ph }) => measured(() => burst(Number(total), Number(batch), Number(ph))),
+    closedAt: () => [...closedAt],
     lastSeq: () => n,
-    evictions: () => broadcaster.closes(),
+    closesByReason: () => broadcaster.closes?.() ?? {},
     stop: async () => {
       await broadcaster.close();
       server.close();
       await engine.stop();
       await store.close();
-      rmSync(dir, { recursive: true, force: true });
-      setImmediate(() => process.exit(0));
+      removeDir(dir);
     },
   },
   { port: (server.address() as { port: number }).port, topic: TOPIC },
