@@ -449,7 +449,7 @@ let chainStarted = performance.now();
 let turnStarted = chainStarted;
 /** Whether a chain resumed on this turn has set `turnStarted`; cleared at the next turn. */
 let turnMarked = false;
-/** A chain's item work before it gives the turn up, and the most a turn runs before every chain resumed in it gives up after one item. */
+/** A chain's item work before it gives the turn up; past the cap, every chain resumed in the turn gives up after one item. */
 const CHAIN_BUDGET_MS = 1;
 const TURN_CAP_MS = 32;
 
@@ -459,10 +459,11 @@ const TURN_CAP_MS = 32;
  * the whole stage is done. So an item starts on a fresh turn of the event loop once its chain
  * has run a millisecond without one. Each chain of items resumed on a turn gets its own
  * millisecond, so a turn runs about 1 ms per chain in flight (16 ms for a run at concurrency
- * 16), up to 32 ms: past that, each chain resumed runs one item and gives up, so a turn of 100
- * runs at concurrency 4 lasts ~50 ms by this rule, not ~400. Tighter budgets were measured and not kept:
- * each made every item cost more (docs/architecture.md, "Turns of the event loop"). Journal
- * batches do not depend on turns: each stays open for its window (journal.ts).
+ * 16), up to 32 ms: past that, each chain resumed runs one item and gives up, so a turn of
+ * 100 runs at concurrency 4 lasts ~50 ms by this rule, not ~400. Tighter budgets were
+ * measured and not kept: each made every item cost more (docs/architecture.md, "Turns of the
+ * event loop"). Journal batches do not depend on turns: each stays open for its window
+ * (journal.ts).
  *
  * Returns nothing when the item may start now, so that it costs no promise.
  */
