@@ -195,11 +195,7 @@ export class RunHost {
     const item = (this.#deps.items.get(this.runId, job.stage) ?? (await this.#itemsOf(job.stage, signal)))[job.index];
     if (!item) throw new Error(`stage ${job.stage} has no item at position ${job.index}`);
     const ctx: ItemContext<unknown> = {
-      runId: this.runId,
-      stage: job.stage,
-      options: this.options,
-      signal,
-      log: this.#logOf(job.stage),
+      ...this.#loadContext(job.stage, signal),
       idempotencyKey: `${this.runId}:${job.stage}:${item.id}`,
       attempt: job.attempt,
     };
@@ -276,12 +272,13 @@ export class RunHost {
   }
 
   #loadContext(stage: number, signal: AbortSignal): LoadContext<unknown> {
-    return { runId: this.runId, stage, options: this.options, signal, log: this.#logOf(stage) };
-  }
-
-  /** `ctx.log` of a stage's work: an `activity_log` event. */
-  #logOf(stage: number): (message: string) => void {
-    return (message: string) => this.append(events.activityLog({ stage, message: String(message) }, this.#at()));
+    return {
+      runId: this.runId,
+      stage,
+      options: this.options,
+      signal,
+      log: (message: string) => this.append(events.activityLog({ stage, message: String(message) }, this.#at())),
+    };
   }
 
   #stageSettings() {
